@@ -1,0 +1,53 @@
+// Builds the npm package into dist/: bundles (esbuild, ESM, code-split between the page entry,
+// the picker and the worker), the wasm module next to them, picker.css, and the .d.ts (tsc).
+// Needs www/pkg/ from `wasm-bindgen --target web` (see scripts/test-browser.sh).
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+const pkg = join(root, 'pkg');
+for (const f of ['shelfwise_wasm.js', 'shelfwise_wasm_bg.wasm']) {
+  if (!existsSync(join(pkg, f))) {
+    console.error(`missing www/pkg/${f}: build the wasm first (www/scripts/build-wasm.sh)`);
+    process.exit(1);
+  }
+}
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+
+await build({
+  entryPoints: ['index', 'worker', 'picker'].map((n) => join(root, 'src', `${n}.ts`)),
+  outdir: dist,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  target: 'es2022',
+  platform: 'browser',
+  minify: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+copyFileSync(join(pkg, 'shelfwise_wasm_bg.wasm'), join(dist, 'shelfwise_wasm_bg.wasm'));
+copyFileSync(join(root, 'src', 'picker.css'), join(dist, 'picker.css'));
+
+// Declarations of the public modules only (the engine's refer to the generated wasm glue).
+execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
+for (const f of ['engine', 'host', 'worker', 'protocol']) rmSync(join(dist, `${f}.d.ts`), { force: true });
+
+// The file list, for the demo's service worker (chunk names are hashed).
+const files = [];
+const walk = (d) => {
+  for (const n of readdirSync(d)) {
+    const p = join(d, n);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (!p.endsWith('.d.ts')) files.push(relative(dist, p));
+  }
+};
+walk(dist);
+writeFileSync(join(dist, 'files.json'), JSON.stringify(files.sort(), null, 1));
+console.log(`built ${files.length} files into www/dist`);

@@ -1,0 +1,112 @@
+// Tiny static server for the demo, on 127.0.0.1 only:
+//   /            -> www/demo/        (page, styles, service worker)
+//   /dist/       -> www/dist/        (the built package: JS, worker, wasm)
+//   /model/model.shelfwise -> the model file (--model, $SHELFWISE_MODEL, or the shipped one)
+// Every response carries a strict CSP (no 'unsafe-eval', no inline script or style).
+// Usage: node scripts/serve.mjs [--port 8080] [--model path/to/model.shelfwise]
+import { createServer } from 'node:http';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const www = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const arg = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const port = Number(arg('--port', process.env.PORT ?? 8080));
+const modelPath = resolve(arg('--model', process.env.SHELFWISE_MODEL ?? join(www, '..', 'models', 'flipkart-minilm', 'model.shelfwise')));
+
+export const CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "worker-src 'self'",
+  "connect-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.webmanifest': 'application/manifest+json',
+  '.shelfwise': 'application/octet-stream',
+};
+
+function resolveFile(pathname) {
+  if (pathname === '/model/model.shelfwise') return modelPath;
+  let base = join(www, 'demo');
+  let rel = pathname;
+  if (pathname.startsWith('/dist/')) {
+    base = join(www, 'dist');
+    rel = pathname.slice('/dist'.length);
+  }
+  if (rel.endsWith('/')) rel += 'index.html';
+  const file = normalize(join(base, rel));
+  return file.startsWith(base + sep) ? file : null;
+}
+
+const server = createServer((req, res) => {
+  const headers = {
+    'content-security-policy': CSP,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-resource-policy': 'same-origin',
+    'permissions-policy': 'camera=(), microphone=(), geolocation=()',
+    'cache-control': 'no-cache',
+  };
+  let pathname;
+  try {
+    pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  } catch {
+    res.writeHead(400, headers).end('bad request');
+    return;
+  }
+  const file = resolveFile(pathname);
+  let st;
+  try {
+    st = file && existsSync(file) ? statSync(file) : null;
+  } catch {
+    st = null;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, headers).end();
+    return;
+  }
+  if (!st || !st.isFile()) {
+    res.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('not found');
+    return;
+  }
+  const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+  headers['etag'] = etag;
+  headers['last-modified'] = st.mtime.toUTCString();
+  if (req.headers['if-none-match'] === etag) {
+    res.writeHead(304, headers).end();
+    return;
+  }
+  headers['content-type'] = TYPES[extname(file)] ?? 'application/octet-stream';
+  headers['content-length'] = String(st.size);
+  res.writeHead(200, headers);
+  if (req.method === 'HEAD') res.end();
+  else createReadStream(file).pipe(res);
+});
+
+server.listen(port, '127.0.0.1', () => {
+  const { port: p } = server.address();
+  if (!existsSync(modelPath)) console.error(`warning: model file ${modelPath} is missing (run scripts/setup.sh)`);
+  console.log(`shelfwise demo: http://127.0.0.1:${p}/`);
+});

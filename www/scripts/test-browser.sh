@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds the wasm and the npm package, then runs the browser tests (node --test, playwright-core,
+# Debian chromium). Needs www/scripts/setup-browser.sh once, and the model (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build-wasm.sh
+npm run --silent build
+npx --no-install tsc -p tsconfig.json --noEmit
+node --test --test-concurrency=1 --test-reporter=spec test/

@@ -1,0 +1,211 @@
+// Runs where the model runs (the worker, or the page with `worker: false`): loads the wasm module,
+// fetches the model (Cache Storage first, revalidated against the server when online), verifies
+// it by loading it, caches it keyed by its sha256, and answers suggest calls.
+import init, { Classifier as WasmClassifier, version as wasmVersion } from '../pkg/shelfwise_wasm.js';
+import { ShelfwiseError, aborted } from './errors.js';
+import type { BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
+
+const H_URL = 'x-shelfwise-model-url';
+const H_SHA = 'x-shelfwise-sha256';
+const H_ETAG = 'x-shelfwise-etag';
+const H_LM = 'x-shelfwise-last-modified';
+
+export interface EngineOptions {
+  modelUrl: string;
+  wasmUrl: string;
+  cache: string | false;
+  backend: BackendRequest;
+}
+
+type Progress = (e: ProgressEvent) => void;
+
+let wasmReady: Promise<unknown> | null = null;
+
+function initWasm(wasmUrl: string): Promise<unknown> {
+  wasmReady ??= init({ module_or_path: wasmUrl }).catch((e: unknown) => {
+    wasmReady = null;
+    throw new ShelfwiseError('WASM_LOAD', `cannot load the wasm module from ${wasmUrl}: ${String(e)}`, { cause: e });
+  });
+  return wasmReady;
+}
+
+function hex(buf: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  if (globalThis.crypto?.subtle) return hex(await crypto.subtle.digest('SHA-256', bytes));
+  // Not a secure context: fall back to the file's own trailing checksum (verified by the loader).
+  return 'tail:' + hex(bytes.slice(bytes.length - 32).buffer);
+}
+
+async function openCache(name: string | false): Promise<Cache | null> {
+  if (!name || typeof caches === 'undefined') return null;
+  try {
+    return await caches.open(name);
+  } catch {
+    return null; // opaque origins, private modes: run without a persistent cache
+  }
+}
+
+async function cachedEntries(cache: Cache, modelUrl: string): Promise<Array<{ req: Request; res: Response }>> {
+  const out: Array<{ req: Request; res: Response }> = [];
+  for (const req of await cache.keys()) {
+    const res = await cache.match(req);
+    if (res && res.headers.get(H_URL) === modelUrl) out.push({ req, res });
+  }
+  return out;
+}
+
+async function readBody(res: Response, fromCache: boolean, onProgress: Progress, signal?: AbortSignal): Promise<Uint8Array<ArrayBuffer>> {
+  const len = Number(res.headers.get('content-length'));
+  // content-length is the encoded size when the server compresses: only trust it for identity.
+  const total = len > 0 && !res.headers.get('content-encoding') ? len : null;
+  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  let buf = new Uint8Array(total ?? 1 << 20);
+  let loaded = 0;
+  let last = 0;
+  for (;;) {
+    if (signal?.aborted) {
+      await reader.cancel().catch(() => {});
+      throw aborted('model download');
+    }
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (loaded + value.length > buf.length) {
+      const bigger = new Uint8Array(Math.max(buf.length * 2, loaded + value.length));
+      bigger.set(buf.subarray(0, loaded));
+      buf = bigger;
+    }
+    buf.set(value, loaded);
+    loaded += value.length;
+    const now = Date.now();
+    if (now - last > 50) {
+      last = now;
+      onProgress({ phase: 'download', loaded, total, fromCache });
+    }
+  }
+  onProgress({ phase: 'download', loaded, total: total ?? loaded, fromCache });
+  return loaded === buf.length ? buf : buf.slice(0, loaded);
+}
+
+interface Loaded {
+  clf: WasmClassifier;
+  bytes: number;
+  sha256: string;
+  fromCache: boolean;
+}
+
+async function loadFromCache(cache: Cache, entry: { req: Request; res: Response }, onProgress: Progress, signal?: AbortSignal): Promise<Loaded | null> {
+  onProgress({ phase: 'cache', loaded: 0, total: null, fromCache: true });
+  try {
+    const bytes = await readBody(entry.res, true, onProgress, signal);
+    onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: true });
+    const clf = WasmClassifier.load(bytes);
+    return { clf, bytes: bytes.length, sha256: entry.res.headers.get(H_SHA) ?? '', fromCache: true };
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ABORTED') throw e;
+    await cache.delete(entry.req).catch(() => {}); // a damaged cache entry: drop it, use the network
+    return null;
+  }
+}
+
+async function loadModel(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Loaded> {
+  const cache = await openCache(opts.cache);
+  const entries = cache ? await cachedEntries(cache, opts.modelUrl) : [];
+  const entry = entries[0];
+  const etag = entry?.res.headers.get(H_ETAG) || '';
+  const lastModified = entry?.res.headers.get(H_LM) || '';
+
+  // With a cached copy and no validator to revalidate it with, never re-download.
+  let res: Response | null = null;
+  if (!entry || etag || lastModified) {
+    const headers: Record<string, string> = {};
+    if (etag) headers['if-none-match'] = etag;
+    else if (lastModified) headers['if-modified-since'] = lastModified;
+    try {
+      res = await fetch(opts.modelUrl, { headers, cache: 'no-store', signal: signal ?? null });
+    } catch (e) {
+      if (signal?.aborted) throw aborted('model download');
+      if (!entry) throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${opts.modelUrl}: ${String(e)}`, { cause: e });
+      res = null; // offline: use the cached copy
+    }
+  }
+  if (entry && cache && (!res || res.status === 304 || !res.ok)) {
+    const loaded = await loadFromCache(cache, entry, onProgress, signal);
+    if (loaded) return loaded;
+    if (!res || !res.ok) {
+      // The cached copy is damaged and the 304 told us nothing: fetch it whole.
+      res = await fetch(opts.modelUrl, { cache: 'no-store', signal: signal ?? null }).catch((e: unknown) => {
+        throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${opts.modelUrl}: ${String(e)}`);
+      });
+    }
+  }
+  if (!res || !res.ok) {
+    throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${opts.modelUrl}: HTTP ${res?.status ?? 'error'}`);
+  }
+  onProgress({ phase: 'download', loaded: 0, total: null, fromCache: false });
+  const bytes = await readBody(res, false, onProgress, signal);
+  onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: false });
+  const clf = WasmClassifier.load(bytes); // throws MODEL_CORRUPT etc.: nothing bad gets cached
+  const sha = await sha256(bytes);
+  if (cache) {
+    onProgress({ phase: 'store', loaded: bytes.length, total: bytes.length, fromCache: false });
+    const key = new URL(opts.modelUrl);
+    key.searchParams.set('shelfwise-sha256', sha);
+    const headers: Record<string, string> = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(bytes.length),
+      [H_URL]: opts.modelUrl,
+      [H_SHA]: sha,
+    };
+    const newEtag = res.headers.get('etag');
+    const newLm = res.headers.get('last-modified');
+    if (newEtag) headers[H_ETAG] = newEtag;
+    if (newLm) headers[H_LM] = newLm;
+    try {
+      await cache.put(key.href, new Response(bytes, { headers }));
+      // A new model version replaces the old entry.
+      for (const old of entries) if (old.req.url !== key.href) await cache.delete(old.req);
+    } catch (e) {
+      console.warn('shelfwise: cannot cache the model (quota?); it will be downloaded again next time', e);
+    }
+  }
+  return { clf, bytes: bytes.length, sha256: sha, fromCache: false };
+}
+
+export class Engine {
+  private constructor(
+    private readonly clf: WasmClassifier,
+    readonly info: ModelInfo,
+  ) {}
+
+  static async create(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Engine> {
+    await initWasm(opts.wasmUrl);
+    const loaded = await loadModel(opts, onProgress, signal);
+    const manifest = loaded.clf.manifest() as Record<string, unknown> & { name: string; labels: string[]; payload_sha256: string };
+    const info: ModelInfo = {
+      name: manifest.name,
+      sha256: loaded.sha256,
+      payloadSha256: manifest.payload_sha256,
+      labelCount: loaded.clf.labelCount,
+      labels: manifest.labels,
+      bytes: loaded.bytes,
+      fromCache: loaded.fromCache,
+      backend: 'wasm', // 'webgpu' is not implemented yet: every request runs on wasm
+      requestedBackend: opts.backend,
+      wasmVersion: wasmVersion(),
+      maxTitleBytes: loaded.clf.maxTitleBytes,
+      manifest,
+    };
+    onProgress({ phase: 'ready', loaded: loaded.bytes, total: loaded.bytes, fromCache: loaded.fromCache });
+    return new Engine(loaded.clf, info);
+  }
+
+  suggest(title: string, k: number, threshold: number): { decision: Decision; elapsedMs: number } {
+    const t0 = performance.now();
+    const decision = this.clf.suggest(title, k, threshold) as Decision;
+    return { decision, elapsedMs: performance.now() - t0 };
+  }
+}

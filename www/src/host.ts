@@ -1,0 +1,59 @@
+// The message handler behind the worker (and behind `worker: false`, on the calling thread).
+// Requests run one at a time; cancelled ones (superseded while queued) are skipped.
+import { Engine } from './engine.js';
+import { toWire } from './errors.js';
+import type { Request, Response } from './protocol.js';
+
+export function createHost(post: (msg: Response) => void): (msg: Request) => void {
+  let engine: Engine | null = null;
+  const queue: Array<Extract<Request, { type: 'suggest' }>> = [];
+  const cancelled = new Set<number>();
+  let scheduled = false;
+
+  const drain = () => {
+    scheduled = false;
+    let req = queue.shift();
+    while (req && cancelled.delete(req.id)) req = queue.shift();
+    if (req) {
+      if (!engine) {
+        post({ type: 'error', id: req.id, error: { code: 'INTERNAL', message: 'model not loaded' }, fatal: false });
+      } else {
+        try {
+          const { decision, elapsedMs } = engine.suggest(req.title, req.k, req.threshold);
+          post({ type: 'result', id: req.id, decision, elapsedMs });
+        } catch (e) {
+          // A wasm trap (a bug, never expected) leaves the instance unusable: the client restarts it.
+          post({ type: 'error', id: req.id, error: toWire(e), fatal: e instanceof WebAssembly.RuntimeError });
+        }
+      }
+    }
+    if (queue.length && !scheduled) {
+      scheduled = true;
+      setTimeout(drain, 0); // let queued cancel messages arrive before the next request runs
+    }
+  };
+
+  return (msg: Request) => {
+    switch (msg.type) {
+      case 'init':
+        Engine.create(msg, (event) => post({ type: 'progress', event })).then(
+          (e) => {
+            engine = e;
+            post({ type: 'ready', info: e.info });
+          },
+          (e: unknown) => post({ type: 'init-error', error: toWire(e) }),
+        );
+        break;
+      case 'suggest':
+        queue.push(msg);
+        if (!scheduled) {
+          scheduled = true;
+          setTimeout(drain, 0);
+        }
+        break;
+      case 'cancel':
+        if (queue.some((r) => r.id === msg.id)) cancelled.add(msg.id);
+        break;
+    }
+  };
+}

@@ -1,0 +1,210 @@
+// shelfwise: product-category suggestions computed in the seller's browser.
+//
+//   const c = await createClassifier({ modelUrl: '/models/model.shelfwise' });
+//   const s = await c.suggest('Nike running shoe', { k: 5 });
+import { ShelfwiseError, aborted, fromWire } from './errors.js';
+import type { Request, Response } from './protocol.js';
+import type { Classifier, CreateClassifierOptions, ModelInfo, SuggestOptions, SuggestResult } from './types.js';
+
+export { ShelfwiseError } from './errors.js';
+export type * from './types.js';
+
+/** Version of this package. */
+export const VERSION = '0.1.0';
+
+interface Port {
+  post(msg: Request): void;
+  terminate(): void;
+}
+
+interface Pending {
+  resolve: (r: SuggestResult) => void;
+  reject: (e: ShelfwiseError) => void;
+  group: string | null;
+  cleanup: () => void;
+}
+
+function abs(url: string | URL): string {
+  const base = typeof location !== 'undefined' ? location.href : import.meta.url;
+  return new URL(String(url), base).href;
+}
+
+async function openPort(workerMode: boolean, workerUrl: string, onMessage: (m: Response) => void, onFatal: (e: ShelfwiseError) => void): Promise<Port> {
+  if (workerMode && typeof Worker !== 'undefined') {
+    let w: Worker;
+    try {
+      w = new Worker(workerUrl, { type: 'module', name: 'shelfwise' });
+    } catch (e) {
+      throw new ShelfwiseError('WORKER', `cannot start the worker ${workerUrl}: ${String(e)}`, { cause: e });
+    }
+    w.addEventListener('message', (e: MessageEvent<Response>) => onMessage(e.data));
+    w.addEventListener('error', (e: ErrorEvent) => {
+      e.preventDefault();
+      onFatal(new ShelfwiseError('WORKER', `worker failed: ${e.message || 'could not load ' + workerUrl}`));
+    });
+    w.addEventListener('messageerror', () => onFatal(new ShelfwiseError('WORKER', 'worker message could not be decoded')));
+    return { post: (m) => w.postMessage(m), terminate: () => w.terminate() };
+  }
+  // Same protocol on this thread (no worker): messages are delivered asynchronously.
+  const { createHost } = await import('./host.js');
+  let alive = true;
+  const handle = createHost((m) => queueMicrotask(() => alive && onMessage(m)));
+  return { post: (m) => setTimeout(() => alive && handle(m), 0), terminate: () => (alive = false) };
+}
+
+/** Loads the model (from the persistent cache when it is there) and starts the classifier. */
+export async function createClassifier(options: CreateClassifierOptions): Promise<Classifier> {
+  if (!options || options.modelUrl == null) throw new ShelfwiseError('INVALID_ARGUMENT', 'createClassifier: modelUrl is required');
+  const backend = options.backend ?? 'auto';
+  if (!['auto', 'wasm', 'webgpu'].includes(backend)) {
+    throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: unknown backend ${JSON.stringify(backend)}`);
+  }
+  const init: Extract<Request, { type: 'init' }> = {
+    type: 'init',
+    modelUrl: abs(options.modelUrl),
+    wasmUrl: abs(options.wasmUrl ?? new URL('./shelfwise_wasm_bg.wasm', import.meta.url)),
+    cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
+    backend,
+  };
+  const workerUrl = abs(options.workerUrl ?? new URL('./worker.js', import.meta.url));
+  const workerMode = options.worker !== false;
+
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  let port: Port | null = null;
+  let starting: Promise<ModelInfo> | null = null;
+  let info: ModelInfo | null = null;
+  let disposed = false;
+  let onReady: ((i: ModelInfo) => void) | null = null;
+  let onInitError: ((e: ShelfwiseError) => void) | null = null;
+
+  const failAll = (e: ShelfwiseError) => {
+    for (const [id, p] of pending) {
+      pending.delete(id);
+      p.cleanup();
+      p.reject(e);
+    }
+  };
+  const crash = (e: ShelfwiseError) => {
+    // The worker is gone or unusable: drop it; the next call starts a fresh one (model from cache).
+    port?.terminate();
+    port = null;
+    starting = null;
+    onInitError?.(e);
+    failAll(e);
+  };
+  const onMessage = (m: Response) => {
+    switch (m.type) {
+      case 'progress':
+        try {
+          options.onProgress?.(m.event);
+        } catch (e) {
+          console.error('shelfwise: onProgress threw', e);
+        }
+        break;
+      case 'ready':
+        onReady?.(m.info);
+        break;
+      case 'init-error':
+        crash(fromWire(m.error));
+        break;
+      case 'result':
+      case 'error': {
+        const p = pending.get(m.id);
+        if (m.type === 'error' && m.fatal) crash(fromWire(m.error));
+        if (!p) return; // superseded or aborted meanwhile
+        pending.delete(m.id);
+        p.cleanup();
+        if (m.type === 'result') {
+          p.resolve({ ...m.decision, meta: { backend: 'wasm', elapsedMs: m.elapsedMs, modelSha256: info?.sha256 ?? '' } });
+        } else {
+          p.reject(fromWire(m.error));
+        }
+        break;
+      }
+    }
+  };
+
+  const start = (): Promise<ModelInfo> => {
+    starting ??= new Promise<ModelInfo>((resolve, reject) => {
+      onReady = (i) => {
+        info = i;
+        onReady = onInitError = null;
+        resolve(i);
+      };
+      onInitError = (e) => {
+        onReady = onInitError = null;
+        reject(e);
+      };
+      openPort(workerMode, workerUrl, onMessage, crash).then((p) => {
+        port = p;
+        p.post(init);
+      }, crash);
+    });
+    return starting;
+  };
+
+  const signal = options.signal;
+  const first = start();
+  const abortLoad = () => crash(aborted('model loading'));
+  signal?.addEventListener('abort', abortLoad, { once: true });
+  try {
+    if (signal?.aborted) abortLoad();
+    info = await first;
+  } finally {
+    signal?.removeEventListener('abort', abortLoad);
+  }
+
+  const classifier: Classifier = {
+    get info() {
+      return info as ModelInfo;
+    },
+    async suggest(title: string, opts: SuggestOptions = {}): Promise<SuggestResult> {
+      if (disposed) throw new ShelfwiseError('DISPOSED', 'this classifier was disposed');
+      if (typeof title !== 'string') throw new ShelfwiseError('INVALID_ARGUMENT', 'suggest: title must be a string');
+      const k = opts.k ?? 5;
+      const threshold = opts.threshold ?? 0.5;
+      if (!Number.isInteger(k) || k < 0 || k > 1000) throw new ShelfwiseError('INVALID_ARGUMENT', 'suggest: k must be an integer in [0, 1000]');
+      if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) {
+        throw new ShelfwiseError('INVALID_ARGUMENT', 'suggest: threshold must be a number in [0, 1]');
+      }
+      const group = opts.group === undefined ? 'default' : opts.group;
+      const signal = opts.signal;
+      if (signal?.aborted) throw aborted();
+      const id = nextId++;
+      // A newer request supersedes older pending ones of its group: they reject with ABORTED.
+      if (group !== null) {
+        for (const [oid, p] of pending) {
+          if (p.group !== group) continue;
+          pending.delete(oid);
+          p.cleanup();
+          port?.post({ type: 'cancel', id: oid });
+          p.reject(aborted());
+        }
+      }
+      return new Promise<SuggestResult>((resolve, reject) => {
+        const onAbort = () => {
+          if (!pending.delete(id)) return;
+          port?.post({ type: 'cancel', id });
+          reject(aborted());
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        pending.set(id, { resolve, reject, group, cleanup: () => signal?.removeEventListener('abort', onAbort) });
+        const send = () => {
+          if (pending.has(id)) port?.post({ type: 'suggest', id, title, k, threshold });
+        };
+        // After a crash the worker restarts (model from the cache) before the request is sent.
+        start().then(send, (e: ShelfwiseError) => {
+          if (pending.delete(id)) reject(e);
+        });
+      });
+    },
+    dispose() {
+      disposed = true;
+      failAll(new ShelfwiseError('DISPOSED', 'this classifier was disposed'));
+      port?.terminate();
+      port = null;
+    },
+  };
+  return classifier;
+}

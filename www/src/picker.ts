@@ -1,0 +1,315 @@
+// <shelfwise-category-picker>: turns the text input inside it into a category picker.
+//
+//   <shelfwise-category-picker model-url="/model/model.shelfwise" name="category">
+//     <label for="title">Title</label> <input id="title" name="title">
+//   </shelfwise-category-picker>
+//
+// As the seller types, a listbox shows the suggested categories (full path and score). ArrowUp/
+// ArrowDown move, Enter picks, Escape closes. The pick goes into a hidden input named after the
+// `name` attribute and fires `shelfwise-select` ({ id, path, label, score }). Text is rendered with
+// textContent only. Styles: `shelfwise/picker.css`.
+import { createClassifier, ShelfwiseError } from './index.js';
+import type { Classifier, PathSegment, ProgressEvent, Suggestion, SuggestResult } from './types.js';
+
+export interface SelectDetail {
+  id: number;
+  path: PathSegment[];
+  /** "Top > Middle > Leaf" */
+  label: string;
+  score: number;
+}
+
+let counter = 0;
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function pathNode(path: PathSegment[]): HTMLElement {
+  const span = el('span', 'sw-path');
+  path.forEach((seg, i) => {
+    if (i > 0) span.append(el('span', 'sw-sep', ' › '));
+    span.append(el('span', i === path.length - 1 ? 'sw-leaf' : 'sw-anc', seg.name));
+  });
+  return span;
+}
+
+const pct = (x: number) => `${Math.round(x * 100)}%`;
+const labelOf = (path: PathSegment[]) => path.map((s) => s.name).join(' > ');
+
+export class CategoryPicker extends HTMLElement {
+  static observedAttributes = ['model-url'];
+
+  private input: HTMLInputElement | null = null;
+  private field = el('input');
+  private popup = el('div', 'sw-popup');
+  private listbox = el('ul', 'sw-listbox');
+  private note = el('div', 'sw-note');
+  private status = el('div', 'sw-status');
+  private chosen = el('div', 'sw-chosen');
+  private items: Suggestion[] = [];
+  private active = -1;
+  private open = false;
+  private group = `picker-${++counter}`;
+  private clf: Classifier | null = null;
+  private loading: Promise<Classifier> | null = null;
+  private selection: SelectDetail | null = null;
+  private seq = 0;
+
+  /** Share a classifier between pickers (or create it yourself); otherwise `model-url` is used. */
+  get classifier(): Classifier | null {
+    return this.clf;
+  }
+  set classifier(c: Classifier | null) {
+    this.clf = c;
+    this.loading = c ? Promise.resolve(c) : null;
+  }
+
+  /** The picked category, or null. */
+  get value(): SelectDetail | null {
+    return this.selection;
+  }
+
+  connectedCallback() {
+    if (this.input) return;
+    const input = this.querySelector<HTMLInputElement>('input:not([type=hidden])');
+    if (!input) {
+      console.error('shelfwise-category-picker: put a text <input> inside the element');
+      return;
+    }
+    this.input = input;
+    const id = this.group;
+    this.listbox.id = `${id}-listbox`;
+    this.listbox.setAttribute('role', 'listbox');
+    this.listbox.setAttribute('aria-label', this.getAttribute('list-label') ?? 'Suggested categories');
+    this.popup.hidden = true;
+    this.popup.append(this.listbox, this.note);
+    this.status.setAttribute('role', 'status');
+    this.status.setAttribute('aria-live', 'polite');
+    this.chosen.hidden = true;
+    this.chosen.setAttribute('aria-live', 'polite');
+    this.field.type = 'hidden';
+    this.field.name = this.getAttribute('name') ?? 'category';
+    input.setAttribute('role', 'combobox');
+    input.setAttribute('aria-autocomplete', 'list');
+    input.setAttribute('aria-expanded', 'false');
+    input.setAttribute('aria-controls', this.listbox.id);
+    input.setAttribute('autocomplete', 'off');
+    input.insertAdjacentElement('afterend', this.popup);
+    this.append(this.chosen, this.status, this.field);
+
+    input.addEventListener('input', () => void this.update());
+    input.addEventListener('keydown', (e) => this.onKey(e));
+    input.addEventListener('blur', () => setTimeout(() => this.close(), 120));
+    input.addEventListener('focus', () => this.items.length && this.show());
+    // pointerdown keeps the focus in the input; the click picks.
+    this.listbox.addEventListener('pointerdown', (e) => e.preventDefault());
+    this.listbox.addEventListener('click', (e) => {
+      const li = (e.target as Element).closest<HTMLElement>('[role=option]');
+      if (li) this.pick(Number(li.dataset.index));
+    });
+    void this.ensureClassifier().then(
+      () => {
+        if (this.input?.value.trim()) void this.update();
+      },
+      () => {},
+    );
+  }
+
+  attributeChangedCallback() {
+    if (this.input && !this.clf) void this.ensureClassifier().catch(() => {});
+  }
+
+  disconnectedCallback() {
+    this.close();
+  }
+
+  private ensureClassifier(): Promise<Classifier> {
+    if (this.loading) return this.loading;
+    const modelUrl = this.getAttribute('model-url');
+    if (!modelUrl) return Promise.reject(new ShelfwiseError('INVALID_ARGUMENT', 'no model-url'));
+    this.setStatus('Loading category suggestions…');
+    this.loading = createClassifier({
+      modelUrl,
+      wasmUrl: this.getAttribute('wasm-url') ?? undefined,
+      onProgress: (p: ProgressEvent) => {
+        if (p.phase === 'download' && p.total) this.setStatus(`Loading category suggestions… ${pct(p.loaded / p.total)}`);
+        this.dispatchEvent(new CustomEvent('shelfwise-progress', { detail: p, bubbles: true }));
+      },
+    }).then(
+      (c) => {
+        this.clf = c;
+        this.setStatus('');
+        this.dispatchEvent(new CustomEvent('shelfwise-ready', { detail: c.info, bubbles: true }));
+        return c;
+      },
+      (e: ShelfwiseError) => {
+        this.loading = null;
+        this.setStatus('Category suggestions are unavailable; choose a category yourself.');
+        this.dispatchEvent(new CustomEvent('shelfwise-error', { detail: e, bubbles: true }));
+        throw e;
+      },
+    );
+    return this.loading;
+  }
+
+  private setStatus(text: string) {
+    this.status.textContent = text;
+    this.status.classList.toggle('sw-visible', text !== '');
+  }
+
+  private async update() {
+    const input = this.input;
+    if (!input) return;
+    const seq = ++this.seq;
+    const title = input.value;
+    if (!title.trim()) {
+      this.render(null, title);
+      return;
+    }
+    let result: SuggestResult;
+    try {
+      const clf = await this.ensureClassifier();
+      result = await clf.suggest(title, {
+        k: Number(this.getAttribute('k') ?? 5),
+        threshold: Number(this.getAttribute('threshold') ?? 0.5),
+        group: this.group,
+      });
+    } catch (e) {
+      const code = (e as ShelfwiseError).code;
+      if (code === 'ABORTED' || seq !== this.seq) return;
+      this.render(null, title);
+      this.setStatus(
+        code === 'INPUT_TOO_LONG' ? 'This title is too long for category suggestions.' : 'Category suggestions are unavailable right now.',
+      );
+      this.dispatchEvent(new CustomEvent('shelfwise-error', { detail: e, bubbles: true }));
+      return;
+    }
+    if (seq !== this.seq) return;
+    this.setStatus('');
+    this.render(result, title);
+  }
+
+  private render(result: SuggestResult | null, title: string) {
+    this.items = result?.suggestions ?? [];
+    this.active = -1;
+    this.input?.removeAttribute('aria-activedescendant');
+    const lis = this.items.map((s, i) => {
+      const li = el('li', 'sw-option');
+      li.id = `${this.group}-opt-${i}`;
+      li.dataset.index = String(i);
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', 'false');
+      const bar = el('span', 'sw-bar');
+      const fill = el('span', 'sw-fill');
+      fill.style.width = pct(s.score);
+      bar.append(fill);
+      const score = el('span', 'sw-score', pct(s.score));
+      score.setAttribute('aria-label', `${pct(s.score)} confidence`);
+      li.append(pathNode(s.path), el('span', 'sw-meta'));
+      li.lastElementChild!.append(bar, score);
+      return li;
+    });
+    this.listbox.replaceChildren(...lis);
+    this.note.replaceChildren();
+    if (result && result.abstained && this.items.length) {
+      this.note.append(el('span', '', 'Not sure yet: check the category. '));
+      if (result.backOff) {
+        this.note.append(el('span', '', 'Likely under '), pathNode(result.backOff.path), el('span', '', '.'));
+      }
+    }
+    this.note.hidden = this.note.childNodes.length === 0;
+    // What the list shows, for styling and tests: its title and number of options.
+    this.dataset.count = String(this.items.length);
+    this.dataset.query = title;
+    if (this.items.length && this.input === document.activeElement) this.show();
+    else if (!this.items.length) this.close();
+  }
+
+  private show() {
+    if (!this.input || !this.items.length) return;
+    this.open = true;
+    this.popup.hidden = false;
+    this.input.setAttribute('aria-expanded', 'true');
+  }
+
+  private close() {
+    this.open = false;
+    this.popup.hidden = true;
+    this.setActive(-1);
+    this.input?.setAttribute('aria-expanded', 'false');
+  }
+
+  private setActive(i: number) {
+    const lis = this.listbox.children;
+    if (this.active >= 0) lis[this.active]?.setAttribute('aria-selected', 'false');
+    this.active = i;
+    const li = i >= 0 ? lis[i] : undefined;
+    if (li) {
+      li.setAttribute('aria-selected', 'true');
+      this.input?.setAttribute('aria-activedescendant', li.id);
+      li.scrollIntoView?.({ block: 'nearest' });
+    } else {
+      this.input?.removeAttribute('aria-activedescendant');
+    }
+  }
+
+  private onKey(e: KeyboardEvent) {
+    const n = this.items.length;
+    switch (e.key) {
+      case 'ArrowDown':
+      case 'ArrowUp': {
+        if (!n) return;
+        e.preventDefault();
+        if (!this.open) {
+          this.show();
+          this.setActive(e.key === 'ArrowDown' ? 0 : n - 1);
+          return;
+        }
+        const step = e.key === 'ArrowDown' ? 1 : -1;
+        this.setActive(this.active < 0 ? (step > 0 ? 0 : n - 1) : (this.active + step + n) % n);
+        break;
+      }
+      case 'Enter':
+        if (this.open && this.active >= 0) {
+          e.preventDefault(); // pick; do not submit the form
+          this.pick(this.active);
+        }
+        break;
+      case 'Escape':
+        if (this.open) {
+          e.preventDefault();
+          this.close();
+        }
+        break;
+    }
+  }
+
+  private pick(i: number) {
+    const s = this.items[i];
+    if (!s) return;
+    const detail: SelectDetail = { id: s.id, path: s.path, label: labelOf(s.path), score: s.score };
+    this.selection = detail;
+    this.field.value = detail.label;
+    this.chosen.replaceChildren(el('span', 'sw-chosen-label', 'Category: '), pathNode(s.path));
+    this.chosen.hidden = false;
+    this.close();
+    this.dispatchEvent(new CustomEvent<SelectDetail>('shelfwise-select', { detail, bubbles: true }));
+  }
+}
+
+if (typeof customElements !== 'undefined' && !customElements.get('shelfwise-category-picker')) {
+  customElements.define('shelfwise-category-picker', CategoryPicker);
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'shelfwise-category-picker': CategoryPicker;
+  }
+  interface HTMLElementEventMap {
+    'shelfwise-select': CustomEvent<SelectDetail>;
+  }
+}

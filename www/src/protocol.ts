@@ -1,0 +1,16 @@
+import type { WireError } from './errors.js';
+import type { BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
+
+/** Main thread -> worker. */
+export type Request =
+  | { type: 'init'; modelUrl: string; wasmUrl: string; cache: string | false; backend: BackendRequest }
+  | { type: 'suggest'; id: number; title: string; k: number; threshold: number }
+  | { type: 'cancel'; id: number };
+
+/** Worker -> main thread. */
+export type Response =
+  | { type: 'progress'; event: ProgressEvent }
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'init-error'; error: WireError }
+  | { type: 'result'; id: number; decision: Decision; elapsedMs: number }
+  | { type: 'error'; id: number; error: WireError; fatal: boolean };

@@ -1,0 +1,143 @@
+/** One segment of a category path; level 1 is the top-level category. */
+export interface PathSegment {
+  name: string;
+  level: number;
+}
+
+/** One ranked category. */
+export interface Suggestion {
+  /** Label index in the model's label space (stable for one model file). */
+  id: number;
+  /** Full path, top level first. */
+  path: PathSegment[];
+  /** Calibrated probability of exactly this category, in [0, 1]. */
+  score: number;
+  /** Probability of each ancestor (level 1 first) and of the category itself (last). */
+  levelScores: number[];
+}
+
+/** The deepest category whose subtree probability reaches the threshold. */
+export interface BackOff {
+  path: PathSegment[];
+  score: number;
+}
+
+/** What the model decides for one title (identical to the native CLI's `decision`). */
+export interface Decision {
+  suggestions: Suggestion[];
+  /** True when the top suggestion's score is below the threshold (always true for a blank title). */
+  abstained: boolean;
+  /** Set when abstaining: the deepest confident category, if any. */
+  backOff: BackOff | null;
+}
+
+export type Backend = 'wasm';
+export type BackendRequest = 'auto' | 'wasm' | 'webgpu';
+
+export interface SuggestMeta {
+  /** The backend that computed this result ('webgpu' is not implemented yet: it falls back to 'wasm'). */
+  backend: Backend;
+  /** Milliseconds the model took for this title (inside the worker). */
+  elapsedMs: number;
+  /** sha256 of the model file that answered. */
+  modelSha256: string;
+}
+
+export interface SuggestResult extends Decision {
+  meta: SuggestMeta;
+}
+
+export interface SuggestOptions {
+  /** Number of suggestions (default 5). */
+  k?: number;
+  /** Abstain below this top score, in [0, 1] (default 0.5). */
+  threshold?: number;
+  /** Abort this request; it then rejects with a `ShelfwiseError` whose code is 'ABORTED'. */
+  signal?: AbortSignal;
+  /**
+   * Requests in the same group supersede each other: when a newer one is made, older pending ones
+   * reject with code 'ABORTED' (as-you-type). Default 'default'; `null` never supersedes.
+   */
+  group?: string | null;
+}
+
+export type ProgressPhase = 'cache' | 'download' | 'verify' | 'store' | 'ready';
+
+export interface ProgressEvent {
+  phase: ProgressPhase;
+  /** Bytes received so far (phase 'download'). */
+  loaded: number;
+  /** Total bytes when known, otherwise null. */
+  total: number | null;
+  /** True when the model came from the persistent cache (no download). */
+  fromCache: boolean;
+}
+
+export interface CreateClassifierOptions {
+  /** URL of the `model.shelfwise` file. */
+  modelUrl: string | URL;
+  /** 'auto' (default), 'wasm' or 'webgpu' (not implemented yet: uses wasm). */
+  backend?: BackendRequest;
+  /** Download and load progress. */
+  onProgress?: (event: ProgressEvent) => void;
+  /** URL of `shelfwise_wasm_bg.wasm` (default: next to this module). */
+  wasmUrl?: string | URL;
+  /** URL of the worker module (default: `worker.js` next to this module). */
+  workerUrl?: string | URL;
+  /** Run in a Web Worker (default true; false runs on the calling thread). */
+  worker?: boolean;
+  /** Cache Storage name (default 'shelfwise-models-v1'); `false` disables persistent caching. */
+  cache?: string | false;
+  /** Abort loading. */
+  signal?: AbortSignal;
+}
+
+export interface ModelInfo {
+  name: string;
+  /** sha256 of the model file (hex). */
+  sha256: string;
+  /** sha256 of the tensors and tokenizer, from the manifest. */
+  payloadSha256: string;
+  labelCount: number;
+  labels: string[];
+  /** Model file size in bytes. */
+  bytes: number;
+  fromCache: boolean;
+  backend: Backend;
+  requestedBackend: BackendRequest;
+  /** Version of the wasm bindings. */
+  wasmVersion: string;
+  maxTitleBytes: number;
+  /** The whole manifest as stored in the model file. */
+  manifest: Record<string, unknown>;
+}
+
+/** Stable error codes: the model's own (see the README) plus those of the browser side. */
+export type ErrorCode =
+  | 'MODEL_NOT_A_MODEL'
+  | 'MODEL_VERSION'
+  | 'MODEL_TRUNCATED'
+  | 'MODEL_CORRUPT'
+  | 'MODEL_PAYLOAD_HASH'
+  | 'MODEL_MANIFEST'
+  | 'MODEL_TENSORS'
+  | 'MODEL_TOKENIZER'
+  | 'MODEL_INCOMPLETE'
+  | 'INPUT_TOO_LONG'
+  | 'INTERNAL'
+  | 'LABELS'
+  | 'ABORTED'
+  | 'MODEL_FETCH'
+  | 'WASM_LOAD'
+  | 'WORKER'
+  | 'INVALID_ARGUMENT'
+  | 'DISPOSED';
+
+export interface Classifier {
+  /** Category suggestions for a listing title. Rejects with a `ShelfwiseError`. */
+  suggest(title: string, options?: SuggestOptions): Promise<SuggestResult>;
+  /** The loaded model. */
+  readonly info: ModelInfo;
+  /** Stops the worker; later calls reject with code 'DISPOSED'. */
+  dispose(): void;
+}

@@ -1,0 +1,230 @@
+// The package API in chromium: golden parity with the native CLI, argument and input errors,
+// corrupted model files, superseded and aborted requests, backend fallback.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { MODEL, fixtureTitles, foreign, nativeReference, openBrowser, requireModel, startServer } from './helpers.mjs';
+
+const TOL = 1e-4;
+
+function maxDiff(a, b, where) {
+  assert.equal(a.length, b.length, `${where}: lengths`);
+  return Math.max(0, ...a.map((x, i) => Math.abs(x - b[i])));
+}
+
+/** A tiny file that is a shelfwise model on the outside: magic, version 1, lengths, checksum. */
+function craftedModel({ manifest = '{}', goodChecksum }) {
+  const m = Buffer.from(manifest);
+  const head = Buffer.alloc(28);
+  head.write('SHLFWISE', 0, 'latin1');
+  head.writeUInt32LE(1, 8);
+  head.writeUInt32LE(m.length, 12);
+  head.writeBigUInt64LE(0n, 16);
+  head.writeUInt32LE(0, 24);
+  const body = Buffer.concat([head, m]);
+  const sum = goodChecksum ? createHash('sha256').update(body).digest() : Buffer.alloc(32, 7);
+  return Buffer.concat([body, sum]);
+}
+
+describe('package API', () => {
+  let server, browser, page;
+  before(async () => {
+    requireModel();
+    server = await startServer();
+    browser = await openBrowser();
+    page = await browser.context.newPage();
+    const bad = {
+      'junk.shelfwise': Buffer.from('<!doctype html><title>404</title>'),
+      'truncated.shelfwise': readFileSync(MODEL).subarray(0, 4096),
+      'corrupt.shelfwise': craftedModel({ goodChecksum: false }),
+      'manifest.shelfwise': craftedModel({ manifest: '{"name": 1}', goodChecksum: true }),
+      'version.shelfwise': Buffer.concat([Buffer.from('SHLFWISE'), Buffer.from([9, 0, 0, 0]), Buffer.alloc(60)]),
+    };
+    await page.route('**/bad/*', (route) => {
+      const name = new URL(route.request().url()).pathname.split('/').pop();
+      return bad[name] ? route.fulfill({ body: bad[name], contentType: 'application/octet-stream' }) : route.fulfill({ status: 404, body: 'no' });
+    });
+    await page.goto(server.url + 'favicon.svg'); // any page of the origin
+    await page.evaluate(async () => {
+      const mod = await import('/dist/index.js');
+      window.shelfwise = mod;
+      window.clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', backend: 'webgpu' });
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('model info, and webgpu falls back to wasm', async () => {
+    const info = await page.evaluate(() => window.clf.info);
+    const sha = createHash('sha256').update(readFileSync(MODEL)).digest('hex');
+    assert.equal(info.sha256, sha);
+    assert.equal(info.backend, 'wasm');
+    assert.equal(info.requestedBackend, 'webgpu');
+    assert.equal(info.labelCount, info.labels.length);
+    assert.ok(info.labelCount > 10);
+    assert.match(info.wasmVersion, /^\d+\.\d+\.\d+/);
+    const r = await page.evaluate(() => window.clf.suggest('ceramic coffee mug'));
+    assert.equal(r.meta.backend, 'wasm');
+    assert.equal(r.meta.modelSha256, sha);
+  });
+
+  test('golden parity: browser scores equal the native CLI (max abs diff <= 1e-4)', async () => {
+    const titles = fixtureTitles();
+    const native = nativeReference(titles);
+    const browserOut = await page.evaluate(async (ts) => {
+      const out = [];
+      for (const t of ts) out.push(await window.clf.suggest(t, { k: 5, threshold: 0.5, group: null }));
+      return out;
+    }, titles);
+    let worst = 0;
+    titles.forEach((t, i) => {
+      const n = native[i];
+      assert.equal(n.title, t);
+      const d = n.decision;
+      const b = browserOut[i];
+      assert.equal(b.abstained, d.abstained, `abstained for ${t}`);
+      assert.deepEqual(b.suggestions.map((s) => s.path), d.suggestions.map((s) => s.path), `paths for ${t}`);
+      assert.deepEqual(b.suggestions.map((s) => s.id), d.suggestions.map((s) => s.id), `ids for ${t}`);
+      worst = Math.max(worst, maxDiff(b.suggestions.map((s) => s.score), d.suggestions.map((s) => s.score), t));
+      b.suggestions.forEach((s, j) => (worst = Math.max(worst, maxDiff(s.levelScores, d.suggestions[j].levelScores, t))));
+      assert.deepEqual(b.backOff?.path ?? null, d.backOff?.path ?? null, `backOff for ${t}`);
+      if (b.backOff) worst = Math.max(worst, Math.abs(b.backOff.score - d.backOff.score));
+    });
+    console.log(`# parity: ${titles.length} titles, max abs diff ${worst.toExponential(2)}`);
+    assert.ok(worst <= TOL, `max abs diff ${worst}`);
+  });
+
+  test('bad input: empty, blank, 100 kB, lone surrogates, emoji, markup, bad options', async () => {
+    const r = await page.evaluate(async () => {
+      const c = window.clf;
+      const code = (p) => p.then(() => 'resolved', (e) => `${e instanceof Error}:${e.code}`);
+      return {
+        empty: await c.suggest(''),
+        blank: await c.suggest(' \t\n '),
+        huge: await code(c.suggest('x'.repeat(100_000))),
+        limit: await code(c.suggest('x'.repeat(4096))),
+        over: await code(c.suggest('é'.repeat(2049))),
+        surrogates: (await c.suggest('\ud800 mug \udfff\ud83d')).suggestions.length,
+        emoji: (await c.suggest('👟 running shoes 🏃🏽‍♀️')).suggestions.length,
+        markup: (await c.suggest('<script>alert(1)</script><img src=x onerror=alert(2)> mug')).suggestions.length,
+        nul: (await c.suggest('mug\u0000\u0001\uffff')).suggestions.length,
+        k0: (await c.suggest('mug', { k: 0 })).suggestions.length,
+        kBig: (await c.suggest('mug', { k: 1000 })).suggestions.length,
+        kNeg: await code(c.suggest('mug', { k: -1 })),
+        kFrac: await code(c.suggest('mug', { k: 1.5 })),
+        thNaN: await code(c.suggest('mug', { threshold: NaN })),
+        th2: await code(c.suggest('mug', { threshold: 2 })),
+        notString: await code(c.suggest(42)),
+        after: (await c.suggest('ceramic coffee mug')).suggestions.length,
+      };
+    });
+    assert.deepEqual(r.empty, { suggestions: [], abstained: true, backOff: null, meta: r.empty.meta });
+    assert.equal(r.blank.suggestions.length, 0);
+    assert.equal(r.huge, 'true:INPUT_TOO_LONG');
+    assert.equal(r.limit, 'resolved');
+    assert.equal(r.over, 'true:INPUT_TOO_LONG');
+    for (const k of ['surrogates', 'emoji', 'markup', 'nul']) assert.equal(r[k], 5, k);
+    assert.equal(r.k0, 0);
+    assert.ok(r.kBig > 5);
+    for (const k of ['kNeg', 'kFrac', 'thNaN', 'th2', 'notString']) assert.equal(r[k], 'true:INVALID_ARGUMENT', k);
+    assert.equal(r.after, 5);
+  });
+
+  test('corrupted model files reject with their code; the page stays usable', async () => {
+    const codes = await page.evaluate(async () => {
+      const out = {};
+      for (const name of ['junk', 'truncated', 'corrupt', 'manifest', 'version', 'missing']) {
+        try {
+          await window.shelfwise.createClassifier({ modelUrl: `/bad/${name}.shelfwise` });
+          out[name] = 'loaded';
+        } catch (e) {
+          out[name] = `${e instanceof Error}:${e.code}`;
+        }
+      }
+      out.after = (await window.clf.suggest('ceramic coffee mug')).suggestions.length;
+      out.cached = (await caches.open('shelfwise-models-v1').then((c) => c.keys())).map((r) => r.url);
+      return out;
+    });
+    assert.equal(codes.junk, 'true:MODEL_NOT_A_MODEL');
+    assert.equal(codes.truncated, 'true:MODEL_TRUNCATED');
+    assert.equal(codes.corrupt, 'true:MODEL_CORRUPT');
+    assert.equal(codes.manifest, 'true:MODEL_MANIFEST');
+    assert.equal(codes.version, 'true:MODEL_VERSION');
+    assert.equal(codes.missing, 'true:MODEL_FETCH');
+    assert.equal(codes.after, 5);
+    assert.ok(codes.cached.every((u) => !u.includes('/bad/')), `a bad model must not be cached: ${codes.cached}`);
+  });
+
+  test('a newer request supersedes older ones; AbortSignal aborts', async () => {
+    const r = await page.evaluate(async () => {
+      const c = window.clf;
+      const settle = (p) => p.then((v) => `ok:${v.suggestions.length}`, (e) => `${e.name}:${e.code}`);
+      const typed = ['c', 'ce', 'cer', 'cera', 'ceramic mug'].map((t) => settle(c.suggest(t)));
+      const other = settle(c.suggest('leather wallet', { group: 'other' }));
+      const ctl = new AbortController();
+      const aborted = settle(c.suggest('steel bottle', { group: 'third', signal: ctl.signal }));
+      ctl.abort();
+      const pre = settle(c.suggest('x', { group: 'fourth', signal: AbortSignal.abort() }));
+      return { typed: await Promise.all(typed), other: await other, aborted: await aborted, pre: await pre };
+    });
+    assert.deepEqual(r.typed, ['AbortError:ABORTED', 'AbortError:ABORTED', 'AbortError:ABORTED', 'AbortError:ABORTED', 'ok:5']);
+    assert.equal(r.other, 'ok:5');
+    assert.equal(r.aborted, 'AbortError:ABORTED');
+    assert.equal(r.pre, 'AbortError:ABORTED');
+  });
+
+  test('the model is cached by its sha256; worker: false works too', async () => {
+    const r = await page.evaluate(async () => {
+      const keys = (await caches.open('shelfwise-models-v1').then((c) => c.keys())).map((k) => k.url);
+      const local = await window.shelfwise.createClassifier({ modelUrl: '/model/model.shelfwise', worker: false });
+      const s = await local.suggest('ceramic coffee mug');
+      local.dispose();
+      const disposed = await local.suggest('mug').then(() => 'resolved', (e) => e.code);
+      return { keys, fromCache: local.info.fromCache, n: s.suggestions.length, disposed };
+    });
+    const sha = createHash('sha256').update(readFileSync(MODEL)).digest('hex');
+    assert.deepEqual(r.keys.map((k) => new URL(k).searchParams.get('shelfwise-sha256')), [sha]);
+    assert.equal(r.fromCache, true);
+    assert.equal(r.n, 5);
+    assert.equal(r.disposed, 'DISPOSED');
+  });
+
+  test('a new model version replaces the old cache entry; a damaged entry is refetched', async () => {
+    const r = await page.evaluate(async () => {
+      const name = 'shelfwise-test-replace';
+      await caches.delete(name);
+      const cache = await caches.open(name);
+      const modelUrl = new URL('/model/model.shelfwise', location.href).href;
+      const old = (etag) => new Response(new Uint8Array([1, 2, 3]), {
+        headers: { 'x-shelfwise-model-url': modelUrl, 'x-shelfwise-sha256': 'old', 'x-shelfwise-etag': etag },
+      });
+      // An older version (another ETag): the server answers 200 with the new file.
+      await cache.put(modelUrl + '?shelfwise-sha256=old', old('"old-version"'));
+      const a = await window.shelfwise.createClassifier({ modelUrl, cache: name });
+      const keysA = (await cache.keys()).map((k) => k.url);
+      a.dispose();
+      // A damaged copy of the current version (same ETag, so the server answers 304).
+      const res = await cache.match(keysA[0]);
+      await cache.delete(keysA[0]);
+      await cache.put(modelUrl + '?shelfwise-sha256=damaged', old(res.headers.get('x-shelfwise-etag')));
+      const b = await window.shelfwise.createClassifier({ modelUrl, cache: name });
+      const keysB = (await cache.keys()).map((k) => k.url);
+      const n = (await b.suggest('ceramic mug')).suggestions.length;
+      b.dispose();
+      await caches.delete(name);
+      return { keysA, fromCacheA: a.info.fromCache, keysB, fromCacheB: b.info.fromCache, n, sha: a.info.sha256 };
+    });
+    assert.equal(r.fromCacheA, false);
+    assert.deepEqual(r.keysA.map((k) => new URL(k).searchParams.get('shelfwise-sha256')), [r.sha]);
+    assert.equal(r.fromCacheB, false);
+    assert.deepEqual(r.keysB.map((k) => new URL(k).searchParams.get('shelfwise-sha256')), [r.sha]);
+    assert.equal(r.n, 5);
+  });
+
+  test('no request leaves the origin', () => {
+    assert.deepEqual(foreign(browser.requests, server.origin), []);
+  });
+});
