@@ -1,5 +1,6 @@
-// Builds the npm package into dist/: bundles (esbuild, ESM, code-split between the page entry,
-// the picker and the worker), the wasm module next to them, picker.css, and the .d.ts (tsc).
+// Builds the npm package into dist/: one self-contained ESM bundle per entry (esbuild; no shared
+// chunks, so that `import.meta.url` of every module is dist/ itself: the worker, host and wasm are
+// found next to it), the wasm module, picker.css, and the .d.ts (tsc).
 // Needs www/pkg/ from `wasm-bindgen --target web` (see scripts/test-browser.sh).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
@@ -20,15 +21,13 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
 await build({
-  entryPoints: ['index', 'worker', 'picker'].map((n) => join(root, 'src', `${n}.ts`)),
+  entryPoints: ['index', 'worker', 'picker', 'host'].map((n) => join(root, 'src', `${n}.ts`)),
   outdir: dist,
   bundle: true,
-  splitting: true,
   format: 'esm',
   target: 'es2022',
   platform: 'browser',
   minify: true,
-  chunkNames: 'chunks/[name]-[hash]',
   legalComments: 'none',
   logLevel: 'warning',
 });

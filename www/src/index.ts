@@ -46,7 +46,8 @@ async function openPort(workerMode: boolean, workerUrl: string, onMessage: (m: R
     return { post: (m) => w.postMessage(m), terminate: () => w.terminate() };
   }
   // Same protocol on this thread (no worker): messages are delivered asynchronously.
-  const { createHost } = await import('./host.js');
+  // host.js is its own bundle next to this one: only `worker: false` loads it on this thread.
+  const { createHost } = (await import(/* @vite-ignore */ new URL('./host.js', import.meta.url).href)) as typeof import('./host.js');
   let alive = true;
   const handle = createHost((m) => queueMicrotask(() => alive && onMessage(m)));
   return { post: (m) => setTimeout(() => alive && handle(m), 0), terminate: () => (alive = false) };

@@ -37,7 +37,7 @@ function pathNode(path: PathSegment[]): HTMLElement {
   return span;
 }
 
-const pct = (x: number) => `${Math.round(x * 100)}%`;
+const pct = (x: number) => (x > 0 && x < 0.005 ? '<1%' : `${Math.round(x * 100)}%`);
 const labelOf = (path: PathSegment[]) => path.map((s) => s.name).join(' > ');
 
 export class CategoryPicker extends HTMLElement {
@@ -205,7 +205,7 @@ export class CategoryPicker extends HTMLElement {
       li.setAttribute('aria-selected', 'false');
       const bar = el('span', 'sw-bar');
       const fill = el('span', 'sw-fill');
-      fill.style.width = pct(s.score);
+      fill.style.width = `${(s.score * 100).toFixed(1)}%`;
       bar.append(fill);
       const score = el('span', 'sw-score', pct(s.score));
       score.setAttribute('aria-label', `${pct(s.score)} confidence`);
