@@ -50,7 +50,9 @@ picker.addEventListener('shelfwise-ready', (e) => {
 picker.addEventListener('shelfwise-error', (e) => {
   const err = e.detail;
   if (!picker.classifier) {
-    setStatus('Category suggestions unavailable: choose the category manually', 'failed');
+    setStatus('Category suggestions unavailable: type the category yourself', 'failed');
+    value.textContent = 'Suggestions are unavailable on this device right now.';
+    $('category-manual-box').hidden = false;
     document.documentElement.dataset.model = 'failed';
   }
   console.warn('shelfwise:', err && err.code, err && err.message);
@@ -84,14 +86,15 @@ form.addEventListener('submit', (e) => {
   const data = new FormData(form);
   const price = Number(data.get('price'));
   const okPrice = price > 0;
-  const okCat = Boolean(data.get('category'));
+  const category = String(data.get('category') || data.get('category-manual') || '').trim();
+  const okCat = category !== '';
   $('price-error').hidden = okPrice;
   $('category-error').hidden = okCat;
   if (!String(data.get('title') ?? '').trim()) return $('title').focus();
   if (!okCat) return $('title').focus();
   if (!okPrice) return $('price').focus();
   const saved = $('saved');
-  saved.textContent = `Saved “${data.get('title')}” in ${data.get('category')} at ₹${price.toFixed(2)} (demo: nothing was sent).`;
+  saved.textContent = `Saved “${data.get('title')}” in ${category} at ₹${price.toFixed(2)} (demo: nothing was sent).`;
   saved.hidden = false;
 });
 

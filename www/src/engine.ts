@@ -146,9 +146,24 @@ async function loadModel(opts: EngineOptions, onProgress: Progress, signal?: Abo
     throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${opts.modelUrl}: HTTP ${res?.status ?? 'error'}`);
   }
   onProgress({ phase: 'download', loaded: 0, total: null, fromCache: false });
-  const bytes = await readBody(res, false, onProgress, signal);
-  onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: false });
-  const clf = WasmClassifier.load(bytes); // throws MODEL_CORRUPT etc.: nothing bad gets cached
+  let bytes: Uint8Array<ArrayBuffer>;
+  let clf: WasmClassifier;
+  try {
+    bytes = await readBody(res, false, onProgress, signal);
+    onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: false });
+    clf = WasmClassifier.load(bytes); // throws MODEL_CORRUPT etc.: nothing bad gets cached
+  } catch (e) {
+    // A broken download of a new version: keep serving the verified copy we have.
+    const code = (e as { code?: string }).code;
+    if (entry && cache && code !== 'ABORTED') {
+      const fallback = await loadFromCache(cache, entry, onProgress, signal);
+      if (fallback) {
+        console.warn(`shelfwise: the model at ${opts.modelUrl} did not load (${code}); using the cached copy`, e);
+        return fallback;
+      }
+    }
+    throw e;
+  }
   const sha = await sha256(bytes);
   if (cache) {
     onProgress({ phase: 'store', loaded: bytes.length, total: bytes.length, fromCache: false });

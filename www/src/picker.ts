@@ -58,6 +58,7 @@ export class CategoryPicker extends HTMLElement {
   private loading: Promise<Classifier> | null = null;
   private selection: SelectDetail | null = null;
   private seq = 0;
+  private failure: { at: number; error: ShelfwiseError } | null = null;
 
   /** Share a classifier between pickers (or create it yourself); otherwise `model-url` is used. */
   get classifier(): Classifier | null {
@@ -129,6 +130,8 @@ export class CategoryPicker extends HTMLElement {
 
   private ensureClassifier(): Promise<Classifier> {
     if (this.loading) return this.loading;
+    // After a failed load, retry at most every 30 s (not on every keystroke).
+    if (this.failure && Date.now() - this.failure.at < 30_000) return Promise.reject(this.failure.error);
     const modelUrl = this.getAttribute('model-url');
     if (!modelUrl) return Promise.reject(new ShelfwiseError('INVALID_ARGUMENT', 'no model-url'));
     this.setStatus('Loading category suggestions…');
@@ -148,7 +151,8 @@ export class CategoryPicker extends HTMLElement {
       },
       (e: ShelfwiseError) => {
         this.loading = null;
-        this.setStatus('Category suggestions are unavailable; choose a category yourself.');
+        this.failure = { at: Date.now(), error: e };
+        this.setStatus('Category suggestions are unavailable.');
         this.dispatchEvent(new CustomEvent('shelfwise-error', { detail: e, bubbles: true }));
         throw e;
       },
@@ -183,8 +187,13 @@ export class CategoryPicker extends HTMLElement {
       if (code === 'ABORTED' || seq !== this.seq) return;
       this.render(null, title);
       this.setStatus(
-        code === 'INPUT_TOO_LONG' ? 'This title is too long for category suggestions.' : 'Category suggestions are unavailable right now.',
+        code === 'INPUT_TOO_LONG'
+          ? 'This title is too long for category suggestions.'
+          : this.clf
+            ? 'Category suggestions are unavailable right now.'
+            : 'Category suggestions are unavailable.',
       );
+      if (!this.clf) return; // the load failure was reported already
       this.dispatchEvent(new CustomEvent('shelfwise-error', { detail: e, bubbles: true }));
       return;
     }

@@ -161,3 +161,39 @@ describe('demo page', () => {
     assert.deepEqual(foreign(browser.requests, server.origin), []);
   });
 });
+
+describe('demo page with a broken model file', () => {
+  let server, browser;
+  before(async () => {
+    requireModel();
+    server = await startServer();
+    browser = await openBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('says so, keeps the form usable, and lets the seller type the category', async () => {
+    const page = await browser.context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    const junk = Buffer.alloc(100_000, 0x41); // not a model
+    await page.route('**/model/model.shelfwise', (route) => route.fulfill({ body: junk, contentType: 'application/octet-stream' }));
+    await page.goto(server.url);
+    await page.waitForFunction(() => document.documentElement.dataset.model === 'failed', null, { timeout: 60_000 });
+    assert.match(await page.textContent('#model-status'), /unavailable/);
+    await page.focus('#title');
+    await page.keyboard.type('Ceramic mug', { delay: 10 });
+    assert.equal(await page.locator('#picker [role=option]').count(), 0);
+    await page.fill('#category-manual', 'Kitchen & Dining > Coffee Mugs');
+    await page.fill('#price', '99');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#saved:not([hidden])');
+    await page.screenshot({ path: join(SHOTS, 'demo-broken-model.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+    const models = browser.requests.filter((u) => u.endsWith('/model/model.shelfwise'));
+    assert.ok(models.length <= 4, `the broken model is not refetched on every keystroke (${models.length} fetches)`);
+    assert.deepEqual(foreign(browser.requests, server.origin), []);
+  });
+});
