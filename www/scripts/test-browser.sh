@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/build-wasm.sh
 npm run --silent build
 npx --no-install tsc -p tsconfig.json --noEmit
-node --test --test-concurrency=1 --test-reporter=spec test/
+export PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS=1 # the privacy checks see the service worker's requests too
+node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec test/

@@ -160,6 +160,13 @@ export class CategoryPicker extends HTMLElement {
     return this.loading;
   }
 
+  private numberAttr(name: string, dflt: number, min: number, max: number, integer: boolean): number {
+    const raw = this.getAttribute(name);
+    const n = raw === null || raw.trim() === '' ? NaN : Number(raw);
+    if (!Number.isFinite(n)) return dflt;
+    return Math.min(max, Math.max(min, integer ? Math.round(n) : n));
+  }
+
   private setStatus(text: string) {
     this.status.textContent = text;
     this.status.classList.toggle('sw-visible', text !== '');
@@ -178,8 +185,8 @@ export class CategoryPicker extends HTMLElement {
     try {
       const clf = await this.ensureClassifier();
       result = await clf.suggest(title, {
-        k: Number(this.getAttribute('k') ?? 5),
-        threshold: Number(this.getAttribute('threshold') ?? 0.5),
+        k: this.numberAttr('k', 5, 1, 50, true),
+        threshold: this.numberAttr('threshold', 0.5, 0, 1, false),
         group: this.group,
       });
     } catch (e) {

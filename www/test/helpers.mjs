@@ -7,6 +7,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
+// Route the service worker's requests through context.route too (privacy checks see everything).
+process.env.PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS ??= '1';
+
 export const WWW = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = join(WWW, '..');
 export const MODEL = resolve(process.env.SHELFWISE_MODEL ?? join(ROOT, 'models', 'flipkart-minilm', 'model.shelfwise'));

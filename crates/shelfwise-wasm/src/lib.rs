@@ -3,79 +3,88 @@
 //! model's stable error code (`MODEL_CORRUPT`, `INPUT_TOO_LONG`, ...); nothing here panics on any
 //! input. A panic hook is installed for diagnostics only (a panic is a bug in the model crate).
 
-use serde::Serialize;
-use wasm_bindgen::prelude::*;
-
 /// Crate version, as shipped in the npm package's metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The bindings' version (the workspace version).
-#[wasm_bindgen]
-pub fn version() -> String {
-    VERSION.to_string()
-}
+// The bindings exist only in the browser build; natively this crate is (almost) empty, so that
+// `cargo test --workspace` needs none of the wasm dependencies.
+#[cfg(target_arch = "wasm32")]
+pub use bindings::*;
 
-fn install_panic_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(console_error_panic_hook::hook)));
-}
+#[cfg(target_arch = "wasm32")]
+mod bindings {
+    use super::VERSION;
+    use serde::Serialize;
+    use wasm_bindgen::prelude::*;
 
-/// A JS `Error` with `name = "ShelfwiseError"` and a stable `code`.
-fn js_error(code: &str, message: &str) -> JsValue {
-    let err = js_sys::Error::new(message);
-    err.set_name("ShelfwiseError");
-    // Reflect.set on a fresh Error object cannot fail.
-    let _ = js_sys::Reflect::set(&err, &JsValue::from_str("code"), &JsValue::from_str(code));
-    err.into()
-}
-
-fn model_error(e: shelfwise_model::ModelError) -> JsValue {
-    js_error(e.code(), &e.to_string())
-}
-
-/// Plain JS objects (not Maps), `null` for `None`: what `JSON.parse` of the CLI's output gives.
-fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| js_error("INTERNAL", &format!("cannot convert result to JS: {e}")))
-}
-
-/// A loaded, verified model.
-#[wasm_bindgen]
-pub struct Classifier {
-    inner: shelfwise_model::Classifier,
-}
-
-#[wasm_bindgen]
-impl Classifier {
-    /// Parses and fully verifies a model file (checksums included). Throws `Error{code}`.
-    pub fn load(bytes: &[u8]) -> Result<Classifier, JsValue> {
-        install_panic_hook();
-        shelfwise_model::Classifier::from_bytes(bytes).map(|inner| Classifier { inner }).map_err(model_error)
+    /// The bindings' version (the workspace version).
+    #[wasm_bindgen]
+    pub fn version() -> String {
+        VERSION.to_string()
     }
 
-    /// Top-`k` suggestions for `title`: `{ suggestions, abstained, backOff }`. Throws `Error{code}`
-    /// (`INPUT_TOO_LONG` for titles over 4096 UTF-8 bytes).
-    pub fn suggest(&self, title: &str, k: usize, threshold: f32) -> Result<JsValue, JsValue> {
-        let decision = self.inner.suggest(title, k, threshold).map_err(model_error)?;
-        to_js(&decision)
+    fn install_panic_hook() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| std::panic::set_hook(Box::new(console_error_panic_hook::hook)));
     }
 
-    /// The model's manifest (name, labels, payload_sha256, encoder/head settings, metrics, ...).
-    pub fn manifest(&self) -> Result<JsValue, JsValue> {
-        to_js(self.inner.manifest())
+    /// A JS `Error` with `name = "ShelfwiseError"` and a stable `code`.
+    fn js_error(code: &str, message: &str) -> JsValue {
+        let err = js_sys::Error::new(message);
+        err.set_name("ShelfwiseError");
+        // Reflect.set on a fresh Error object cannot fail.
+        let _ = js_sys::Reflect::set(&err, &JsValue::from_str("code"), &JsValue::from_str(code));
+        err.into()
     }
 
-    /// Number of categories the model can suggest.
-    #[wasm_bindgen(getter, js_name = labelCount)]
-    pub fn label_count(&self) -> usize {
-        self.inner.manifest().labels.len()
+    fn model_error(e: shelfwise_model::ModelError) -> JsValue {
+        js_error(e.code(), &e.to_string())
     }
 
-    /// Longest title accepted, in UTF-8 bytes.
-    #[wasm_bindgen(getter, js_name = maxTitleBytes)]
-    pub fn max_title_bytes(&self) -> usize {
-        shelfwise_model::MAX_TITLE_BYTES
+    /// Plain JS objects (not Maps), `null` for `None`: what `JSON.parse` of the CLI's output gives.
+    fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+        value
+            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(|e| js_error("INTERNAL", &format!("cannot convert result to JS: {e}")))
+    }
+
+    /// A loaded, verified model.
+    #[wasm_bindgen]
+    pub struct Classifier {
+        inner: shelfwise_model::Classifier,
+    }
+
+    #[wasm_bindgen]
+    impl Classifier {
+        /// Parses and fully verifies a model file (checksums included). Throws `Error{code}`.
+        pub fn load(bytes: &[u8]) -> Result<Classifier, JsValue> {
+            install_panic_hook();
+            shelfwise_model::Classifier::from_bytes(bytes).map(|inner| Classifier { inner }).map_err(model_error)
+        }
+
+        /// Top-`k` suggestions for `title`: `{ suggestions, abstained, backOff }`. Throws `Error{code}`
+        /// (`INPUT_TOO_LONG` for titles over 4096 UTF-8 bytes).
+        pub fn suggest(&self, title: &str, k: usize, threshold: f32) -> Result<JsValue, JsValue> {
+            let decision = self.inner.suggest(title, k, threshold).map_err(model_error)?;
+            to_js(&decision)
+        }
+
+        /// The model's manifest (name, labels, payload_sha256, encoder/head settings, metrics, ...).
+        pub fn manifest(&self) -> Result<JsValue, JsValue> {
+            to_js(self.inner.manifest())
+        }
+
+        /// Number of categories the model can suggest.
+        #[wasm_bindgen(getter, js_name = labelCount)]
+        pub fn label_count(&self) -> usize {
+            self.inner.manifest().labels.len()
+        }
+
+        /// Longest title accepted, in UTF-8 bytes.
+        #[wasm_bindgen(getter, js_name = maxTitleBytes)]
+        pub fn max_title_bytes(&self) -> usize {
+            shelfwise_model::MAX_TITLE_BYTES
+        }
     }
 }
 
@@ -84,6 +93,15 @@ mod tests {
     #[test]
     fn version_is_the_workspace_version() {
         assert_eq!(super::VERSION, env!("CARGO_PKG_VERSION"));
-        assert!(!super::VERSION.is_empty());
+    }
+
+    /// The bindings pass the model's stable codes through as `Error.code`; the browser tests check
+    /// them end to end, this pins the ones they rely on.
+    #[test]
+    fn model_errors_carry_stable_codes() {
+        let code = |b: &[u8]| shelfwise_model::Classifier::from_bytes(b).err().map(|e| e.code());
+        assert_eq!(code(b"<!doctype html>"), Some("MODEL_NOT_A_MODEL"));
+        assert_eq!(code(b"SHLFWISE\x01\x00\x00\x00"), Some("MODEL_TRUNCATED"));
+        assert_eq!(code(b"SHLFWISE\x09\x00\x00\x00"), Some("MODEL_VERSION"));
     }
 }
