@@ -7,4 +7,4 @@ bash scripts/build-wasm.sh
 npm run --silent build
 npx --no-install tsc -p tsconfig.json --noEmit
 export PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS=1 # the privacy checks see the service worker's requests too
-node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec test/
+node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec test/*.test.mjs

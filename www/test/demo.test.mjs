@@ -156,6 +156,13 @@ describe('demo page', () => {
     assert.deepEqual(page.errors, [], 'no uncaught errors on the page');
   });
 
+  test('no CSP violations or uncaught errors', async () => {
+    assert.deepEqual(page.errors, []);
+    const csp = await page.evaluate(() => fetch('/').then((r) => r.headers.get('content-security-policy')));
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
+    assert.doesNotMatch(csp, /'unsafe-eval'|'unsafe-inline'/);
+  });
+
   test('no request leaves the demo origin', () => {
     assert.ok(browser.requests.length > 5, 'requests were logged');
     assert.deepEqual(foreign(browser.requests, server.origin), []);

@@ -93,6 +93,7 @@ export async function openDemo(context, url) {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && /Content.Security.Policy|CSP/i.test(m.text()) && errors.push(m.text()));
   page.errors = errors;
   await page.goto(url);
   await page.waitForFunction(() => document.documentElement.dataset.model === 'ready', null, { timeout: 120_000 });
