@@ -97,21 +97,29 @@ interface Loaded {
   fromCache: boolean;
 }
 
-async function loadFromCache(cache: Cache, entry: { req: Request; res: Response }, onProgress: Progress, signal?: AbortSignal): Promise<Loaded | null> {
+async function loadFromCache(
+  cache: Cache,
+  entry: { req: Request; res: Response },
+  wasm: Promise<unknown>,
+  onProgress: Progress,
+  signal?: AbortSignal,
+): Promise<Loaded | null> {
   onProgress({ phase: 'cache', loaded: 0, total: null, fromCache: true });
   try {
     const bytes = await readBody(entry.res, true, onProgress, signal);
+    await wasm;
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: true });
     const clf = WasmClassifier.load(bytes);
     return { clf, bytes: bytes.length, sha256: entry.res.headers.get(H_SHA) ?? '', fromCache: true };
   } catch (e) {
-    if ((e as { code?: string }).code === 'ABORTED') throw e;
+    const code = (e as { code?: string }).code;
+    if (code === 'ABORTED' || code === 'WASM_LOAD') throw e;
     await cache.delete(entry.req).catch(() => {}); // a damaged cache entry: drop it, use the network
     return null;
   }
 }
 
-async function loadModel(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Loaded> {
+async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress: Progress, signal?: AbortSignal): Promise<Loaded> {
   const cache = await openCache(opts.cache);
   const entries = cache ? await cachedEntries(cache, opts.modelUrl) : [];
   const entry = entries[0];
@@ -133,7 +141,7 @@ async function loadModel(opts: EngineOptions, onProgress: Progress, signal?: Abo
     }
   }
   if (entry && cache && (!res || res.status === 304 || !res.ok)) {
-    const loaded = await loadFromCache(cache, entry, onProgress, signal);
+    const loaded = await loadFromCache(cache, entry, wasm, onProgress, signal);
     if (loaded) return loaded;
     if (!res || !res.ok) {
       // The cached copy is damaged and the 304 told us nothing: fetch it whole.
@@ -150,13 +158,14 @@ async function loadModel(opts: EngineOptions, onProgress: Progress, signal?: Abo
   let clf: WasmClassifier;
   try {
     bytes = await readBody(res, false, onProgress, signal);
+    await wasm;
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: false });
     clf = WasmClassifier.load(bytes); // throws MODEL_CORRUPT etc.: nothing bad gets cached
   } catch (e) {
     // A broken download of a new version: keep serving the verified copy we have.
     const code = (e as { code?: string }).code;
-    if (entry && cache && code !== 'ABORTED') {
-      const fallback = await loadFromCache(cache, entry, onProgress, signal);
+    if (entry && cache && code !== 'ABORTED' && code !== 'WASM_LOAD') {
+      const fallback = await loadFromCache(cache, entry, wasm, onProgress, signal);
       if (fallback) {
         console.warn(`shelfwise: the model at ${opts.modelUrl} did not load (${code}); using the cached copy`, e);
         return fallback;
@@ -197,8 +206,10 @@ export class Engine {
   ) {}
 
   static async create(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Engine> {
-    await initWasm(opts.wasmUrl);
-    const loaded = await loadModel(opts, onProgress, signal);
+    // Compile the wasm while the model is read (from the cache or the network).
+    const wasm = initWasm(opts.wasmUrl);
+    wasm.catch(() => {}); // reported where it is awaited
+    const loaded = await loadModel(opts, wasm, onProgress, signal);
     const manifest = loaded.clf.manifest() as Record<string, unknown> & { name: string; labels: string[]; payload_sha256: string };
     const info: ModelInfo = {
       name: manifest.name,

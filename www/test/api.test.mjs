@@ -144,8 +144,12 @@ describe('package API', () => {
           out[name] = `${e instanceof Error}:${e.code}`;
         }
       }
+      out.wasm = await window.shelfwise
+        .createClassifier({ modelUrl: '/model/model.shelfwise', wasmUrl: '/dist/nope.wasm' })
+        .then(() => 'loaded', (e) => `${e instanceof Error}:${e.code}`);
       out.after = (await window.clf.suggest('ceramic coffee mug')).suggestions.length;
       out.cached = (await caches.open('shelfwise-models-v1').then((c) => c.keys())).map((r) => r.url);
+      out.cachedCount = out.cached.length;
       return out;
     });
     assert.equal(codes.junk, 'true:MODEL_NOT_A_MODEL');
@@ -154,8 +158,10 @@ describe('package API', () => {
     assert.equal(codes.manifest, 'true:MODEL_MANIFEST');
     assert.equal(codes.version, 'true:MODEL_VERSION');
     assert.equal(codes.missing, 'true:MODEL_FETCH');
+    assert.equal(codes.wasm, 'true:WASM_LOAD');
     assert.equal(codes.after, 5);
     assert.ok(codes.cached.every((u) => !u.includes('/bad/')), `a bad model must not be cached: ${codes.cached}`);
+    assert.equal(codes.cachedCount, 1, 'a wasm load failure keeps the cached model');
   });
 
   test('a newer request supersedes older ones; AbortSignal aborts', async () => {
