@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const www = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
-  const i = args.indexOf(name);
+  const i = args.lastIndexOf(name); // the last one wins (demo.sh passes defaults first)
   return i >= 0 ? args[i + 1] : dflt;
 };
 const port = Number(arg('--port', process.env.PORT ?? 8080));
