@@ -209,7 +209,8 @@ describe('package API', () => {
       });
       // An older version (another ETag): the server answers 200 with the new file.
       await cache.put(modelUrl + '?shelfwise-sha256=old', old('"old-version"'));
-      const a = await window.shelfwise.createClassifier({ modelUrl, cache: name });
+      const phases = [];
+      const a = await window.shelfwise.createClassifier({ modelUrl, cache: name, onProgress: (p) => phases.push(p) });
       const keysA = (await cache.keys()).map((k) => k.url);
       a.dispose();
       // A damaged copy of the current version (same ETag, so the server answers 304).
@@ -221,9 +222,15 @@ describe('package API', () => {
       const n = (await b.suggest('ceramic mug')).suggestions.length;
       b.dispose();
       await caches.delete(name);
-      return { keysA, fromCacheA: a.info.fromCache, keysB, fromCacheB: b.info.fromCache, n, sha: a.info.sha256 };
+      return { phases, bytes: a.info.bytes, keysA, fromCacheA: a.info.fromCache, keysB, fromCacheB: b.info.fromCache, n, sha: a.info.sha256 };
     });
     assert.equal(r.fromCacheA, false);
+    // Download progress, then verify, store and ready.
+    const downloads = r.phases.filter((p) => p.phase === 'download' && p.loaded > 0);
+    assert.ok(downloads.length >= 2, `download progress events: ${downloads.length}`);
+    assert.equal(downloads.at(-1).loaded, r.bytes);
+    assert.equal(downloads.at(-1).total, r.bytes);
+    assert.deepEqual([...new Set(r.phases.map((p) => p.phase))].slice(-3), ['verify', 'store', 'ready']);
     assert.deepEqual(r.keysA.map((k) => new URL(k).searchParams.get('shelfwise-sha256')), [r.sha]);
     assert.equal(r.fromCacheB, false);
     assert.deepEqual(r.keysB.map((k) => new URL(k).searchParams.get('shelfwise-sha256')), [r.sha]);
