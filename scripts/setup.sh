@@ -54,4 +54,6 @@ for part in models/*/head.swpart; do
     ./target/release/shelfwise assemble --part "$part" --base "$BASE_DIR" --out "$out"
   fi
 done
+say "browser side: chromium, wasm32 target, wasm-bindgen-cli, npm ci (www/)"
+bash www/scripts/setup-browser.sh
 say "setup done: $root/target/release/shelfwise, models in $root/models"

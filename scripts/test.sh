@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test command: setup (if needed), then every test of the workspace.
+# The test command: setup (if needed), every Rust test of the workspace (release profile: it reuses
+# the setup build, and the encoder tests need optimised code), then the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo test --workspace --locked 2>&1
+cargo test --release --workspace --locked 2>&1
+bash www/scripts/test-browser.sh 2>&1

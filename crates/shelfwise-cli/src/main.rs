@@ -54,6 +54,15 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Cut a model file down to a part file: the tensors that differ from the base model.
+    Part {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_os_t = default_base_dir())]
+        base: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print a model file's manifest (after verifying the file).
     Inspect {
         #[arg(long, default_value_os_t = default_model())]
@@ -85,6 +94,11 @@ fn run() -> Result<()> {
             // Prove the result loads before writing it.
             shelfwise_model::Classifier::from_bytes(&bytes)?;
             train::write(&out, &bytes)
+        }
+        Cmd::Part { model, base, out } => {
+            let full = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?)?;
+            let base = std::fs::read(base.join("model.safetensors")).context("cannot read the base model.safetensors (run scripts/setup.sh)")?;
+            train::write(&out, &shelfwise_model::classifier::split_part(full, &base)?.to_bytes()?)
         }
         Cmd::Inspect { model } => {
             let f = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?)?;

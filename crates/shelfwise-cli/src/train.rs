@@ -62,7 +62,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     pub weight_decay: f64,
     /// Hash buckets of the n-gram table (power of two recommended).
-    #[arg(long, default_value_t = 1 << 16)]
+    #[arg(long, default_value_t = 1 << 15)]
     pub buckets: u32,
     /// Width of the n-gram vectors.
     #[arg(long, default_value_t = 64)]
@@ -75,7 +75,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "0.3,0.6", value_parser = parse_fractions)]
     pub prefix_fractions: Fractions,
     /// Loss weight of a prefix relative to a whole title.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.3)]
     pub prefix_weight: f32,
     /// Cache folder for encoder embeddings (speeds up re-training on the same titles).
     #[arg(long)]
@@ -281,6 +281,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         metrics: json!({}),
         payload_sha256: String::new(),
     };
+    // The n-gram table is stored in f16: half the bytes, and its values (±0.1 scale) lose nothing
+    // that changes a ranking. Both files below hold exactly these values.
+    let mut trained = trained;
+    if let Some(t) = trained.tensors.get_mut(shelfwise_model::head::NGRAM_TABLE) {
+        *t = t.to_dtype(candle_core::DType::F16)?;
+    }
     if let Some(part) = &a.part {
         let file = ModelFile {
             manifest: Manifest { encoder_weights: EncoderWeights::Base { sha256: base.info.sha256.clone() }, ..manifest.clone() },

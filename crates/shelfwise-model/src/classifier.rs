@@ -168,3 +168,25 @@ pub fn assemble(part: ModelFile, base: &[u8]) -> Result<ModelFile> {
     manifest.encoder_weights = EncoderWeights::Embedded;
     Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: part.tokenizer })
 }
+
+/// The inverse of [`assemble`]: keeps only the tensors that differ from the base model's (the head
+/// and any fine-tuned blocks), with the n-gram table in f16, as a part file.
+pub fn split_part(full: ModelFile, base: &[u8]) -> Result<ModelFile> {
+    let sha = crate::format::sha256_hex(&[base]);
+    let base_tensors = base_encoder_tensors(&full.manifest.encoder, base, &full.manifest.base_model.sha256)?;
+    let flat = |t: &Tensor| t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>();
+    let mut kept = HashMap::new();
+    for (name, t) in load_tensors(&full.tensors)? {
+        let same = match base_tensors.get(&name) {
+            Some(b) => b.dims() == t.dims() && flat(b)? == flat(&t)?,
+            None => false,
+        };
+        if !same {
+            let t = if name == crate::head::NGRAM_TABLE { t.to_dtype(candle_core::DType::F16)? } else { t };
+            kept.insert(name, t);
+        }
+    }
+    let mut manifest = full.manifest;
+    manifest.encoder_weights = EncoderWeights::Base { sha256: sha };
+    Ok(ModelFile { manifest, tensors: tensors_to_bytes(&kept)?, tokenizer: full.tokenizer })
+}
