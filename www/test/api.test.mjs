@@ -1,10 +1,10 @@
 // The package API in chromium: golden parity with the native CLI, argument and input errors,
 // corrupted model files, superseded and aborted requests, backend fallback.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { MODEL, fixtureTitles, foreign, nativeReference, openBrowser, requireModel, startServer } from './helpers.mjs';
+import { MODEL, fixtureTitles, foreign, nativeReference, useServerAndBrowser } from './helpers.mjs';
 
 const TOL = 1e-4;
 
@@ -28,12 +28,10 @@ function craftedModel({ manifest = '{}', goodChecksum }) {
 }
 
 describe('package API', () => {
-  let server, browser, page;
+  const env = useServerAndBrowser();
+  let page;
   before(async () => {
-    requireModel();
-    server = await startServer();
-    browser = await openBrowser();
-    page = await browser.context.newPage();
+    page = await env.browser.context.newPage();
     const bad = {
       'junk.shelfwise': Buffer.from('<!doctype html><title>404</title>'),
       'truncated.shelfwise': readFileSync(MODEL).subarray(0, 4096),
@@ -45,16 +43,12 @@ describe('package API', () => {
       const name = new URL(route.request().url()).pathname.split('/').pop();
       return bad[name] ? route.fulfill({ body: bad[name], contentType: 'application/octet-stream' }) : route.fulfill({ status: 404, body: 'no' });
     });
-    await page.goto(server.url + 'favicon.svg'); // any page of the origin
+    await page.goto(env.server.url + 'favicon.svg'); // any page of the origin
     await page.evaluate(async () => {
       const mod = await import('/dist/index.js');
       window.shelfwise = mod;
       window.clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', backend: 'webgpu' });
     });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
   });
 
   test('model info, and webgpu falls back to wasm', async () => {
@@ -238,6 +232,6 @@ describe('package API', () => {
   });
 
   test('no request leaves the origin', () => {
-    assert.deepEqual(foreign(browser.requests, server.origin), []);
+    assert.deepEqual(foreign(env.browser.requests, env.server.origin), []);
   });
 });

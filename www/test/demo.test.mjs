@@ -1,10 +1,10 @@
 // The demo page in chromium: typing key by key, keyboard-only use of the picker, bad input in the
 // form, screenshots, and that no request leaves the demo's origin.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { SHOTS, foreign, openBrowser, openDemo, requireModel, startServer } from './helpers.mjs';
+import { SHOTS, foreign, openDemo, useServerAndBrowser } from './helpers.mjs';
 
 // Titles typed key by key, with a category path prefix expected among the top 3 suggestions.
 const TYPED = [
@@ -21,17 +21,11 @@ const settled = (page, title) =>
   page.waitForFunction((t) => document.getElementById('picker').dataset.query === t, title, { timeout: 60_000 });
 
 describe('demo page', () => {
-  let server, browser, page;
+  const env = useServerAndBrowser();
+  let page;
   before(async () => {
-    requireModel();
     mkdirSync(SHOTS, { recursive: true });
-    server = await startServer();
-    browser = await openBrowser();
-    page = await openDemo(browser.context, server.url);
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
+    page = await openDemo(env.browser.context, env.server.url);
   });
 
   test('the form looks right before typing', async () => {
@@ -164,30 +158,21 @@ describe('demo page', () => {
   });
 
   test('no request leaves the demo origin', () => {
-    assert.ok(browser.requests.length > 5, 'requests were logged');
-    assert.deepEqual(foreign(browser.requests, server.origin), []);
+    assert.ok(env.browser.requests.length > 5, 'requests were logged');
+    assert.deepEqual(foreign(env.browser.requests, env.server.origin), []);
   });
 });
 
 describe('demo page with a broken model file', () => {
-  let server, browser;
-  before(async () => {
-    requireModel();
-    server = await startServer();
-    browser = await openBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const env = useServerAndBrowser();
 
   test('says so, keeps the form usable, and lets the seller type the category', async () => {
-    const page = await browser.context.newPage();
+    const page = await env.browser.context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     const junk = Buffer.alloc(100_000, 0x41); // not a model
     await page.route('**/model/model.shelfwise', (route) => route.fulfill({ body: junk, contentType: 'application/octet-stream' }));
-    await page.goto(server.url);
+    await page.goto(env.server.url);
     await page.waitForFunction(() => document.documentElement.dataset.model === 'failed', null, { timeout: 60_000 });
     assert.match(await page.textContent('#model-status'), /unavailable/);
     await page.focus('#title');
@@ -199,8 +184,8 @@ describe('demo page with a broken model file', () => {
     await page.waitForSelector('#saved:not([hidden])');
     await page.screenshot({ path: join(SHOTS, 'demo-broken-model.png'), fullPage: true });
     assert.deepEqual(errors, []);
-    const models = browser.requests.filter((u) => u.endsWith('/model/model.shelfwise'));
+    const models = env.browser.requests.filter((u) => u.endsWith('/model/model.shelfwise'));
     assert.ok(models.length <= 4, `the broken model is not refetched on every keystroke (${models.length} fetches)`);
-    assert.deepEqual(foreign(browser.requests, server.origin), []);
+    assert.deepEqual(foreign(env.browser.requests, env.server.origin), []);
   });
 });

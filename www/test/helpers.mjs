@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { after, before } from 'node:test';
 
 // Route the service worker's requests through context.route too (privacy checks see everything).
 process.env.PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS ??= '1';
@@ -118,4 +119,19 @@ export function fixtureTitles() {
   return readFileSync(join(ROOT, 'tests', 'fixtures', 'titles.txt'), 'utf8')
     .split('\n')
     .filter((t) => t.trim() !== '');
+}
+
+/** Registers hooks that start the demo server and a browser before a suite and stop both after it. */
+export function useServerAndBrowser() {
+  const env = { server: undefined, browser: undefined };
+  before(async () => {
+    requireModel();
+    env.server = await startServer();
+    env.browser = await openBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
 }
