@@ -49,21 +49,14 @@ pub fn embed_all(embedder: &Embedder, key: &str, texts: &[String], cache_dir: Op
             }
         }
     }
-    let lens: Vec<usize> =
-        texts.iter().map(|t| embedder.tokenizer.encode(t).map(|e| e.ids.len())).collect::<Result<_, _>>()?;
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| (lens[i], i));
     let mut out = vec![0f32; texts.len() * hidden];
-    let pb = bar(texts.len() as u64, msg);
-    for chunk in order.chunks(64) {
-        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-        let e = embedder.embed(&batch)?.to_vec2::<f32>()?;
-        for (&i, row) in chunk.iter().zip(e) {
+    in_length_batches(texts, msg, |idx, batch| {
+        let e = embedder.embed(batch)?.to_vec2::<f32>()?;
+        for (&i, row) in idx.iter().zip(e) {
             out[i * hidden..(i + 1) * hidden].copy_from_slice(&row);
         }
-        pb.inc(chunk.len() as u64);
-    }
-    pb.finish();
+        Ok(())
+    })?;
     if let Some(c) = &cache {
         if let Some(dir) = c.parent() {
             std::fs::create_dir_all(dir)?;
@@ -74,21 +67,29 @@ pub fn embed_all(embedder: &Embedder, key: &str, texts: &[String], cache_dir: Op
     Ok(Tensor::from_vec(out, (texts.len(), hidden), &Device::Cpu)?)
 }
 
-/// Hidden states after the first `upto` encoder blocks, per text ([tokens, hidden] each).
-pub fn hidden_all(embedder: &Embedder, texts: &[String], upto: usize, msg: &str) -> Result<Vec<Tensor>> {
-    let lens: Vec<usize> =
-        texts.iter().map(|t| embedder.tokenizer.encode(t).map(|e| e.ids.len())).collect::<Result<_, _>>()?;
+/// Runs `f` over batches of texts of similar length (little padding in the encoder), with a
+/// progress bar; `f` gets each batch's indices into `texts` and the texts themselves.
+pub fn in_length_batches(texts: &[String], msg: &str, mut f: impl FnMut(&[usize], &[&str]) -> Result<()>) -> Result<()> {
     let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| (lens[i], i));
-    let mut out: Vec<Option<Tensor>> = vec![None; texts.len()];
+    order.sort_by_key(|&i| (texts[i].len(), i));
     let pb = bar(texts.len() as u64, msg);
     for chunk in order.chunks(64) {
         let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-        for (&i, h) in chunk.iter().zip(embedder.hidden(&batch, upto)?) {
-            out[i] = Some(h);
-        }
+        f(chunk, &batch)?;
         pb.inc(chunk.len() as u64);
     }
-    pb.finish();
+    pb.finish_and_clear();
+    Ok(())
+}
+
+/// Hidden states after the first `upto` encoder blocks, per text ([tokens, hidden] each).
+pub fn hidden_all(embedder: &Embedder, texts: &[String], upto: usize, msg: &str) -> Result<Vec<Tensor>> {
+    let mut out: Vec<Option<Tensor>> = vec![None; texts.len()];
+    in_length_batches(texts, msg, |idx, batch| {
+        for (&i, h) in idx.iter().zip(embedder.hidden(batch, upto)?) {
+            out[i] = Some(h);
+        }
+        Ok(())
+    })?;
     Ok(out.into_iter().map(|h| h.expect("every text embedded")).collect())
 }

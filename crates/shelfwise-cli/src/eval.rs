@@ -15,7 +15,7 @@ use shelfwise_core::{prefix, LabelSpace};
 use shelfwise_model::Classifier;
 
 use crate::data::{read_labelled, sha256_file, Row};
-use crate::embed::bar;
+use crate::embed::in_length_batches;
 
 pub const PREFIX_FRACTIONS: [f64; 2] = [0.3, 0.6];
 
@@ -56,20 +56,15 @@ fn report(space: &LabelSpace, rows: &[Row], score: &dyn Fn(&[String]) -> Result<
     Ok(v)
 }
 
-/// Calibrated probabilities for many titles: length-sorted batches, with a progress bar.
+/// Calibrated probabilities for many titles, in length-sorted batches.
 pub fn model_probs(clf: &Classifier, texts: &[String], msg: &str) -> Result<Vec<Vec<f32>>> {
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| (texts[i].len(), i));
     let mut out = vec![Vec::new(); texts.len()];
-    let pb = bar(texts.len() as u64, msg);
-    for chunk in order.chunks(64) {
-        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-        for (&i, p) in chunk.iter().zip(clf.probs(&batch)?) {
+    in_length_batches(texts, msg, |idx, batch| {
+        for (&i, p) in idx.iter().zip(clf.probs(batch)?) {
             out[i] = p;
         }
-        pb.inc(chunk.len() as u64);
-    }
-    pb.finish_and_clear();
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -113,7 +113,6 @@ pub fn evaluate(space: &LabelSpace, examples: &[Example<'_>], thresholds: &[f32]
     let mut gold_s = Vec::with_capacity(n);
     let mut pred_s = Vec::with_capacity(n);
     let mut unseen = 0usize;
-    let mut decisions = Vec::with_capacity(n);
     for e in examples {
         let gold_label = space.find(&e.gold.join(" > "));
         unseen += gold_label.is_none() as usize;
@@ -135,7 +134,6 @@ pub fn evaluate(space: &LabelSpace, examples: &[Example<'_>], thresholds: &[f32]
         correct.push(ok);
         gold_s.push(e.gold.join(" > "));
         pred_s.push(space.label_string(top[0]));
-        decisions.push(e);
     }
     let hier_precision = ratio(hp_num, hp_den);
     let hier_recall = ratio(hp_num, hr_den);
@@ -154,7 +152,7 @@ pub fn evaluate(space: &LabelSpace, examples: &[Example<'_>], thresholds: &[f32]
             } else {
                 ratio(covered.iter().filter(|&&i| correct[i]).count(), covered.len())
             };
-            let good_decisions = decisions
+            let good_decisions = examples
                 .iter()
                 .filter(|e| {
                     let d = crate::decision::decide(space, e.probs, 1, t);
