@@ -63,6 +63,16 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Quantize a full model file's weights (int8 per output channel); prints sizes before/after.
+    Quantize {
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Only int8 so far.
+        #[arg(long, default_value = "int8")]
+        scheme: String,
+    },
     /// Print a model file's manifest (after verifying the file).
     Inspect {
         #[arg(long, default_value_os_t = default_model())]
@@ -99,6 +109,25 @@ fn run() -> Result<()> {
             let full = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?)?;
             let base = std::fs::read(base.join("model.safetensors")).context("cannot read the base model.safetensors (run scripts/setup.sh)")?;
             train::write(&out, &shelfwise_model::classifier::split_part(full, &base)?.to_bytes()?)
+        }
+        Cmd::Quantize { input, out, scheme } => {
+            match scheme.as_str() {
+                "int8" => {}
+                "q4" => anyhow::bail!("--scheme q4 is not implemented yet; use --scheme int8"),
+                other => anyhow::bail!("unknown --scheme {other:?}; use --scheme int8 (q4 is not implemented yet)"),
+            }
+            let before = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
+            let file = shelfwise_model::ModelFile::from_bytes(&before)?;
+            if let Some(q) = &file.manifest.quantization {
+                anyhow::bail!("{} is already quantized ({}); quantize the f32 model instead", input.display(), q.scheme);
+            }
+            let bytes = shelfwise_model::quant::quantize_int8(file)?.to_bytes()?;
+            // Prove the result loads before writing it.
+            shelfwise_model::Classifier::from_bytes(&bytes)?;
+            train::write(&out, &bytes)?;
+            let mb = |n: usize| n as f64 / 1e6;
+            println!("{:.1} MB -> {:.1} MB ({:.0} %)", mb(before.len()), mb(bytes.len()), 100.0 * bytes.len() as f64 / before.len() as f64);
+            Ok(())
         }
         Cmd::Inspect { model } => {
             let f = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?)?;

@@ -280,6 +280,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         training,
         metrics: json!({}),
         payload_sha256: String::new(),
+        quantization: None,
     };
     // The n-gram table is stored in f16: half the bytes, and its values (±0.1 scale) lose nothing
     // that changes a ranking. Both files below hold exactly these values.

@@ -88,6 +88,25 @@ fn train_eval_classify_on_a_fixture_shop() {
 }
 
 #[test]
+fn quantized_model_still_ranks_the_kettle_first() {
+    let (model, part, q8) = (tmp("qshop.shelfwise"), tmp("qshop.swpart"), tmp("qshop-q8.shelfwise"));
+    let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
+    ok(&["train", "--train", s(&train), "--dev", s(&dev), "--out", s(&model), "--part", s(&part), "--epochs", "30", "--buckets", "4096", "--seed", "7"]);
+    let sizes = ok(&["quantize", "--in", s(&model), "--out", s(&q8), "--scheme", "int8"]);
+    assert!(sizes.contains("MB ->"), "{sizes}");
+    assert!(std::fs::metadata(&q8).unwrap().len() < std::fs::metadata(&model).unwrap().len() / 3);
+
+    let out = ok(&["classify", "--model", s(&q8), "--json", "-k", "2", "Orbit 1.5 litre electric kettle"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top: Vec<&str> = v[0]["decision"]["suggestions"][0]["path"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(top, vec!["Kitchen", "Cookware", "Kettles"]);
+
+    fails_with(&["quantize", "--in", s(&model), "--out", s(&tmp("x.shelfwise")), "--scheme", "q4"], "q4 is not implemented yet");
+    fails_with(&["quantize", "--in", s(&part), "--out", s(&tmp("x.shelfwise"))], "MODEL_INCOMPLETE");
+    fails_with(&["quantize", "--in", s(&q8), "--out", s(&tmp("x.shelfwise"))], "already quantized");
+}
+
+#[test]
 fn clear_errors_for_bad_input_files() {
     let empty = tmp("empty.csv");
     std::fs::write(&empty, "title,category_path\n").unwrap();

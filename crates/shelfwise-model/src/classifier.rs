@@ -172,6 +172,10 @@ pub fn assemble(part: ModelFile, base: &[u8]) -> Result<ModelFile> {
 /// The inverse of [`assemble`]: keeps only the tensors that differ from the base model's (the head
 /// and any fine-tuned blocks), with the n-gram table in f16, as a part file.
 pub fn split_part(full: ModelFile, base: &[u8]) -> Result<ModelFile> {
+    if full.manifest.quantization.is_some() {
+        // Its tensors differ from the base's by rounding alone: cut the part from the f32 model.
+        return Err(ModelError::BadManifest("cannot cut a part file from a quantized model".into()));
+    }
     let sha = crate::format::sha256_hex(&[base]);
     let base_tensors = base_encoder_tensors(&full.manifest.encoder, base, &full.manifest.base_model.sha256)?;
     let flat = |t: &Tensor| t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>();

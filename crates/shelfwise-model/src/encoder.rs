@@ -170,9 +170,13 @@ pub fn tensor_shapes(cfg: &EncoderConfig) -> Vec<(String, Vec<usize>)> {
     v
 }
 
-/// Looks a tensor up by name and checks its shape; converts to f32.
+/// Looks a tensor up by name and checks its shape; converts to f32. A tensor stored quantized
+/// (`<name>.q8` + `<name>.scale`, see [`crate::quant`]) is dequantized here, so every loader reads
+/// f32 weights whatever the file holds.
 pub fn take(t: &HashMap<String, Tensor>, name: &str, shape: &[usize]) -> Result<Tensor> {
-    let x = t.get(name).ok_or_else(|| ModelError::BadTensors(format!("missing tensor {name}")))?;
+    let Some(x) = t.get(name) else {
+        return crate::quant::take_quantized(t, name, shape);
+    };
     if x.dims() != shape {
         return Err(ModelError::BadTensors(format!("tensor {name} has shape {:?}, expected {shape:?}", x.dims())));
     }

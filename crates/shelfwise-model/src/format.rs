@@ -106,6 +106,19 @@ pub struct Manifest {
     /// sha256 of tensors followed by tokenizer; filled in by [`ModelFile::to_bytes`].
     #[serde(default)]
     pub payload_sha256: String,
+    /// Set when some weights are stored quantized (see `crate::quant`). Absent in f32 files, so
+    /// their bytes (and hashes) are what they were before quantization existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
+}
+
+/// Which weights a model file stores quantized, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quantization {
+    /// `"int8-per-channel"`.
+    pub scheme: String,
+    /// Names of the quantized tensors (stored as `<name>.q8` + `<name>.scale`).
+    pub tensors: Vec<String>,
 }
 
 /// A parsed, verified model file.

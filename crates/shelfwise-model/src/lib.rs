@@ -6,9 +6,10 @@ pub mod encoder;
 pub mod error;
 pub mod format;
 pub mod head;
+pub mod quant;
 pub mod tokenize;
 pub mod train;
 
 pub use classifier::{Classifier, Embedder, MAX_TITLE_BYTES};
 pub use error::{ModelError, Result};
-pub use format::{Manifest, ModelFile};
+pub use format::{Manifest, ModelFile, Quantization};

@@ -48,6 +48,7 @@ pub fn tiny_manifest() -> Manifest {
         training: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
         payload_sha256: String::new(),
+        quantization: None,
     }
 }
 
