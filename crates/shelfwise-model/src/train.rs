@@ -1,4 +1,5 @@
-//! Training the head with candle autograd on frozen-encoder embeddings.
+//! Training the head with candle autograd on frozen-encoder embeddings, optionally fine-tuning the
+//! top encoder blocks on cached hidden states of the blocks below (`finetune_layers`).
 //!
 //! Deterministic for a seed: the n-gram table is initialised and the samples shuffled from a
 //! seeded RNG, and candle's CPU kernels reduce in a fixed order.
