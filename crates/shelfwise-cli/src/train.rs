@@ -11,7 +11,7 @@ use serde_json::json;
 use shelfwise_core::calibration::fit_temperature_top1;
 use shelfwise_core::ngram::{fnv1a, hashed_ngrams, NgramConfig};
 use shelfwise_core::{prefix, LabelSpace};
-use shelfwise_model::classifier::{base_encoder_tensors, tensors_to_bytes};
+use shelfwise_model::classifier::{encoder_tensors, load_tensors, tensors_to_bytes};
 use shelfwise_model::encoder::Encoder;
 use shelfwise_model::format::{BaseModel, EncoderConfig, EncoderWeights, HeadConfig, Manifest, ModelFile};
 use shelfwise_model::tokenize::TitleTokenizer;
@@ -130,7 +130,7 @@ pub fn load_base(dir: &Path) -> Result<Base> {
         .with_context(|| format!("cannot read the base model {} (run scripts/setup.sh first)", st.display()))?;
     let sha = shelfwise_model::format::sha256_hex(&[&bytes]);
     let cfg = EncoderConfig::minilm_l6();
-    let tensors = base_encoder_tensors(&cfg, &bytes, &sha)?;
+    let tensors = encoder_tensors(&cfg, &load_tensors(&bytes)?)?;
     let tok_json = std::fs::read(dir.join("tokenizer.json")).context("cannot read the base tokenizer.json")?;
     let tokenizer = TitleTokenizer::from_bytes(&tok_json, cfg.max_tokens)?;
     let tok_json = tokenizer.to_json()?;

@@ -149,10 +149,14 @@ pub fn base_encoder_tensors(cfg: &crate::format::EncoderConfig, base: &[u8], sha
     if actual != sha256 {
         return Err(ModelError::Incomplete(format!("base model sha256 is {actual}, expected {sha256}")));
     }
-    let all = load_tensors(base)?;
+    encoder_tensors(cfg, &load_tensors(base)?)
+}
+
+/// The encoder's tensors (f32, shapes checked) out of a larger set, e.g. a whole BERT checkpoint.
+pub fn encoder_tensors(cfg: &crate::format::EncoderConfig, all: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
     crate::encoder::tensor_shapes(cfg)
         .into_iter()
-        .map(|(name, shape)| Ok((name.clone(), crate::encoder::take(&all, &name, &shape)?)))
+        .map(|(name, shape)| Ok((name.clone(), crate::encoder::take(all, &name, &shape)?)))
         .collect()
 }
 
