@@ -155,11 +155,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if train_rows.is_empty() {
         bail!("no training rows left after holding out data");
     }
-    let labels = LabelSpace::from_raw_paths(train_rows.iter().map(|r| r.label()).collect::<Vec<_>>().iter().map(String::as_str))?;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in &train_rows {
         *counts.entry(r.label()).or_default() += 1;
     }
+    let labels = LabelSpace::from_raw_paths(counts.keys().map(String::as_str))?;
     let singletons = counts.values().filter(|&&c| c == 1).count();
     if labels.len() < 2 {
         bail!("{}: only one category ({}); a classifier needs at least two", a.train.display(), labels.label_string(0));
@@ -180,7 +180,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
     let base = load_base(&a.base)?;
     let (embedder, enc_cfg) = (&base.embedder, &base.cfg);
-    let head_cfg = HeadConfig {
+    let mut head_cfg = HeadConfig {
         ngram: NgramConfig::default(),
         buckets: a.buckets,
         ngram_dim: a.ngram_dim,
@@ -220,7 +220,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     let t_train = Instant::now();
     let pb = bar(1000, "train head");
-    let trained = train_head(
+    let mut trained = train_head(
         &head_cfg,
         &tcfg,
         (enc_cfg, &base.tensors),
@@ -241,7 +241,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let train_secs = t_train.elapsed().as_secs_f64();
 
     // Calibrate on whole held-out titles: the confidence ECE is measured on.
-    let mut head_cfg = head_cfg;
     let mut calib = json!(null);
     if let (Some(h), Some(logits)) = (&held, &trained.heldout_logits) {
         let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) =
@@ -282,11 +281,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         payload_sha256: String::new(),
         quantization: None,
     };
-    // The n-gram table is stored in f16: half the bytes, and its values (±0.1 scale) lose nothing
-    // that changes a ranking. Both files below hold exactly these values.
-    let mut trained = trained;
-    if let Some(t) = trained.tensors.get_mut(shelfwise_model::head::NGRAM_TABLE) {
-        *t = t.to_dtype(candle_core::DType::F16)?;
+    // Both files below hold exactly the stored (f16 n-gram table) values.
+    for (name, t) in trained.tensors.iter_mut() {
+        *t = shelfwise_model::head::for_storage(name, t.clone())?;
     }
     if let Some(part) = &a.part {
         let file = ModelFile {

@@ -10,7 +10,7 @@ use crate::encoder::{pad_batch, Encoder};
 use crate::error::{ModelError, Result};
 use crate::format::{EncoderWeights, Manifest, ModelFile};
 use crate::head::Head;
-use crate::tokenize::TitleTokenizer;
+use crate::tokenize::{Encoding, TitleTokenizer};
 
 /// Titles longer than this (in UTF-8 bytes) are refused with `INPUT_TOO_LONG` rather than cut
 /// silently: a listing title is a line, not a page.
@@ -25,22 +25,24 @@ pub struct Embedder {
 impl Embedder {
     /// Raw mean-pooled embeddings [N, hidden] of one batch (titles padded to the longest).
     pub fn embed(&self, titles: &[&str]) -> Result<Tensor> {
+        let (_, ids, mask) = self.batch(titles)?;
+        self.encoder.forward(&ids, &mask)
+    }
+
+    /// Checked, tokenized titles and their padded [batch, seq] ids and mask.
+    fn batch(&self, titles: &[&str]) -> Result<(Vec<Encoding>, Tensor, Tensor)> {
         let encodings = titles
             .iter()
             .map(|t| check_title(t).and_then(|_| self.tokenizer.encode(t)))
             .collect::<Result<Vec<_>>>()?;
         let (ids, mask) = pad_batch(&encodings, &Device::Cpu)?;
-        self.encoder.forward(&ids, &mask)
+        Ok((encodings, ids, mask))
     }
 
     /// Hidden states after the first `upto` blocks, one [tokens, hidden] tensor per title
     /// (padding removed): the frozen part of the encoder when fine-tuning the blocks above.
     pub fn hidden(&self, titles: &[&str], upto: usize) -> Result<Vec<Tensor>> {
-        let encodings = titles
-            .iter()
-            .map(|t| check_title(t).and_then(|_| self.tokenizer.encode(t)))
-            .collect::<Result<Vec<_>>>()?;
-        let (ids, mask) = pad_batch(&encodings, &Device::Cpu)?;
+        let (encodings, ids, mask) = self.batch(titles)?;
         let x = self.encoder.run_layers(self.encoder.embeddings(&ids)?, &mask, 0..upto)?;
         encodings
             .iter()
@@ -101,14 +103,6 @@ impl Classifier {
 
     pub fn labels(&self) -> &LabelSpace {
         &self.labels
-    }
-
-    pub fn embedder(&self) -> &Embedder {
-        &self.embedder
-    }
-
-    pub fn head(&self) -> &Head {
-        &self.head
     }
 
     /// Uncalibrated logits for a batch of titles.
@@ -180,7 +174,7 @@ pub fn split_part(full: ModelFile, base: &[u8]) -> Result<ModelFile> {
         // Its tensors differ from the base's by rounding alone: cut the part from the f32 model.
         return Err(ModelError::BadManifest("cannot cut a part file from a quantized model".into()));
     }
-    let sha = crate::format::sha256_hex(&[base]);
+    // Verified against the manifest's base sha256 here, which the part then refers to.
     let base_tensors = base_encoder_tensors(&full.manifest.encoder, base, &full.manifest.base_model.sha256)?;
     let flat = |t: &Tensor| t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>();
     let mut kept = HashMap::new();
@@ -190,11 +184,11 @@ pub fn split_part(full: ModelFile, base: &[u8]) -> Result<ModelFile> {
             None => false,
         };
         if !same {
-            let t = if name == crate::head::NGRAM_TABLE { t.to_dtype(candle_core::DType::F16)? } else { t };
+            let t = crate::head::for_storage(&name, t)?;
             kept.insert(name, t);
         }
     }
     let mut manifest = full.manifest;
-    manifest.encoder_weights = EncoderWeights::Base { sha256: sha };
+    manifest.encoder_weights = EncoderWeights::Base { sha256: manifest.base_model.sha256.clone() };
     Ok(ModelFile { manifest, tensors: tensors_to_bytes(&kept)?, tokenizer: full.tokenizer })
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Tensor, D};
 
 use crate::encoder::take;
 use crate::error::Result;
@@ -16,6 +16,16 @@ pub const LABEL_WEIGHT: &str = "head.label_weight";
 pub const BIAS: &str = "head.bias";
 pub const NGRAM_TABLE: &str = "head.ngram_table";
 pub const NGRAM_WEIGHT: &str = "head.ngram_weight";
+
+/// A head tensor as model files store it: the n-gram table in f16 (half the bytes; its ±0.1-scale
+/// values lose nothing that changes a ranking), everything else as it is.
+pub fn for_storage(name: &str, t: Tensor) -> candle_core::Result<Tensor> {
+    if name == NGRAM_TABLE {
+        t.to_dtype(candle_core::DType::F16)
+    } else {
+        Ok(t)
+    }
+}
 
 /// `s · x / ‖x‖` row-wise ([N, H]).
 pub fn normalize(pooled: &Tensor, scale: f32) -> candle_core::Result<Tensor> {
@@ -96,9 +106,5 @@ impl Head {
 
     pub fn ngram_ids(&self, title: &str) -> Vec<u32> {
         shelfwise_core::ngram::hashed_ngrams(title, &self.cfg.ngram, self.cfg.buckets)
-    }
-
-    pub fn device(&self) -> &Device {
-        self.label_weight.device()
     }
 }
