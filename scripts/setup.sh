@@ -44,6 +44,16 @@ fi
 check_sha "$BASE_DIR/model.safetensors" "$SAFETENSORS_SHA256"
 check_sha "$BASE_DIR/tokenizer.json" "$TOKENIZER_SHA256"
 
+# Vulkan loader + Mesa's lavapipe (a CPU Vulkan driver): gives shelfwise-gpu's tests an adapter on
+# machines without a GPU (scripts/test.sh sets SHELFWISE_REQUIRE_GPU=1, so they run, not skip).
+if ! dpkg -s mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1; then
+  say "installing the Vulkan loader and Mesa's lavapipe (apt)"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
 say "building the shelfwise CLI (release)"
 cargo build --release --locked -p shelfwise-cli
 

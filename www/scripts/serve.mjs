@@ -2,8 +2,12 @@
 //   /            -> www/demo/        (page, styles, service worker)
 //   /dist/       -> www/dist/        (the built package: JS, worker, wasm)
 //   /model/model.shelfwise -> the model file (--model, $SHELFWISE_MODEL, or the shipped one)
+//   --static /prefix/=dir   extra roots (repeatable; a file instead of a dir serves that one URL);
+//                           used by scripts/bench-compare.mjs for www/bench/, node_modules, models
+//   --isolate               adds COEP require-corp (with the COOP below: crossOriginIsolated, which
+//                           performance.measureUserAgentSpecificMemory() needs)
 // Every response carries a strict CSP (no 'unsafe-eval', no inline script or style).
-// Usage: node scripts/serve.mjs [--port 8080] [--model path/to/model.shelfwise]
+// Usage: node scripts/serve.mjs [--port 8080] [--model path/to/model.shelfwise] [--static /p/=dir]... [--isolate]
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
@@ -17,6 +21,15 @@ const arg = (name, dflt) => {
 };
 const port = Number(arg('--port', process.env.PORT ?? 8080));
 const modelPath = resolve(arg('--model', process.env.SHELFWISE_MODEL ?? join(www, '..', 'models', 'flipkart-minilm', 'model.shelfwise')));
+// [url prefix, absolute path], longest prefix first.
+const statics = args
+  .flatMap((a, i) => (a === '--static' ? [args[i + 1]] : []))
+  .map((spec) => {
+    const eq = spec.indexOf('=');
+    return [spec.slice(0, eq), resolve(spec.slice(eq + 1))];
+  })
+  .sort((a, b) => b[0].length - a[0].length);
+const isolate = args.includes('--isolate');
 
 export const CSP = [
   "default-src 'self'",
@@ -44,10 +57,23 @@ const TYPES = {
   '.ico': 'image/x-icon',
   '.webmanifest': 'application/manifest+json',
   '.shelfwise': 'application/octet-stream',
+  '.onnx': 'application/octet-stream',
+  '.txt': 'text/plain; charset=utf-8',
 };
 
 function resolveFile(pathname) {
   if (pathname === '/model/model.shelfwise') return modelPath;
+  for (const [prefix, target] of statics) {
+    if (!prefix.endsWith('/')) {
+      if (pathname === prefix) return target;
+      continue;
+    }
+    if (!pathname.startsWith(prefix)) continue;
+    let rel = pathname.slice(prefix.length);
+    if (rel === '' || rel.endsWith('/')) rel += 'index.html';
+    const file = normalize(join(target, rel));
+    return file.startsWith(target + sep) ? file : null;
+  }
   let base = join(www, 'demo');
   let rel = pathname;
   if (pathname.startsWith('/dist/')) {
@@ -69,6 +95,7 @@ const server = createServer((req, res) => {
     'permissions-policy': 'camera=(), microphone=(), geolocation=()',
     'cache-control': 'no-cache',
   };
+  if (isolate) headers['cross-origin-embedder-policy'] = 'require-corp';
   let pathname;
   try {
     pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);

@@ -23,10 +23,11 @@ export function requireModel() {
   if (!existsSync(join(WWW, 'dist', 'index.js'))) throw new Error('www/dist is missing: run www/scripts/test-browser.sh (it builds first)');
 }
 
-/** Starts scripts/serve.mjs on a free port (or `port`); resolves { url, origin, stop }. */
-export function startServer(port = 0) {
+/** Starts scripts/serve.mjs on a free port (or `port`); resolves { url, origin, stop }. `extraArgs`
+ * go to serve.mjs after the defaults (e.g. `--model`, `--static`, `--isolate`; the last `--model` wins). */
+export function startServer(port = 0, extraArgs = []) {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [join(WWW, 'scripts', 'serve.mjs'), '--port', String(port), '--model', MODEL], {
+    const child = spawn(process.execPath, [join(WWW, 'scripts', 'serve.mjs'), '--port', String(port), '--model', MODEL, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

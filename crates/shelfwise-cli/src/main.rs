@@ -63,15 +63,21 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Quantize a full model file's weights (int8 per output channel); prints sizes before/after.
+    /// Quantize a full model file's weights; prints sizes before/after.
     Quantize {
         #[arg(long = "in")]
         input: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        /// Only int8 so far.
+        /// int8: every weight int8 per output channel. q4: encoder weights and word embeddings in
+        /// 4 bits (scale per 32 values), head int8.
         #[arg(long, default_value = "int8")]
-        scheme: String,
+        scheme: shelfwise_model::quant::Scheme,
+        /// Keep word-embedding rows only for the word pieces these text files (one title or
+        /// category path a line; CSVs work as they are) tokenize to; other pieces read [UNK].
+        /// Repeat for several files. Without it the whole vocabulary is kept.
+        #[arg(long = "keep-vocab")]
+        keep_vocab: Vec<PathBuf>,
     },
     /// Print a model file's manifest (after verifying the file).
     Inspect {
@@ -110,23 +116,31 @@ fn run() -> Result<()> {
             let base = std::fs::read(base.join("model.safetensors")).context("cannot read the base model.safetensors (run scripts/setup.sh)")?;
             train::write(&out, &shelfwise_model::classifier::split_part(full, &base)?.to_bytes()?)
         }
-        Cmd::Quantize { input, out, scheme } => {
-            match scheme.as_str() {
-                "int8" => {}
-                "q4" => anyhow::bail!("--scheme q4 is not implemented yet; use --scheme int8"),
-                other => anyhow::bail!("unknown --scheme {other:?}; use --scheme int8 (q4 is not implemented yet)"),
-            }
+        Cmd::Quantize { input, out, scheme, keep_vocab } => {
             let before = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
             let file = shelfwise_model::ModelFile::from_bytes(&before)?;
-            if let Some(q) = &file.manifest.quantization {
-                anyhow::bail!("{} is already quantized ({}); quantize the f32 model instead", input.display(), q.scheme);
-            }
-            let bytes = shelfwise_model::quant::quantize_int8(file)?.to_bytes()?;
+            let keep_tokens = if keep_vocab.is_empty() {
+                None
+            } else {
+                let tok = shelfwise_model::tokenize::TitleTokenizer::from_bytes(&file.tokenizer, file.manifest.encoder.max_tokens)?;
+                let mut ids = std::collections::BTreeSet::new();
+                for p in &keep_vocab {
+                    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+                    ids.extend(tok.ids_of(text.lines())?);
+                }
+                Some(ids)
+            };
+            let names: Vec<String> = keep_vocab.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+            let opts = shelfwise_model::quant::QuantizeOptions { scheme, keep_tokens, vocab_source: names.join(", ") };
+            let bytes = shelfwise_model::quant::quantize(file, &opts)?.to_bytes()?;
             // Prove the result loads before writing it.
-            shelfwise_model::Classifier::from_bytes(&bytes)?;
+            let clf = shelfwise_model::Classifier::from_bytes(&bytes)?;
             train::write(&out, &bytes)?;
             let mb = |n: usize| n as f64 / 1e6;
-            println!("{:.1} MB -> {:.1} MB ({:.0} %)", mb(before.len()), mb(bytes.len()), 100.0 * bytes.len() as f64 / before.len() as f64);
+            println!("{:.1} MB -> {:.2} MB ({:.1} %)", mb(before.len()), mb(bytes.len()), 100.0 * bytes.len() as f64 / before.len() as f64);
+            if let Some(p) = clf.manifest().quantization.as_ref().and_then(|q| q.pruned_vocab.as_ref()) {
+                println!("vocabulary: kept {} of {} word pieces", p.kept, p.of);
+            }
             Ok(())
         }
         Cmd::Inspect { model } => {

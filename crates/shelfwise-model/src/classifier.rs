@@ -105,6 +105,10 @@ impl Classifier {
         &self.labels
     }
 
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
     /// Uncalibrated logits for a batch of titles.
     pub fn logits(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
         let pooled = self.embedder.embed(titles)?;

@@ -6,28 +6,53 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
+use shelfwise_kernels::QMatrix;
 
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
 
-/// `y = x W^T + b` over the last dim, flattening leading dims into one matmul. Holds `W` itself
-/// (not a transposed copy) so that a layer built from trainable `Var`s sees their updates.
+/// `y = x W^T + b` over the last dim, flattening leading dims into one matmul. An f32 weight is
+/// held as `W` itself (not a transposed copy) so that a layer built from trainable `Var`s sees
+/// their updates; a quantized one runs on the int8 kernels of `shelfwise-kernels`.
 pub struct Linear {
-    w: Tensor,
+    w: Weight,
     b: Tensor,
+}
+
+enum Weight {
+    F32(Tensor),
+    /// Codes and scales, plus the bias as a slice for the kernel.
+    Quant(QMatrix, Vec<f32>),
 }
 
 impl Linear {
     fn new(w: &Tensor, b: &Tensor) -> Self {
-        Self { w: w.clone(), b: b.clone() }
+        Self { w: Weight::F32(w.clone()), b: b.clone() }
+    }
+
+    /// `<prefix>.weight` (f32 or quantized) and `<prefix>.bias` of shape `[out, in]` / `[out]`.
+    fn load(t: &HashMap<String, Tensor>, prefix: &str, out: usize, inp: usize) -> Result<Self> {
+        let name = format!("{prefix}.weight");
+        let b = take(t, &format!("{prefix}.bias"), &[out])?;
+        match crate::quant::load_qmatrix(t, &name, &[out, inp])? {
+            Some(q) => Ok(Self { w: Weight::Quant(q, b.to_vec1()?), b }),
+            None => Ok(Self::new(&take(t, &name, &[out, inp])?, &b)),
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let (rows, k) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
-        let y = x.reshape((rows, k))?.matmul(&self.w.t()?)?.broadcast_add(&self.b)?;
+        let (y, n) = match &self.w {
+            Weight::F32(w) => (x.reshape((rows, k))?.matmul(&w.t()?)?.broadcast_add(&self.b)?, w.dim(0)?),
+            Weight::Quant(q, bias) => {
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                let y = shelfwise_kernels::linear(&xs, rows, q, Some(bias)).map_err(candle_core::Error::wrap)?;
+                (Tensor::from_vec(y, (rows, q.rows()), x.device())?, q.rows())
+            }
+        };
         let mut out = dims;
-        *out.last_mut().expect("non-empty") = self.w.dim(0)?;
+        *out.last_mut().expect("non-empty") = n;
         y.reshape(out)
     }
 }
@@ -65,26 +90,21 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// Builds block `l` from named tensors (BERT names), checking shapes.
+    /// Builds block `l` from named tensors (BERT names; weights f32 or quantized), checking shapes.
     pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, l: usize) -> Result<Self> {
-        let shapes: HashMap<String, Vec<usize>> = tensor_shapes(cfg).into_iter().collect();
-        let get = |n: &str| -> Result<Tensor> {
-            let shape = shapes.get(n).ok_or_else(|| ModelError::BadTensors(format!("no tensor {n} in this config")))?;
-            take(t, n, shape)
-        };
-        let lin = |p: &str| -> Result<Linear> { Ok(Linear::new(&get(&format!("{p}.weight"))?, &get(&format!("{p}.bias"))?)) };
+        let (h, i) = (cfg.hidden, cfg.intermediate);
         let ln = |p: &str| -> Result<Norm> {
-            Ok(Norm { w: get(&format!("{p}.weight"))?, b: get(&format!("{p}.bias"))?, eps: cfg.layer_norm_eps as f32 })
+            Ok(Norm { w: take(t, &format!("{p}.weight"), &[h])?, b: take(t, &format!("{p}.bias"), &[h])?, eps: cfg.layer_norm_eps as f32 })
         };
         let p = format!("encoder.layer.{l}");
         Ok(Layer {
-            q: lin(&format!("{p}.attention.self.query"))?,
-            k: lin(&format!("{p}.attention.self.key"))?,
-            v: lin(&format!("{p}.attention.self.value"))?,
-            o: lin(&format!("{p}.attention.output.dense"))?,
+            q: Linear::load(t, &format!("{p}.attention.self.query"), h, h)?,
+            k: Linear::load(t, &format!("{p}.attention.self.key"), h, h)?,
+            v: Linear::load(t, &format!("{p}.attention.self.value"), h, h)?,
+            o: Linear::load(t, &format!("{p}.attention.output.dense"), h, h)?,
             ln1: ln(&format!("{p}.attention.output.LayerNorm"))?,
-            ff1: lin(&format!("{p}.intermediate.dense"))?,
-            ff2: lin(&format!("{p}.output.dense"))?,
+            ff1: Linear::load(t, &format!("{p}.intermediate.dense"), i, h)?,
+            ff2: Linear::load(t, &format!("{p}.output.dense"), h, i)?,
             ln2: ln(&format!("{p}.output.LayerNorm"))?,
             differentiable: false,
         })
@@ -125,9 +145,21 @@ pub fn mean_pool(x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
     x.broadcast_mul(&m)?.sum(1)?.broadcast_div(&counts)
 }
 
+pub const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
+/// Optional U32 `[vocab]`: the row of each token id in a pruned word-embedding table.
+pub const WORD_ROWS: &str = "embeddings.word_embeddings.rows";
+
+/// The word-embedding table: f32, or quantized (rows dequantized as they are gathered), with an
+/// optional id → row map when the vocabulary was pruned.
+enum WordTable {
+    F32(Tensor),
+    Quant(QMatrix),
+}
+
 pub struct Encoder {
     cfg: EncoderConfig,
-    word: Tensor,
+    word: WordTable,
+    rows: Option<Vec<u32>>,
     pos: Tensor,
     typ: Tensor,
     emb_ln: LayerNorm,
@@ -190,10 +222,26 @@ impl Encoder {
         }
         let shapes: HashMap<String, Vec<usize>> = tensor_shapes(cfg).into_iter().collect();
         let get = |n: &str| take(t, n, &shapes[n]);
+        let rows = match t.get(WORD_ROWS) {
+            None => None,
+            Some(r) if r.dtype() == DType::U32 && r.dims() == [cfg.vocab_size] => Some(r.to_vec1::<u32>()?),
+            Some(r) => return Err(ModelError::BadTensors(format!("{WORD_ROWS} is {:?} {:?}, expected U32 [{}]", r.dtype(), r.dims(), cfg.vocab_size))),
+        };
+        let table_rows = match &rows {
+            None => cfg.vocab_size,
+            // A row per kept token: the map's largest entry + 1, and every row must be used.
+            Some(r) => r.iter().max().map_or(0, |&m| m as usize + 1),
+        };
+        let shape = [table_rows, cfg.hidden];
+        let word = match crate::quant::load_qmatrix(t, WORD_EMBEDDINGS, &shape)? {
+            Some(q) => WordTable::Quant(q),
+            None => WordTable::F32(take(t, WORD_EMBEDDINGS, &shape)?),
+        };
         let layers = (0..cfg.layers).map(|l| Layer::from_tensors(cfg, t, l)).collect::<Result<Vec<_>>>()?;
         Ok(Self {
             cfg: cfg.clone(),
-            word: get("embeddings.word_embeddings.weight")?,
+            word,
+            rows,
             pos: get("embeddings.position_embeddings.weight")?,
             typ: get("embeddings.token_type_embeddings.weight")?,
             emb_ln: LayerNorm::new(get("embeddings.LayerNorm.weight")?, get("embeddings.LayerNorm.bias")?, cfg.layer_norm_eps),
@@ -205,13 +253,35 @@ impl Encoder {
         &self.cfg
     }
 
+    /// Word-embedding rows of `ids` ([N] u32) → [N, hidden].
+    fn word_rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut ids = ids.to_vec1::<u32>()?;
+        if let Some(i) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
+            return Err(ModelError::Compute(format!("token id {i} outside the vocabulary of {}", self.cfg.vocab_size)));
+        }
+        if let Some(map) = &self.rows {
+            ids.iter_mut().for_each(|i| *i = map[*i as usize]);
+        }
+        match &self.word {
+            WordTable::F32(t) => Ok(t.index_select(&Tensor::from_vec(ids.clone(), ids.len(), t.device())?, 0)?),
+            WordTable::Quant(q) => {
+                let h = self.cfg.hidden;
+                let mut out = vec![0f32; ids.len() * h];
+                for (o, &i) in out.chunks_mut(h).zip(&ids) {
+                    q.dequantize_row(i as usize, o);
+                }
+                Ok(Tensor::from_vec(out, (ids.len(), h), &candle_core::Device::Cpu)?)
+            }
+        }
+    }
+
     /// Hidden states after the embedding LayerNorm: [batch, seq, hidden].
     pub fn embeddings(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.cfg.max_tokens {
             return Err(ModelError::Compute(format!("sequence of {t} tokens over the limit {}", self.cfg.max_tokens)));
         }
-        let word = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden))?;
+        let word = self.word_rows(&ids.flatten_all()?)?.reshape((b, t, self.cfg.hidden))?;
         let pos = self.pos.narrow(0, 0, t)?;
         let typ = self.typ.get(0)?;
         Ok(self.emb_ln.forward(&word.broadcast_add(&pos)?.broadcast_add(&typ)?)?)

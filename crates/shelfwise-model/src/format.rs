@@ -115,10 +115,23 @@ pub struct Manifest {
 /// Which weights a model file stores quantized, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quantization {
-    /// `"int8-per-channel"`.
+    /// `"int8-per-channel"` or `"q4-block32"` (see [`crate::quant`]).
     pub scheme: String,
-    /// Names of the quantized tensors (stored as `<name>.q8` + `<name>.scale`).
+    /// Names of the quantized tensors (stored as `<name>.q8` + `<name>.scale`, or `<name>.q4` +
+    /// `<name>.q4scale`).
     pub tensors: Vec<String>,
+    /// Set when the word-embedding table keeps only some tokens' rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_vocab: Option<PrunedVocab>,
+}
+
+/// Vocabulary pruning: `kept` of `of` word-embedding rows remain; the others read `[UNK]`'s row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrunedVocab {
+    pub kept: usize,
+    pub of: usize,
+    /// What the kept tokens were collected from.
+    pub source: String,
 }
 
 /// A parsed, verified model file.

@@ -31,6 +31,26 @@ impl TitleTokenizer {
         Ok(Encoding { ids: e.get_ids().to_vec(), mask: e.get_attention_mask().to_vec() })
     }
 
+    /// Ids of the special tokens ([CLS], [SEP], [PAD], ...).
+    pub fn special_ids(&self) -> Vec<u32> {
+        self.inner.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(&id, _)| id).collect()
+    }
+
+    /// The id unknown word pieces get (`[UNK]` for BERT); 100 when the tokenizer names none.
+    pub fn unk_id(&self) -> u32 {
+        self.inner.token_to_id("[UNK]").unwrap_or(100)
+    }
+
+    /// Every token id that `lines` tokenize to (no special tokens).
+    pub fn ids_of<'a>(&self, lines: impl IntoIterator<Item = &'a str>) -> Result<std::collections::BTreeSet<u32>> {
+        let mut out = std::collections::BTreeSet::new();
+        for l in lines {
+            let e = self.inner.encode(l, false).map_err(|e| ModelError::BadTokenizer(e.to_string()))?;
+            out.extend(e.get_ids().iter().copied());
+        }
+        Ok(out)
+    }
+
     /// The tokenizer.json with padding disabled, as stored in model files.
     pub fn to_json(&self) -> Result<Vec<u8>> {
         self.inner.to_string(false).map(String::into_bytes).map_err(|e| ModelError::BadTokenizer(e.to_string()))

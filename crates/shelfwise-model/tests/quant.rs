@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use common::*;
 use shelfwise_model::classifier::{load_tensors, tensors_to_bytes};
 use shelfwise_model::format::{EncoderWeights, ModelFile};
-use shelfwise_model::quant::{quantize_int8, INT8_PER_CHANNEL};
+use shelfwise_model::quant::{quantize, quantize_int8, QuantizeOptions, Scheme, INT8_BLOCK32, Q4_BLOCK32};
 use shelfwise_model::Classifier;
 
 const TITLES: [&str; 5] = ["red running shoe", "stainless steel kettle 1.5 l", "kids sandals", "Nike Air", "non-stick frying pan"];
@@ -20,7 +20,7 @@ fn argmax(p: &[f32]) -> usize {
 fn quantized_tiny_model_loads_and_ranks_like_f32() {
     let q = quantize_int8(tiny_file()).unwrap();
     let quant = q.manifest.quantization.as_ref().unwrap();
-    assert_eq!(quant.scheme, INT8_PER_CHANNEL);
+    assert_eq!(quant.scheme, INT8_BLOCK32);
     // 1 layer × 6 Linear weights + word embeddings + 3 head matrices.
     assert_eq!(quant.tensors.len(), 10, "{:?}", quant.tensors);
     let names = load_tensors(&q.tensors).unwrap();
@@ -60,7 +60,10 @@ fn quantized_tensors_with_bad_shapes_or_dtypes_are_rejected() {
     let cpu = &Device::Cpu;
     // head.label_weight is [3 labels, 8 hidden].
     assert_eq!(with("head.label_weight.scale", Tensor::ones(4, candle_core::DType::F32, cpu).unwrap()), Some("MODEL_TENSORS"));
-    assert_eq!(with("head.label_weight.scale", Tensor::ones((3, 1), candle_core::DType::F32, cpu).unwrap()), Some("MODEL_TENSORS"));
+    assert_eq!(with("head.label_weight.scale", Tensor::ones((3, 2), candle_core::DType::F32, cpu).unwrap()), Some("MODEL_TENSORS"));
+    // Both scale layouts load: one per row (first int8 files) and one per block of 32.
+    assert_eq!(with("head.label_weight.scale", Tensor::ones(3, candle_core::DType::F32, cpu).unwrap()), None);
+    assert_eq!(with("head.label_weight.scale", Tensor::ones((3, 1), candle_core::DType::F32, cpu).unwrap()), None);
     assert_eq!(with("head.label_weight.q8", Tensor::zeros((3, 7), candle_core::DType::U8, cpu).unwrap()), Some("MODEL_TENSORS"));
     assert_eq!(with("head.label_weight.q8", Tensor::zeros((3, 8), candle_core::DType::F32, cpu).unwrap()), Some("MODEL_TENSORS"));
     assert_eq!(with("head.label_weight.scale", Tensor::new(&[1f32, f32::NAN, 1.0], cpu).unwrap()), Some("MODEL_TENSORS"));
@@ -86,4 +89,50 @@ fn no_part_file_from_a_quantized_model() {
     let q = quantize_int8(tiny_file()).unwrap();
     let err = shelfwise_model::classifier::split_part(q, b"").unwrap_err();
     assert_eq!(err.code(), "MODEL_MANIFEST", "{err}");
+}
+
+fn opts(scheme: Scheme, keep: Option<&[&str]>) -> QuantizeOptions {
+    let keep_tokens = keep.map(|lines| {
+        let tok = shelfwise_model::tokenize::TitleTokenizer::from_bytes(&tiny_file().tokenizer, 128).unwrap();
+        tok.ids_of(lines.iter().copied()).unwrap()
+    });
+    QuantizeOptions { scheme, keep_tokens, vocab_source: "test".into() }
+}
+
+#[test]
+fn q4_tiny_model_loads_and_ranks_like_f32() {
+    let q = quantize(tiny_file(), &opts(Scheme::Q4, None)).unwrap();
+    assert_eq!(q.manifest.quantization.as_ref().unwrap().scheme, Q4_BLOCK32);
+    let names = load_tensors(&q.tensors).unwrap();
+    assert!(names.contains_key("encoder.layer.0.intermediate.dense.weight.q4") && names.contains_key("head.label_weight.q8"));
+    let (a, b) = (Classifier::from_bytes(&tiny_bytes()).unwrap(), Classifier::from_bytes(&q.to_bytes().unwrap()).unwrap());
+    let (pa, pb) = (a.probs(&TITLES).unwrap(), b.probs(&TITLES).unwrap());
+    for (x, y) in pa.iter().zip(&pb) {
+        assert_eq!(argmax(x), argmax(y));
+    }
+    assert!(quantize(q, &opts(Scheme::Int8, None)).is_err(), "quantizing twice is refused");
+}
+
+#[test]
+fn pruned_vocabulary_changes_nothing_for_kept_tokens_and_reads_unk_for_the_rest() {
+    let full = Classifier::from_bytes(&quantize(tiny_file(), &opts(Scheme::Int8, None)).unwrap().to_bytes().unwrap()).unwrap();
+    let file = quantize(tiny_file(), &opts(Scheme::Int8, Some(&TITLES))).unwrap();
+    let pv = file.manifest.quantization.as_ref().unwrap().pruned_vocab.clone().unwrap();
+    assert!(pv.kept < 40 && pv.of == 30522, "{pv:?}");
+    let pruned = Classifier::from_bytes(&file.to_bytes().unwrap()).unwrap();
+    // Every token of these titles was kept: identical probabilities.
+    assert_eq!(full.probs(&TITLES).unwrap(), pruned.probs(&TITLES).unwrap());
+    // "zebra" was not: the encoder reads the [UNK] row for it, exactly as for the literal [UNK]
+    // token (the n-gram half of the head still sees "zebra").
+    let emb = |c: &Classifier, t: &str| c.embedder().embed(&[t]).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(emb(&pruned, "red zebra shoe"), emb(&full, "red [UNK] shoe"));
+    assert_ne!(emb(&full, "red zebra shoe"), emb(&full, "red [UNK] shoe"));
+
+    // A row map pointing past the table is a bad tensor, not a panic.
+    let mut all = load_tensors(&file.tensors).unwrap();
+    let mut rows = all["embeddings.word_embeddings.rows"].to_vec1::<u32>().unwrap();
+    rows[5] = 10_000;
+    all.insert("embeddings.word_embeddings.rows".into(), Tensor::new(rows.as_slice(), &Device::Cpu).unwrap());
+    let f = ModelFile { manifest: file.manifest.clone(), tensors: tensors_to_bytes(&all).unwrap(), tokenizer: file.tokenizer.clone() };
+    assert_eq!(Classifier::from_bytes(&f.to_bytes().unwrap()).err().map(|e| e.code()), Some("MODEL_TENSORS"));
 }

@@ -1,0 +1,33 @@
+//! Criterion bench of the quantized linear layer at MiniLM shapes (tokens × 384 → 384 / 1536),
+//! against the same product in plain f32 loops. `cargo bench -p shelfwise-kernels`.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shelfwise_kernels::{linear, padded, QMatrix, BLOCK};
+
+fn f32_linear(x: &[f32], m: usize, w: &[f32], n: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            out[i * n + j] = x[i * k..(i + 1) * k].iter().zip(&w[j * k..(j + 1) * k]).map(|(a, b)| a * b).sum();
+        }
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group(format!("linear/{}", shelfwise_kernels::implementation()));
+    for &(m, n, k) in &[(16usize, 384usize, 384usize), (16, 1536, 384), (16, 384, 1536), (64, 1536, 384)] {
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let wf: Vec<f32> = (0..n * k).map(|i| ((i * 104729) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let codes: Vec<i8> = wf.iter().map(|v| (v * 1270.0).round().clamp(-127.0, 127.0) as i8).collect();
+        let w = QMatrix::from_block_scaled(n, k, &codes, &vec![1.0 / 1270.0; n * padded(k) / BLOCK]).unwrap();
+        g.throughput(Throughput::Elements((m * n * k) as u64));
+        let id = format!("{m}x{n}x{k}");
+        g.bench_with_input(BenchmarkId::new("int8", &id), &(), |b, _| b.iter(|| linear(black_box(&x), m, &w, None).unwrap()));
+        g.bench_with_input(BenchmarkId::new("f32-loop", &id), &(), |b, _| b.iter(|| f32_linear(black_box(&x), m, &wf, n, k)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

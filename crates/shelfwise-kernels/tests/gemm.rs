@@ -1,0 +1,110 @@
+//! Kernel vs reference on random shapes (odd sizes, k not a multiple of the block, zero and
+//! outlier rows). Runs natively (`cargo test`) and in wasm with simd128
+//! (`cargo test --target wasm32-unknown-unknown`, wasm-bindgen-test in Node).
+
+use shelfwise_kernels::{linear, matmul_t, padded, quantize_rows, reference, QMatrix, ACT_MAX, BLOCK};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+/// Small deterministic generator (no dependency, same numbers on every platform).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn f(&mut self) -> f32 {
+        (self.next() as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+    }
+}
+
+/// Random activations with a few outliers and an all-zero row, as encoder activations have.
+fn acts(g: &mut Lcg, m: usize, k: usize) -> Vec<f32> {
+    let mut x: Vec<f32> = (0..m * k).map(|_| g.f() * 3.0).collect();
+    for _ in 0..(m * k / 50) {
+        let i = g.below(m * k);
+        x[i] *= 40.0;
+    }
+    if m > 2 {
+        x[k..2 * k].fill(0.0);
+    }
+    x
+}
+
+fn weights(g: &mut Lcg, n: usize, k: usize) -> QMatrix {
+    if g.below(2) == 0 {
+        let codes: Vec<i8> = (0..n * k).map(|_| (g.below(255) as i32 - 127) as i8).collect();
+        let scales: Vec<f32> = (0..n).map(|_| g.f().abs() * 0.01 + 1e-4).collect();
+        QMatrix::from_row_scaled(n, k, &codes, &scales).unwrap()
+    } else {
+        // 4-bit codes with a scale per block.
+        let codes: Vec<i8> = (0..n * k).map(|_| (g.below(16) as i32 - 8) as i8).collect();
+        let scales: Vec<f32> = (0..n * padded(k) / BLOCK).map(|_| g.f().abs() * 0.05 + 1e-4).collect();
+        QMatrix::from_block_scaled(n, k, &codes, &scales).unwrap()
+    }
+}
+
+/// Fast path equals the reference up to f32 summation order: |Δ| ≤ 1e-5 · Σ|block terms| + 1e-6.
+fn check_case(seed: u64) {
+    let mut g = Lcg(seed);
+    let (m, n, k) = (1 + g.below(9), 1 + g.below(23), 1 + g.below(130));
+    let x = acts(&mut g, m, k);
+    let w = weights(&mut g, n, k);
+    let q = quantize_rows(&x, m, k).unwrap();
+    let mut got = vec![0f32; m * n];
+    matmul_t(&q, &w, None, &mut got).unwrap();
+    let want = reference::matmul_t(&q, &w);
+    // Scale for the tolerance: the same product with absolute values.
+    let (xa, wa): (Vec<f32>, Vec<f32>) = (x.iter().map(|v| v.abs()).collect(), w.dequantize().iter().map(|v| v.abs()).collect());
+    let mag = reference::matmul_t_f32(&xa, m, &wa, n, k);
+    for i in 0..m * n {
+        let tol = 1e-5 * mag[i] + 1e-6;
+        assert!((got[i] - want[i]).abs() <= tol, "seed {seed} {m}x{n}x{k} [{i}]: kernel {} reference {} tol {tol}", got[i], want[i]);
+    }
+    // And the quantized product is close to the f32 one: per block, activation rounding error is
+    // at most half a step (max|x| / 2·ACT_MAX) times Σ|w|.
+    let f = reference::matmul_t_f32(&x, m, &w.dequantize(), n, k);
+    let bound = reference::matmul_t_f32(&vec![1.0; m * k], m, &wa, n, k);
+    let xmax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    for i in 0..m * n {
+        assert!((got[i] - f[i]).abs() <= xmax / (2.0 * ACT_MAX) * bound[i] * 1.001 + 1e-4, "seed {seed}: quantized {} vs f32 {}", got[i], f[i]);
+    }
+}
+
+#[test]
+fn kernel_matches_reference_on_random_shapes() {
+    for seed in 0..200 {
+        check_case(seed);
+    }
+}
+
+#[test]
+fn this_build_uses_the_expected_implementation() {
+    let want = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) { "wasm-simd128" } else { "portable" };
+    assert_eq!(shelfwise_kernels::implementation(), want);
+}
+
+#[test]
+fn linear_adds_bias_and_checks_shapes() {
+    let w = QMatrix::from_row_scaled(2, 3, &[1, 2, 3, -1, 0, 127], &[0.5, 1.0]).unwrap();
+    let y = linear(&[1.0, 1.0, 1.0], 1, &w, Some(&[10.0, -10.0])).unwrap();
+    // x is all ones: codes ACT_MAX with scale 1/ACT_MAX, exact.
+    assert!((y[0] - 13.0).abs() < 1e-5 && (y[1] - 116.0).abs() < 1e-4, "{y:?}");
+    assert!(linear(&[1.0, 1.0], 1, &w, None).is_err());
+    assert!(linear(&[1.0, 1.0, 1.0], 1, &w, Some(&[1.0])).is_err());
+    assert!(QMatrix::from_row_scaled(2, 3, &[0; 5], &[1.0, 1.0]).is_err());
+    assert!(QMatrix::from_block_scaled(2, 40, &[0; 80], &[1.0; 3]).is_err());
+}
+
+#[test]
+fn zero_and_non_finite_inputs_do_not_panic() {
+    let w = QMatrix::from_row_scaled(1, 4, &[1, 1, 1, 1], &[1.0]).unwrap();
+    assert_eq!(linear(&[0.0; 4], 1, &w, None).unwrap(), vec![0.0]);
+    let y = linear(&[f32::NAN, f32::INFINITY, 1.0, 1.0], 1, &w, None).unwrap();
+    assert_eq!(y.len(), 1);
+}
