@@ -23,6 +23,8 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci (www/)"
-  npm ci --no-audit --no-fund
+  # onnxruntime-node (pulled in by the transformers.js benchmark dependency) would download
+  # binaries from outside the npm registry at install: skip it, the benchmark uses onnxruntime-web.
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 fi
 say "browser setup done"

@@ -73,7 +73,10 @@ impl HostMatrix {
     /// vocabulary's word table).
     pub fn from_tensors(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, cols: usize) -> Result<Self> {
         let bad = |why: String| ModelError::BadTensors(format!("tensor {name}: {why}"));
-        if let (Some(q), Some(s)) = (t.get(&format!("{name}{CODES_SUFFIX}")), t.get(&format!("{name}{SCALE_SUFFIX}"))) {
+        // Per-row scales only: block-scaled int8 (scale [rows, blocks], the current int8 scheme)
+        // and q4 are dequantized to f32 below until the kernels read block scales.
+        let row_scaled = t.get(&format!("{name}{SCALE_SUFFIX}")).is_some_and(|s| s.rank() == 1);
+        if let (Some(q), Some(s), true) = (t.get(&format!("{name}{CODES_SUFFIX}")), t.get(&format!("{name}{SCALE_SUFFIX}")), row_scaled) {
             let &[r, c] = q.dims() else { return Err(bad(format!("codes have shape {:?}", q.dims())).into()) };
             if q.dtype() != DType::U8 || c != cols || rows.is_some_and(|n| n != r) {
                 return Err(bad(format!("codes are {:?} {:?}, expected U8 [{rows:?}, {cols}]", q.dtype(), q.dims())).into());
