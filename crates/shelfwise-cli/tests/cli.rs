@@ -101,7 +101,7 @@ fn quantized_model_still_ranks_the_kettle_first() {
     let top: Vec<&str> = v[0]["decision"]["suggestions"][0]["path"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(top, vec!["Kitchen", "Cookware", "Kettles"]);
 
-    fails_with(&["quantize", "--in", s(&model), "--out", s(&tmp("x.shelfwise")), "--scheme", "q4"], "q4 is not implemented yet");
+    fails_with(&["quantize", "--in", s(&model), "--out", s(&tmp("x.shelfwise")), "--scheme", "q3"], "unknown scheme");
     fails_with(&["quantize", "--in", s(&part), "--out", s(&tmp("x.shelfwise"))], "MODEL_INCOMPLETE");
     fails_with(&["quantize", "--in", s(&q8), "--out", s(&tmp("x.shelfwise"))], "already quantized");
 }
