@@ -263,7 +263,10 @@ impl Encoder {
             ids.iter_mut().for_each(|i| *i = map[*i as usize]);
         }
         match &self.word {
-            WordTable::F32(t) => Ok(t.index_select(&Tensor::from_vec(ids.clone(), ids.len(), t.device())?, 0)?),
+            WordTable::F32(t) => {
+                let n = ids.len();
+                Ok(t.index_select(&Tensor::from_vec(ids, n, t.device())?, 0)?)
+            }
             WordTable::Quant(q) => {
                 let h = self.cfg.hidden;
                 let mut out = vec![0f32; ids.len() * h];
