@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time setup on a fresh machine: fetch and verify the base encoder, build the CLI, and assemble
-# the shipped model from its committed head. Safe to re-run: every step is skipped when done.
+# the f32 reference model from its committed head (the shipped model, models/*/model.shelfwise, is
+# the committed quantized one). Safe to re-run: every step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -57,8 +58,9 @@ fi
 say "building the shelfwise CLI (release)"
 cargo build --release --locked -p shelfwise-cli
 
+# The f32 model: what the quantized one was made from, and the reference of the GPU parity tests.
 for part in models/*/head.swpart; do
-  out="$(dirname "$part")/model.shelfwise"
+  out="$(dirname "$part")/model.f32.shelfwise"
   if [ ! -f "$out" ] || [ "$part" -nt "$out" ]; then
     say "assembling $out"
     ./target/release/shelfwise assemble --part "$part" --base "$BASE_DIR" --out "$out"

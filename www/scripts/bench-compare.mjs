@@ -6,7 +6,8 @@
 //                            [--titles 500] [--warmup 5] [--warm-runs 3] [--out bench-results/compare]
 //                            [--no-transformers]
 //
-// Needs: www/dist (npm run build), chromium, and the transformers.js model files from
+// Needs: www/dist (npm run build), chromium, models/flipkart-minilm/model.{f32,int8}.shelfwise (scripts/setup.sh,
+// www/scripts/setup-bench.sh) and the transformers.js model files from
 // www/scripts/setup-bench.sh (`npm run bench:compare` runs it first). A missing shelfwise model file
 // is skipped with a note. One chromium with an on-disk profile; per engine, one after another:
 //   cold   page load → first result in a new tab, after clearing the origin's HTTP cache and storage
@@ -35,7 +36,7 @@ const MODEL_DIR = join(ROOT, 'models', 'flipkart-minilm');
 const variants = new Map([
   ['f32', join(MODEL_DIR, 'model.f32.shelfwise')],
   ['int8', join(MODEL_DIR, 'model.int8.shelfwise')],
-  ['q4', join(MODEL_DIR, 'model.q4.shelfwise')],
+  ['q4', join(MODEL_DIR, 'model.shelfwise')], // the shipped model
 ]);
 argv.forEach((a, i) => {
   if (a !== '--model') return;

@@ -75,3 +75,11 @@ tokenizer.json, tokenizer_config.json, config.json  sha256 $TOKENIZER_SHA256 / $
 See www/bench/PROVENANCE.md.
 EOF
 echo "bench models ready: $OUT" >&2
+
+# shelfwise's own variants: the f32 model comes from scripts/setup.sh and the q4 one is the shipped
+# model.shelfwise; the int8 one (full vocabulary, every weight int8) is made here from the f32 one.
+M=models/flipkart-minilm
+if [ -f "$M/model.f32.shelfwise" ] && { [ ! -f "$M/model.int8.shelfwise" ] || [ "$M/model.f32.shelfwise" -nt "$M/model.int8.shelfwise" ]; }; then
+  echo "==> shelfwise quantize --scheme int8 -> $M/model.int8.shelfwise" >&2
+  ./target/release/shelfwise quantize --in "$M/model.f32.shelfwise" --out "$M/model.int8.shelfwise" --scheme int8
+fi

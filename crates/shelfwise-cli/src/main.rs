@@ -69,15 +69,28 @@ enum Cmd {
         input: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        /// int8: every weight int8 per output channel. q4: encoder weights and word embeddings in
-        /// 4 bits (scale per 32 values), head int8.
+        /// int8: every weight int8 (scale per 32 values). q4: encoder weights and n-gram table in
+        /// 4 bits, word embeddings in 3 (scales per 32 values), head int8.
         #[arg(long, default_value = "int8")]
         scheme: shelfwise_model::quant::Scheme,
         /// Keep word-embedding rows only for the word pieces these text files (one title or
-        /// category path a line; CSVs work as they are) tokenize to; other pieces read [UNK].
-        /// Repeat for several files. Without it the whole vocabulary is kept.
+        /// category path a line; CSVs work as they are) tokenize to; the tokenizer then splits
+        /// other words into kept pieces (every single character is kept). Repeat for several
+        /// files. Without it the whole vocabulary is kept.
         #[arg(long = "keep-vocab")]
         keep_vocab: Vec<PathBuf>,
+        /// With --keep-vocab: keep a word piece only if it occurs at least this often there.
+        #[arg(long, default_value_t = 1)]
+        min_count: usize,
+        /// q4: round the encoder weights with GPTQ, calibrated on the titles of this CSV (a
+        /// `title` column, see --text-col) instead of to nearest.
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// How many titles of --calibration to use (spread evenly over the file).
+        #[arg(long, default_value_t = 512)]
+        calibration_titles: usize,
+        #[arg(long, default_value = "title")]
+        text_col: String,
     },
     /// Print a model file's manifest (after verifying the file).
     Inspect {
@@ -116,22 +129,35 @@ fn run() -> Result<()> {
             let base = std::fs::read(base.join("model.safetensors")).context("cannot read the base model.safetensors (run scripts/setup.sh)")?;
             train::write(&out, &shelfwise_model::classifier::split_part(full, &base)?.to_bytes()?)
         }
-        Cmd::Quantize { input, out, scheme, keep_vocab } => {
+        Cmd::Quantize { input, out, scheme, keep_vocab, min_count, calibration, calibration_titles, text_col } => {
             let before = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
             let file = shelfwise_model::ModelFile::from_bytes(&before)?;
             let keep_tokens = if keep_vocab.is_empty() {
                 None
             } else {
                 let tok = shelfwise_model::tokenize::TitleTokenizer::from_bytes(&file.tokenizer, file.manifest.encoder.max_tokens)?;
-                let mut ids = std::collections::BTreeSet::new();
+                let mut counts = std::collections::BTreeMap::new();
                 for p in &keep_vocab {
                     let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-                    ids.extend(tok.ids_of(text.lines())?);
+                    for (id, n) in tok.id_counts(text.lines())? {
+                        *counts.entry(id).or_insert(0) += n;
+                    }
                 }
-                Some(ids)
+                Some(counts.into_iter().filter(|&(_, n)| n >= min_count).map(|(id, _)| id).collect())
             };
             let names: Vec<String> = keep_vocab.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
-            let opts = shelfwise_model::quant::QuantizeOptions { scheme, keep_tokens, vocab_source: names.join(", ") };
+            let (calibration, calibration_source) = match &calibration {
+                None => (Vec::new(), String::new()),
+                Some(p) => {
+                    let (_, recs, ti) = data::read_titles(p, &text_col)?;
+                    let all: Vec<String> = recs.iter().filter_map(|r| r.get(ti)).map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
+                    // Every n-th title: the whole file's spread, not its first rows' (often one category).
+                    let every = all.len().div_ceil(calibration_titles.max(1)).max(1);
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    (all.into_iter().step_by(every).collect(), name)
+                }
+            };
+            let opts = shelfwise_model::quant::QuantizeOptions { scheme, keep_tokens, vocab_source: names.join(", "), calibration, calibration_source };
             let bytes = shelfwise_model::quant::quantize(file, &opts)?.to_bytes()?;
             // Prove the result loads before writing it.
             let clf = shelfwise_model::Classifier::from_bytes(&bytes)?;

@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let int8 = args.iter().any(|a| a == "--int8");
-    let path = args.iter().find(|a| !a.starts_with("--")).map(Into::into).unwrap_or_else(|| root.join("models/flipkart-minilm/model.shelfwise"));
+    let path = args.iter().find(|a| !a.starts_with("--")).map(Into::into).unwrap_or_else(|| root.join("models/flipkart-minilm/model.f32.shelfwise"));
     let mut file = ModelFile::from_bytes(&std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?)?;
     if int8 {
         file = shelfwise_model::quant::quantize_int8(file)?;

@@ -27,10 +27,10 @@ fn cpu_embed(enc: &Encoder, encodings: &[Encoding]) -> Vec<f32> {
     enc.forward(&ids, &mask).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
-/// The shipped model (assembled by scripts/setup.sh), like shelfwise-model's golden test.
+/// The f32 model the shipped one was quantized from (assembled by scripts/setup.sh).
 fn shipped() -> ModelFile {
-    let p = repo().join("models/flipkart-minilm/model.shelfwise");
-    let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh to assemble the shipped model", p.display()));
+    let p = repo().join("models/flipkart-minilm/model.f32.shelfwise");
+    let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh to assemble the f32 model", p.display()));
     ModelFile::from_bytes(&bytes).unwrap()
 }
 

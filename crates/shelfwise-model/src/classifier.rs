@@ -77,6 +77,12 @@ impl Classifier {
         Self::from_model_file(ModelFile::from_bytes(bytes)?)
     }
 
+    /// [`Self::from_bytes`] with the file's sha256 digests computed elsewhere (see
+    /// [`crate::format::Digests`]).
+    pub fn from_bytes_with_digests(bytes: &[u8], digests: &crate::format::Digests) -> Result<Self> {
+        Self::from_model_file(ModelFile::from_bytes_with_digests(bytes, Some(digests))?)
+    }
+
     pub fn from_model_file(file: ModelFile) -> Result<Self> {
         let m = file.manifest;
         if let EncoderWeights::Base { sha256 } = &m.encoder_weights {

@@ -117,21 +117,47 @@ pub struct Manifest {
 pub struct Quantization {
     /// `"int8-per-channel"` or `"q4-block32"` (see [`crate::quant`]).
     pub scheme: String,
-    /// Names of the quantized tensors (stored as `<name>.q8` + `<name>.scale`, or `<name>.q4` +
-    /// `<name>.q4scale`).
+    /// Names of the quantized tensors (stored as `<name>.q8` + `<name>.scale`, or `<name>.q4` /
+    /// `<name>.q3` + `<name>.qscale` + `<name>.qrow`; see `crate::quant`).
     pub tensors: Vec<String>,
     /// Set when the word-embedding table keeps only some tokens' rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruned_vocab: Option<PrunedVocab>,
+    /// Set when the low-bit weights were rounded by GPTQ on calibration titles (what and how
+    /// many), rather than to nearest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<String>,
 }
 
-/// Vocabulary pruning: `kept` of `of` word-embedding rows remain; the others read `[UNK]`'s row.
+/// Vocabulary pruning: `kept` of `of` word pieces (embedding rows and tokenizer entries) remain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrunedVocab {
     pub kept: usize,
     pub of: usize,
     /// What the kept tokens were collected from.
     pub source: String,
+}
+
+/// sha256 digests (lower-case hex) of a file's sections, computed by someone else: the browser
+/// package hashes with the platform's native SHA-256 (several times faster than this crate's in
+/// wasm) and hands the results to [`ModelFile::from_bytes_with_digests`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// Over every byte before the trailing checksum.
+    pub body: String,
+    /// Over the tensors and tokenizer sections (see [`payload_range`]).
+    pub payload: String,
+}
+
+/// Byte range of the payload (tensors followed by tokenizer), when the header is complete.
+pub fn payload_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = HEADER_LEN.checked_add(u32_at_checked(bytes, 12)? as usize)?;
+    let end = bytes.len().checked_sub(CHECKSUM_LEN)?;
+    (start <= end).then_some(start..end)
+}
+
+fn u32_at_checked(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// A parsed, verified model file.
@@ -178,6 +204,12 @@ impl ModelFile {
 
     /// Parses and verifies a model file. Never panics, whatever the bytes.
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
+        Self::from_bytes_with_digests(b, None)
+    }
+
+    /// [`Self::from_bytes`] with the two sha256 digests already computed (of these same bytes);
+    /// every check is the same, and wrong digests fail exactly as a damaged file would.
+    pub fn from_bytes_with_digests(b: &[u8], digests: Option<&Digests>) -> Result<Self> {
         if b.len() < MAGIC.len() || &b[..MAGIC.len()] != MAGIC {
             return Err(if b.len() < MAGIC.len() && MAGIC.starts_with(b) && !b.is_empty() {
                 ModelError::Truncated(format!("{} bytes, shorter than the header", b.len()))
@@ -214,7 +246,7 @@ impl ModelFile {
             });
         }
         let body = &b[..b.len() - CHECKSUM_LEN];
-        let actual = sha256_hex(&[body]);
+        let actual = digests.map_or_else(|| sha256_hex(&[body]), |d| d.body.to_ascii_lowercase());
         let stored = hex::encode(&b[b.len() - CHECKSUM_LEN..]);
         if actual != stored {
             return Err(ModelError::ChecksumMismatch { expected: stored, actual });
@@ -222,12 +254,11 @@ impl ModelFile {
         let (m_end, s_end) = (HEADER_LEN + m_len as usize, HEADER_LEN + (m_len + s_len) as usize);
         let manifest: Manifest =
             serde_json::from_slice(&b[HEADER_LEN..m_end]).map_err(|e| ModelError::BadManifest(e.to_string()))?;
-        let tensors = b[m_end..s_end].to_vec();
-        let tokenizer = b[s_end..body.len()].to_vec();
-        if sha256_hex(&[&tensors, &tokenizer]) != manifest.payload_sha256 {
+        let payload = digests.map_or_else(|| sha256_hex(&[&b[m_end..body.len()]]), |d| d.payload.to_ascii_lowercase());
+        if payload != manifest.payload_sha256 {
             return Err(ModelError::PayloadHashMismatch);
         }
-        Ok(Self { manifest, tensors, tokenizer })
+        Ok(Self { manifest, tensors: b[m_end..s_end].to_vec(), tokenizer: b[s_end..body.len()].to_vec() })
     }
 }
 

@@ -5,6 +5,7 @@ pub mod classifier;
 pub mod encoder;
 pub mod error;
 pub mod format;
+pub mod gptq;
 pub mod head;
 pub mod quant;
 pub mod tokenize;

@@ -1,17 +1,21 @@
-//! Weight quantization of a model file: int8 per output channel, 4-bit with a scale per block of
-//! 32, and vocabulary pruning of the word-embedding table.
+//! Weight quantization of a model file: int8 and 4- / 3-bit with a scale per block of 32, and
+//! vocabulary pruning of the word-embedding table (and of the tokenizer with it).
 //!
 //! Storage in a model file's safetensors: a quantized tensor `<name>` is absent and stored as
 //! - int8: `<name>.q8` (codes, same shape; U8 holding the i8 bit pattern, because candle 0.11 has
 //!   no I8 dtype) and `<name>.scale` (F32 `[rows, ceil(cols/32)]`, one per block of 32; or `[rows]`,
 //!   one per row, in files of the first int8 scheme). `scale = max |w| / 127` over the block,
 //!   `q = round(w / scale)` in `[-127, 127]`, so `|q·scale − w| ≤ scale / 2`.
-//! - q4: `<name>.q4` (U8 `[rows, ceil(cols/2)]`, two codes a byte, low nibble first, code + 8) and
-//!   `<name>.q4scale` (F16 `[rows, ceil(cols/32)]`). Per block, the scale is chosen from a few
-//!   candidates around `max / 8` to minimise the block's squared error (codes in `[-8, 7]`), and
-//!   codes are rounded against the f16-rounded scale, so what is stored is what was optimised.
+//! - low-bit (4 or 3 bits): `<name>.q4` / `<name>.q3` (U8 `[rows, ceil(cols·bits/8)]`: each
+//!   code + 2^(bits−1) as a `bits`-wide field, little-endian bit order, rows padded to whole
+//!   bytes), `<name>.qscale` (U8 holding i8 `[rows, ceil(cols/32)]`) and `<name>.qrow` (F16
+//!   `[rows]`): block `b` of row `r` has scale `qrow[r] · qscale[r, b]`, one byte a block instead
+//!   of two for an f16 scale. Each block's scale is chosen from a few candidates around
+//!   `max / 2^(bits−1)` *on that grid* to minimise the block's squared error, and codes are
+//!   rounded against it, so what is stored is what was optimised.
 //! - pruned vocabulary: `embeddings.word_embeddings.rows` (U32 `[vocab]`) maps every token id to a
-//!   row of a smaller table; pruned ids map to the `[UNK]` row.
+//!   row of a smaller table. The stored tokenizer's vocabulary is pruned the same way, so pruned
+//!   ids are never produced; the map sends them to the `[UNK]` row all the same.
 //!
 //! Linear weights load as [`QMatrix`] for the int8 kernels of `shelfwise-kernels`; everything
 //! else is dequantized to f32 on load by [`crate::encoder::take`].
@@ -34,8 +38,13 @@ pub const INT8_BLOCK32: &str = "int8-block32";
 pub const Q4_BLOCK32: &str = "q4-block32";
 pub const CODES_SUFFIX: &str = ".q8";
 pub const SCALE_SUFFIX: &str = ".scale";
-pub const Q4_SUFFIX: &str = ".q4";
-pub const Q4_SCALE_SUFFIX: &str = ".q4scale";
+pub const BLOCK_SCALE_SUFFIX: &str = ".qscale";
+pub const ROW_STEP_SUFFIX: &str = ".qrow";
+/// Code suffix of a `bits`-bit tensor.
+pub fn lowbit_suffix(bits: u32) -> String {
+    format!(".q{bits}")
+}
+const POSITIONS: &str = "embeddings.position_embeddings.weight";
 
 /// What `shelfwise quantize --scheme` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +52,10 @@ pub enum Scheme {
     /// Every 2-D weight int8 with a scale per 32 values (per-row scales cost 3× the top-1
     /// disagreements with the f32 model on Flipkart dev: 7 vs 4 of 1197).
     Int8,
-    /// Encoder linear weights and the word-embedding table in 4 bits (block 32); the head's
-    /// matrices int8 per channel (they are small and decide the ranking directly).
+    /// Encoder linear weights and the hashed n-gram table in 4 bits, the (pruned) word-embedding
+    /// table in 3 (LayerNorm follows it, and it is the largest table left), all with a scale per
+    /// 32 values; the head's matrices and the position table int8 (small, and the head decides
+    /// the ranking directly).
     Q4,
 }
 
@@ -107,70 +118,126 @@ pub fn dequantize_rows(codes: &[i8], scales: &[f32], cols: usize) -> Vec<f32> {
     codes.chunks(cols.max(1)).zip(scales).flat_map(|(row, &s)| row.iter().map(move |&q| q as f32 * s)).collect()
 }
 
-/// 4-bit quantization of a row-major `[rows, cols]` matrix: codes in `[-8, 7]` (one i8 each,
-/// row-major) and one f16-representable scale per (row, block of 32). Scales live in f16, so
-/// blocks must stay within f16 range (|w| < 65504 · 8; network weights are far below) and tiny
-/// blocks (|w| < 1e-6) lose precision to f16 subnormals.
-pub fn quantize_q4(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
-    assert_eq!(w.len(), rows * cols, "quantize_q4: {} values for {rows}x{cols}", w.len());
-    let nb = padded(cols) / BLOCK;
-    let mut codes = Vec::with_capacity(w.len());
-    let mut scales = Vec::with_capacity(rows * nb);
+/// A matrix quantized to `bits` (3 or 4) with two-level block scales; see the module docs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LowBit {
+    pub bits: u32,
+    /// Row-major codes in `[-2^(bits-1), 2^(bits-1) - 1]`.
+    pub codes: Vec<i8>,
+    /// `[rows, ceil(cols/32)]`, each in `[-127, 127]`.
+    pub block_scales: Vec<i8>,
+    /// `[rows]`, f16-representable.
+    pub row_steps: Vec<f32>,
+}
+
+impl LowBit {
+    /// The f32 scale of every (row, block).
+    pub fn scales(&self) -> Vec<f32> {
+        let nb = self.block_scales.len() / self.row_steps.len().max(1);
+        self.block_scales.iter().enumerate().map(|(i, &c)| self.row_steps[i / nb.max(1)] * c as f32).collect()
+    }
+}
+
+/// `bits`-bit quantization of a row-major `[rows, cols]` matrix. Scales live in f16 × i8, so
+/// values must stay within f16 range (|w| < 65504; network weights are far below) and rows
+/// whose largest value is under ~1e-5 lose precision to f16 subnormals.
+pub fn quantize_lowbit(w: &[f32], rows: usize, cols: usize, bits: u32) -> LowBit {
+    assert!((2..=8).contains(&bits), "quantize_lowbit: {bits} bits");
+    assert_eq!(w.len(), rows * cols, "quantize_lowbit: {} values for {rows}x{cols}", w.len());
+    let lo = -(1i32 << (bits - 1)) as f32;
+    let mut out = LowBit { bits, codes: Vec::with_capacity(w.len()), block_scales: Vec::new(), row_steps: Vec::with_capacity(rows) };
     for row in w.chunks(cols.max(1)).take(rows) {
+        let step = row_step(row, lo);
+        out.row_steps.push(step);
         for blk in row.chunks(BLOCK) {
-            let (s, c) = q4_block(blk);
-            scales.push(s);
-            codes.extend(c);
-        }
-    }
-    (codes, scales)
-}
-
-/// One block: the signed value of largest magnitude maps to −8 (the asymmetric end of the code
-/// range, one more level than ±7); a few finer scales are also tried, which clip that value but
-/// give the rest of the block smaller steps, keeping the one with the smallest squared error.
-fn q4_block(blk: &[f32]) -> (f32, Vec<i8>) {
-    let amax = blk.iter().copied().fold(0f32, |m, x| if x.abs() > m.abs() { x } else { m });
-    if !(amax != 0.0 && amax.is_finite()) {
-        return (0.0, vec![0; blk.len()]);
-    }
-    let code = |x: f32, s: f32| (x / s).round().clamp(-8.0, 7.0) as i8;
-    let mut best = (f32::INFINITY, 0f32);
-    for step in 0..9 {
-        let s = f16::from_f32(amax / -(8.0 + 0.25 * step as f32)).to_f32();
-        if s == 0.0 || !s.is_finite() {
-            continue;
-        }
-        let err: f32 = blk.iter().map(|&x| (x - code(x, s) as f32 * s).powi(2)).sum();
-        if err < best.0 {
-            best = (err, s);
-        }
-    }
-    let s = best.1;
-    (s, blk.iter().map(|&x| if s == 0.0 { 0 } else { code(x, s) }).collect())
-}
-
-/// Two 4-bit codes a byte (low nibble = even column), rows padded to whole bytes.
-pub fn pack_q4(codes: &[i8], rows: usize, cols: usize) -> Vec<u8> {
-    let bpr = cols.div_ceil(2);
-    let mut out = vec![0u8; rows * bpr];
-    for r in 0..rows {
-        for c in 0..cols {
-            let nib = (codes[r * cols + c] + 8) as u8 & 0x0f;
-            out[r * bpr + c / 2] |= if c % 2 == 0 { nib } else { nib << 4 };
+            let (c, codes) = lowbit_block(blk, step, lo);
+            out.block_scales.push(c);
+            out.codes.extend(codes);
         }
     }
     out
 }
 
-pub fn unpack_q4(packed: &[u8], rows: usize, cols: usize) -> Vec<i8> {
-    let bpr = cols.div_ceil(2);
+/// A row's f16 step: 127 of them are the largest block scale any block of the row can want (its
+/// signed max on the code range's long end, `lo`).
+pub(crate) fn row_step(row: &[f32], lo: f32) -> f32 {
+    let widest = row.chunks(BLOCK).map(|b| signed_max(b).abs() / -lo).fold(0f32, f32::max);
+    let step = f16::from_f32(widest / 127.0).to_f32();
+    if step.is_finite() { step } else { 0.0 }
+}
+
+fn signed_max(blk: &[f32]) -> f32 {
+    blk.iter().copied().fold(0f32, |m, x| if x.abs() > m.abs() { x } else { m })
+}
+
+/// One block: the signed value of largest magnitude maps to the long end of the code range (one
+/// more level than the other side); a few finer scales are also tried, which clip that value but
+/// give the rest of the block smaller steps. Scales are multiples of the row's `step`.
+pub(crate) fn lowbit_block(blk: &[f32], step: f32, lo: f32) -> (i8, Vec<i8>) {
+    let amax = signed_max(blk);
+    if !(amax != 0.0 && amax.is_finite() && step > 0.0) {
+        return (0, vec![0; blk.len()]);
+    }
+    let code = |x: f32, s: f32| (x / s).round().clamp(lo, -lo - 1.0) as i8;
+    let mut best = (f32::INFINITY, 0i8);
+    for k in 0..9 {
+        let c = (amax / (lo - 0.25 * k as f32) / step).round().clamp(-127.0, 127.0) as i8;
+        let s = c as f32 * step;
+        if c == 0 {
+            continue;
+        }
+        let err: f32 = blk.iter().map(|&x| (x - code(x, s) as f32 * s).powi(2)).sum();
+        if err < best.0 {
+            best = (err, c);
+        }
+    }
+    let s = best.1 as f32 * step;
+    (best.1, blk.iter().map(|&x| if best.1 == 0 { 0 } else { code(x, s) }).collect())
+}
+
+/// `bits`-wide fields (code + 2^(bits−1)), little-endian bit order, each row padded to whole bytes.
+pub fn pack_bits(codes: &[i8], rows: usize, cols: usize, bits: u32) -> Vec<u8> {
+    let bpr = (cols * bits as usize).div_ceil(8);
+    let (off, mask) = (1i32 << (bits - 1), (1u32 << bits) - 1);
+    let mut out = vec![0u8; rows * bpr];
+    for r in 0..rows {
+        let row = &mut out[r * bpr..(r + 1) * bpr];
+        for c in 0..cols {
+            let v = ((codes[r * cols + c] as i32 + off) as u32 & mask) << ((c * bits as usize) % 8);
+            let at = c * bits as usize / 8;
+            for (i, byte) in v.to_le_bytes().iter().enumerate().take(2) {
+                if at + i < bpr {
+                    row[at + i] |= byte;
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn unpack_bits(packed: &[u8], rows: usize, cols: usize, bits: u32) -> Vec<i8> {
+    let bpr = (cols * bits as usize).div_ceil(8);
+    // Whole bytes (4 bits) or whole 3-byte groups (3 bits) a row: the loops a model load runs
+    // over millions of codes, without per-code index arithmetic.
+    if bits == 4 && cols % 2 == 0 {
+        return packed[..rows * bpr].iter().flat_map(|&b| [(b & 15) as i8 - 8, (b >> 4) as i8 - 8]).collect();
+    }
+    if bits == 3 && cols % 8 == 0 {
+        let mut out = Vec::with_capacity(rows * cols);
+        for g in packed[..rows * bpr].chunks_exact(3) {
+            let v = g[0] as u32 | (g[1] as u32) << 8 | (g[2] as u32) << 16;
+            out.extend((0..8).map(|i| ((v >> (3 * i)) & 7) as i8 - 4));
+        }
+        return out;
+    }
+    let (off, mask) = (1i32 << (bits - 1), (1u32 << bits) - 1);
     let mut out = Vec::with_capacity(rows * cols);
     for r in 0..rows {
+        let row = &packed[r * bpr..(r + 1) * bpr];
         for c in 0..cols {
-            let b = packed[r * bpr + c / 2];
-            let nib = if c % 2 == 0 { b & 0x0f } else { b >> 4 };
-            out.push(nib as i8 - 8);
+            let at = c * bits as usize / 8;
+            let two = row[at] as u32 | row.get(at + 1).map_or(0, |&b| (b as u32) << 8);
+            out.push(((two >> ((c * bits as usize) % 8)) & mask) as i32 as i8 - off as i8);
         }
     }
     out
@@ -208,16 +275,24 @@ pub(crate) fn load_qmatrix(t: &HashMap<String, Tensor>, name: &str, shape: &[usi
         };
         return Ok(Some(m.map_err(|e| bad(e.to_string()))?));
     }
-    if let (Some(q), Some(s)) = (t.get(&format!("{name}{Q4_SUFFIX}")), t.get(&format!("{name}{Q4_SCALE_SUFFIX}"))) {
-        let packed = u8s(q, &[rows, cols.div_ceil(2)])?;
+    for bits in [4, 3] {
+        let (Some(q), Some(bs), Some(rs)) = (
+            t.get(&format!("{name}{}", lowbit_suffix(bits))),
+            t.get(&format!("{name}{BLOCK_SCALE_SUFFIX}")),
+            t.get(&format!("{name}{ROW_STEP_SUFFIX}")),
+        ) else {
+            continue;
+        };
+        let packed = u8s(q, &[rows, (cols * bits as usize).div_ceil(8)])?;
         let nb = padded(cols) / BLOCK;
-        if s.dims() != [rows, nb] {
-            return Err(bad(format!("q4 scale has shape {:?}, expected [{rows}, {nb}]", s.dims())));
+        let block: Vec<i8> = u8s(bs, &[rows, nb])?.into_iter().map(|b| b as i8).collect();
+        if rs.dims() != [rows] {
+            return Err(bad(format!("row steps have shape {:?}, expected [{rows}]", rs.dims())));
         }
-        let scales = s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        finite(&scales)?;
-        let codes = unpack_q4(&packed, rows, cols);
-        return Ok(Some(QMatrix::from_block_scaled(rows, cols, &codes, &scales).map_err(|e| bad(e.to_string()))?));
+        let steps = rs.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        finite(&steps)?;
+        let lb = LowBit { bits, codes: unpack_bits(&packed, rows, cols, bits), block_scales: block, row_steps: steps };
+        return Ok(Some(QMatrix::from_block_scaled(rows, cols, &lb.codes, &lb.scales()).map_err(|e| bad(e.to_string()))?));
     }
     Err(ModelError::BadTensors(format!("missing tensor {name}")))
 }
@@ -228,19 +303,27 @@ pub(crate) fn take_quantized(t: &HashMap<String, Tensor>, name: &str, shape: &[u
     Ok(Tensor::from_vec(q.dequantize(), shape, &Device::Cpu)?)
 }
 
-/// The 2-D weights a scheme quantizes, with their shapes and whether they go to 4 bits.
-/// Biases, LayerNorms and the small position / token-type tables stay f32: a rounding error of
-/// the file's size.
-pub fn targets(m: &Manifest, scheme: Scheme) -> Vec<(String, Vec<usize>, bool)> {
+/// The 2-D weights a scheme quantizes, with their shapes and bits (8, 4 or 3). Biases,
+/// LayerNorms and the token-type table stay f32: a rounding error of the file's size.
+pub fn targets(m: &Manifest, scheme: Scheme) -> Vec<(String, Vec<usize>, u32)> {
     let (labels, hidden) = (m.labels.len(), m.encoder.hidden);
+    let low = |bits: u32| if scheme == Scheme::Q4 { bits } else { 8 };
     let mut v: Vec<_> = tensor_shapes(&m.encoder)
         .into_iter()
-        .filter(|(n, s)| s.len() == 2 && !n.contains("position_embeddings") && !n.contains("token_type_embeddings"))
-        .map(|(n, s)| (n, s, scheme == Scheme::Q4))
+        .filter(|(n, s)| s.len() == 2 && !n.contains("token_type_embeddings"))
+        .map(|(n, s)| {
+            let bits = match n.as_str() {
+                WORD_EMBEDDINGS => low(3),
+                POSITIONS => 8,
+                _ => low(4),
+            };
+            (n, s, bits)
+        })
         .collect();
-    v.push((crate::head::LABEL_WEIGHT.into(), vec![labels, hidden], false));
-    v.push((crate::head::NGRAM_WEIGHT.into(), vec![labels, m.head.ngram_dim], false));
-    v.push((crate::head::NGRAM_TABLE.into(), vec![m.head.buckets as usize, m.head.ngram_dim], false));
+    v.push((crate::head::LABEL_WEIGHT.into(), vec![labels, hidden], 8));
+    v.push((crate::head::NGRAM_WEIGHT.into(), vec![labels, m.head.ngram_dim], 8));
+    // Summed over many rows per title, so 4-bit noise averages out (no top-1 change on dev).
+    v.push((crate::head::NGRAM_TABLE.into(), vec![m.head.buckets as usize, m.head.ngram_dim], low(4)));
     v
 }
 
@@ -252,6 +335,11 @@ pub struct QuantizeOptions {
     pub keep_tokens: Option<BTreeSet<u32>>,
     /// Where the kept tokens came from, for the manifest.
     pub vocab_source: String,
+    /// Titles to calibrate the 3/4-bit encoder weights on (GPTQ, see [`crate::gptq`]); empty:
+    /// round to nearest.
+    pub calibration: Vec<String>,
+    /// Where the calibration titles came from, for the manifest.
+    pub calibration_source: String,
 }
 
 /// Quantizes a full model file's weights and records it in the manifest. A part file has no
@@ -266,45 +354,72 @@ pub fn quantize(file: ModelFile, opts: &QuantizeOptions) -> Result<ModelFile> {
     let mut tensors = load_tensors(&file.tensors)?;
     let mut manifest = file.manifest;
     let mut pruned = None;
+    let mut tokenizer = file.tokenizer;
+    // Calibrate on the f32 model as it is, before the vocabulary is pruned.
+    let hessians = if opts.scheme == Scheme::Q4 && !opts.calibration.is_empty() {
+        let tok = crate::tokenize::TitleTokenizer::from_bytes(&tokenizer, manifest.encoder.max_tokens)?;
+        let titles: Vec<&str> = opts.calibration.iter().map(String::as_str).filter(|t| !t.trim().is_empty()).collect();
+        crate::gptq::input_hessians(&manifest.encoder, &tensors, &tok, &titles)?
+    } else {
+        Default::default()
+    };
     if let Some(keep) = &opts.keep_tokens {
-        let tok = crate::tokenize::TitleTokenizer::from_bytes(&file.tokenizer, manifest.encoder.max_tokens)?;
-        let (rows, table_rows) = prune_map(manifest.encoder.vocab_size, keep, &tok.special_ids(), tok.unk_id())?;
+        let tok = crate::tokenize::TitleTokenizer::from_bytes(&tokenizer, manifest.encoder.max_tokens)?;
+        let mut keep = keep.clone();
+        keep.extend(tok.single_char_ids());
+        let (rows, table_rows) = prune_map(manifest.encoder.vocab_size, &keep, &tok.special_ids(), tok.unk_id())?;
+        tokenizer = tok.pruned_json(&table_rows.iter().copied().collect())?;
         let table = take(&tensors, WORD_EMBEDDINGS, &[manifest.encoder.vocab_size, manifest.encoder.hidden])?;
         let idx = Tensor::from_vec(table_rows.clone(), table_rows.len(), &Device::Cpu)?;
         tensors.insert(WORD_EMBEDDINGS.into(), table.index_select(&idx, 0)?);
         tensors.insert(WORD_ROWS.into(), Tensor::from_vec(rows, manifest.encoder.vocab_size, &Device::Cpu)?);
         pruned = Some(PrunedVocab { kept: table_rows.len(), of: manifest.encoder.vocab_size, source: opts.vocab_source.clone() });
     }
+    // Positions past the token limit are never read: drop their rows.
+    let (max_pos, h) = (manifest.encoder.max_positions, manifest.encoder.hidden);
+    if manifest.encoder.max_tokens < max_pos {
+        let pos = take(&tensors, POSITIONS, &[max_pos, h])?.narrow(0, 0, manifest.encoder.max_tokens)?;
+        tensors.insert(POSITIONS.into(), pos);
+        manifest.encoder.max_positions = manifest.encoder.max_tokens;
+    }
     let word_rows = pruned.as_ref().map_or(manifest.encoder.vocab_size, |p| p.kept);
     let mut names = Vec::new();
-    for (name, mut shape, four_bit) in targets(&manifest, opts.scheme) {
+    for (name, mut shape, bits) in targets(&manifest, opts.scheme) {
         if name == WORD_EMBEDDINGS {
             shape[0] = word_rows;
+        } else if name == POSITIONS {
+            shape[0] = manifest.encoder.max_positions;
         }
         let (rows, cols) = (shape[0], shape[1]);
         let w = take(&tensors, &name, &shape)?.flatten_all()?.to_vec1::<f32>()?;
         tensors.remove(&name);
-        if four_bit {
-            let (codes, scales) = quantize_q4(&w, rows, cols);
-            let packed = pack_q4(&codes, rows, cols);
-            tensors.insert(format!("{name}{Q4_SUFFIX}"), Tensor::from_vec(packed, (rows, cols.div_ceil(2)), &Device::Cpu)?);
-            let s = Tensor::from_vec(scales, (rows, padded(cols) / BLOCK), &Device::Cpu)?.to_dtype(DType::F16)?;
-            tensors.insert(format!("{name}{Q4_SCALE_SUFFIX}"), s);
+        let nb = padded(cols) / BLOCK;
+        if bits < 8 {
+            let lb = match hessians.get(&name) {
+                Some((d, h)) if *d == cols => crate::gptq::quantize_lowbit_gptq(&w, rows, cols, bits, h)?,
+                _ => quantize_lowbit(&w, rows, cols, bits),
+            };
+            let packed = pack_bits(&lb.codes, rows, cols, bits);
+            tensors.insert(format!("{name}{}", lowbit_suffix(bits)), Tensor::from_vec(packed, (rows, (cols * bits as usize).div_ceil(8)), &Device::Cpu)?);
+            let block: Vec<u8> = lb.block_scales.iter().map(|&c| c as u8).collect();
+            tensors.insert(format!("{name}{BLOCK_SCALE_SUFFIX}"), Tensor::from_vec(block, (rows, nb), &Device::Cpu)?);
+            tensors.insert(format!("{name}{ROW_STEP_SUFFIX}"), Tensor::from_vec(lb.row_steps, rows, &Device::Cpu)?.to_dtype(DType::F16)?);
         } else {
             let (codes, scales) = quantize_blocks_i8(&w, rows, cols);
             let codes: Vec<u8> = codes.into_iter().map(|c| c as u8).collect();
             tensors.insert(format!("{name}{CODES_SUFFIX}"), Tensor::from_vec(codes, (rows, cols), &Device::Cpu)?);
-            tensors.insert(format!("{name}{SCALE_SUFFIX}"), Tensor::from_vec(scales, (rows, padded(cols) / BLOCK), &Device::Cpu)?);
+            tensors.insert(format!("{name}{SCALE_SUFFIX}"), Tensor::from_vec(scales, (rows, nb), &Device::Cpu)?);
         }
         names.push(name);
     }
-    manifest.quantization = Some(Quantization { scheme: opts.scheme.manifest_name().into(), tensors: names, pruned_vocab: pruned });
-    Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: file.tokenizer })
+    let calibration = (!hessians.is_empty()).then(|| format!("GPTQ on {} titles from {}", opts.calibration.len(), opts.calibration_source));
+    manifest.quantization = Some(Quantization { scheme: opts.scheme.manifest_name().into(), tensors: names, pruned_vocab: pruned, calibration });
+    Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer })
 }
 
 /// int8 (block 32), full vocabulary.
 pub fn quantize_int8(file: ModelFile) -> Result<ModelFile> {
-    quantize(file, &QuantizeOptions { scheme: Scheme::Int8, keep_tokens: None, vocab_source: String::new() })
+    quantize(file, &QuantizeOptions { scheme: Scheme::Int8, keep_tokens: None, vocab_source: String::new(), calibration: Vec::new(), calibration_source: String::new() })
 }
 
 /// For each vocabulary id, its row in the pruned table, and the kept ids in row order. Kept: the
@@ -355,32 +470,60 @@ mod tests {
         }
 
         #[test]
-        fn q4_round_trip_and_packing((rows, cols, w) in matrix().prop_filter("f16 scale range", |(_, _, w)| w.iter().all(|x| x.abs() < 1e4))) {
-            let (codes, scales) = quantize_q4(&w, rows, cols);
-            prop_assert!(codes.iter().all(|&c| (-8..=7).contains(&c)));
-            prop_assert_eq!(unpack_q4(&pack_q4(&codes, rows, cols), rows, cols), codes.clone());
+        fn lowbit_round_trip_and_packing((rows, cols, w) in matrix().prop_filter("f16 scale range", |(_, _, w)| w.iter().all(|x| x.abs() < 1e4)), bits in 3u32..5) {
+            let lb = quantize_lowbit(&w, rows, cols, bits);
+            let half = 1i8 << (bits - 1);
+            prop_assert!(lb.codes.iter().all(|&c| (-half..half).contains(&c)));
+            prop_assert_eq!(unpack_bits(&pack_bits(&lb.codes, rows, cols, bits), rows, cols, bits), lb.codes.clone());
+            let scales = lb.scales();
             let nb = padded(cols) / BLOCK;
             for r in 0..rows {
+                prop_assert_eq!(f16::from_f32(lb.row_steps[r]).to_f32(), lb.row_steps[r]);
+                let row_max = w[r * cols..(r + 1) * cols].iter().fold(0f32, |m, v| m.max(v.abs()));
                 for c in 0..cols {
                     let (x, s) = (w[r * cols + c], scales[r * nb + c / BLOCK]);
-                    let back = codes[r * cols + c] as f32 * s;
-                    // Clipping the block's largest value costs at most 2/10 of it, rounding at
-                    // most half a step (max/16): 0.3·max bounds both. Scales are f16 values.
+                    let back = lb.codes[r * cols + c] as f32 * s;
+                    // Clipping the block's largest value costs at most 2/(2^bits+2) of it, rounding
+                    // at most half a step (max/2^bits), and the scale grid (row max/127 steps) a
+                    // few hundredths of the row's max: 0.3·max + 0.04·row max bounds them all.
                     let blk = &w[r * cols + c / BLOCK * BLOCK..r * cols + ((c / BLOCK + 1) * BLOCK).min(cols)];
                     let max = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    // f16 subnormal scales (step 6e-8) add up to 8 steps.
-                    prop_assert!((x - back).abs() <= 0.3 * max + 5e-7, "x={x} back={back} max={max}");
-                    prop_assert_eq!(f16::from_f32(s).to_f32(), s);
+                    // f16 subnormal steps (6e-8) times 127 add a little more.
+                    prop_assert!((x - back).abs() <= 0.3 * max + 0.04 * row_max + 1e-5, "x={x} back={back} max={max}");
                 }
             }
         }
     }
 
     #[test]
-    fn q4_block_is_exact_on_representable_values() {
-        let w: Vec<f32> = (-8..8).map(|c| c as f32 * 0.5).collect();
-        let (codes, scales) = quantize_q4(&w, 1, 16);
-        assert_eq!(dequantize_rows(&codes, &[scales[0]], 16), w);
+    fn lowbit_block_is_exact_on_representable_values() {
+        for bits in [3u32, 4] {
+            let half = 1i32 << (bits - 1);
+            let w: Vec<f32> = (-half..half).map(|c| c as f32 * 0.5).collect();
+            let lb = quantize_lowbit(&w, 1, w.len(), bits);
+            assert_eq!(lb.codes, (-half..half).map(|c| c as i8).collect::<Vec<_>>(), "{bits} bits");
+            // The scale is 127 f16 row steps: 0.5 to within f16 rounding.
+            assert!((lb.scales()[0] - 0.5).abs() < 5e-4, "{bits} bits: scale {}", lb.scales()[0]);
+        }
+    }
+
+    #[test]
+    fn three_bit_fields_cross_byte_boundaries() {
+        let codes: Vec<i8> = (0..11).map(|i| (i % 8) as i8 - 4).collect();
+        let packed = pack_bits(&codes, 1, 11, 3);
+        assert_eq!(packed.len(), 5);
+        assert_eq!(unpack_bits(&packed, 1, 11, 3), codes);
+    }
+
+    /// The whole-byte / whole-group fast paths read exactly what the general path does.
+    #[test]
+    fn unpack_fast_paths_match_the_general_path() {
+        for (bits, cols) in [(3u32, 16usize), (4, 6)] {
+            let half = 1i32 << (bits - 1);
+            let codes: Vec<i8> = (0..3 * cols as i32).map(|i| ((i * 7) % (2 * half) - half) as i8).collect();
+            let packed = pack_bits(&codes, 3, cols, bits);
+            assert_eq!(unpack_bits(&packed, 3, cols, bits), codes, "{bits} bits");
+        }
     }
 
     #[test]

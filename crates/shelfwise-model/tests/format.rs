@@ -145,3 +145,22 @@ proptest! {
         prop_assert!(clf.suggest(&title, 3, 0.5).is_ok());
     }
 }
+
+/// Digests computed outside (the browser's native SHA-256) stand in for the crate's own, with the
+/// same verdicts: right ones load the same model, wrong ones fail as a damaged file does.
+#[test]
+fn digests_from_outside_give_the_same_verdicts() {
+    use shelfwise_model::format::{payload_range, sha256_hex, Digests};
+    let bytes = tiny_bytes();
+    let range = payload_range(&bytes).unwrap();
+    let body = &bytes[..bytes.len() - 32];
+    let right = Digests { body: sha256_hex(&[body]).to_uppercase(), payload: sha256_hex(&[&bytes[range]]) };
+    let with = |d: &Digests| Classifier::from_bytes_with_digests(&bytes, d).map(|c| c.manifest().payload_sha256.clone()).map_err(|e| e.code());
+    assert_eq!(with(&right), Ok(Classifier::from_bytes(&bytes).unwrap().manifest().payload_sha256.clone()));
+    assert_eq!(with(&Digests { body: "00".repeat(32), ..right.clone() }), Err("MODEL_CORRUPT"));
+    assert_eq!(with(&Digests { payload: "00".repeat(32), ..right.clone() }), Err("MODEL_PAYLOAD_HASH"));
+    // Damage is still caught before any digest is consulted.
+    assert_eq!(Classifier::from_bytes_with_digests(&bytes[..100], &right).err().map(|e| e.code()), Some("MODEL_TRUNCATED"));
+    assert_eq!(payload_range(&bytes[..20]), None);
+    assert_eq!(payload_range(&bytes[..40]), None, "manifest longer than the file");
+}

@@ -21,11 +21,15 @@ fn quantized_tiny_model_loads_and_ranks_like_f32() {
     let q = quantize_int8(tiny_file()).unwrap();
     let quant = q.manifest.quantization.as_ref().unwrap();
     assert_eq!(quant.scheme, INT8_BLOCK32);
-    // 1 layer × 6 Linear weights + word embeddings + 3 head matrices.
-    assert_eq!(quant.tensors.len(), 10, "{:?}", quant.tensors);
+    // 1 layer × 6 Linear weights + word and position embeddings + 3 head matrices.
+    assert_eq!(quant.tensors.len(), 11, "{:?}", quant.tensors);
     let names = load_tensors(&q.tensors).unwrap();
     assert!(!names.contains_key("head.label_weight") && names.contains_key("head.label_weight.q8"));
-    assert!(names.contains_key("head.bias") && names.contains_key("embeddings.position_embeddings.weight"));
+    assert!(names.contains_key("head.bias") && names.contains_key("embeddings.token_type_embeddings.weight"));
+    // Positions past the token limit are dropped.
+    let cfg = &q.manifest.encoder;
+    assert_eq!(cfg.max_positions, cfg.max_tokens);
+    assert_eq!(names["embeddings.position_embeddings.weight.q8"].dims(), [cfg.max_tokens, cfg.hidden]);
 
     let bytes = q.to_bytes().unwrap();
     assert_eq!(ModelFile::from_bytes(&bytes).unwrap().manifest.quantization, q.manifest.quantization, "manifest round trip");
@@ -96,7 +100,7 @@ fn opts(scheme: Scheme, keep: Option<&[&str]>) -> QuantizeOptions {
         let tok = shelfwise_model::tokenize::TitleTokenizer::from_bytes(&tiny_file().tokenizer, 128).unwrap();
         tok.ids_of(lines.iter().copied()).unwrap()
     });
-    QuantizeOptions { scheme, keep_tokens, vocab_source: "test".into() }
+    QuantizeOptions { scheme, keep_tokens, vocab_source: "test".into(), calibration: Vec::new(), calibration_source: String::new() }
 }
 
 #[test]
@@ -105,6 +109,7 @@ fn q4_tiny_model_loads_and_ranks_like_f32() {
     assert_eq!(q.manifest.quantization.as_ref().unwrap().scheme, Q4_BLOCK32);
     let names = load_tensors(&q.tensors).unwrap();
     assert!(names.contains_key("encoder.layer.0.intermediate.dense.weight.q4") && names.contains_key("head.label_weight.q8"));
+    assert!(names.contains_key("embeddings.word_embeddings.weight.q3") && names.contains_key("head.ngram_table.q4"));
     let (a, b) = (Classifier::from_bytes(&tiny_bytes()).unwrap(), Classifier::from_bytes(&q.to_bytes().unwrap()).unwrap());
     let (pa, pb) = (a.probs(&TITLES).unwrap(), b.probs(&TITLES).unwrap());
     for (x, y) in pa.iter().zip(&pb) {
@@ -114,19 +119,25 @@ fn q4_tiny_model_loads_and_ranks_like_f32() {
 }
 
 #[test]
-fn pruned_vocabulary_changes_nothing_for_kept_tokens_and_reads_unk_for_the_rest() {
+fn pruned_vocabulary_changes_nothing_for_kept_tokens_and_splits_other_words_into_kept_pieces() {
     let full = Classifier::from_bytes(&quantize(tiny_file(), &opts(Scheme::Int8, None)).unwrap().to_bytes().unwrap()).unwrap();
     let file = quantize(tiny_file(), &opts(Scheme::Int8, Some(&TITLES))).unwrap();
     let pv = file.manifest.quantization.as_ref().unwrap().pruned_vocab.clone().unwrap();
-    assert!(pv.kept < 40 && pv.of == 30522, "{pv:?}");
+    let tok = |f: &ModelFile| shelfwise_model::tokenize::TitleTokenizer::from_bytes(&f.tokenizer, 128).unwrap();
+    let (full_tok, pruned_tok) = (tok(&tiny_file()), tok(&file));
+    let chars = full_tok.single_char_ids().len();
+    // The titles' pieces, the single characters (with and without "##") and the special tokens.
+    assert!(pv.kept > chars && pv.kept < chars + 40 && pv.of == 30522, "{pv:?}, {chars} single characters");
     let pruned = Classifier::from_bytes(&file.to_bytes().unwrap()).unwrap();
-    // Every token of these titles was kept: identical probabilities.
+    // Every token of these titles was kept: identical tokens and probabilities.
     assert_eq!(full.probs(&TITLES).unwrap(), pruned.probs(&TITLES).unwrap());
-    // "zebra" was not: the encoder reads the [UNK] row for it, exactly as for the literal [UNK]
-    // token (the n-gram half of the head still sees "zebra").
-    let emb = |c: &Classifier, t: &str| c.embedder().embed(&[t]).unwrap().to_vec2::<f32>().unwrap();
-    assert_eq!(emb(&pruned, "red zebra shoe"), emb(&full, "red [UNK] shoe"));
-    assert_ne!(emb(&full, "red zebra shoe"), emb(&full, "red [UNK] shoe"));
+    // "zebra" was not: the pruned tokenizer splits it into kept pieces, never [UNK].
+    let (a, b) = (full_tok.encode("red zebra shoe").unwrap().ids, pruned_tok.encode("red zebra shoe").unwrap().ids);
+    assert_eq!(a.len(), 5, "[CLS] red zebra shoe [SEP]: {a:?}");
+    assert!(b.len() > 5 && !b.contains(&full_tok.unk_id()), "{b:?}");
+    let rows = load_tensors(&file.tensors).unwrap()["embeddings.word_embeddings.rows"].to_vec1::<u32>().unwrap();
+    let unk_row = rows[full_tok.unk_id() as usize];
+    assert!(b.iter().all(|&id| rows[id as usize] != unk_row), "every piece has its own row");
 
     // A row map pointing past the table is a bad tensor, not a panic.
     let mut all = load_tensors(&file.tensors).unwrap();
@@ -135,4 +146,44 @@ fn pruned_vocabulary_changes_nothing_for_kept_tokens_and_reads_unk_for_the_rest(
     all.insert("embeddings.word_embeddings.rows".into(), Tensor::new(rows.as_slice(), &Device::Cpu).unwrap());
     let f = ModelFile { manifest: file.manifest.clone(), tensors: tensors_to_bytes(&all).unwrap(), tokenizer: file.tokenizer.clone() };
     assert_eq!(Classifier::from_bytes(&f.to_bytes().unwrap()).err().map(|e| e.code()), Some("MODEL_TENSORS"));
+}
+
+/// GPTQ's calibration forward is the encoder's: the inputs it records for block 1's query layer
+/// are block 0's outputs as the encoder computes them. And a GPTQ-rounded file loads, ranks like
+/// the f32 model, and says how it was made.
+#[test]
+fn gptq_calibration_sees_the_encoders_activations() {
+    let file = tiny_file();
+    let tensors = load_tensors(&file.tensors).unwrap();
+    let tok = shelfwise_model::tokenize::TitleTokenizer::from_bytes(&file.tokenizer, 128).unwrap();
+    let cfg = file.manifest.encoder.clone();
+    let mut two = cfg.clone();
+    two.layers = 2;
+    // The tiny model has one block: run block 0's weights twice (as blocks 0 and 1).
+    let mut t2 = tensors.clone();
+    for (n, x) in &tensors {
+        if let Some(rest) = n.strip_prefix("encoder.layer.0.") {
+            t2.insert(format!("encoder.layer.1.{rest}"), x.clone());
+        }
+    }
+    let h = shelfwise_model::gptq::input_hessians(&two, &t2, &tok, &TITLES).unwrap();
+    let clf = Classifier::from_bytes(&tiny_bytes()).unwrap();
+    let xs = clf.embedder().hidden(&TITLES, 1).unwrap();
+    let x = Tensor::cat(&xs, 0).unwrap();
+    let want = x.t().unwrap().matmul(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (d, got) = &h["encoder.layer.1.attention.self.query.weight"];
+    assert_eq!(*d, cfg.hidden);
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - *b as f64).abs()).fold(0f64, f64::max);
+    assert!(worst < 1e-3, "max |ΔXᵀX| = {worst}");
+    assert_eq!(h.len(), 12, "6 linear layers a block");
+
+    let mut o = opts(Scheme::Q4, None);
+    o.calibration = TITLES.iter().map(|t| t.to_string()).collect();
+    o.calibration_source = "test titles".into();
+    let q = quantize(tiny_file(), &o).unwrap();
+    assert_eq!(q.manifest.quantization.as_ref().unwrap().calibration.as_deref(), Some("GPTQ on 5 titles from test titles"));
+    let qc = Classifier::from_bytes(&q.to_bytes().unwrap()).unwrap();
+    for (x, y) in clf.probs(&TITLES).unwrap().iter().zip(&qc.probs(&TITLES).unwrap()) {
+        assert_eq!(argmax(x), argmax(y));
+    }
 }

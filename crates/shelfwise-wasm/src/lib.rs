@@ -75,6 +75,17 @@ mod bindings {
             shelfwise_model::Classifier::from_bytes(bytes).map(|inner| Classifier { inner }).map_err(model_error)
         }
 
+        /// [`Classifier::load`] with the sha256 digests (hex) of the file's body (every byte before
+        /// the trailing checksum) and payload (tensors + tokenizer: from byte `28 + manifest length` to the checksum) computed by the caller, e.g. with
+        /// `crypto.subtle.digest`. Wrong digests fail as a damaged file would (`MODEL_CORRUPT`,
+        /// `MODEL_PAYLOAD_HASH`).
+        #[wasm_bindgen(js_name = loadWithDigests)]
+        pub fn load_with_digests(bytes: &[u8], body_sha256: String, payload_sha256: String) -> Result<Classifier, JsValue> {
+            install_panic_hook();
+            let d = shelfwise_model::format::Digests { body: body_sha256, payload: payload_sha256 };
+            shelfwise_model::Classifier::from_bytes_with_digests(bytes, &d).map(|inner| Classifier { inner }).map_err(model_error)
+        }
+
         /// Top-`k` suggestions for `title`: `{ suggestions, abstained, backOff }`. Throws `Error{code}`
         /// (`INPUT_TOO_LONG` for titles over 4096 UTF-8 bytes).
         pub fn suggest(&self, title: &str, k: usize, threshold: f32) -> Result<JsValue, JsValue> {

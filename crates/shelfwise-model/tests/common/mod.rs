@@ -19,10 +19,10 @@ pub fn shipped_part() -> PathBuf {
     repo().join("models/flipkart-minilm/head.swpart")
 }
 
-/// The assembled shipped model (made by scripts/setup.sh from the part and the base weights).
+/// The shipped (quantized, committed) model.
 pub fn shipped_model_bytes() -> Vec<u8> {
     let p = repo().join("models/flipkart-minilm/model.shelfwise");
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh to assemble the shipped model", p.display()))
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}: the shipped model is committed", p.display()))
 }
 
 /// The tokenizer.json stored in the shipped part file.
