@@ -37,7 +37,7 @@ fn linear(x: &Tensor, (w, b): &(Tensor, Tensor)) -> candle_core::Result<Tensor> 
 
 /// Inputs of every linear layer of an f32 model over `titles` (one at a time: no padding to
 /// mask), summed as `XᵀX`. The forward is the encoder's (`crate::encoder::Layer`) in plain candle
-/// ops; `tests::calibration_forward_is_the_encoders` keeps the two equal.
+/// ops; `gptq_calibration_sees_the_encoders_activations` (tests/quant.rs) keeps the two equal.
 pub fn input_hessians(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, tok: &TitleTokenizer, titles: &[&str]) -> Result<Hessians> {
     let (h, nh) = (cfg.hidden, cfg.heads);
     let hd = h / nh;
@@ -114,7 +114,7 @@ fn load_block(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, l: usize) -> Res
 }
 
 /// In place: `a` (n×n, symmetric positive definite) → its lower Cholesky factor `L` (`a = L Lᵀ`;
-/// the upper triangle is left as garbage-free zeros).
+/// the upper triangle zeroed).
 fn cholesky(a: &mut [f64], n: usize) -> Result<()> {
     for j in 0..n {
         let mut d = a[j * n + j];
