@@ -9,20 +9,86 @@
 //! [`QMatrix`]; activations are quantized per (row, block) at run time by [`quantize_rows`], so
 //! one outlier cannot flatten a whole 1536-wide row.
 //!
-//! Three implementations of the block dot product, one result:
-//! - [`reference`]: plain scalar loops, the definition the tests compare against;
-//! - `simd128` (wasm32 with `+simd128`): `i32x4.dot_i16x8_s` on sign-extended codes, four
-//!   activation rows per weight row so every weight block is loaded and widened once;
-//! - portable (everything else): the same loop shape in scalar Rust, which LLVM turns into
-//!   `pmaddwd`-style code natively.
+//! Storage interleaves each group of four blocks (128 values of `k`): the eight codes a 16-byte
+//! i16 load sees hold two consecutive values of each of the four blocks, so the four i32 lanes of
+//! `i32x4.dot_i16x8_s` sum the four blocks separately. A group's products then accumulate in one
+//! i32x4 and are converted and scaled once, by the four blocks' scales in one f32x4 multiply,
+//! instead of a convert, a splat and a scale per block.
+//!
+//! Four implementations of the block dot product, one result:
+//! - [`reference`]: plain scalar loops over the logical codes, the definition the tests compare
+//!   against;
+//! - `simd128` (wasm32 with `+simd128`): `i32x4.dot_i16x8_s` on sign-extended codes, two weight
+//!   rows by up to four activation rows a tile, so every weight load is widened once for four
+//!   rows and every activation load serves two weight rows;
+//! - `sse2` (x86-64): the same tiles with `pmaddwd`;
+//! - portable (everything else): scalar Rust, per group.
 //!
 //! Integer sums are exact (a block's |sum| ≤ 32·32767·128 < 2³¹), so the SIMD and portable paths
 //! differ from the reference only by f32 summation order across blocks.
 
+pub mod ops;
 pub mod reference;
+
+/// `matmul_t` over a `tile::<W, R>(a, a_scales, w, w_scales) -> [[f32; R]; W]` in scope (the
+/// SIMD paths' dot products of `W` weight rows with `R` activation rows): two weight rows at a
+/// time, so they share every activation load, and activation rows in tiles of at most 4, as even
+/// as possible (13 = 4+3+3+3, not 4+4+4+1: a lone row would widen every weight load for one row).
+#[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
+macro_rules! tiled_matmul_t {
+    () => {
+        pub fn matmul_t(x: &$crate::QRows, w: &$crate::QMatrix, out: &mut [f32]) {
+            let (m, k, a, asc) = x.parts();
+            let (n, _, q, wsc) = w.parts();
+            let (kg, nbg) = ($crate::grouped(k), $crate::grouped(k) / $crate::BLOCK);
+            let arow = |i: usize| &a[i * kg..(i + 1) * kg];
+            let srow = |i: usize| &asc[i * nbg..(i + 1) * nbg];
+            let wrow = |j: usize| &q[j * kg..(j + 1) * kg];
+            let wsrow = |j: usize| &wsc[j * nbg..(j + 1) * nbg];
+            let tiles = m.div_ceil(4);
+            let mut j = 0;
+            while j < n {
+                let wn = if j + 2 <= n { 2 } else { 1 };
+                let mut i = 0;
+                for t in 0..tiles {
+                    let rn = m / tiles + usize::from(t < m % tiles);
+                    macro_rules! run {
+                        ($w:literal, $r:literal) => {{
+                            let t = tile::<$w, $r>(
+                                core::array::from_fn(|t| arow(i + t)),
+                                core::array::from_fn(|t| srow(i + t)),
+                                core::array::from_fn(|c| wrow(j + c)),
+                                core::array::from_fn(|c| wsrow(j + c)),
+                            );
+                            for (c, col) in t.iter().enumerate() {
+                                for (r, v) in col.iter().enumerate() {
+                                    out[(i + r) * n + j + c] = *v;
+                                }
+                            }
+                        }};
+                    }
+                    match (wn, rn) {
+                        (2, 4) => run!(2, 4),
+                        (2, 3) => run!(2, 3),
+                        (2, 2) => run!(2, 2),
+                        (2, _) => run!(2, 1),
+                        (_, 4) => run!(1, 4),
+                        (_, 3) => run!(1, 3),
+                        (_, 2) => run!(1, 2),
+                        _ => run!(1, 1),
+                    }
+                    i += rn;
+                }
+                j += wn;
+            }
+        }
+    };
+}
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
+#[cfg(target_arch = "x86_64")]
+mod sse2;
 
 /// Values per quantization block along `k`.
 pub const BLOCK: usize = 32;
@@ -35,6 +101,22 @@ pub const ACT_MAX: f32 = 32767.0;
 /// Rounds `k` up to whole blocks.
 pub fn padded(k: usize) -> usize {
     k.div_ceil(BLOCK) * BLOCK
+}
+
+/// Blocks a storage group interleaves (see the module docs), and its values.
+const GROUP_BLOCKS: usize = 4;
+const GROUP: usize = GROUP_BLOCKS * BLOCK;
+
+/// Stored values of a row of `k`: whole groups, zero padded.
+fn grouped(k: usize) -> usize {
+    k.div_ceil(GROUP) * GROUP
+}
+
+/// Where logical column `c` of a row is stored. Within its group, value pair `p = (c % BLOCK) / 2`
+/// of block `b = (c % GROUP) / BLOCK` is i16x8 vector `p` of the group, lanes `2b` and `2b + 1`.
+fn slot(c: usize) -> usize {
+    let (g, o) = (c / GROUP, c % GROUP);
+    g * GROUP + (o % BLOCK) / 2 * 8 + (o / BLOCK) * 2 + o % 2
 }
 
 /// Errors for inconsistent shapes: the caller's bug, reported instead of a panic.
@@ -57,8 +139,9 @@ fn check(ok: bool, why: impl FnOnce() -> String) -> Result<(), ShapeError> {
     }
 }
 
-/// A `[n, k]` weight matrix as int8 codes (rows padded with zeros to whole blocks) and one f32
-/// scale per (row, block): `w[r][c] ≈ codes[r][c] · scales[r][c / BLOCK]`.
+/// A `[n, k]` weight matrix as int8 codes and one f32 scale per (row, block):
+/// `w[r][c] ≈ code(r, c) · scale(r, c / BLOCK)`. Rows are stored in interleaved groups (codes at
+/// [`slot`], zero padded to whole groups; scales padded with zeros to whole groups).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QMatrix {
     n: usize,
@@ -74,8 +157,8 @@ impl QMatrix {
             format!("{} codes and {} scales for a {n}x{k} matrix", codes.len(), row_scales.len())
         })?;
         let nb = padded(k) / BLOCK;
-        let scales = row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect();
-        Ok(Self { n, k, codes: pad_rows(codes, n, k), scales })
+        let scales: Vec<f32> = row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect();
+        Ok(Self { n, k, codes: interleave(codes, n, k), scales: pad_scales(&scales, n, nb) })
     }
 
     /// From codes (`[n, k]` row-major, any i8 values, e.g. 4-bit codes in -8..=7) and one scale
@@ -85,7 +168,7 @@ impl QMatrix {
         check(codes.len() == n * k && block_scales.len() == n * nb, || {
             format!("{} codes and {} block scales for a {n}x{k} matrix ({nb} blocks a row)", codes.len(), block_scales.len())
         })?;
-        Ok(Self { n, k, codes: pad_rows(codes, n, k), scales: block_scales.to_vec() })
+        Ok(Self { n, k, codes: interleave(codes, n, k), scales: pad_scales(block_scales, n, nb) })
     }
 
     pub fn rows(&self) -> usize {
@@ -96,14 +179,21 @@ impl QMatrix {
         self.k
     }
 
+    /// Code of row `r`, logical column `c`.
+    pub(crate) fn code(&self, r: usize, c: usize) -> i8 {
+        self.codes[r * grouped(self.k) + slot(c)]
+    }
+
+    /// Scale of row `r`, block `b`.
+    pub(crate) fn scale(&self, r: usize, b: usize) -> f32 {
+        self.scales[r * grouped(self.k) / BLOCK + b]
+    }
+
     /// The f32 matrix these codes stand for, `[n, k]` row-major.
     pub fn dequantize(&self) -> Vec<f32> {
-        let (kp, nb) = (padded(self.k), padded(self.k) / BLOCK);
-        let mut out = Vec::with_capacity(self.n * self.k);
-        for r in 0..self.n {
-            for c in 0..self.k {
-                out.push(self.codes[r * kp + c] as f32 * self.scales[r * nb + c / BLOCK]);
-            }
+        let mut out = vec![0f32; self.n * self.k];
+        for (r, row) in out.chunks_exact_mut(self.k.max(1)).enumerate().take(self.n) {
+            self.dequantize_row(r, row);
         }
         out
     }
@@ -111,12 +201,23 @@ impl QMatrix {
     /// Row `r` as f32 into `out` (`cols` values): an embedding-table lookup. Panics if `r` is out
     /// of range or `out` has the wrong length (callers check ids first).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        let (kp, nb) = (padded(self.k), padded(self.k) / BLOCK);
         assert!(r < self.n && out.len() == self.k, "dequantize_row: row {r} of {}, {} outputs", self.n, out.len());
-        let (codes, scales) = (&self.codes[r * kp..r * kp + self.k], &self.scales[r * nb..(r + 1) * nb]);
-        for (c, (o, &q)) in out.iter_mut().zip(codes).enumerate() {
-            *o = q as f32 * scales[c / BLOCK];
+        for (c, o) in out.iter_mut().enumerate() {
+            *o = self.code(r, c) as f32 * self.scale(r, c / BLOCK);
         }
+    }
+
+    /// The rows of `parts` one after another (all with the same `k`): e.g. the query, key and
+    /// value projections as one matrix, so their input is quantized and read once.
+    pub fn stack_rows(parts: &[&QMatrix]) -> Result<Self, ShapeError> {
+        let k = parts.first().map_or(0, |p| p.k);
+        check(parts.iter().all(|p| p.k == k), || format!("stacking matrices of k {:?}", parts.iter().map(|p| p.k).collect::<Vec<_>>()))?;
+        Ok(Self {
+            n: parts.iter().map(|p| p.n).sum(),
+            k,
+            codes: parts.iter().flat_map(|p| p.codes.iter().copied()).collect(),
+            scales: parts.iter().flat_map(|p| p.scales.iter().copied()).collect(),
+        })
     }
 
     /// Bytes held (codes and scales), for memory reports.
@@ -125,20 +226,30 @@ impl QMatrix {
     }
 }
 
-fn pad_rows(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
-    let kp = padded(k);
-    if kp == k {
-        return codes.to_vec();
-    }
-    let mut out = vec![0i8; n * kp];
+/// Row-major `[n, k]` codes into the stored layout.
+fn interleave(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
+    let kg = grouped(k);
+    let mut out = vec![0i8; n * kg];
     for r in 0..n {
-        out[r * kp..r * kp + k].copy_from_slice(&codes[r * k..(r + 1) * k]);
+        for c in 0..k {
+            out[r * kg + slot(c)] = codes[r * k + c];
+        }
     }
     out
 }
 
-/// `m` activation rows quantized per (row, block) to i16 codes.
-#[derive(Debug, Clone)]
+/// `[n, nb]` block scales padded with zeros to whole groups.
+fn pad_scales(scales: &[f32], n: usize, nb: usize) -> Vec<f32> {
+    let nbg = nb.div_ceil(GROUP_BLOCKS) * GROUP_BLOCKS;
+    let mut out = vec![0f32; n * nbg];
+    for r in 0..n {
+        out[r * nbg..r * nbg + nb].copy_from_slice(&scales[r * nb..(r + 1) * nb]);
+    }
+    out
+}
+
+/// `m` activation rows quantized per (row, block) to i16 codes, stored like [`QMatrix`] rows.
+#[derive(Debug, Clone, Default)]
 pub struct QRows {
     m: usize,
     k: usize,
@@ -150,34 +261,70 @@ impl QRows {
     pub fn rows(&self) -> usize {
         self.m
     }
+
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// Code of row `r`, logical column `c`.
+    pub(crate) fn code(&self, r: usize, c: usize) -> i16 {
+        self.codes[r * grouped(self.k) + slot(c)]
+    }
+
+    /// Scale of row `r`, block `b`.
+    pub(crate) fn scale(&self, r: usize, b: usize) -> f32 {
+        self.scales[r * grouped(self.k) / BLOCK + b]
+    }
+
+    /// [`quantize_rows`] into these buffers, which only grow: the allocation-free form for a
+    /// forward pass that quantizes the same shapes again and again.
+    pub fn quantize(&mut self, x: &[f32], m: usize, k: usize) -> Result<(), ShapeError> {
+        check(x.len() == m * k, || format!("{} values for {m}x{k} activations", x.len()))?;
+        let kg = grouped(k);
+        (self.m, self.k) = (m, k);
+        // No clearing: every group below writes all its codes and scales.
+        self.codes.resize(m * kg, 0);
+        self.scales.resize(m * kg / BLOCK, 0.0);
+        for (r, row) in x.chunks_exact(k.max(1)).take(m).enumerate() {
+            for g in 0..kg / GROUP {
+                let vals = &row[g * GROUP..((g + 1) * GROUP).min(k)];
+                let at = r * kg + g * GROUP;
+                let sc = r * kg / BLOCK + g * GROUP_BLOCKS;
+                imp::quantize_group(vals, &mut self.codes[at..at + GROUP], &mut self.scales[sc..sc + GROUP_BLOCKS]);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Symmetric 16-bit quantization of each block of each row of `x` (`[m, k]` row-major):
-/// `scale = max|x| / ACT_MAX`, `code = round(x / scale)`. An all-zero block gets scale 0 and zero
-/// codes; non-finite inputs are the caller's problem upstream (the encoder never produces them
-/// from finite weights), but they cannot make this panic.
+/// `scale = max|x| / ACT_MAX`, `code = round(x / scale)` (ties to even, which wasm rounds in one
+/// instruction). An all-zero block gets scale 0 and zero codes; non-finite inputs are the
+/// caller's problem upstream (the encoder never produces them from finite weights), but they
+/// cannot make this panic.
 pub fn quantize_rows(x: &[f32], m: usize, k: usize) -> Result<QRows, ShapeError> {
-    check(x.len() == m * k, || format!("{} values for {m}x{k} activations", x.len()))?;
-    let (kp, nb) = (padded(k), padded(k) / BLOCK);
-    let mut codes = vec![0i16; m * kp];
-    let mut scales = vec![0f32; m * nb];
-    for r in 0..m {
-        let row = &x[r * k..(r + 1) * k];
-        for b in 0..nb {
-            let blk = &row[b * BLOCK..((b + 1) * BLOCK).min(k)];
-            let max = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
-            if !(max > 0.0 && max.is_finite()) {
-                continue;
-            }
-            let inv = ACT_MAX / max;
-            scales[r * nb + b] = max / ACT_MAX;
-            let out = &mut codes[r * kp + b * BLOCK..];
-            for (o, v) in out.iter_mut().zip(blk) {
-                *o = (v * inv).round().clamp(-ACT_MAX, ACT_MAX) as i16;
-            }
+    let mut q = QRows::default();
+    q.quantize(x, m, k)?;
+    Ok(q)
+}
+
+/// One group (`x`: up to [`GROUP`] values of a row) into `out` ([`GROUP`] codes, stored layout)
+/// and `scales` (its four blocks'), zeros where `x` has no values. Shared by the portable path and
+/// the SIMD paths' partial groups.
+pub(crate) fn quantize_group_scalar(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
+    out.fill(0);
+    scales.fill(0.0);
+    for (b, blk) in x.chunks(BLOCK).enumerate() {
+        let max = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
+        if !(max > 0.0 && max.is_finite()) {
+            continue;
         }
+        let inv = ACT_MAX / max;
+        for (c, v) in blk.iter().enumerate() {
+            out[slot(b * BLOCK + c)] = (v * inv).round_ties_even().clamp(-ACT_MAX, ACT_MAX) as i16;
+        }
+        scales[b] = max / ACT_MAX;
     }
-    Ok(QRows { m, k, codes, scales })
 }
 
 /// `out[m, n] = x · Wᵀ (+ bias)` for quantized activations `x` and weights `w`.
@@ -196,12 +343,22 @@ pub fn matmul_t(x: &QRows, w: &QMatrix, bias: Option<&[f32]>, out: &mut [f32]) -
     Ok(())
 }
 
-/// Quantizes `x` (`[m, k]`) and multiplies: the one call the encoder makes per linear layer.
+/// Quantizes `x` (`[m, k]`) and multiplies, into a new vector. A forward pass that runs many
+/// layers reuses its buffers instead: [`QRows::quantize`], then [`matmul_t`].
 pub fn linear(x: &[f32], m: usize, w: &QMatrix, bias: Option<&[f32]>) -> Result<Vec<f32>, ShapeError> {
     let q = quantize_rows(x, m, w.k)?;
     let mut out = vec![0f32; m * w.n];
     matmul_t(&q, w, bias, &mut out)?;
     Ok(out)
+}
+
+/// [`matmul_t`] (no bias) on the portable path whatever this build uses, so that the tests check
+/// it on every target.
+#[doc(hidden)]
+pub fn matmul_t_portable(x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<(), ShapeError> {
+    check(x.k == w.k && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))?;
+    portable::matmul_t(x, w, out);
+    Ok(())
 }
 
 /// Which block-dot implementation this build uses, for benchmark reports.
@@ -212,30 +369,47 @@ pub fn implementation() -> &'static str {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use simd128 as imp;
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(target_arch = "x86_64")]
+use sse2 as imp;
+
+#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
 use portable as imp;
 
-#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
+#[cfg_attr(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"), allow(dead_code))]
 mod portable {
-    use super::{padded, QMatrix, QRows, BLOCK};
+    use super::{grouped, QMatrix, QRows, BLOCK, GROUP, GROUP_BLOCKS};
 
     pub const NAME: &str = "portable";
 
+    pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
+        super::quantize_group_scalar(x, out, scales)
+    }
+
     /// Weight row outer, activation rows inner: the weight row stays in L1 while every token
-    /// row passes over it.
+    /// row passes over it. Per group, lane `l` of the stored pairs sums block `l`.
     pub fn matmul_t(x: &QRows, w: &QMatrix, out: &mut [f32]) {
-        let (kp, nb) = (padded(w.k), padded(w.k) / BLOCK);
+        let (kg, nbg) = (grouped(w.k), grouped(w.k) / BLOCK);
         for j in 0..w.n {
-            let wr = &w.codes[j * kp..(j + 1) * kp];
-            let ws = &w.scales[j * nb..(j + 1) * nb];
+            let wr = &w.codes[j * kg..(j + 1) * kg];
+            let ws = &w.scales[j * nbg..(j + 1) * nbg];
             for i in 0..x.m {
-                let ar = &x.codes[i * kp..(i + 1) * kp];
-                let asc = &x.scales[i * nb..(i + 1) * nb];
+                let ar = &x.codes[i * kg..(i + 1) * kg];
+                let asc = &x.scales[i * nbg..(i + 1) * nbg];
                 let mut acc = 0f32;
-                for b in 0..nb {
-                    let (a, q) = (&ar[b * BLOCK..(b + 1) * BLOCK], &wr[b * BLOCK..(b + 1) * BLOCK]);
-                    let s: i32 = a.iter().zip(q).map(|(&a, &q)| a as i32 * q as i32).sum();
-                    acc += s as f32 * (asc[b] * ws[b]);
+                for g in 0..kg / GROUP {
+                    let (a, q) = (&ar[g * GROUP..(g + 1) * GROUP], &wr[g * GROUP..(g + 1) * GROUP]);
+                    // Lanes 2l and 2l + 1 of every 8 belong to block l: sum the lanes (a plain
+                    // vertical loop, which LLVM vectorises), then the pairs.
+                    let mut s = [0i32; 8];
+                    for (a, q) in a.chunks_exact(8).zip(q.chunks_exact(8)) {
+                        for t in 0..8 {
+                            s[t] += a[t] as i32 * q[t] as i32;
+                        }
+                    }
+                    for l in 0..GROUP_BLOCKS {
+                        let b = g * GROUP_BLOCKS + l;
+                        acc += (s[2 * l] + s[2 * l + 1]) as f32 * (asc[b] * ws[b]);
+                    }
                 }
                 out[i * w.n + j] = acc;
             }
@@ -243,13 +417,15 @@ mod portable {
     }
 }
 
-/// Raw access for the reference implementation and the SIMD path.
+/// Raw access for the SIMD paths.
+#[cfg_attr(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")), allow(dead_code))]
 impl QRows {
     pub(crate) fn parts(&self) -> (usize, usize, &[i16], &[f32]) {
         (self.m, self.k, &self.codes, &self.scales)
     }
 }
 
+#[cfg_attr(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")), allow(dead_code))]
 impl QMatrix {
     pub(crate) fn parts(&self) -> (usize, usize, &[i8], &[f32]) {
         (self.n, self.k, &self.codes, &self.scales)

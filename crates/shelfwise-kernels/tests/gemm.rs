@@ -2,7 +2,7 @@
 //! outlier rows). Runs natively (`cargo test`) and in wasm with simd128
 //! (`cargo test --target wasm32-unknown-unknown`, wasm-bindgen-test in Node).
 
-use shelfwise_kernels::{linear, matmul_t, padded, quantize_rows, reference, QMatrix, ACT_MAX, BLOCK};
+use shelfwise_kernels::{linear, matmul_t, matmul_t_portable, padded, quantize_rows, reference, QMatrix, ACT_MAX, BLOCK};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -59,12 +59,15 @@ fn check_case(seed: u64) {
     let mut got = vec![0f32; m * n];
     matmul_t(&q, &w, None, &mut got).unwrap();
     let want = reference::matmul_t(&q, &w);
+    let mut portable = vec![0f32; m * n];
+    matmul_t_portable(&q, &w, &mut portable).unwrap();
     // Scale for the tolerance: the same product with absolute values.
     let (xa, wa): (Vec<f32>, Vec<f32>) = (x.iter().map(|v| v.abs()).collect(), w.dequantize().iter().map(|v| v.abs()).collect());
     let mag = reference::matmul_t_f32(&xa, m, &wa, n, k);
     for i in 0..m * n {
         let tol = 1e-5 * mag[i] + 1e-6;
         assert!((got[i] - want[i]).abs() <= tol, "seed {seed} {m}x{n}x{k} [{i}]: kernel {} reference {} tol {tol}", got[i], want[i]);
+        assert!((portable[i] - want[i]).abs() <= tol, "seed {seed} {m}x{n}x{k} [{i}]: portable {} reference {} tol {tol}", portable[i], want[i]);
     }
     // And the quantized product is close to the f32 one: per block, activation rounding error is
     // at most half a step (max|x| / 2·ACT_MAX) times Σ|w|.
@@ -85,7 +88,13 @@ fn kernel_matches_reference_on_random_shapes() {
 
 #[test]
 fn this_build_uses_the_expected_implementation() {
-    let want = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) { "wasm-simd128" } else { "portable" };
+    let want = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        "wasm-simd128"
+    } else if cfg!(target_arch = "x86_64") {
+        "x86-64-sse2"
+    } else {
+        "portable"
+    };
     assert_eq!(shelfwise_kernels::implementation(), want);
 }
 
@@ -107,4 +116,20 @@ fn zero_and_non_finite_inputs_do_not_panic() {
     assert_eq!(linear(&[0.0; 4], 1, &w, None).unwrap(), vec![0.0]);
     let y = linear(&[f32::NAN, f32::INFINITY, 1.0, 1.0], 1, &w, None).unwrap();
     assert_eq!(y.len(), 1);
+}
+
+/// A reused `QRows` (the encoder's buffers) gives what a fresh one does, whatever it held before.
+#[test]
+fn reused_activation_buffers_match_fresh_ones() {
+    let mut g = Lcg(42);
+    let mut q = shelfwise_kernels::QRows::default();
+    for (m, k) in [(5usize, 300usize), (2, 40), (7, 384), (1, 1), (3, 130)] {
+        let x = acts(&mut g, m, k);
+        let w = weights(&mut g, 3, k);
+        q.quantize(&x, m, k).unwrap();
+        let (mut reused, mut fresh) = (vec![0f32; m * 3], vec![0f32; m * 3]);
+        matmul_t(&q, &w, None, &mut reused).unwrap();
+        matmul_t(&quantize_rows(&x, m, k).unwrap(), &w, None, &mut fresh).unwrap();
+        assert_eq!(reused, fresh, "{m}x{k}");
+    }
 }

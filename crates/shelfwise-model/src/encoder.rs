@@ -4,12 +4,18 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::LayerNorm;
-use shelfwise_kernels::QMatrix;
+use candle_core::{DType, Device, Tensor};
+use shelfwise_kernels::{ops, QMatrix};
 
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
+
+mod plain;
+
+/// A kernel's shape complaint: a bug of ours, not of the caller's input.
+fn kernel_error(e: shelfwise_kernels::ShapeError) -> ModelError {
+    ModelError::Compute(e.to_string())
+}
 
 /// `y = x W^T + b` over the last dim, flattening leading dims into one matmul. An f32 weight is
 /// held as `W` itself (not a transposed copy) so that a layer built from trainable `Var`s sees
@@ -40,6 +46,30 @@ impl Linear {
         }
     }
 
+    /// The query, key and value projections of block `p`: one `[3h, h]` kernel matrix when all
+    /// three are quantized (their input is then quantized and read once), else three layers.
+    fn load_qkv(t: &HashMap<String, Tensor>, p: &str, h: usize) -> Result<Qkv> {
+        let [q, k, v] = ["query", "key", "value"].map(|n| Linear::load(t, &format!("{p}.attention.self.{n}"), h, h));
+        let (q, k, v) = (q?, k?, v?);
+        match (&q.w, &k.w, &v.w) {
+            (Weight::Quant(qw, qb), Weight::Quant(kw, kb), Weight::Quant(vw, vb)) => {
+                let w = QMatrix::stack_rows(&[qw, kw, vw]).map_err(|e| ModelError::BadTensors(e.to_string()))?;
+                let bias = [qb, kb, vb].into_iter().flatten().copied().collect::<Vec<_>>();
+                let b = Tensor::from_slice(&bias, 3 * h, &Device::Cpu)?;
+                Ok(Qkv::Fused(Linear { w: Weight::Quant(w, bias), b }))
+            }
+            _ => Ok(Qkv::Split { q, k, v }),
+        }
+    }
+
+    /// The kernel matrix and bias, if this layer is quantized.
+    fn quantized(&self) -> Option<(&QMatrix, &[f32])> {
+        match &self.w {
+            Weight::Quant(q, b) => Some((q, b)),
+            Weight::F32(_) => None,
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let (rows, k) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
@@ -63,9 +93,22 @@ pub struct Norm {
     w: Tensor,
     b: Tensor,
     eps: f32,
+    /// `w` and `b` as slices, for the plain forward.
+    wv: Vec<f32>,
+    bv: Vec<f32>,
 }
 
 impl Norm {
+    fn load(t: &HashMap<String, Tensor>, p: &str, h: usize, eps: f64) -> Result<Self> {
+        let (w, b) = (take(t, &format!("{p}.weight"), &[h])?, take(t, &format!("{p}.bias"), &[h])?);
+        Ok(Norm { wv: w.to_vec1()?, bv: b.to_vec1()?, w, b, eps: eps as f32 })
+    }
+
+    /// In place on rows of `x`, after adding `residual`.
+    fn forward_plain(&self, x: &mut [f32], residual: Option<&[f32]>) -> Result<()> {
+        ops::add_layer_norm(x, residual, &self.wv, &self.bv, self.eps).map_err(kernel_error)
+    }
+
     fn forward(&self, x: &Tensor, differentiable: bool) -> candle_core::Result<Tensor> {
         if differentiable {
             candle_nn::ops::layer_norm_slow(x, &self.w, &self.b, self.eps)
@@ -75,11 +118,17 @@ impl Norm {
     }
 }
 
+/// The attention's input projections.
+enum Qkv {
+    /// f32 (trainable) weights, or a file that quantized only some of them.
+    Split { q: Linear, k: Linear, v: Linear },
+    /// One quantized `[3h, h]` layer: query, key and value rows.
+    Fused(Linear),
+}
+
 /// One transformer block: self-attention and feed-forward, each with residual and LayerNorm.
 pub struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: Qkv,
     o: Linear,
     ln1: Norm,
     ff1: Linear,
@@ -93,14 +142,10 @@ impl Layer {
     /// Builds block `l` from named tensors (BERT names; weights f32 or quantized), checking shapes.
     pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, l: usize) -> Result<Self> {
         let (h, i) = (cfg.hidden, cfg.intermediate);
-        let ln = |p: &str| -> Result<Norm> {
-            Ok(Norm { w: take(t, &format!("{p}.weight"), &[h])?, b: take(t, &format!("{p}.bias"), &[h])?, eps: cfg.layer_norm_eps as f32 })
-        };
+        let ln = |p: &str| Norm::load(t, p, h, cfg.layer_norm_eps);
         let p = format!("encoder.layer.{l}");
         Ok(Layer {
-            q: Linear::load(t, &format!("{p}.attention.self.query"), h, h)?,
-            k: Linear::load(t, &format!("{p}.attention.self.key"), h, h)?,
-            v: Linear::load(t, &format!("{p}.attention.self.value"), h, h)?,
+            qkv: Linear::load_qkv(t, &p, h)?,
             o: Linear::load(t, &format!("{p}.attention.output.dense"), h, h)?,
             ln1: ln(&format!("{p}.attention.output.LayerNorm"))?,
             ff1: Linear::load(t, &format!("{p}.intermediate.dense"), i, h)?,
@@ -115,9 +160,14 @@ impl Layer {
         let (b, t, h) = x.dims3()?;
         let (nh, hd) = (cfg.heads, h / cfg.heads);
         let split = |y: Tensor| y.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous();
-        let q = split(self.q.forward(x)?)?;
-        let k = split(self.k.forward(x)?)?;
-        let v = split(self.v.forward(x)?)?;
+        let (q, k, v) = match &self.qkv {
+            Qkv::Split { q, k, v } => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
+            Qkv::Fused(qkv) => {
+                let y = qkv.forward(x)?;
+                (y.narrow(2, 0, h)?, y.narrow(2, h, h)?, y.narrow(2, 2 * h, h)?)
+            }
+        };
+        let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(bias)?;
         let probs = if self.differentiable {
             candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
@@ -160,10 +210,15 @@ pub struct Encoder {
     cfg: EncoderConfig,
     word: WordTable,
     rows: Option<Vec<u32>>,
-    pos: Tensor,
-    typ: Tensor,
-    emb_ln: LayerNorm,
+    /// Position and token-type embeddings, `[max_positions, hidden]` and `[2, hidden]`.
+    pos: Vec<f32>,
+    typ: Vec<f32>,
+    emb_ln: Norm,
     layers: Vec<Layer>,
+    /// Every block quantized: inference runs [`plain`]'s forward, not candle's.
+    plain: bool,
+    /// Buffers of the plain forward, one set per concurrent caller, reused across calls.
+    scratch: plain::Pool,
 }
 
 /// Tensor names the encoder reads (BERT/HF names), with their shapes.
@@ -217,7 +272,7 @@ pub fn take(t: &HashMap<String, Tensor>, name: &str, shape: &[usize]) -> Result<
 
 impl Encoder {
     pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<Self> {
-        if cfg.hidden % cfg.heads != 0 || cfg.max_tokens > cfg.max_positions || cfg.max_tokens < 2 {
+        if !cfg.hidden.is_multiple_of(cfg.heads) || cfg.max_tokens > cfg.max_positions || cfg.max_tokens < 2 {
             return Err(ModelError::BadManifest(format!("inconsistent encoder config {cfg:?}")));
         }
         let shapes: HashMap<String, Vec<usize>> = tensor_shapes(cfg).into_iter().collect();
@@ -242,10 +297,12 @@ impl Encoder {
             cfg: cfg.clone(),
             word,
             rows,
-            pos: get("embeddings.position_embeddings.weight")?,
-            typ: get("embeddings.token_type_embeddings.weight")?,
-            emb_ln: LayerNorm::new(get("embeddings.LayerNorm.weight")?, get("embeddings.LayerNorm.bias")?, cfg.layer_norm_eps),
+            pos: get("embeddings.position_embeddings.weight")?.flatten_all()?.to_vec1()?,
+            typ: get("embeddings.token_type_embeddings.weight")?.flatten_all()?.to_vec1()?,
+            emb_ln: Norm::load(t, "embeddings.LayerNorm", cfg.hidden, cfg.layer_norm_eps)?,
+            plain: layers.iter().all(Layer::is_plain),
             layers,
+            scratch: plain::Pool::default(),
         })
     }
 
@@ -253,29 +310,24 @@ impl Encoder {
         &self.cfg
     }
 
-    /// Word-embedding rows of `ids` ([N] u32) → [N, hidden].
-    fn word_rows(&self, ids: &Tensor) -> Result<Tensor> {
-        let mut ids = ids.to_vec1::<u32>()?;
+    /// Word-embedding rows of `ids` into `out` (`[ids.len(), hidden]`).
+    fn word_rows(&self, ids: &[u32], out: &mut [f32]) -> Result<()> {
         if let Some(i) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
             return Err(ModelError::Compute(format!("token id {i} outside the vocabulary of {}", self.cfg.vocab_size)));
         }
-        if let Some(map) = &self.rows {
-            ids.iter_mut().for_each(|i| *i = map[*i as usize]);
-        }
+        let row = |i: u32| self.rows.as_ref().map_or(i, |map| map[i as usize]);
         match &self.word {
             WordTable::F32(t) => {
-                let n = ids.len();
-                Ok(t.index_select(&Tensor::from_vec(ids, n, t.device())?, 0)?)
+                let rows = Tensor::from_iter(ids.iter().map(|&i| row(i)), t.device())?;
+                out.copy_from_slice(&t.index_select(&rows, 0)?.flatten_all()?.to_vec1::<f32>()?);
             }
             WordTable::Quant(q) => {
-                let h = self.cfg.hidden;
-                let mut out = vec![0f32; ids.len() * h];
-                for (o, &i) in out.chunks_mut(h).zip(&ids) {
-                    q.dequantize_row(i as usize, o);
+                for (o, &i) in out.chunks_mut(self.cfg.hidden).zip(ids) {
+                    q.dequantize_row(row(i) as usize, o);
                 }
-                Ok(Tensor::from_vec(out, (ids.len(), h), &candle_core::Device::Cpu)?)
             }
         }
+        Ok(())
     }
 
     /// Hidden states after the embedding LayerNorm: [batch, seq, hidden].
@@ -284,10 +336,13 @@ impl Encoder {
         if t > self.cfg.max_tokens {
             return Err(ModelError::Compute(format!("sequence of {t} tokens over the limit {}", self.cfg.max_tokens)));
         }
-        let word = self.word_rows(&ids.flatten_all()?)?.reshape((b, t, self.cfg.hidden))?;
-        let pos = self.pos.narrow(0, 0, t)?;
-        let typ = self.typ.get(0)?;
-        Ok(self.emb_ln.forward(&word.broadcast_add(&pos)?.broadcast_add(&typ)?)?)
+        let h = self.cfg.hidden;
+        let mut word = vec![0f32; b * t * h];
+        self.word_rows(&ids.flatten_all()?.to_vec1()?, &mut word)?;
+        let word = Tensor::from_vec(word, (b, t, h), &Device::Cpu)?;
+        let pos = Tensor::from_slice(&self.pos[..t * h], (t, h), &Device::Cpu)?;
+        let typ = Tensor::from_slice(&self.typ[..h], h, &Device::Cpu)?;
+        Ok(self.emb_ln.forward(&word.broadcast_add(&pos)?.broadcast_add(&typ)?, false)?)
     }
 
     /// Runs blocks `layers` (a range of block indices) over hidden states `x`.
@@ -300,8 +355,12 @@ impl Encoder {
     }
 
     /// Mean-pooled hidden states for a batch of equal-length (padded) sequences.
-    /// `ids`, `mask`: [batch, seq] u32; returns [batch, hidden].
+    /// `ids`, `mask`: [batch, seq] u32; returns [batch, hidden]. A quantized encoder runs the
+    /// plain forward (see [`plain`]), an f32 one candle's.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        if self.plain {
+            return self.forward_plain(ids, mask);
+        }
         let x = self.run_layers(self.embeddings(ids)?, mask, 0..self.cfg.layers)?;
         Ok(mean_pool(&x, mask)?)
     }

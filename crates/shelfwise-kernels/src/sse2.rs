@@ -1,0 +1,60 @@
+//! x86-64 SSE2 (every x86-64 CPU has it) block dot products: the simd128 path's loop with
+//! `pmaddwd`. The portable loop cannot get there on its own: the interleaved storage makes each
+//! block's sum strided, which LLVM does not turn into `pmaddwd` at the x86-64 baseline.
+
+use core::arch::x86_64::*;
+
+use crate::{GROUP, GROUP_BLOCKS};
+
+pub const NAME: &str = "x86-64-sse2";
+
+pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
+    crate::quantize_group_scalar(x, out, scales)
+}
+
+/// Dot products of `W` weight rows with `R` activation rows, over all groups: `[W][R]`.
+#[inline(always)]
+fn tile<const W: usize, const R: usize>(a: [&[i16]; R], asc: [&[f32]; R], w: [&[i8]; W], ws: [&[f32]; W]) -> [[f32; R]; W] {
+    let len = a[0].len();
+    let ng = len / GROUP;
+    assert!(a.iter().all(|r| r.len() == len) && w.iter().all(|r| r.len() == len));
+    assert!(asc.iter().chain(&ws).all(|s| s.len() == ng * GROUP_BLOCKS));
+    // SAFETY: SSE2 is part of x86-64; every load below is in bounds (lengths asserted above:
+    // o + GROUP ≤ len, 4g + 4 ≤ scale len) and the unaligned load forms are used.
+    unsafe {
+        let mut acc = [[_mm_setzero_ps(); R]; W];
+        for g in 0..ng {
+            let o = g * GROUP;
+            let mut s = [[_mm_setzero_si128(); R]; W];
+            for q in (0..GROUP).step_by(16) {
+                let wv: [__m128i; W] = core::array::from_fn(|c| _mm_loadu_si128(w[c].as_ptr().add(o + q) as *const __m128i));
+                // Sign-extend i8 to i16: each byte into the high half, then shift it down.
+                let lo = wv.map(|v| _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8));
+                let hi = wv.map(|v| _mm_srai_epi16(_mm_unpackhi_epi8(v, v), 8));
+                for r in 0..R {
+                    let p = a[r].as_ptr().add(o + q);
+                    let (al, ah) = (_mm_loadu_si128(p as *const __m128i), _mm_loadu_si128(p.add(8) as *const __m128i));
+                    for c in 0..W {
+                        s[c][r] = _mm_add_epi32(s[c][r], _mm_add_epi32(_mm_madd_epi16(al, lo[c]), _mm_madd_epi16(ah, hi[c])));
+                    }
+                }
+            }
+            for c in 0..W {
+                let wsc = _mm_loadu_ps(ws[c].as_ptr().add(g * GROUP_BLOCKS));
+                for r in 0..R {
+                    let sc = _mm_mul_ps(_mm_loadu_ps(asc[r].as_ptr().add(g * GROUP_BLOCKS)), wsc);
+                    acc[c][r] = _mm_add_ps(acc[c][r], _mm_mul_ps(_mm_cvtepi32_ps(s[c][r]), sc));
+                }
+            }
+        }
+        acc.map(|a| {
+            a.map(|v| {
+                let mut l = [0f32; 4];
+                _mm_storeu_ps(l.as_mut_ptr(), v);
+                (l[0] + l[1]) + (l[2] + l[3])
+            })
+        })
+    }
+}
+
+tiled_matmul_t!();
