@@ -1,7 +1,10 @@
 // Builds the npm package into dist/: one self-contained ESM bundle per entry (esbuild; no shared
 // chunks, so that `import.meta.url` of every module is dist/ itself: the worker, host and wasm are
 // found next to it), the wasm module, picker.css, and the .d.ts (tsc).
-// Needs www/pkg/ from `wasm-bindgen --target web` (see scripts/test-browser.sh).
+// Needs www/pkg/ from `wasm-bindgen --target web` (see scripts/test-browser.sh). With www/pkg-gpu/
+// (scripts/build-wasm.sh gpu) it also ships the optional WebGPU bundle: dist/gpu.js and
+// dist/shelfwise_wasm_gpu_bg.wasm, loaded only by the 'webgpu' backend; without it that backend
+// falls back to wasm (GPU_UNAVAILABLE).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,18 +23,18 @@ for (const f of ['shelfwise_wasm.js', 'shelfwise_wasm_bg.wasm']) {
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
-await build({
-  entryPoints: ['index', 'worker', 'picker', 'host'].map((n) => join(root, 'src', `${n}.ts`)),
-  outdir: dist,
-  bundle: true,
-  format: 'esm',
-  target: 'es2022',
-  platform: 'browser',
-  minify: true,
-  legalComments: 'none',
-  logLevel: 'warning',
-});
+const esm = { outdir: dist, bundle: true, format: 'esm', target: 'es2022', platform: 'browser', minify: true, legalComments: 'none', logLevel: 'warning' };
+await build({ ...esm, entryPoints: ['index', 'worker', 'picker', 'host'].map((n) => join(root, 'src', `${n}.ts`)) });
 copyFileSync(join(pkg, 'shelfwise_wasm_bg.wasm'), join(dist, 'shelfwise_wasm_bg.wasm'));
+
+const pkgGpu = join(root, 'pkg-gpu');
+const GPU_FILES = ['gpu.js', 'shelfwise_wasm_gpu_bg.wasm'];
+if (existsSync(join(pkgGpu, 'shelfwise_wasm_gpu.js'))) {
+  await build({ ...esm, entryPoints: [{ in: join(pkgGpu, 'shelfwise_wasm_gpu.js'), out: 'gpu' }] });
+  copyFileSync(join(pkgGpu, 'shelfwise_wasm_gpu_bg.wasm'), join(dist, 'shelfwise_wasm_gpu_bg.wasm'));
+} else {
+  console.warn('www/pkg-gpu is missing: building without the WebGPU bundle (backend "webgpu" will run on wasm)');
+}
 copyFileSync(join(root, 'src', 'picker.css'), join(dist, 'picker.css'));
 
 // Declarations of the public modules only (the engine's refer to the generated wasm glue).
@@ -44,7 +47,8 @@ const walk = (d) => {
   for (const n of readdirSync(d)) {
     const p = join(d, n);
     if (statSync(p).isDirectory()) walk(p);
-    else if (!p.endsWith('.d.ts')) files.push(relative(dist, p));
+    // The WebGPU bundle is optional and fetched on demand: the demo's service worker does not precache it.
+    else if (!p.endsWith('.d.ts') && !GPU_FILES.includes(relative(dist, p))) files.push(relative(dist, p));
   }
 };
 walk(dist);

@@ -3,7 +3,7 @@
 // it by loading it, caches it keyed by its sha256, and answers suggest calls.
 import init, { Classifier as WasmClassifier, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
 import { ShelfwiseError, aborted } from './errors.js';
-import type { BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
+import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
 
 const H_URL = 'x-shelfwise-model-url';
 const H_SHA = 'x-shelfwise-sha256';
@@ -15,6 +15,8 @@ export interface EngineOptions {
   wasmUrl: string;
   cache: string | false;
   backend: BackendRequest;
+  /** URL of the WebGPU bundle's module (dist/gpu.js); its wasm is found next to it. */
+  gpuUrl: string;
 }
 
 type Progress = (e: ProgressEvent) => void;
@@ -25,9 +27,9 @@ const subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle;
 
 function initWasm(wasmUrl: string): Promise<unknown> {
   wasmReady ??= init({ module_or_path: wasmUrl })
-    // Without native SHA-256 the wasm checksums the model itself: let the engine optimise that
-    // code before the one long checksum call (4x faster load of a 100 MB model in Chromium).
-    .then(() => subtle || warmUp())
+    // Let the engine optimise the load and inference code (and, without native SHA-256, the
+    // wasm's own checksum code) before the model's few long calls: see warmUp in shelfwise-wasm.
+    .then(() => warmUp(!subtle))
     .catch((e: unknown) => {
     wasmReady = null;
     throw new ShelfwiseError('WASM_LOAD', `cannot load the wasm module from ${wasmUrl}: ${String(e)}`, { cause: e });
@@ -39,23 +41,32 @@ function hex(buf: ArrayBuffer): string {
   return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** sha256 digests (hex) of a model file's body and payload, handed to the wasm loaders. */
+interface Digests {
+  body: string;
+  payload: string;
+}
+
 /**
  * Parses and verifies a model file. The two sha256 checks (file body, payload) run on the
  * platform's native SHA-256 when there is one (several times faster than hashing in wasm: most
  * of a warm start otherwise), concurrently with the whole file's hash for the cache key.
  */
-async function verifyAndLoad(bytes: Uint8Array<ArrayBuffer>, wantFileSha: boolean): Promise<{ clf: WasmClassifier; sha: string | null }> {
+async function verifyAndLoad(
+  bytes: Uint8Array<ArrayBuffer>,
+  wantFileSha: boolean,
+): Promise<{ clf: WasmClassifier; sha: string | null; digests: Digests | null }> {
   // Header: magic (8), version (4), manifest length (4, LE), ...; 28 bytes, then the manifest.
   const payloadStart = bytes.length >= 28 ? 28 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(12, true) : Infinity;
   const end = bytes.length - 32;
-  if (!subtle || payloadStart > end) return { clf: WasmClassifier.load(bytes), sha: null }; // the loader names the damage
+  if (!subtle || payloadStart > end) return { clf: WasmClassifier.load(bytes), sha: null, digests: null }; // the loader names the damage
   const digest = async (b: Uint8Array<ArrayBuffer>) => hex(await subtle.digest('SHA-256', b));
   const [body, payload, sha] = await Promise.all([
     digest(bytes.subarray(0, end)),
     digest(bytes.subarray(payloadStart, end)),
     wantFileSha ? digest(bytes) : null,
   ]);
-  return { clf: WasmClassifier.loadWithDigests(bytes, body, payload), sha };
+  return { clf: WasmClassifier.loadWithDigests(bytes, body, payload), sha, digests: { body, payload } };
 }
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
@@ -117,6 +128,9 @@ async function readBody(res: Response, fromCache: boolean, onProgress: Progress,
 
 interface Loaded {
   clf: WasmClassifier;
+  /** The verified file (for the WebGPU encoder) and its digests, when computed. */
+  file: Uint8Array<ArrayBuffer>;
+  digests: Digests | null;
   bytes: number;
   sha256: string;
   fromCache: boolean;
@@ -134,8 +148,8 @@ async function loadFromCache(
     const bytes = await readBody(entry.res, true, onProgress, signal);
     await wasm;
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: true });
-    const { clf } = await verifyAndLoad(bytes, false);
-    return { clf, bytes: bytes.length, sha256: entry.res.headers.get(H_SHA) ?? '', fromCache: true };
+    const { clf, digests } = await verifyAndLoad(bytes, false);
+    return { clf, file: bytes, digests, bytes: bytes.length, sha256: entry.res.headers.get(H_SHA) ?? '', fromCache: true };
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'ABORTED' || code === 'WASM_LOAD') throw e;
@@ -182,11 +196,12 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
   let bytes: Uint8Array<ArrayBuffer>;
   let clf: WasmClassifier;
   let sha: string | null;
+  let digests: Digests | null;
   try {
     bytes = await readBody(res, false, onProgress, signal);
     await wasm;
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: false });
-    ({ clf, sha } = await verifyAndLoad(bytes, true)); // throws MODEL_CORRUPT etc.: nothing bad gets cached
+    ({ clf, sha, digests } = await verifyAndLoad(bytes, true)); // throws MODEL_CORRUPT etc.: nothing bad gets cached
   } catch (e) {
     // A broken download of a new version: keep serving the verified copy we have.
     const code = (e as { code?: string }).code;
@@ -222,13 +237,88 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
       console.warn('shelfwise: cannot cache the model (quota?); it will be downloaded again next time', e);
     }
   }
-  return { clf, bytes: bytes.length, sha256: sha, fromCache: false };
+  return { clf, file: bytes, digests, bytes: bytes.length, sha256: sha, fromCache: false };
+}
+
+/** The WebGPU bundle's encoder (crates/shelfwise-wasm-gpu), as the engine uses it. */
+interface GpuEncoder {
+  embed(ids: Uint32Array, lengths: Uint32Array): Promise<Float32Array>;
+  readonly adapter: string;
+  free(): void;
+}
+
+interface GpuModule {
+  default(init: { module_or_path: string }): Promise<unknown>;
+  GpuEncoder: { load(bytes: Uint8Array, body?: string | null, payload?: string | null): Promise<GpuEncoder> };
+}
+
+const GPU_CODES = new Set(['GPU_UNAVAILABLE', 'GPU_DEVICE_LOST', 'GPU_ERROR']);
+
+/**
+ * A GPU forward that has not answered in this long is given up (GPU_ERROR) and the request runs on
+ * wasm: a hung device or a trapped GPU instance must not stall the queue. Generous, because a
+ * software adapter (SwiftShader) takes seconds for a 128-token title.
+ */
+const GPU_TIMEOUT_MS = 60_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ShelfwiseError('GPU_ERROR', `no answer from the GPU in ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A GPU-side failure as a fallback record: GPU_* codes pass through; anything else is GPU_ERROR. */
+function gpuFallback(e: unknown): BackendFallback {
+  const code = (e as { code?: unknown })?.code;
+  const message = String((e as { message?: unknown })?.message ?? e);
+  return { from: 'webgpu', code: typeof code === 'string' && GPU_CODES.has(code) ? (code as BackendFallback['code']) : 'GPU_ERROR', message };
+}
+
+/**
+ * Opens the browser's WebGPU and uploads the encoder's weights with the separate WebGPU bundle
+ * (loaded only here). Rejects with `{ code: GPU_* }`: GPU_UNAVAILABLE without `navigator.gpu`, an
+ * adapter or the bundle itself.
+ */
+async function openGpu(gpuUrl: string, loaded: Loaded): Promise<{ encoder: GpuEncoder; adapter: string }> {
+  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
+  if (!gpu) throw new ShelfwiseError('GPU_UNAVAILABLE', 'no WebGPU here (navigator.gpu is missing)');
+  // Ask for an adapter before downloading the bundle: most machines without one stop here.
+  let adapter: unknown;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (e) {
+    throw new ShelfwiseError('GPU_UNAVAILABLE', `navigator.gpu.requestAdapter() failed: ${String(e)}`, { cause: e });
+  }
+  if (!adapter) throw new ShelfwiseError('GPU_UNAVAILABLE', 'navigator.gpu.requestAdapter() returned no adapter');
+  const ai = (adapter as { info?: { vendor?: string; architecture?: string; description?: string } }).info;
+  const name = [ai?.vendor, ai?.architecture, ai?.description].filter(Boolean).join(' ');
+  let mod: GpuModule;
+  try {
+    mod = (await import(/* @vite-ignore */ gpuUrl)) as GpuModule;
+    await mod.default({ module_or_path: new URL('./shelfwise_wasm_gpu_bg.wasm', gpuUrl).href });
+  } catch (e) {
+    throw new ShelfwiseError('GPU_UNAVAILABLE', `cannot load the WebGPU bundle ${gpuUrl}: ${String(e)}`, { cause: e });
+  }
+  const encoder = await mod.GpuEncoder.load(loaded.file, loaded.digests?.body ?? null, loaded.digests?.payload ?? null);
+  return { encoder, adapter: name || encoder.adapter };
+}
+
+export interface EngineResult {
+  decision: Decision;
+  elapsedMs: number;
+  backend: Backend;
+  /** Set when this request was meant for WebGPU and ran on wasm instead. */
+  fallback?: BackendFallback;
 }
 
 export class Engine {
   private constructor(
     private readonly clf: WasmClassifier,
     readonly info: ModelInfo,
+    /** The WebGPU encoder while it works; null on wasm (never chosen, unavailable, or failed). */
+    private gpu: GpuEncoder | null,
   ) {}
 
   static async create(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Engine> {
@@ -237,6 +327,21 @@ export class Engine {
     wasm.catch(() => {}); // reported where it is awaited
     const loaded = await loadModel(opts, wasm, onProgress, signal);
     const manifest = loaded.clf.manifest() as Record<string, unknown> & { name: string; labels: string[]; payload_sha256: string };
+    // Backend rule: 'wasm' never touches navigator.gpu; 'webgpu' opens the GPU now and falls back
+    // to wasm (reported in info.fallback) when it cannot; 'auto' is wasm, because the package
+    // classifies one title per request and one title does not pay for a GPU round trip (see
+    // www/README.md).
+    let gpu: GpuEncoder | null = null;
+    let adapter = '';
+    let fallback: BackendFallback | undefined;
+    if (opts.backend === 'webgpu') {
+      try {
+        ({ encoder: gpu, adapter } = await openGpu(opts.gpuUrl, loaded));
+      } catch (e) {
+        fallback = gpuFallback(e);
+        console.warn(`shelfwise: WebGPU backend unavailable (${fallback.code}); running on wasm`, e);
+      }
+    }
     const info: ModelInfo = {
       name: manifest.name,
       sha256: loaded.sha256,
@@ -245,19 +350,46 @@ export class Engine {
       labels: manifest.labels,
       bytes: loaded.bytes,
       fromCache: loaded.fromCache,
-      backend: 'wasm', // 'webgpu' is not implemented yet: every request runs on wasm
+      backend: gpu ? 'webgpu' : 'wasm',
       requestedBackend: opts.backend,
+      ...(gpu ? { gpuAdapter: adapter } : {}),
+      ...(fallback ? { fallback } : {}),
       wasmVersion: wasmVersion(),
       maxTitleBytes: loaded.clf.maxTitleBytes,
       manifest,
     };
     onProgress({ phase: 'ready', loaded: loaded.bytes, total: loaded.bytes, fromCache: loaded.fromCache });
-    return new Engine(loaded.clf, info);
+    return new Engine(loaded.clf, info, gpu);
   }
 
-  suggest(title: string, k: number, threshold: number): { decision: Decision; elapsedMs: number } {
+  /**
+   * One title on the chosen backend. On WebGPU: token ids from the main wasm, the pooled
+   * embedding from the GPU, the head and decision from the main wasm (the same code as on wasm).
+   * Any GPU failure (device lost, GPU error, a bad embedding) drops the GPU for good and answers
+   * this same request on wasm, with `fallback` set.
+   */
+  async suggest(title: string, k: number, threshold: number): Promise<EngineResult> {
     const t0 = performance.now();
+    let fallback: BackendFallback | undefined;
+    if (this.gpu && title.trim()) {
+      const ids = this.clf.encode(title); // INPUT_TOO_LONG is the caller's error, not the GPU's
+      try {
+        const embedding = await withTimeout(this.gpu.embed(ids, Uint32Array.of(ids.length)), GPU_TIMEOUT_MS);
+        const decision = this.clf.suggestWithEmbedding(title, embedding, k, threshold) as Decision;
+        return { decision, elapsedMs: performance.now() - t0, backend: 'webgpu' };
+      } catch (e) {
+        fallback = gpuFallback(e);
+        console.warn(`shelfwise: WebGPU failed (${fallback.code}); falling back to wasm for this and later requests`, e);
+        const gpu = this.gpu;
+        this.gpu = null;
+        try {
+          gpu.free();
+        } catch {
+          // a trapped instance cannot free: it is dropped anyway
+        }
+      }
+    }
     const decision = this.clf.suggest(title, k, threshold) as Decision;
-    return { decision, elapsedMs: performance.now() - t0 };
+    return { decision, elapsedMs: performance.now() - t0, backend: 'wasm', ...(fallback ? { fallback } : {}) };
   }
 }

@@ -1,5 +1,6 @@
 // The message handler behind the worker (and behind `worker: false`, on the calling thread).
-// Requests run one at a time; cancelled ones (superseded while queued) are skipped.
+// Requests run one at a time (a WebGPU one is asynchronous: the next waits for it); cancelled ones
+// (superseded while queued) are skipped.
 import { Engine } from './engine.js';
 import { toWire } from './errors.js';
 import type { Request, Response } from './protocol.js';
@@ -8,28 +9,27 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
   let engine: Engine | null = null;
   const queue: Array<Extract<Request, { type: 'suggest' }>> = [];
   const cancelled = new Set<number>();
-  let scheduled = false;
+  let scheduled = false; // a drain is queued or running
 
-  const drain = () => {
-    scheduled = false;
-    let req = queue.shift();
-    while (req && cancelled.delete(req.id)) req = queue.shift();
-    if (req) {
+  const drain = async () => {
+    try {
+      let req = queue.shift();
+      while (req && cancelled.delete(req.id)) req = queue.shift();
+      if (!req) return;
       if (!engine) {
         post({ type: 'error', id: req.id, error: { code: 'INTERNAL', message: 'model not loaded' }, fatal: false });
-      } else {
-        try {
-          const { decision, elapsedMs } = engine.suggest(req.title, req.k, req.threshold);
-          post({ type: 'result', id: req.id, decision, elapsedMs });
-        } catch (e) {
-          // A wasm trap (a bug, never expected) leaves the instance unusable: the client restarts it.
-          post({ type: 'error', id: req.id, error: toWire(e), fatal: e instanceof WebAssembly.RuntimeError });
-        }
+        return;
       }
-    }
-    if (queue.length && !scheduled) {
-      scheduled = true;
-      setTimeout(drain, 0); // let queued cancel messages arrive before the next request runs
+      try {
+        const r = await engine.suggest(req.title, req.k, req.threshold);
+        post({ type: 'result', id: req.id, decision: r.decision, elapsedMs: r.elapsedMs, backend: r.backend, ...(r.fallback ? { fallback: r.fallback } : {}) });
+      } catch (e) {
+        // A wasm trap (a bug, never expected) leaves the instance unusable: the client restarts it.
+        post({ type: 'error', id: req.id, error: toWire(e), fatal: e instanceof WebAssembly.RuntimeError });
+      }
+    } finally {
+      if (queue.length) setTimeout(drain, 0); // let queued cancel messages arrive before the next request runs
+      else scheduled = false;
     }
   };
 

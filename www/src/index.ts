@@ -64,6 +64,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     type: 'init',
     modelUrl: abs(options.modelUrl),
     wasmUrl: abs(options.wasmUrl ?? new URL('./shelfwise_wasm_bg.wasm', import.meta.url)),
+    gpuUrl: abs(options.gpuUrl ?? new URL('./gpu.js', import.meta.url)),
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,
   };
@@ -117,7 +118,9 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         pending.delete(m.id);
         p.cleanup();
         if (m.type === 'result') {
-          p.resolve({ ...m.decision, meta: { backend: 'wasm', elapsedMs: m.elapsedMs, modelSha256: info?.sha256 ?? '' } });
+          const meta: SuggestResult['meta'] = { backend: m.backend, elapsedMs: m.elapsedMs, modelSha256: info?.sha256 ?? '' };
+          if (m.fallback) meta.fallback = m.fallback;
+          p.resolve({ ...m.decision, meta });
         } else {
           p.reject(fromWire(m.error));
         }

@@ -1,9 +1,9 @@
 import type { WireError } from './errors.js';
-import type { BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
+import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
 
 /** Main thread -> worker. */
 export type Request =
-  | { type: 'init'; modelUrl: string; wasmUrl: string; cache: string | false; backend: BackendRequest }
+  | { type: 'init'; modelUrl: string; wasmUrl: string; gpuUrl: string; cache: string | false; backend: BackendRequest }
   | { type: 'suggest'; id: number; title: string; k: number; threshold: number }
   | { type: 'cancel'; id: number };
 
@@ -12,5 +12,5 @@ export type Response =
   | { type: 'progress'; event: ProgressEvent }
   | { type: 'ready'; info: ModelInfo }
   | { type: 'init-error'; error: WireError }
-  | { type: 'result'; id: number; decision: Decision; elapsedMs: number }
+  | { type: 'result'; id: number; decision: Decision; elapsedMs: number; backend: Backend; fallback?: BackendFallback }
   | { type: 'error'; id: number; error: WireError; fatal: boolean };

@@ -31,12 +31,27 @@ export interface Decision {
   backOff: BackOff | null;
 }
 
-export type Backend = 'wasm';
+/** Where the encoder ran: the wasm runtime (CPU), or the browser's WebGPU. */
+export type Backend = 'wasm' | 'webgpu';
+/**
+ * 'wasm': always wasm, never touches `navigator.gpu`. 'webgpu': WebGPU when an adapter exists,
+ * else wasm (reported in `fallback`). 'auto': wasm for now (the package classifies one title a
+ * request, where a GPU round trip is not shown to pay off; see the README).
+ */
 export type BackendRequest = 'auto' | 'wasm' | 'webgpu';
 
+/** WebGPU was wanted but this ran (or runs) on wasm: why. */
+export interface BackendFallback {
+  from: 'webgpu';
+  code: 'GPU_UNAVAILABLE' | 'GPU_DEVICE_LOST' | 'GPU_ERROR';
+  message: string;
+}
+
 export interface SuggestMeta {
-  /** The backend that computed this result ('webgpu' is not implemented yet: it falls back to 'wasm'). */
+  /** The backend that computed this result. */
   backend: Backend;
+  /** Set on the request during which WebGPU failed (device lost, GPU error): it was answered on wasm. */
+  fallback?: BackendFallback;
   /** Milliseconds the model took for this title (inside the worker). */
   elapsedMs: number;
   /** sha256 of the model file that answered. */
@@ -76,8 +91,10 @@ export interface ProgressEvent {
 export interface CreateClassifierOptions {
   /** URL of the `model.shelfwise` file. */
   modelUrl: string | URL;
-  /** 'auto' (default), 'wasm' or 'webgpu' (not implemented yet: uses wasm). */
+  /** 'auto' (default), 'wasm' or 'webgpu' (falls back to wasm without WebGPU: see `ModelInfo.fallback`). */
   backend?: BackendRequest;
+  /** URL of the optional WebGPU bundle's module `gpu.js` (default: next to this module). */
+  gpuUrl?: string | URL;
   /** Download and load progress. */
   onProgress?: (event: ProgressEvent) => void;
   /** URL of `shelfwise_wasm_bg.wasm` (default: next to this module). */
@@ -103,8 +120,13 @@ export interface ModelInfo {
   /** Model file size in bytes. */
   bytes: number;
   fromCache: boolean;
+  /** The backend requests run on (as of loading; a later GPU failure shows in `SuggestMeta`). */
   backend: Backend;
   requestedBackend: BackendRequest;
+  /** The WebGPU adapter, when `backend` is 'webgpu'. */
+  gpuAdapter?: string;
+  /** Set when 'webgpu' was requested and could not be used at load time (no adapter, ...). */
+  fallback?: BackendFallback;
   /** Version of the wasm bindings. */
   wasmVersion: string;
   maxTitleBytes: number;
@@ -131,7 +153,12 @@ export type ErrorCode =
   | 'WASM_LOAD'
   | 'WORKER'
   | 'INVALID_ARGUMENT'
-  | 'DISPOSED';
+  | 'DISPOSED'
+  // WebGPU backend failures: never thrown to the caller (the request falls back to wasm); they
+  // appear in `ModelInfo.fallback` / `SuggestMeta.fallback`.
+  | 'GPU_UNAVAILABLE'
+  | 'GPU_DEVICE_LOST'
+  | 'GPU_ERROR';
 
 export interface Classifier {
   /** Category suggestions for a listing title. Rejects with a `ShelfwiseError`. */

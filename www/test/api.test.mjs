@@ -51,17 +51,21 @@ describe('package API', () => {
     });
   });
 
-  test('model info, and webgpu falls back to wasm', async () => {
+  test('model info, and webgpu without an adapter falls back to wasm', async () => {
     const info = await page.evaluate(() => window.clf.info);
     const sha = createHash('sha256').update(readFileSync(MODEL)).digest('hex');
     assert.equal(info.sha256, sha);
+    // This browser runs without --enable-unsafe-webgpu: no adapter (headless), so 'webgpu' falls
+    // back to wasm at load time and says so (test/webgpu.test.mjs covers WebGPU itself).
     assert.equal(info.backend, 'wasm');
     assert.equal(info.requestedBackend, 'webgpu');
+    assert.equal(info.fallback?.code, 'GPU_UNAVAILABLE', JSON.stringify(info.fallback));
     assert.equal(info.labelCount, info.labels.length);
     assert.ok(info.labelCount > 10);
     assert.match(info.wasmVersion, /^\d+\.\d+\.\d+/);
     const r = await page.evaluate(() => window.clf.suggest('ceramic coffee mug'));
     assert.equal(r.meta.backend, 'wasm');
+    assert.equal(r.meta.fallback, undefined); // reported once, in info.fallback
     assert.equal(r.meta.modelSha256, sha);
   });
 

@@ -61,13 +61,14 @@ export const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
-/** A fresh browser profile (its own --user-data-dir) with every request logged. */
-export async function openBrowser() {
+/** A fresh browser profile (its own --user-data-dir) with every request logged; `extraArgs` go
+ * after CHROMIUM_ARGS (e.g. `--enable-unsafe-webgpu`). */
+export async function openBrowser(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'shelfwise-chromium-'));
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
     viewport: { width: 1100, height: 900 },
     serviceWorkers: 'allow',
   });
@@ -123,12 +124,12 @@ export function fixtureTitles() {
 }
 
 /** Registers hooks that start the demo server and a browser before a suite and stop both after it. */
-export function useServerAndBrowser() {
+export function useServerAndBrowser(browserArgs = []) {
   const env = { server: undefined, browser: undefined };
   before(async () => {
     requireModel();
     env.server = await startServer();
-    env.browser = await openBrowser();
+    env.browser = await openBrowser(browserArgs);
   });
   after(async () => {
     await env.browser?.close();

@@ -118,8 +118,21 @@ impl Classifier {
     /// Uncalibrated logits for a batch of titles.
     pub fn logits(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
         let pooled = self.embedder.embed(titles)?;
+        self.logits_from_pooled(titles, &pooled)
+    }
+
+    /// The head on given pooled embeddings `[titles.len(), hidden]` (the encoder's raw output).
+    fn logits_from_pooled(&self, titles: &[&str], pooled: &Tensor) -> Result<Vec<Vec<f32>>> {
         let ngrams: Vec<Vec<u32>> = titles.iter().map(|t| self.head.ngram_ids(t)).collect();
-        Ok(self.head.params().logits(&self.head.cfg, &pooled, &ngrams)?.to_vec2()?)
+        Ok(self.head.logits(pooled, &ngrams)?.to_vec2()?)
+    }
+
+    /// The title's token ids as the encoder reads them (checked: `INPUT_TOO_LONG`; cut at the
+    /// model's `max_tokens`). Another encoder (the GPU one) embeds these, and
+    /// [`Self::suggest_with_embedding`] finishes the job.
+    pub fn encode(&self, title: &str) -> Result<Encoding> {
+        check_title(title)?;
+        self.embedder.tokenizer.encode(title)
     }
 
     /// Calibrated label probabilities for a batch of titles.
@@ -137,6 +150,25 @@ impl Classifier {
             return Ok(Decision::empty());
         }
         let probs = self.probs(&[title])?.pop().expect("one title in, one out");
+        Ok(decide(&self.labels, &probs, k, threshold.clamp(0.0, 1.0)))
+    }
+
+    /// [`Self::suggest`] with the title's pooled embedding computed elsewhere (by another encoder
+    /// of the same weights, e.g. shelfwise-gpu's on [`Self::encode`]'s ids): the head, calibration
+    /// and decision are this crate's, shared by every backend. Equals `suggest` when `embedding`
+    /// is the CPU encoder's. `INTERNAL` when `embedding` is not `hidden` finite values.
+    pub fn suggest_with_embedding(&self, title: &str, embedding: &[f32], k: usize, threshold: f32) -> Result<Decision> {
+        check_title(title)?;
+        if title.trim().is_empty() {
+            return Ok(Decision::empty());
+        }
+        let hidden = self.manifest.encoder.hidden;
+        if embedding.len() != hidden || embedding.iter().any(|x| !x.is_finite()) {
+            return Err(ModelError::Compute(format!("embedding must be {hidden} finite values, got {}", embedding.len())));
+        }
+        let pooled = Tensor::from_slice(embedding, (1, hidden), &Device::Cpu)?;
+        let logits = self.logits_from_pooled(&[title], &pooled)?.pop().expect("one title in, one out");
+        let probs = softmax(&logits, self.manifest.head.temperature);
         Ok(decide(&self.labels, &probs, k, threshold.clamp(0.0, 1.0)))
     }
 }

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use candle_core::{Tensor, D};
 
+use shelfwise_kernels::QMatrix;
+
 use crate::encoder::take;
 use crate::error::Result;
 use crate::format::HeadConfig;
@@ -67,12 +69,21 @@ pub struct HeadParams<'a> {
 impl HeadParams<'_> {
     /// Logits [N, labels] from raw pooled embeddings and per-title n-gram ids.
     pub fn logits(&self, cfg: &HeadConfig, pooled: &Tensor, ngrams: &[Vec<u32>]) -> candle_core::Result<Tensor> {
-        let e = normalize(pooled, cfg.embed_scale)?;
-        let bag = bag_mean(self.ngram_table, ngrams)?;
-        e.matmul(&self.label_weight.t()?)?
-            .add(&bag.matmul(&self.ngram_weight.t()?)?)?
-            .broadcast_add(self.bias)
+        logits_with_bag(cfg, pooled, &bag_mean(self.ngram_table, ngrams)?, self.label_weight, self.ngram_weight, self.bias)
     }
+}
+
+/// The head's formula once the n-gram bags ([N, dim]) are computed.
+fn logits_with_bag(cfg: &HeadConfig, pooled: &Tensor, bag: &Tensor, label_weight: &Tensor, ngram_weight: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    let e = normalize(pooled, cfg.embed_scale)?;
+    e.matmul(&label_weight.t()?)?.add(&bag.matmul(&ngram_weight.t()?)?)?.broadcast_add(bias)
+}
+
+/// The n-gram table of a loaded head: f32, or quantized (a title reads ~100 of its 32k rows, so
+/// they are dequantized as read: 1 MB of codes in memory instead of 8 MB of f32).
+enum NgramTable {
+    F32(Tensor),
+    Quant(QMatrix),
 }
 
 /// A loaded head.
@@ -80,7 +91,7 @@ pub struct Head {
     pub cfg: HeadConfig,
     label_weight: Tensor,
     bias: Tensor,
-    ngram_table: Tensor,
+    ngram_table: NgramTable,
     ngram_weight: Tensor,
 }
 
@@ -90,18 +101,36 @@ impl Head {
             cfg: cfg.clone(),
             label_weight: take(t, LABEL_WEIGHT, &[labels, hidden])?,
             bias: take(t, BIAS, &[labels])?,
-            ngram_table: take(t, NGRAM_TABLE, &[cfg.buckets as usize, cfg.ngram_dim])?,
+            ngram_table: {
+                let shape = [cfg.buckets as usize, cfg.ngram_dim];
+                match crate::quant::load_qmatrix(t, NGRAM_TABLE, &shape)? {
+                    Some(q) => NgramTable::Quant(q),
+                    None => NgramTable::F32(take(t, NGRAM_TABLE, &shape)?),
+                }
+            },
             ngram_weight: take(t, NGRAM_WEIGHT, &[labels, cfg.ngram_dim])?,
         })
     }
 
-    pub fn params(&self) -> HeadParams<'_> {
-        HeadParams {
-            label_weight: &self.label_weight,
-            bias: &self.bias,
-            ngram_table: &self.ngram_table,
-            ngram_weight: &self.ngram_weight,
-        }
+    /// Logits [N, labels] from raw pooled embeddings and per-title n-gram ids: the formula of
+    /// [`HeadParams::logits`], with the bags read from a quantized table where there is one.
+    pub fn logits(&self, pooled: &Tensor, ngrams: &[Vec<u32>]) -> Result<Tensor> {
+        let bag = match &self.ngram_table {
+            NgramTable::F32(t) => bag_mean(t, ngrams)?,
+            NgramTable::Quant(q) => {
+                let dim = q.cols();
+                let (mut bags, mut row) = (vec![0f32; ngrams.len() * dim], vec![0f32; dim]);
+                for (bag, ids) in bags.chunks_mut(dim).zip(ngrams) {
+                    for &id in ids {
+                        // Ids come from hashing into `buckets` rows: always in range.
+                        q.dequantize_row(id as usize % q.rows().max(1), &mut row);
+                        bag.iter_mut().zip(&row).for_each(|(b, r)| *b += r / ids.len() as f32);
+                    }
+                }
+                Tensor::from_vec(bags, (ngrams.len(), dim), pooled.device())?
+            }
+        };
+        Ok(logits_with_bag(&self.cfg, pooled, &bag, &self.label_weight, &self.ngram_weight, &self.bias)?)
     }
 
     pub fn ngram_ids(&self, title: &str) -> Vec<u32> {

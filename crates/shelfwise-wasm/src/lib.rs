@@ -1,5 +1,6 @@
 //! Browser bindings of [`shelfwise_model::Classifier`] (wasm-bindgen). No logic of its own: load
-//! bytes, suggest, read the manifest. Every failure is returned as a JS `Error` whose `code` is the
+//! bytes, suggest, read the manifest; for the WebGPU backend, tokenize (`encode`) and decide from an
+//! embedding computed by the separate GPU bundle (`suggestWithEmbedding`). Every failure is returned as a JS `Error` whose `code` is the
 //! model's stable error code (`MODEL_CORRUPT`, `INPUT_TOO_LONG`, ...); nothing here panics on any
 //! input. A panic hook is installed for diagnostics only (a panic is a bug in the model crate).
 
@@ -23,13 +24,18 @@ mod bindings {
         VERSION.to_string()
     }
 
-    /// Runs the model-file checksum code on a small buffer, in many short calls, so that the engine
-    /// optimises it before a real load. V8 cannot swap in optimised code in the middle of a call, and
-    /// the first checksum of a whole model file is one long call: without this it runs entirely in
-    /// the baseline tier (about 6x slower: 4 s instead of 0.7 s for a 100 MB file). Call it right
-    /// after instantiating the module, while the model bytes are being read.
+    /// Runs the model-load and inference code on small inputs, in many short calls, so that the
+    /// engine optimises it before a real load (`shelfwise_model::warm`); with `checksum`, the
+    /// model-file checksum code too, for a page without native SHA-256 where the wasm hashes the
+    /// file itself (one long call: without this it runs entirely in the baseline tier, about 6x
+    /// slower: 4 s instead of 0.7 s for a 100 MB file). Call it right after instantiating the
+    /// module, while the model bytes are being read.
     #[wasm_bindgen(js_name = warmUp)]
-    pub fn warm_up() {
+    pub fn warm_up(checksum: bool) {
+        shelfwise_model::warm::warm_up();
+        if !checksum {
+            return;
+        }
         let buf = vec![0x5au8; 16 * 1024];
         for _ in 0..256 {
             std::hint::black_box(shelfwise_model::format::sha256_hex(&[std::hint::black_box(&buf)]));
@@ -91,6 +97,26 @@ mod bindings {
         pub fn suggest(&self, title: &str, k: usize, threshold: f32) -> Result<JsValue, JsValue> {
             let decision = self.inner.suggest(title, k, threshold).map_err(model_error)?;
             to_js(&decision)
+        }
+
+        /// The title's token ids as the encoder reads them (for another encoder: the WebGPU bundle's
+        /// `GpuEncoder.embed`). Throws `Error{code}` (`INPUT_TOO_LONG`).
+        pub fn encode(&self, title: &str) -> Result<Vec<u32>, JsValue> {
+            self.inner.encode(title).map(|e| e.ids).map_err(model_error)
+        }
+
+        /// [`Classifier::suggest`] on the title's pooled embedding computed elsewhere (the WebGPU
+        /// encoder): the same head and decision as `suggest`. Throws `Error{code}`.
+        #[wasm_bindgen(js_name = suggestWithEmbedding)]
+        pub fn suggest_with_embedding(&self, title: &str, embedding: &[f32], k: usize, threshold: f32) -> Result<JsValue, JsValue> {
+            let decision = self.inner.suggest_with_embedding(title, embedding, k, threshold).map_err(model_error)?;
+            to_js(&decision)
+        }
+
+        /// Width of the encoder's embeddings.
+        #[wasm_bindgen(getter)]
+        pub fn hidden(&self) -> usize {
+            self.inner.manifest().encoder.hidden
         }
 
         /// The model's manifest (name, labels, payload_sha256, encoder/head settings, metrics, ...).

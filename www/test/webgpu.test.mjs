@@ -1,0 +1,180 @@
+// The WebGPU backend in chromium: with WebGPU enabled (--enable-unsafe-webgpu; headless that is
+// SwiftShader, a CPU implementation: correct but slow, so only a few titles), backend 'webgpu'
+// reproduces the golden outputs; forced WebGPU failures (no adapter, requestAdapter throwing, the
+// device lost mid-session) fall back to wasm and still answer; 'wasm' and 'auto' never touch
+// navigator.gpu nor fetch the WebGPU bundle.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, useServerAndBrowser } from './helpers.mjs';
+
+const golden = JSON.parse(readFileSync(join(ROOT, 'tests', 'golden', 'flipkart-minilm.json'), 'utf8'));
+const TOL = golden.tolerance ?? 1e-4;
+// A few golden titles (SwiftShader runs a forward in about a second): the shortest, a long one.
+const byLen = [...golden.items].sort((a, b) => a.title.length - b.title.length);
+const ITEMS = [byLen[0], byLen[Math.floor(byLen.length / 2)], byLen[byLen.length - 1]];
+
+function assertGolden(got, item) {
+  const want = item.decision;
+  const t = item.title;
+  assert.deepEqual(got.suggestions.map((s) => s.id), want.suggestions.map((s) => s.id), `ids for ${t}`);
+  let worst = 0;
+  got.suggestions.forEach((s, j) => {
+    worst = Math.max(worst, Math.abs(s.score - want.suggestions[j].score));
+    s.levelScores.forEach((x, l) => (worst = Math.max(worst, Math.abs(x - want.suggestions[j].levelScores[l]))));
+  });
+  assert.equal(got.abstained, want.abstained, `abstained for ${t}`);
+  assert.deepEqual(got.backOff?.path ?? null, want.backOff?.path ?? null, `backOff for ${t}`);
+  assert.ok(worst <= TOL, `${t}: max abs diff ${worst} > ${TOL}`);
+  return worst;
+}
+
+/** Classifies the ITEMS on a fresh classifier made with `opts` in `page` (after `setup` ran there). */
+async function run(page, opts, titles = ITEMS.map((i) => i.title)) {
+  return page.evaluate(
+    async ({ opts, titles }) => {
+      const mod = await import('/dist/index.js');
+      const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, ...opts });
+      const out = [];
+      for (const t of titles) out.push(await clf.suggest(t, { k: 5, threshold: 0.5, group: null }));
+      const info = clf.info;
+      clf.dispose();
+      return { info: { backend: info.backend, requestedBackend: info.requestedBackend, fallback: info.fallback ?? null, gpuAdapter: info.gpuAdapter ?? null }, out };
+    },
+    { opts, titles },
+  );
+}
+
+describe('WebGPU backend (headless chromium, --enable-unsafe-webgpu)', () => {
+  const env = useServerAndBrowser(['--enable-unsafe-webgpu']);
+  let page;
+  before(async () => {
+    page = await env.browser.context.newPage();
+    page.on('console', (m) => m.type() === 'warning' && console.log(`# console: ${m.text()}`));
+    await page.goto(env.server.url + 'favicon.svg');
+  });
+
+  test('the browser exposes a WebGPU adapter', async () => {
+    const r = await page.evaluate(async () => {
+      if (!navigator.gpu) return 'no navigator.gpu';
+      const a = await navigator.gpu.requestAdapter();
+      return a ? `adapter ${a.info?.vendor}/${a.info?.architecture}` : 'requestAdapter() returned null';
+    });
+    console.log(`# ${r}`);
+    assert.match(r, /^adapter /);
+  });
+
+  test("backend 'webgpu' (worker) reproduces the golden outputs; metadata says webgpu", async () => {
+    const { info, out } = await run(page, { backend: 'webgpu' });
+    assert.equal(info.backend, 'webgpu', `fell back: ${JSON.stringify(info.fallback)}`);
+    assert.equal(info.requestedBackend, 'webgpu');
+    assert.equal(info.fallback, null);
+    console.log(`# adapter: ${info.gpuAdapter}`);
+    let worst = 0;
+    out.forEach((r, i) => {
+      assert.equal(r.meta.backend, 'webgpu');
+      assert.equal(r.meta.fallback, undefined);
+      worst = Math.max(worst, assertGolden(r, ITEMS[i]));
+    });
+    console.log(`# webgpu golden parity: ${ITEMS.length} titles, max abs diff ${worst.toExponential(2)}, ms a title: ${out.map((r) => Math.round(r.meta.elapsedMs)).join(', ')}`);
+  });
+
+  test("backend 'webgpu', blank and over-long titles behave as on wasm", async () => {
+    const r = await page.evaluate(async () => {
+      const mod = await import('/dist/index.js');
+      const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, backend: 'webgpu' });
+      const blank = await clf.suggest('   ');
+      const long = await clf.suggest('x'.repeat(5000)).then(() => 'resolved', (e) => e.code);
+      const after = await clf.suggest('ceramic coffee mug');
+      clf.dispose();
+      return { blank: blank.suggestions.length, long, after: after.meta.backend };
+    });
+    assert.deepEqual(r, { blank: 0, long: 'INPUT_TOO_LONG', after: 'webgpu' });
+  });
+
+  for (const [name, patch, code] of [
+    ['requestAdapter returns null', 'null', 'GPU_UNAVAILABLE'],
+    ['requestAdapter throws', 'throw', 'GPU_UNAVAILABLE'],
+    ['navigator.gpu is missing', 'missing', 'GPU_UNAVAILABLE'],
+  ]) {
+    test(`forced failure (${name}): 'webgpu' falls back to wasm and answers`, async () => {
+      const p = await env.browser.context.newPage();
+      await p.addInitScript((patch) => {
+        if (patch === 'missing') Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined });
+        else if (navigator.gpu) navigator.gpu.requestAdapter = async () => { if (patch === 'throw') throw new Error('forced'); return null; };
+      }, patch);
+      await p.goto(env.server.url + 'favicon.svg');
+      // worker: false, so that the patched navigator is the engine's.
+      const { info, out } = await run(p, { backend: 'webgpu', worker: false });
+      await p.close();
+      assert.equal(info.backend, 'wasm');
+      assert.equal(info.fallback?.code, code);
+      out.forEach((r, i) => {
+        assert.equal(r.meta.backend, 'wasm');
+        assertGolden(r, ITEMS[i]);
+      });
+    });
+  }
+
+  test("forced failure mid-session (device destroyed): the request is answered on wasm, later ones too", async () => {
+    const p = await env.browser.context.newPage();
+    await p.addInitScript(() => {
+      const request = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = async function (...args) {
+        const d = await request.apply(this, args);
+        (window.__devices ??= []).push(d);
+        return d;
+      };
+    });
+    await p.goto(env.server.url + 'favicon.svg');
+    const r = await p.evaluate(async (title) => {
+      const mod = await import('/dist/index.js');
+      const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, backend: 'webgpu', worker: false });
+      const before = await clf.suggest(title);
+      for (const d of window.__devices) d.destroy();
+      const lost = await clf.suggest(title);
+      const later = await clf.suggest(title);
+      return { info: clf.info.backend, before: before.meta, lost: lost.meta, later: later.meta, same: JSON.stringify(lost.suggestions) === JSON.stringify(later.suggestions), lostDecision: lost };
+    }, ITEMS[0].title);
+    await p.close();
+    assert.equal(r.info, 'webgpu');
+    assert.equal(r.before.backend, 'webgpu');
+    assert.equal(r.lost.backend, 'wasm');
+    assert.match(r.lost.fallback?.code ?? '', /^GPU_(DEVICE_LOST|ERROR)$/);
+    console.log(`# device destroyed: ${r.lost.fallback.code}: ${r.lost.fallback.message.slice(0, 120)}`);
+    assert.equal(r.later.backend, 'wasm');
+    assert.equal(r.later.fallback, undefined);
+    assert.ok(r.same);
+    assertGolden(r.lostDecision, ITEMS[0]);
+  });
+
+  for (const backend of ['wasm', 'auto']) {
+    test(`backend '${backend}' never touches navigator.gpu nor fetches the WebGPU bundle`, async () => {
+      const p = await env.browser.context.newPage();
+      const urls = [];
+      p.on('request', (q) => urls.push(q.url()));
+      await p.addInitScript(() => {
+        window.__gpuTouched = 0;
+        const d = Object.getOwnPropertyDescriptor(Navigator.prototype, 'gpu');
+        Object.defineProperty(Navigator.prototype, 'gpu', {
+          configurable: true,
+          get() {
+            window.__gpuTouched++;
+            return d?.get?.call(this);
+          },
+        });
+      });
+      await p.goto(env.server.url + 'favicon.svg');
+      const { info, out } = await run(p, { backend, worker: false }, [ITEMS[0].title]);
+      const touched = await p.evaluate(() => window.__gpuTouched);
+      await p.close();
+      assert.equal(info.backend, 'wasm');
+      assert.equal(info.fallback, null);
+      assert.equal(out[0].meta.backend, 'wasm');
+      assertGolden(out[0], ITEMS[0]);
+      assert.equal(touched, 0, 'navigator.gpu was read');
+      assert.deepEqual(urls.filter((u) => /gpu/.test(u)), []);
+    });
+  }
+});
