@@ -43,6 +43,25 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
     return r;
 }
 
+// Mean and 1 / sqrt(variance + eps) of a row of n values held ROW_PER_THREAD to an invocation
+// (column lid + j * ROW_WG in v[j]; entries past n are zero), two-pass: mean, then the centred
+// variance. Uniform control flow, like wg_sum.
+fn row_mean_inv(v: ptr<function, array<f32, 8>>, n: u32, lid: u32, eps: f32) -> vec2<f32> {
+    var s = 0.0;
+    for (var j = 0u; j < ROW_PER_THREAD; j++) {
+        s += (*v)[j];
+    }
+    let mean = wg_sum(s, lid) / f32(n);
+    var q = 0.0;
+    for (var j = 0u; j < ROW_PER_THREAD; j++) {
+        if (lid + j * ROW_WG < n) {
+            let d = (*v)[j] - mean;
+            q += d * d;
+        }
+    }
+    return vec2<f32>(mean, 1.0 / sqrt(wg_sum(q, lid) / f32(n) + eps));
+}
+
 fn wg_max(v: f32, lid: u32) -> f32 {
     red[lid] = v;
     workgroupBarrier();

@@ -26,24 +26,11 @@ struct EmbParams {
 
 fn embed_finish(row: u32, lid: u32, v: ptr<function, array<f32, 8>>) {
     let n = ep.hidden;
-    var s = 0.0;
-    for (var j = 0u; j < ROW_PER_THREAD; j++) {
-        s += (*v)[j];
-    }
-    let mean = wg_sum(s, lid) / f32(n);
-    var q = 0.0;
+    let st = row_mean_inv(v, n, lid, ep.eps);
     for (var j = 0u; j < ROW_PER_THREAD; j++) {
         let c = lid + j * ROW_WG;
         if (c < n) {
-            let d = (*v)[j] - mean;
-            q += d * d;
-        }
-    }
-    let inv = 1.0 / sqrt(wg_sum(q, lid) / f32(n) + ep.eps);
-    for (var j = 0u; j < ROW_PER_THREAD; j++) {
-        let c = lid + j * ROW_WG;
-        if (c < n) {
-            eout[row * n + c] = ((*v)[j] - mean) * inv * eln[c] + eln[n + c];
+            eout[row * n + c] = ((*v)[j] - st.x) * st.y * eln[c] + eln[n + c];
         }
     }
 }

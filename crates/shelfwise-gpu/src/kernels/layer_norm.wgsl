@@ -16,30 +16,19 @@ struct LnParams {
 @group(0) @binding(3) var<storage, read> lln: array<f32>;
 @group(0) @binding(4) var<storage, read_write> ly: array<f32>;
 
+// The row in v (see row_mean_inv), normalised into row `row` of y.
 fn normalise_row(row: u32, lid: u32, v: ptr<function, array<f32, 8>>) {
     let n = lp.n;
-    var s = 0.0;
-    for (var j = 0u; j < ROW_PER_THREAD; j++) {
-        s += (*v)[j];
-    }
-    let mean = wg_sum(s, lid) / f32(n);
-    var q = 0.0;
+    let st = row_mean_inv(v, n, lid, lp.eps);
     for (var j = 0u; j < ROW_PER_THREAD; j++) {
         let c = lid + j * ROW_WG;
         if (c < n) {
-            let d = (*v)[j] - mean;
-            q += d * d;
-        }
-    }
-    let inv = 1.0 / sqrt(wg_sum(q, lid) / f32(n) + lp.eps);
-    for (var j = 0u; j < ROW_PER_THREAD; j++) {
-        let c = lid + j * ROW_WG;
-        if (c < n) {
-            ly[row * n + c] = ((*v)[j] - mean) * inv * lln[c] + lln[n + c];
+            ly[row * n + c] = ((*v)[j] - st.x) * st.y * lln[c] + lln[n + c];
         }
     }
 }
 
+// The two entry points load their rows separately: one that read `res` at all would need it bound.
 @compute @workgroup_size(128)
 fn layer_norm(@builtin(local_invocation_index) lid: u32,
               @builtin(workgroup_id) wg: vec3<u32>,
@@ -51,10 +40,9 @@ fn layer_norm(@builtin(local_invocation_index) lid: u32,
     var v: array<f32, 8>;
     for (var j = 0u; j < ROW_PER_THREAD; j++) {
         let c = lid + j * ROW_WG;
+        v[j] = 0.0;
         if (c < lp.n) {
             v[j] = la[row * lp.n + c];
-        } else {
-            v[j] = 0.0;
         }
     }
     normalise_row(row, lid, &v);
@@ -71,10 +59,9 @@ fn add_layer_norm(@builtin(local_invocation_index) lid: u32,
     var v: array<f32, 8>;
     for (var j = 0u; j < ROW_PER_THREAD; j++) {
         let c = lid + j * ROW_WG;
+        v[j] = 0.0;
         if (c < lp.n) {
             v[j] = la[row * lp.n + c] + lres[row * lp.n + c];
-        } else {
-            v[j] = 0.0;
         }
     }
     normalise_row(row, lid, &v);
