@@ -215,8 +215,8 @@ impl QMatrix {
         Ok(Self {
             n: parts.iter().map(|p| p.n).sum(),
             k,
-            codes: parts.iter().flat_map(|p| p.codes.iter().copied()).collect(),
-            scales: parts.iter().flat_map(|p| p.scales.iter().copied()).collect(),
+            codes: parts.iter().map(|p| p.codes.as_slice()).collect::<Vec<_>>().concat(),
+            scales: parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat(),
         })
     }
 
@@ -230,9 +230,20 @@ impl QMatrix {
 fn interleave(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
     let kg = grouped(k);
     let mut out = vec![0i8; n * kg];
-    for r in 0..n {
-        for c in 0..k {
-            out[r * kg + slot(c)] = codes[r * k + c];
+    if k == 0 {
+        return out;
+    }
+    for (src, dst) in codes.chunks_exact(k).zip(out.chunks_exact_mut(kg)).take(n) {
+        // Whole groups (every MiniLM shape) in store order, the inverse of `slot` within a group:
+        // a model load runs this over millions of codes.
+        let whole = k / GROUP * GROUP;
+        for (s, d) in src[..whole].chunks_exact(GROUP).zip(dst.chunks_exact_mut(GROUP)) {
+            for (o, v) in d.iter_mut().enumerate() {
+                *v = s[(o >> 1 & 3) * BLOCK + (o >> 3) * 2 + (o & 1)];
+            }
+        }
+        for c in whole..k {
+            dst[slot(c)] = src[c];
         }
     }
     out

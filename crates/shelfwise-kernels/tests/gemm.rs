@@ -133,3 +133,20 @@ fn reused_activation_buffers_match_fresh_ones() {
         assert_eq!(reused, fresh, "{m}x{k}");
     }
 }
+
+/// The stored (interleaved) layout is private: what goes in row-major comes back row-major, for
+/// whole groups of 128, a group plus a tail, and a short row.
+#[test]
+fn codes_and_scales_round_trip_through_the_stored_layout() {
+    for (n, k) in [(3usize, 128usize), (2, 261), (4, 7)] {
+        let codes: Vec<i8> = (0..n * k).map(|i| ((i * 37) % 255) as i8).collect();
+        let nb = shelfwise_kernels::padded(k) / shelfwise_kernels::BLOCK;
+        let scales: Vec<f32> = (0..n * nb).map(|i| 0.5 + i as f32).collect();
+        let w = QMatrix::from_block_scaled(n, k, &codes, &scales).unwrap();
+        let want: Vec<f32> = (0..n * k).map(|i| codes[i] as f32 * scales[(i / k) * nb + (i % k) / shelfwise_kernels::BLOCK]).collect();
+        assert_eq!(w.dequantize(), want, "{n}x{k}");
+        let mut row = vec![0f32; k];
+        w.dequantize_row(n - 1, &mut row);
+        assert_eq!(row, want[(n - 1) * k..], "{n}x{k} last row");
+    }
+}
