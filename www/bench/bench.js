@@ -16,7 +16,14 @@ let info = {};
 async function startShelfwise() {
   // Imported here, not statically: the transformers.js page must not download shelfwise's bytes.
   const { createClassifier } = await import('/dist/index.js');
-  const c = await createClassifier({ modelUrl: params.get('model'), workerUrl: '/bench/shelfwise-worker.js' });
+  // When each load phase began (ms since navigation start): where a start's time goes.
+  const phases = {};
+  const c = await createClassifier({
+    modelUrl: params.get('model'),
+    workerUrl: '/bench/shelfwise-worker.js',
+    onProgress: (e) => (phases[e.phase] ??= Math.round(performance.now())),
+  });
+  window.__benchPhases = phases;
   info = { name: c.info.name, modelBytes: c.info.bytes, fromCache: c.info.fromCache, labels: c.info.labelCount };
   classify = async (title) => {
     const r = await c.suggest(title, { k: 5, threshold: 0.5, group: null });
@@ -112,7 +119,7 @@ try {
   else throw new Error(`unknown engine ${engine}`);
   const first = await classify(FIRST_TITLE);
   const firstResultMs = performance.now();
-  window.__bench = { engine, info, firstResultMs, firstInWorkerMs: first.inWorkerMs, run, embedEach, measureMemory };
+  window.__bench = { engine, info, firstResultMs, firstInWorkerMs: first.inWorkerMs, phases: { ...window.__benchPhases, firstResult: Math.round(firstResultMs) }, run, embedEach, measureMemory };
   status.textContent = `${engine} ready: first result at ${firstResultMs.toFixed(0)} ms`;
   document.documentElement.dataset.ready = '1';
 } catch (e) {

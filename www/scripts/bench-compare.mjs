@@ -12,7 +12,8 @@
 // is skipped with a note. One chromium with an on-disk profile; per engine, one after another:
 //   cold   page load → first result in a new tab, after clearing the origin's HTTP cache and storage
 //   warm   reload of that tab (both engines keep the model in Cache Storage; the wasm and JS come
-//          from the HTTP cache after a 304 revalidation): page load → first result, median
+//          from the HTTP cache after a 304 revalidation): page load → first result, median; for
+//          shelfwise also when each load phase began (cache read, verify, ready), printed
 //   bytes  sum of response body sizes of that page load's requests (worker requests included)
 //   latency one title per call, sequential, after --warmup untimed calls: round trip page →
 //          worker → page (p50/p95), and the engine's own time inside the worker (p50)
@@ -275,7 +276,7 @@ async function measure(e, url, page, cpuBefore) {
   const loadOnce = async (navigate) => {
     await navigate();
     await page.waitForFunction(() => document.documentElement.dataset.ready, null, { timeout: 300_000 });
-    const r = await page.evaluate(() => (window.__bench ? { firstResultMs: window.__bench.firstResultMs, info: window.__bench.info } : { error: window.__benchError }));
+    const r = await page.evaluate(() => (window.__bench ? { firstResultMs: window.__bench.firstResultMs, info: window.__bench.info, phases: window.__bench.phases } : { error: window.__benchError }));
     if (r.error) throw new Error(`${e.id}: ${r.error}\n${pageErrors.join('\n')}`);
     await Promise.all(pendingSizes.splice(0)); // sizes of everything that page load fetched
     return r;
@@ -288,6 +289,8 @@ async function measure(e, url, page, cpuBefore) {
     setPhase(`warm${i}`);
     warm.push(await loadOnce(() => page.reload()));
   }
+  // Where a warm start's time goes (shelfwise: when each load phase began, ms since navigation).
+  if (warm[0]?.phases) console.error(`${e.id}: warm start phases ${warm.map((w) => JSON.stringify(w.phases)).join(' ')}`);
   setPhase('run');
   const load1 = loadavg()[0];
   const run = await page.evaluate(({ titles, warmup }) => window.__bench.run(titles, warmup), { titles, warmup: WARMUP });
