@@ -9,4 +9,8 @@ SHELFWISE_REQUIRE_GPU=1 cargo test --release --workspace --locked 2>&1
 # The quantized-matmul kernels again in wasm with simd128 (Node, via wasm-bindgen-test-runner from setup).
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-kernels 2>&1
+# The WGSL kernel tests again on the browser's WebGPU: headless chromium through chromedriver, with
+# --enable-unsafe-webgpu (SwiftShader here; crates/shelfwise-gpu/webdriver.json has the flags).
+CHROMEDRIVER=$(command -v chromedriver) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-gpu --test kernels 2>&1
 bash www/scripts/test-browser.sh 2>&1

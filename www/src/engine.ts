@@ -55,16 +55,22 @@ interface Digests {
 async function verifyAndLoad(
   bytes: Uint8Array<ArrayBuffer>,
   wantFileSha: boolean,
+  wasm: Promise<unknown>,
 ): Promise<{ clf: WasmClassifier; sha: string | null; digests: Digests | null }> {
   // Header: magic (8), version (4), manifest length (4, LE), ...; 28 bytes, then the manifest.
   const payloadStart = bytes.length >= 28 ? 28 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(12, true) : Infinity;
   const end = bytes.length - 32;
-  if (!subtle || payloadStart > end) return { clf: WasmClassifier.load(bytes), sha: null, digests: null }; // the loader names the damage
+  if (!subtle || payloadStart > end) {
+    await wasm;
+    return { clf: WasmClassifier.load(bytes), sha: null, digests: null }; // the loader names the damage
+  }
   const digest = async (b: Uint8Array<ArrayBuffer>) => hex(await subtle.digest('SHA-256', b));
+  // Hash while the wasm module may still be compiling.
   const [body, payload, sha] = await Promise.all([
     digest(bytes.subarray(0, end)),
     digest(bytes.subarray(payloadStart, end)),
     wantFileSha ? digest(bytes) : null,
+    wasm,
   ]);
   return { clf: WasmClassifier.loadWithDigests(bytes, body, payload), sha, digests: { body, payload } };
 }
@@ -146,9 +152,8 @@ async function loadFromCache(
   onProgress({ phase: 'cache', loaded: 0, total: null, fromCache: true });
   try {
     const bytes = await readBody(entry.res, true, onProgress, signal);
-    await wasm;
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: true });
-    const { clf, digests } = await verifyAndLoad(bytes, false);
+    const { clf, digests } = await verifyAndLoad(bytes, false, wasm);
     return { clf, file: bytes, digests, bytes: bytes.length, sha256: entry.res.headers.get(H_SHA) ?? '', fromCache: true };
   } catch (e) {
     const code = (e as { code?: string }).code;
@@ -199,9 +204,8 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
   let digests: Digests | null;
   try {
     bytes = await readBody(res, false, onProgress, signal);
-    await wasm;
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: false });
-    ({ clf, sha, digests } = await verifyAndLoad(bytes, true)); // throws MODEL_CORRUPT etc.: nothing bad gets cached
+    ({ clf, sha, digests } = await verifyAndLoad(bytes, true, wasm)); // throws MODEL_CORRUPT etc.: nothing bad gets cached
   } catch (e) {
     // A broken download of a new version: keep serving the verified copy we have.
     const code = (e as { code?: string }).code;

@@ -1,6 +1,7 @@
 //! The GPU encoder against the CPU encoder of shelfwise-model: pooled embeddings of the fixture
 //! titles (tests/fixtures/titles.txt) on the shipped model, f32 and int8, and of random titles on
 //! tiny random models of odd shapes (f32, int8, pruned vocabulary).
+#![cfg(not(target_arch = "wasm32"))] // reads model files from disk
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! Every kernel against its plain CPU reference (shelfwise_gpu::reference, f64 inside) over seeded
 //! random shapes, including 1, odd sizes, and sizes just off the 64-row/64-column/16-deep matmul
 //! tile and the 128-wide row-kernel workgroup. Tolerances are stated per test.
+//!
+//! The same tests run natively (Vulkan; lavapipe in CI) and in a browser's WebGPU
+//! (`wasm-bindgen-test-runner` driving headless chromium with `--enable-unsafe-webgpu`: SwiftShader
+//! in CI; see scripts/test.sh): each body is async, and `gpu_test!` makes it a test for both.
 
 mod common;
 
@@ -16,8 +20,23 @@ fn vals(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1f32..1f32) * scale).collect()
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    pollster::block_on(f)
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// `gpu_test!(name, body)`: `async fn body()` as a native test and as a browser test.
+macro_rules! gpu_test {
+    ($name:ident, $body:ident) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            pollster::block_on($body())
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() {
+            $body().await
+        }
+    };
 }
 
 /// Matmul shapes: edge cases around the tiles, then random ones.
@@ -29,18 +48,18 @@ fn matmul_shapes(rng: &mut StdRng) -> Vec<(usize, usize, usize)> {
     v
 }
 
-/// f32 matmul: |gpu − ref| ≤ (K + 2)·u·Σ_k|x·w| + 1e-6 (the standard bound for a K-term
-/// accumulation), per output.
-#[test]
-fn matmul_f32_matches_reference() {
-    let Some(ops) = ops_or_skip("matmul_f32") else { return };
+// f32 matmul: |gpu − ref| ≤ (K + 2)·u·Σ_k|x·w| + 1e-6 (the standard bound for a K-term
+// accumulation), per output.
+gpu_test!(matmul_f32_matches_reference, matmul_f32_matches_reference_body);
+async fn matmul_f32_matches_reference_body() {
+    let Some(ops) = ops_or_skip("matmul_f32").await else { return };
     let mut rng = StdRng::seed_from_u64(1);
     let mut worst = 0f64;
     for (m, n, k) in matmul_shapes(&mut rng) {
         let x = vals(&mut rng, m * k, 1.0);
         let w = vals(&mut rng, n * k, 1.0);
         let b = vals(&mut rng, n, 1.0);
-        let got = block_on(ops.matmul(&x, m, &HostMatrix::F32 { rows: n, cols: k, w: w.clone() }, &b, false)).unwrap();
+        let got = ops.matmul(&x, m, &HostMatrix::F32 { rows: n, cols: k, w: w.clone() }, &b, false).await.unwrap();
         let (want, mag) = reference::matmul(&x, m, &w, n, k, &b, false);
         for i in 0..m * n {
             let err = (got[i] - want[i]).abs() as f64;
@@ -52,12 +71,12 @@ fn matmul_f32_matches_reference() {
     eprintln!("matmul_f32: worst error / tolerance = {worst:.3}");
 }
 
-/// int8 weights (codes from quant.rs's quantize_rows, odd K so rows end mid-word): against the
-/// f32 reference on the dequantized weights `q · scale`, tolerance (K + 3)·u·Σ|x·w| + 1e-6 (one
-/// more rounding: the kernel scales the sum once instead of each weight).
-#[test]
-fn matmul_q8_matches_dequantized_reference() {
-    let Some(ops) = ops_or_skip("matmul_q8") else { return };
+// int8 weights (codes from quant.rs's quantize_rows, odd K so rows end mid-word): against the
+// f32 reference on the dequantized weights `q · scale`, tolerance (K + 3)·u·Σ|x·w| + 1e-6 (one
+// more rounding: the kernel scales the sum once instead of each weight).
+gpu_test!(matmul_q8_matches_dequantized_reference, matmul_q8_matches_dequantized_reference_body);
+async fn matmul_q8_matches_dequantized_reference_body() {
+    let Some(ops) = ops_or_skip("matmul_q8").await else { return };
     let mut rng = StdRng::seed_from_u64(2);
     let mut worst = 0f64;
     for (m, n, k) in matmul_shapes(&mut rng) {
@@ -72,7 +91,7 @@ fn matmul_q8_matches_dequantized_reference() {
         let q = HostMatrix::Q8 { rows: n, cols: k, codes: codes.iter().map(|&c| c as u8).collect(), scales };
         let deq = q.to_f32();
         let b = vals(&mut rng, n, 1.0);
-        let got = block_on(ops.matmul(&x, m, &q, &b, false)).unwrap();
+        let got = ops.matmul(&x, m, &q, &b, false).await.unwrap();
         let (want, mag) = reference::matmul(&x, m, &deq, n, k, &b, false);
         for i in 0..m * n {
             let err = (got[i] - want[i]).abs() as f64;
@@ -84,17 +103,17 @@ fn matmul_q8_matches_dequantized_reference() {
     eprintln!("matmul_q8: worst error / tolerance = {worst:.3}");
 }
 
-/// Matmul with the GELU epilogue (the encoder's intermediate layer): the matmul bound above
-/// times GELU's slope (< 1.13), plus 2e-7·(1 + |y|) for the erf approximation.
-#[test]
-fn matmul_gelu_epilogue_matches_reference() {
-    let Some(ops) = ops_or_skip("matmul_gelu") else { return };
+// Matmul with the GELU epilogue (the encoder's intermediate layer): the matmul bound above
+// times GELU's slope (< 1.13), plus 2e-7·(1 + |y|) for the erf approximation.
+gpu_test!(matmul_gelu_epilogue_matches_reference, matmul_gelu_epilogue_matches_reference_body);
+async fn matmul_gelu_epilogue_matches_reference_body() {
+    let Some(ops) = ops_or_skip("matmul_gelu").await else { return };
     let mut rng = StdRng::seed_from_u64(3);
     for (m, n, k) in matmul_shapes(&mut rng).into_iter().take(12) {
         let x = vals(&mut rng, m * k, 1.0);
         let w = vals(&mut rng, n * k, 0.5);
         let b = vals(&mut rng, n, 1.0);
-        let got = block_on(ops.matmul(&x, m, &HostMatrix::F32 { rows: n, cols: k, w: w.clone() }, &b, true)).unwrap();
+        let got = ops.matmul(&x, m, &HostMatrix::F32 { rows: n, cols: k, w: w.clone() }, &b, true).await.unwrap();
         let (want, mag) = reference::matmul(&x, m, &w, n, k, &b, true);
         for i in 0..m * n {
             let err = (got[i] - want[i]).abs() as f64;
@@ -104,17 +123,17 @@ fn matmul_gelu_epilogue_matches_reference() {
     }
 }
 
-/// GELU alone, over [-12, 12] and exact zeros: |gpu − ref| ≤ 2e-7·(1 + |x|) (A&S 7.1.26's
-/// 1.5e-7 erf error, halved by x/2, plus f32 rounding). Also the reference against candle's
-/// gelu_erf (what the CPU encoder runs): ≤ 1e-6·(1 + |x|). Includes a launch wider than 65535
-/// workgroups (2-D dispatch).
-#[test]
-fn gelu_matches_reference_and_candle() {
-    let Some(ops) = ops_or_skip("gelu") else { return };
+// GELU alone, over [-12, 12] and exact zeros: |gpu − ref| ≤ 2e-7·(1 + |x|) (A&S 7.1.26's
+// 1.5e-7 erf error, halved by x/2, plus f32 rounding). Also the reference against candle's
+// gelu_erf (what the CPU encoder runs): ≤ 1e-6·(1 + |x|). Includes a launch wider than 65535
+// workgroups (2-D dispatch).
+gpu_test!(gelu_matches_reference_and_candle, gelu_matches_reference_and_candle_body);
+async fn gelu_matches_reference_and_candle_body() {
+    let Some(ops) = ops_or_skip("gelu").await else { return };
     let mut rng = StdRng::seed_from_u64(4);
     let mut x = vals(&mut rng, 100_003, 12.0);
     x.extend([0.0, -0.0, 1e-30, -1e-30, 12.0, -12.0, 3.0, -3.0]);
-    let got = block_on(ops.gelu(&x)).unwrap();
+    let got = ops.gelu(&x).await.unwrap();
     let candle = candle_core::Tensor::from_vec(x.clone(), x.len(), &candle_core::Device::Cpu).unwrap().gelu_erf().unwrap().to_vec1::<f32>().unwrap();
     let mut worst = 0f64;
     for i in 0..x.len() {
@@ -129,18 +148,18 @@ fn gelu_matches_reference_and_candle() {
     eprintln!("gelu: max abs error {worst:e}");
     // 2-D dispatch: 256 · 65535 + 300 values need 65537 workgroups.
     let big: Vec<f32> = (0..256 * 65535 + 300).map(|i| ((i % 2001) as f32 - 1000.0) / 100.0).collect();
-    let got = block_on(ops.gelu(&big)).unwrap();
+    let got = ops.gelu(&big).await.unwrap();
     for i in (0..big.len()).step_by(997).chain(big.len() - 300..big.len()) {
         let want = reference::gelu_erf(big[i] as f64);
         assert!((got[i] as f64 - want).abs() <= 2e-7 * (1.0 + big[i].abs() as f64), "big gelu at {i}");
     }
 }
 
-/// LayerNorm (and add + LayerNorm) over widths 1..1024 including 127/128/129 and 384:
-/// |gpu − ref| ≤ 1e-5·(1 + |y|) (ref in f64; inputs of scale up to 10, gamma/beta ~ 1).
-#[test]
-fn layer_norm_matches_reference() {
-    let Some(ops) = ops_or_skip("layer_norm") else { return };
+// LayerNorm (and add + LayerNorm) over widths 1..1024 including 127/128/129 and 384:
+// |gpu − ref| ≤ 1e-5·(1 + |y|) (ref in f64; inputs of scale up to 10, gamma/beta ~ 1).
+gpu_test!(layer_norm_matches_reference, layer_norm_matches_reference_body);
+async fn layer_norm_matches_reference_body() {
+    let Some(ops) = ops_or_skip("layer_norm").await else { return };
     let mut rng = StdRng::seed_from_u64(5);
     let mut shapes = vec![(1, 1), (3, 2), (2, 127), (5, 128), (4, 129), (7, 384), (2, 1024), (1, 1000)];
     for _ in 0..10 {
@@ -155,7 +174,7 @@ fn layer_norm_matches_reference() {
         for eps in [1e-12f32, 1e-5] {
             for with_res in [false, true] {
                 let r = with_res.then_some(res.as_slice());
-                let got = block_on(ops.layer_norm(&a, r, &gamma, &beta, rows, n, eps)).unwrap();
+                let got = ops.layer_norm(&a, r, &gamma, &beta, rows, n, eps).await.unwrap();
                 let want = reference::layer_norm(&a, r, &gamma, &beta, n, eps);
                 for i in 0..rows * n {
                     let err = (got[i] - want[i]).abs();
@@ -168,12 +187,12 @@ fn layer_norm_matches_reference() {
     eprintln!("layer_norm: max abs error {worst:e}");
 }
 
-/// Attention (several sequences, padding masked out, seq 1..130 around the 64-wide workgroup,
-/// head dims 1..64): |gpu − ref| ≤ 2e-6 for q, k, v in [-1, 1] (outputs are convex combinations
-/// of v). Padded keys must get exactly no weight: a masked position's v never leaks.
-#[test]
-fn attention_matches_reference() {
-    let Some(ops) = ops_or_skip("attention") else { return };
+// Attention (several sequences, padding masked out, seq 1..130 around the 64-wide workgroup,
+// head dims 1..64): |gpu − ref| ≤ 2e-6 for q, k, v in [-1, 1] (outputs are convex combinations
+// of v). Padded keys must get exactly no weight: a masked position's v never leaks.
+gpu_test!(attention_matches_reference, attention_matches_reference_body);
+async fn attention_matches_reference_body() {
+    let Some(ops) = ops_or_skip("attention").await else { return };
     let mut rng = StdRng::seed_from_u64(6);
     let mut shapes = vec![(1, 1, 1, 1), (2, 3, 8, 2), (1, 64, 384, 12), (3, 65, 24, 3), (2, 128, 64, 1), (1, 130, 12, 4)];
     for _ in 0..8 {
@@ -195,7 +214,7 @@ fn attention_matches_reference() {
                 }
             }
         }
-        let got = block_on(ops.attention(&qkv, &mask, batch, seq, hidden, heads)).unwrap();
+        let got = ops.attention(&qkv, &mask, batch, seq, hidden, heads).await.unwrap();
         let want = reference::attention(&qkv, &mask, batch, seq, hidden, heads);
         let err = max_abs_diff(&got, &want);
         assert!(err <= 2e-6, "batch={batch} seq={seq} hidden={hidden} heads={heads}: max err {err:e}");
@@ -204,11 +223,11 @@ fn attention_matches_reference() {
     eprintln!("attention: max abs error {worst:e}");
 }
 
-/// Embedding gather + LayerNorm, word table f32 and int8 (odd hidden sizes: rows end mid-word):
-/// |gpu − ref| ≤ 1e-5·(1 + |y|), the int8 reference gathering the dequantized table.
-#[test]
-fn embed_matches_reference() {
-    let Some(ops) = ops_or_skip("embed") else { return };
+// Embedding gather + LayerNorm, word table f32 and int8 (odd hidden sizes: rows end mid-word):
+// |gpu − ref| ≤ 1e-5·(1 + |y|), the int8 reference gathering the dequantized table.
+gpu_test!(embed_matches_reference, embed_matches_reference_body);
+async fn embed_matches_reference_body() {
+    let Some(ops) = ops_or_skip("embed").await else { return };
     let mut rng = StdRng::seed_from_u64(7);
     let mut worst = 0f32;
     for (vocab, hidden, batch, seq) in [(1, 1, 1, 1), (50, 384, 2, 9), (7, 3, 3, 5), (100, 129, 4, 17), (30, 1024, 1, 2), (13, 77, 5, 33)] {
@@ -221,7 +240,7 @@ fn embed_matches_reference() {
         let (codes, scales) = shelfwise_model::quant::quantize_rows(&w, vocab, hidden);
         let q = HostMatrix::Q8 { rows: vocab, cols: hidden, codes: codes.iter().map(|&c| c as u8).collect(), scales };
         for table in [HostMatrix::F32 { rows: vocab, cols: hidden, w: w.clone() }, q] {
-            let got = block_on(ops.embed(&ids, seq, &table, &pos, &typ, &gamma, &beta, 1e-12)).unwrap();
+            let got = ops.embed(&ids, seq, &table, &pos, &typ, &gamma, &beta, 1e-12).await.unwrap();
             let want = reference::embed(&ids, seq, &table.to_f32(), hidden, &pos, &typ, &gamma, &beta, 1e-12);
             for i in 0..got.len() {
                 let err = (got[i] - want[i]).abs();
@@ -233,11 +252,11 @@ fn embed_matches_reference() {
     eprintln!("embed: max abs error {worst:e}");
 }
 
-/// Masked mean pooling, including an all-padding row (divides by 1, gives 0):
-/// |gpu − ref| ≤ 1e-6·(1 + |y|)·seq/8.
-#[test]
-fn mean_pool_matches_reference() {
-    let Some(ops) = ops_or_skip("mean_pool") else { return };
+// Masked mean pooling, including an all-padding row (divides by 1, gives 0):
+// |gpu − ref| ≤ 1e-6·(1 + |y|)·seq/8.
+gpu_test!(mean_pool_matches_reference, mean_pool_matches_reference_body);
+async fn mean_pool_matches_reference_body() {
+    let Some(ops) = ops_or_skip("mean_pool").await else { return };
     let mut rng = StdRng::seed_from_u64(8);
     let mut worst = 0f32;
     for (batch, seq, hidden) in [(1, 1, 1), (3, 7, 65), (4, 128, 384), (2, 33, 63), (5, 2, 200)] {
@@ -246,7 +265,7 @@ fn mean_pool_matches_reference() {
         if batch > 1 {
             mask[seq..2 * seq].iter_mut().for_each(|m| *m = 0);
         }
-        let got = block_on(ops.mean_pool(&x, &mask, batch, seq, hidden)).unwrap();
+        let got = ops.mean_pool(&x, &mask, batch, seq, hidden).await.unwrap();
         let want = reference::mean_pool(&x, &mask, batch, seq, hidden);
         for i in 0..got.len() {
             let err = (got[i] - want[i]).abs();
@@ -258,7 +277,8 @@ fn mean_pool_matches_reference() {
 }
 
 /// The f64 erf of the reference against known values (A&S tables / high-precision values).
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn reference_erf_is_accurate() {
     for (x, want) in [(0.0, 0.0), (0.5, 0.5204998778130465), (1.0, 0.8427007929497149), (2.0, 0.9953222650189527), (2.5, 0.999593047982555), (3.0, 0.9999779095030014), (4.0, 0.9999999845827421), (-1.0, -0.8427007929497149)] {
         assert!((reference::erf(x) - want).abs() < 1e-14, "erf({x}) = {} vs {want}", reference::erf(x));

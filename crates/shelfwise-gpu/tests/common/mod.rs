@@ -7,13 +7,19 @@ use std::path::PathBuf;
 use shelfwise_gpu::ops::Ops;
 use shelfwise_gpu::{Gpu, GpuError};
 
+/// Natively, SHELFWISE_REQUIRE_GPU=1; in the browser always (that run exists to test WebGPU).
 pub fn require_gpu() -> bool {
-    std::env::var("SHELFWISE_REQUIRE_GPU").is_ok_and(|v| v == "1")
+    cfg!(target_arch = "wasm32") || std::env::var("SHELFWISE_REQUIRE_GPU").is_ok_and(|v| v == "1")
 }
 
 /// The device, or `None` (test skipped) when no adapter exists and a GPU is not required.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gpu_or_skip(test: &str) -> Option<Gpu> {
-    match Gpu::new_blocking() {
+    pollster::block_on(gpu_or_skip_async(test))
+}
+
+pub async fn gpu_or_skip_async(test: &str) -> Option<Gpu> {
+    match Gpu::new().await {
         Ok(g) => {
             eprintln!("{test}: on {}", g.describe());
             Some(g)
@@ -26,8 +32,8 @@ pub fn gpu_or_skip(test: &str) -> Option<Gpu> {
     }
 }
 
-pub fn ops_or_skip(test: &str) -> Option<Ops> {
-    gpu_or_skip(test).map(Ops::new)
+pub async fn ops_or_skip(test: &str) -> Option<Ops> {
+    gpu_or_skip_async(test).await.map(Ops::new)
 }
 
 pub fn repo() -> PathBuf {
