@@ -157,6 +157,12 @@ impl Layer {
 
     /// `x`: [batch, seq, hidden]; `bias`: [batch, 1, 1, seq] additive attention mask.
     pub fn forward(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_recording(cfg, x, bias, None)
+    }
+
+    /// [`Self::forward`], also handing `record` the inputs of the block's Q/K/V, output,
+    /// intermediate and output-dense layers, in that order: what GPTQ calibrates on.
+    fn forward_recording(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor, mut record: Option<&mut Vec<Tensor>>) -> candle_core::Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         let (nh, hd) = (cfg.heads, h / cfg.heads);
         let split = |y: Tensor| y.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous();
@@ -175,8 +181,15 @@ impl Layer {
             candle_nn::ops::softmax_last_dim(&scores)?
         };
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
+        if let Some(r) = record.as_deref_mut() {
+            r.extend([x.clone(), ctx.clone()]);
+        }
         let x = self.ln1.forward(&(self.o.forward(&ctx)? + x)?, self.differentiable)?;
-        let ff = self.ff2.forward(&self.ff1.forward(&x)?.gelu_erf()?)?;
+        let g = self.ff1.forward(&x)?.gelu_erf()?;
+        if let Some(r) = record {
+            r.extend([x.clone(), g.clone()]);
+        }
+        let ff = self.ff2.forward(&g)?;
         self.ln2.forward(&(ff + &x)?, self.differentiable)
     }
 }
@@ -352,6 +365,16 @@ impl Encoder {
             x = layer.forward(&self.cfg, &x, &bias)?;
         }
         Ok(x)
+    }
+
+    /// Block `l` on one unpadded sequence `x` (`[1, tokens, hidden]`): its output, and the inputs
+    /// of its linear layers (Q/K/V, output, intermediate, output-dense; see [`crate::gptq`]).
+    pub(crate) fn block_with_inputs(&self, l: usize, x: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
+        let layer = self.layers.get(l).ok_or_else(|| ModelError::Compute(format!("no block {l}")))?;
+        let bias = Tensor::zeros((1, 1, 1, x.dim(1)?), DType::F32, x.device())?;
+        let mut inputs = Vec::with_capacity(4);
+        let y = layer.forward_recording(&self.cfg, x, &bias, Some(&mut inputs))?;
+        Ok((y, inputs))
     }
 
     /// Mean-pooled hidden states for a batch of equal-length (padded) sequences.

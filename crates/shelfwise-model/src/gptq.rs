@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
-use crate::encoder::{take, WORD_EMBEDDINGS};
+use crate::encoder::Encoder;
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
 use crate::quant::{lowbit_block, row_step, LowBit};
@@ -21,45 +21,28 @@ use shelfwise_kernels::{padded, BLOCK};
 /// `XᵀX` (row-major, f64) of the inputs of every encoder linear weight, keyed by the weight's name.
 pub type Hessians = HashMap<String, (usize, Vec<f64>)>;
 
-/// One block's weights, as f32 tensors.
-struct Block {
-    qkv: [(Tensor, Tensor); 3],
-    o: (Tensor, Tensor),
-    ln1: (Tensor, Tensor),
-    ff1: (Tensor, Tensor),
-    ff2: (Tensor, Tensor),
-    ln2: (Tensor, Tensor),
-}
-
-fn linear(x: &Tensor, (w, b): &(Tensor, Tensor)) -> candle_core::Result<Tensor> {
-    x.matmul(&w.t()?)?.broadcast_add(b)
-}
-
 /// Inputs of every linear layer of an f32 model over `titles` (one at a time: no padding to
-/// mask), summed as `XᵀX`. The forward is the encoder's (`crate::encoder::Layer`) in plain candle
-/// ops; `gptq_calibration_sees_the_encoders_activations` (tests/quant.rs) keeps the two equal.
+/// mask), summed as `XᵀX`: the encoder's own forward ([`Encoder::block_with_inputs`]) records
+/// them block by block.
 pub fn input_hessians(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, tok: &TitleTokenizer, titles: &[&str]) -> Result<Hessians> {
-    let (h, nh) = (cfg.hidden, cfg.heads);
-    let hd = h / nh;
-    let mut xs = embed(cfg, t, tok, titles)?;
+    let enc = Encoder::from_tensors(cfg, t)?;
+    let mut xs = titles
+        .iter()
+        .map(|title| {
+            let ids = tok.encode(title)?.ids;
+            let n = ids.len();
+            enc.embeddings(&Tensor::from_vec(ids, (1, n), &Device::Cpu)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut out = Hessians::new();
     for l in 0..cfg.layers {
-        let blk = load_block(cfg, t, l)?;
         let mut inputs: [Vec<Tensor>; 4] = Default::default();
         for x in xs.iter_mut() {
-            let n = x.dim(0)?;
-            let heads = |y: Tensor| y.reshape((n, nh, hd))?.transpose(0, 1)?.contiguous();
-            let [q, k, v] = [0, 1, 2].map(|i| linear(x, &blk.qkv[i]).and_then(heads));
-            let (q, k, v) = (q?, k?, v?);
-            let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?;
-            let ctx = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(0, 1)?.contiguous()?.reshape((n, h))?;
-            let a = candle_nn::ops::layer_norm(&(linear(&ctx, &blk.o)? + &*x)?, &blk.ln1.0, &blk.ln1.1, cfg.layer_norm_eps as f32)?;
-            let g = linear(&a, &blk.ff1)?.gelu_erf()?;
-            let next = candle_nn::ops::layer_norm(&(linear(&g, &blk.ff2)? + &a)?, &blk.ln2.0, &blk.ln2.1, cfg.layer_norm_eps as f32)?;
-            for (i, input) in [x.clone(), ctx, a, g].into_iter().enumerate() {
-                inputs[i].push(input);
+            let (y, ins) = enc.block_with_inputs(l, x)?;
+            for (rows, input) in inputs.iter_mut().zip(ins) {
+                rows.push(input.squeeze(0)?);
             }
-            *x = next;
+            *x = y;
         }
         let p = format!("encoder.layer.{l}");
         let names: [&[&str]; 4] = [
@@ -78,39 +61,6 @@ pub fn input_hessians(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, tok: &Ti
         }
     }
     Ok(out)
-}
-
-fn embed(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, tok: &TitleTokenizer, titles: &[&str]) -> Result<Vec<Tensor>> {
-    let h = cfg.hidden;
-    let word = take(t, WORD_EMBEDDINGS, &[cfg.vocab_size, h])?;
-    let pos = take(t, "embeddings.position_embeddings.weight", &[cfg.max_positions, h])?;
-    let typ = take(t, "embeddings.token_type_embeddings.weight", &[2, h])?.get(0)?;
-    let (w, b) = (take(t, "embeddings.LayerNorm.weight", &[h])?, take(t, "embeddings.LayerNorm.bias", &[h])?);
-    let mut xs = Vec::with_capacity(titles.len());
-    for title in titles {
-        let ids = tok.encode(title)?.ids;
-        let n = ids.len();
-        let e = word.index_select(&Tensor::from_vec(ids, n, &Device::Cpu)?, 0)?.add(&pos.narrow(0, 0, n)?)?.broadcast_add(&typ)?;
-        xs.push(candle_nn::ops::layer_norm(&e, &w, &b, cfg.layer_norm_eps as f32)?);
-    }
-    Ok(xs)
-}
-
-fn load_block(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, l: usize) -> Result<Block> {
-    let (h, i) = (cfg.hidden, cfg.intermediate);
-    let p = format!("encoder.layer.{l}");
-    let lin = |n: &str, o: usize, inp: usize| -> Result<(Tensor, Tensor)> {
-        Ok((take(t, &format!("{p}.{n}.weight"), &[o, inp])?, take(t, &format!("{p}.{n}.bias"), &[o])?))
-    };
-    let ln = |n: &str| -> Result<(Tensor, Tensor)> { Ok((take(t, &format!("{p}.{n}.weight"), &[h])?, take(t, &format!("{p}.{n}.bias"), &[h])?)) };
-    Ok(Block {
-        qkv: [lin("attention.self.query", h, h)?, lin("attention.self.key", h, h)?, lin("attention.self.value", h, h)?],
-        o: lin("attention.output.dense", h, h)?,
-        ln1: ln("attention.output.LayerNorm")?,
-        ff1: lin("intermediate.dense", i, h)?,
-        ff2: lin("output.dense", h, i)?,
-        ln2: ln("output.LayerNorm")?,
-    })
 }
 
 /// In place: `a` (n×n, symmetric positive definite) → its lower Cholesky factor `L` (`a = L Lᵀ`;
