@@ -355,16 +355,15 @@ pub fn quantize(file: ModelFile, opts: &QuantizeOptions) -> Result<ModelFile> {
     let mut manifest = file.manifest;
     let mut pruned = None;
     let mut tokenizer = file.tokenizer;
+    let tok = crate::tokenize::TitleTokenizer::from_bytes(&tokenizer, manifest.encoder.max_tokens)?;
     // Calibrate on the f32 model as it is, before the vocabulary is pruned.
     let hessians = if opts.scheme == Scheme::Q4 && !opts.calibration.is_empty() {
-        let tok = crate::tokenize::TitleTokenizer::from_bytes(&tokenizer, manifest.encoder.max_tokens)?;
         let titles: Vec<&str> = opts.calibration.iter().map(String::as_str).filter(|t| !t.trim().is_empty()).collect();
         crate::gptq::input_hessians(&manifest.encoder, &tensors, &tok, &titles)?
     } else {
         Default::default()
     };
     if let Some(keep) = &opts.keep_tokens {
-        let tok = crate::tokenize::TitleTokenizer::from_bytes(&tokenizer, manifest.encoder.max_tokens)?;
         let mut keep = keep.clone();
         keep.extend(tok.single_char_ids());
         let (rows, table_rows) = prune_map(manifest.encoder.vocab_size, &keep, &tok.special_ids(), tok.unk_id())?;
