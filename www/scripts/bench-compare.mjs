@@ -290,7 +290,7 @@ async function measure(e, url, page, cpuBefore) {
     warm.push(await loadOnce(() => page.reload()));
   }
   // Where a warm start's time goes (shelfwise: when each load phase began, ms since navigation).
-  if (warm[0]?.phases) console.error(`${e.id}: warm start phases ${warm.map((w) => JSON.stringify(w.phases)).join(' ')}`);
+  if (e.kind === 'shelfwise') console.error(`${e.id}: warm start phases ${warm.map((w) => JSON.stringify(w.phases)).join(' ')}`);
   setPhase('run');
   const load1 = loadavg()[0];
   const run = await page.evaluate(({ titles, warmup }) => window.__bench.run(titles, warmup), { titles, warmup: WARMUP });
