@@ -2,13 +2,9 @@
 // fetches the model (Cache Storage first, revalidated against the server when online), verifies
 // it by loading it, caches it keyed by its sha256, and answers suggest calls.
 import init, { Classifier as WasmClassifier, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
+import { H_ETAG, H_LM, H_SHA, H_URL, cachedEntries, type Prefetched } from './cache.js';
 import { ShelfwiseError, aborted } from './errors.js';
 import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
-
-const H_URL = 'x-shelfwise-model-url';
-const H_SHA = 'x-shelfwise-sha256';
-const H_ETAG = 'x-shelfwise-etag';
-const H_LM = 'x-shelfwise-last-modified';
 
 export interface EngineOptions {
   modelUrl: string;
@@ -17,6 +13,10 @@ export interface EngineOptions {
   backend: BackendRequest;
   /** URL of the WebGPU bundle's module (dist/gpu.js); its wasm is found next to it. */
   gpuUrl: string;
+  /** The page's read of the cached model (see createClassifier), instead of reading it here. */
+  prefetched?: Promise<Prefetched> | null;
+  /** The wasm module as the page compiled it (null: it could not; compile from wasmUrl here). */
+  compiled?: Promise<WebAssembly.Module | null> | null;
 }
 
 type Progress = (e: ProgressEvent) => void;
@@ -25,8 +25,10 @@ let wasmReady: Promise<unknown> | null = null;
 
 const subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle;
 
-function initWasm(wasmUrl: string): Promise<unknown> {
-  wasmReady ??= init({ module_or_path: wasmUrl })
+/** Instantiates the wasm: the module the page compiled when it sent one (see createClassifier), else from `wasmUrl`. */
+function initWasm(wasmUrl: string, compiled?: Promise<WebAssembly.Module | null> | null): Promise<unknown> {
+  wasmReady ??= Promise.resolve(compiled)
+    .then((module) => init({ module_or_path: module ?? wasmUrl }))
     // Let the engine optimise the load and inference code (and, without native SHA-256, the
     // wasm's own checksum code) before the model's few long calls: see warmUp in shelfwise-wasm.
     .then(() => warmUp(!subtle))
@@ -44,17 +46,21 @@ function hex(buf: ArrayBuffer): string {
 /** sha256 digests (hex) of a model file's body and payload, handed to the wasm loaders. */
 interface Digests {
   body: string;
-  payload: string;
+  /** Not computed for a copy from the cache: see verifyAndLoad. */
+  payload: string | null;
 }
 
 /**
- * Parses and verifies a model file. The two sha256 checks (file body, payload) run on the
- * platform's native SHA-256 when there is one (several times faster than hashing in wasm: most
- * of a warm start otherwise), concurrently with the whole file's hash for the cache key.
+ * Parses and verifies a model file. The sha256 checks run on the platform's native SHA-256 when
+ * there is one (several times faster than hashing in wasm), while the wasm may still compile.
+ * A download gets both of the file's checks (body, payload) and the whole file's hash for the
+ * cache key. A copy from our cache gets the body check only: that hash covers every payload byte
+ * too, so it catches any damage since the copy was stored, and the payload's own check passed
+ * before it was (half the hashing of a warm start; Chromium hashes on the calling thread).
  */
 async function verifyAndLoad(
   bytes: Uint8Array<ArrayBuffer>,
-  wantFileSha: boolean,
+  from: 'network' | 'cache',
   wasm: Promise<unknown>,
 ): Promise<{ clf: WasmClassifier; sha: string | null; digests: Digests | null }> {
   // Header: magic (8), version (4), manifest length (4, LE), ...; 28 bytes, then the manifest.
@@ -65,11 +71,11 @@ async function verifyAndLoad(
     return { clf: WasmClassifier.load(bytes), sha: null, digests: null }; // the loader names the damage
   }
   const digest = async (b: Uint8Array<ArrayBuffer>) => hex(await subtle.digest('SHA-256', b));
-  // Hash while the wasm module may still be compiling.
+  const network = from === 'network';
   const [body, payload, sha] = await Promise.all([
     digest(bytes.subarray(0, end)),
-    digest(bytes.subarray(payloadStart, end)),
-    wantFileSha ? digest(bytes) : null,
+    network ? digest(bytes.subarray(payloadStart, end)) : null,
+    network ? digest(bytes) : null,
     wasm,
   ]);
   return { clf: WasmClassifier.loadWithDigests(bytes, body, payload), sha, digests: { body, payload } };
@@ -90,13 +96,22 @@ async function openCache(name: string | false): Promise<Cache | null> {
   }
 }
 
-async function cachedEntries(cache: Cache, modelUrl: string): Promise<Array<{ req: Request; res: Response }>> {
-  const out: Array<{ req: Request; res: Response }> = [];
-  for (const req of await cache.keys()) {
-    const res = await cache.match(req);
-    if (res && res.headers.get(H_URL) === modelUrl) out.push({ req, res });
+/** A cached model entry, read here or by the page. */
+interface CacheEntry {
+  key: string;
+  header(name: string): string | null;
+  read(): Promise<ArrayBuffer>;
+}
+
+/** The cached copy, as the page read it when it could, else read here. */
+async function findEntry(cache: Cache, opts: EngineOptions): Promise<CacheEntry | null> {
+  const pre = opts.prefetched ? await opts.prefetched : null;
+  if (pre?.looked) {
+    const copy = pre.copy;
+    return copy && { key: copy.key, header: (n) => copy.headers[n] ?? null, read: async () => copy.bytes };
   }
-  return out;
+  const [found] = await cachedEntries(cache, opts.modelUrl);
+  return found ? { key: found.key, header: (n) => found.res.headers.get(n), read: () => found.res.arrayBuffer() } : null;
 }
 
 async function readBody(res: Response, fromCache: boolean, onProgress: Progress, signal?: AbortSignal): Promise<Uint8Array<ArrayBuffer>> {
@@ -144,58 +159,66 @@ interface Loaded {
 
 async function loadFromCache(
   cache: Cache,
-  entry: { req: Request; res: Response },
+  entry: CacheEntry,
   wasm: Promise<unknown>,
   onProgress: Progress,
   signal?: AbortSignal,
 ): Promise<Loaded | null> {
   onProgress({ phase: 'cache', loaded: 0, total: null, fromCache: true });
   try {
-    const bytes = await readBody(entry.res, true, onProgress, signal);
+    // One read (no streaming progress: a local copy arrives at once).
+    const bytes = new Uint8Array(await entry.read());
+    if (signal?.aborted) throw aborted('model load');
+    onProgress({ phase: 'download', loaded: bytes.length, total: bytes.length, fromCache: true });
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: true });
-    const { clf, digests } = await verifyAndLoad(bytes, false, wasm);
-    return { clf, file: bytes, digests, bytes: bytes.length, sha256: entry.res.headers.get(H_SHA) ?? '', fromCache: true };
+    const { clf, digests } = await verifyAndLoad(bytes, 'cache', wasm);
+    return { clf, file: bytes, digests, bytes: bytes.length, sha256: entry.header(H_SHA) ?? '', fromCache: true };
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'ABORTED' || code === 'WASM_LOAD') throw e;
-    await cache.delete(entry.req).catch(() => {}); // a damaged cache entry: drop it, use the network
+    await cache.delete(entry.key).catch(() => {}); // a damaged cache entry: drop it, use the network
     return null;
+  }
+}
+
+/** The model's file at `url`, asked to answer 304 when it still matches `validators`. */
+async function fetchModel(url: string, validators: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  try {
+    return await fetch(url, { headers: validators, cache: 'no-store', signal: signal ?? null });
+  } catch (e) {
+    if (signal?.aborted) throw aborted('model download');
+    throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${url}: ${String(e)}`, { cause: e });
   }
 }
 
 async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress: Progress, signal?: AbortSignal): Promise<Loaded> {
   const cache = await openCache(opts.cache);
-  const entries = cache ? await cachedEntries(cache, opts.modelUrl) : [];
-  const entry = entries[0];
-  const etag = entry?.res.headers.get(H_ETAG) || '';
-  const lastModified = entry?.res.headers.get(H_LM) || '';
+  const entry = cache ? await findEntry(cache, opts) : null;
+  const etag = entry?.header(H_ETAG) || '';
+  const lastModified = entry?.header(H_LM) || '';
+  const validators: Record<string, string> = etag ? { 'if-none-match': etag } : lastModified ? { 'if-modified-since': lastModified } : {};
 
-  // With a cached copy and no validator to revalidate it with, never re-download.
   let res: Response | null = null;
-  if (!entry || etag || lastModified) {
-    const headers: Record<string, string> = {};
-    if (etag) headers['if-none-match'] = etag;
-    else if (lastModified) headers['if-modified-since'] = lastModified;
-    try {
-      res = await fetch(opts.modelUrl, { headers, cache: 'no-store', signal: signal ?? null });
-    } catch (e) {
-      if (signal?.aborted) throw aborted('model download');
-      if (!entry) throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${opts.modelUrl}: ${String(e)}`, { cause: e });
-      res = null; // offline: use the cached copy
-    }
-  }
-  if (entry && cache && (!res || res.status === 304 || !res.ok)) {
+  if (entry && cache) {
+    // Build the model from the cached copy while the server is asked whether it changed (with no
+    // validator to ask with, never re-download). Offline, the cached copy is the answer.
+    const asked = etag || lastModified ? fetchModel(opts.modelUrl, validators, signal).catch((e: unknown) => e) : null;
     const loaded = await loadFromCache(cache, entry, wasm, onProgress, signal);
-    if (loaded) return loaded;
-    if (!res || !res.ok) {
-      // The cached copy is damaged and the 304 told us nothing: fetch it whole.
-      res = await fetch(opts.modelUrl, { cache: 'no-store', signal: signal ?? null }).catch((e: unknown) => {
-        throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${opts.modelUrl}: ${String(e)}`);
-      });
+    const answer = await asked;
+    if (answer instanceof Error && (answer as { code?: string }).code === 'ABORTED') {
+      loaded?.clf.free();
+      throw answer;
     }
+    res = answer instanceof Response ? answer : null;
+    if (loaded && (!res || res.status === 304 || !res.ok)) return loaded;
+    loaded?.clf.free(); // a new version is on its way (or the cached copy was damaged)
+    // The cached copy is damaged and the 304 told us nothing: fetch it whole.
+    if (!res || !res.ok) res = await fetchModel(opts.modelUrl, {}, signal);
+  } else {
+    res = await fetchModel(opts.modelUrl, {}, signal);
   }
-  if (!res || !res.ok) {
-    throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${opts.modelUrl}: HTTP ${res?.status ?? 'error'}`);
+  if (!res.ok) {
+    throw new ShelfwiseError('MODEL_FETCH', `cannot fetch the model from ${opts.modelUrl}: HTTP ${res.status}`);
   }
   onProgress({ phase: 'download', loaded: 0, total: null, fromCache: false });
   let bytes: Uint8Array<ArrayBuffer>;
@@ -205,7 +228,7 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
   try {
     bytes = await readBody(res, false, onProgress, signal);
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: false });
-    ({ clf, sha, digests } = await verifyAndLoad(bytes, true, wasm)); // throws MODEL_CORRUPT etc.: nothing bad gets cached
+    ({ clf, sha, digests } = await verifyAndLoad(bytes, 'network', wasm)); // throws MODEL_CORRUPT etc.: nothing bad gets cached
   } catch (e) {
     // A broken download of a new version: keep serving the verified copy we have.
     const code = (e as { code?: string }).code;
@@ -235,8 +258,8 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
     if (newLm) headers[H_LM] = newLm;
     try {
       await cache.put(key.href, new Response(bytes, { headers }));
-      // A new model version replaces the old entry.
-      for (const old of entries) if (old.req.url !== key.href) await cache.delete(old.req);
+      // A new model version replaces the old entry (and any other copy of this URL's model).
+      for (const old of await cachedEntries(cache, opts.modelUrl)) if (old.key !== key.href) await cache.delete(old.key);
     } catch (e) {
       console.warn('shelfwise: cannot cache the model (quota?); it will be downloaded again next time', e);
     }
@@ -327,7 +350,7 @@ export class Engine {
 
   static async create(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Engine> {
     // Compile the wasm while the model is read (from the cache or the network).
-    const wasm = initWasm(opts.wasmUrl);
+    const wasm = initWasm(opts.wasmUrl, opts.compiled);
     wasm.catch(() => {}); // reported where it is awaited
     const loaded = await loadModel(opts, wasm, onProgress, signal);
     const manifest = loaded.clf.manifest() as Record<string, unknown> & { name: string; labels: string[]; payload_sha256: string };

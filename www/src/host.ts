@@ -1,6 +1,7 @@
 // The message handler behind the worker (and behind `worker: false`, on the calling thread).
 // Requests run one at a time (a WebGPU one is asynchronous: the next waits for it); cancelled ones
 // (superseded while queued) are skipped.
+import type { Prefetched } from './cache.js';
 import { Engine } from './engine.js';
 import { toWire } from './errors.js';
 import type { Request, Response } from './protocol.js';
@@ -10,6 +11,8 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
   const queue: Array<Extract<Request, { type: 'suggest' }>> = [];
   const cancelled = new Set<number>();
   let scheduled = false; // a drain is queued or running
+  let onPrefetched: ((p: Prefetched) => void) | null = null;
+  let onCompiled: ((m: WebAssembly.Module | null) => void) | null = null;
 
   const drain = async () => {
     try {
@@ -35,14 +38,25 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
 
   return (msg: Request) => {
     switch (msg.type) {
-      case 'init':
-        Engine.create(msg, (event) => post({ type: 'progress', event })).then(
+      case 'init': {
+        const prefetched = msg.prefetch ? new Promise<Prefetched>((resolve) => (onPrefetched = resolve)) : null;
+        const compiled = msg.prefetch ? new Promise<WebAssembly.Module | null>((resolve) => (onCompiled = resolve)) : null;
+        Engine.create({ ...msg, prefetched, compiled }, (event) => post({ type: 'progress', event })).then(
           (e) => {
             engine = e;
             post({ type: 'ready', info: e.info });
           },
           (e: unknown) => post({ type: 'init-error', error: toWire(e) }),
         );
+        break;
+      }
+      case 'compiled':
+        onCompiled?.(msg.module);
+        onCompiled = null;
+        break;
+      case 'prefetched':
+        onPrefetched?.(msg.result);
+        onPrefetched = null;
         break;
       case 'suggest':
         queue.push(msg);

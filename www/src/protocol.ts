@@ -1,9 +1,13 @@
+import type { Prefetched } from './cache.js';
 import type { WireError } from './errors.js';
 import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
 
 /** Main thread -> worker. */
 export type Request =
-  | { type: 'init'; modelUrl: string; wasmUrl: string; gpuUrl: string; cache: string | false; backend: BackendRequest }
+  /** `prefetch`: 'compiled' (the page's wasm module) and 'prefetched' (its read of the cached model) follow. */
+  | { type: 'init'; modelUrl: string; wasmUrl: string; gpuUrl: string; cache: string | false; backend: BackendRequest; prefetch: boolean }
+  | { type: 'prefetched'; result: Prefetched }
+  | { type: 'compiled'; module: WebAssembly.Module | null }
   | { type: 'suggest'; id: number; title: string; k: number; threshold: number }
   | { type: 'cancel'; id: number };
 

@@ -105,6 +105,13 @@ export interface CreateClassifierOptions {
   worker?: boolean;
   /** Cache Storage name (default 'shelfwise-models-v1'); `false` disables persistent caching. */
   cache?: string | false;
+  /**
+   * With a worker: compile the wasm and read the cached model on this thread while the worker
+   * starts, then hand both to it (default true: the fastest start). Compiling here needs
+   * `'wasm-unsafe-eval'` in this page's CSP; without it the browser reports a CSP violation and
+   * the worker compiles instead. `false` leaves both to the worker.
+   */
+  prefetch?: boolean;
   /** Abort loading. */
   signal?: AbortSignal;
 }

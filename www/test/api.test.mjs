@@ -235,6 +235,64 @@ describe('package API', () => {
     assert.equal(r.n, 5);
   });
 
+  test('the page compiles the wasm and reads the cached model for the worker; without them the worker does both', async () => {
+    const origin = env.server.origin;
+    const wasmLoads = (requests) => requests.filter((u) => u.endsWith('/dist/shelfwise_wasm_bg.wasm')).length;
+    // A page whose CSP forbids compiling wasm on it (no 'wasm-unsafe-eval'): the page's compile
+    // fails with a CSP violation, the worker (its own script's CSP) compiles instead.
+    const strict = await env.browser.context.newPage();
+    await strict.route('**/strict.html', (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        headers: { 'content-security-policy': "default-src 'self'; script-src 'self'; worker-src 'self'; connect-src 'self'" },
+        body: '<!doctype html><title>strict</title>',
+      }),
+    );
+    const requests = [];
+    const seen = (req) => requests.push(req.url());
+    env.browser.context.on('request', seen);
+    try {
+      await strict.goto(origin + '/strict.html');
+      const r = await strict.evaluate(async () => {
+        const violations = [];
+        document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective));
+        const { createClassifier } = await import('/dist/index.js');
+        const c = await createClassifier({ modelUrl: '/model/model.shelfwise' });
+        const top = (await c.suggest('ceramic coffee mug 350 ml')).suggestions[0];
+        c.dispose();
+        const off = await createClassifier({ modelUrl: '/model/model.shelfwise', prefetch: false });
+        const top2 = (await off.suggest('ceramic coffee mug 350 ml')).suggestions[0];
+        off.dispose();
+        return { fromCache: c.info.fromCache, top, offFromCache: off.info.fromCache, top2, violations };
+      });
+      assert.equal(r.fromCache, true);
+      assert.equal(r.offFromCache, true);
+      assert.deepEqual(r.top2, r.top);
+      assert.ok(r.violations.some((d) => d.startsWith('script-src')), `violations: ${r.violations}`);
+      // The default (page compiles) and prefetch: false (worker compiles) each fetch the wasm
+      // once; the blocked page compile fetched it a third time.
+      assert.equal(wasmLoads(requests), 3, requests.join('\n'));
+    } finally {
+      env.browser.context.off('request', seen);
+      await strict.close();
+    }
+    // With the test server's CSP (which allows wasm), the page's compile is used: one wasm fetch.
+    requests.length = 0;
+    env.browser.context.on('request', seen);
+    try {
+      const r = await page.evaluate(async () => {
+        const c = await window.shelfwise.createClassifier({ modelUrl: '/model/model.shelfwise' });
+        const n = (await c.suggest('ceramic coffee mug')).suggestions.length;
+        c.dispose();
+        return { n, fromCache: c.info.fromCache };
+      });
+      assert.deepEqual(r, { n: 5, fromCache: true });
+      assert.equal(wasmLoads(requests), 1, requests.join('\n'));
+    } finally {
+      env.browser.context.off('request', seen);
+    }
+  });
+
   test('no request leaves the origin', () => {
     assert.deepEqual(foreign(env.browser.requests, env.server.origin), []);
   });

@@ -237,9 +237,15 @@ fn interleave(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
         // Whole groups (every MiniLM shape) in store order, the inverse of `slot` within a group:
         // a model load runs this over millions of codes.
         let whole = k / GROUP * GROUP;
+        // Fixed-size groups: constant indices, no bounds checks (the load's hottest loop in wasm).
         for (s, d) in src[..whole].chunks_exact(GROUP).zip(dst.chunks_exact_mut(GROUP)) {
-            for (o, v) in d.iter_mut().enumerate() {
-                *v = s[(o >> 1 & 3) * BLOCK + (o >> 3) * 2 + (o & 1)];
+            let s: &[i8; GROUP] = s.try_into().expect("chunks_exact(GROUP)");
+            let d: &mut [i8; GROUP] = d.try_into().expect("chunks_exact_mut(GROUP)");
+            for p in 0..BLOCK / 2 {
+                for b in 0..GROUP_BLOCKS {
+                    d[p * 8 + b * 2] = s[b * BLOCK + p * 2];
+                    d[p * 8 + b * 2 + 1] = s[b * BLOCK + p * 2 + 1];
+                }
             }
         }
         for c in whole..k {

@@ -8,7 +8,7 @@ use shelfwise_core::{decide, Decision, LabelSpace};
 
 use crate::encoder::{pad_batch, Encoder};
 use crate::error::{ModelError, Result};
-use crate::format::{EncoderWeights, Manifest, ModelFile};
+use crate::format::{EncoderWeights, Manifest, ModelFile, ModelFileRef};
 use crate::head::Head;
 use crate::tokenize::{Encoding, TitleTokenizer};
 
@@ -74,16 +74,20 @@ pub fn load_tensors(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
 impl Classifier {
     /// Loads and fully validates a model file.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        Self::from_model_file(ModelFile::from_bytes(bytes)?)
+        Self::from_file(ModelFileRef::parse(bytes, None)?)
     }
 
     /// [`Self::from_bytes`] with the file's sha256 digests computed elsewhere (see
     /// [`crate::format::Digests`]).
     pub fn from_bytes_with_digests(bytes: &[u8], digests: &crate::format::Digests) -> Result<Self> {
-        Self::from_model_file(ModelFile::from_bytes_with_digests(bytes, Some(digests))?)
+        Self::from_file(ModelFileRef::parse(bytes, Some(digests))?)
     }
 
     pub fn from_model_file(file: ModelFile) -> Result<Self> {
+        Self::from_file(ModelFileRef { manifest: file.manifest, tensors: &file.tensors, tokenizer: &file.tokenizer })
+    }
+
+    fn from_file(file: ModelFileRef<'_>) -> Result<Self> {
         let m = file.manifest;
         if let EncoderWeights::Base { sha256 } = &m.encoder_weights {
             return Err(ModelError::Incomplete(format!("base model sha256 {sha256}")));
@@ -96,10 +100,10 @@ impl Classifier {
         if !(m.head.temperature > 0.0 && m.head.temperature.is_finite()) || m.head.buckets == 0 {
             return Err(ModelError::BadManifest("head temperature and buckets must be positive".into()));
         }
-        let tensors = load_tensors(&file.tensors)?;
+        let tensors = load_tensors(file.tensors)?;
         let encoder = Encoder::from_tensors(&m.encoder, &tensors)?;
         let head = Head::from_tensors(&m.head, labels.len(), m.encoder.hidden, &tensors)?;
-        let tokenizer = TitleTokenizer::from_bytes(&file.tokenizer, m.encoder.max_tokens)?;
+        let tokenizer = TitleTokenizer::from_bytes(file.tokenizer, m.encoder.max_tokens)?;
         Ok(Self { manifest: m, embedder: Embedder { tokenizer, encoder }, head, labels })
     }
 

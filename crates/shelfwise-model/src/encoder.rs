@@ -216,7 +216,7 @@ pub const WORD_ROWS: &str = "embeddings.word_embeddings.rows";
 /// optional id → row map when the vocabulary was pruned.
 enum WordTable {
     F32(Tensor),
-    Quant(QMatrix),
+    Quant(crate::quant::RowTable),
 }
 
 pub struct Encoder {
@@ -301,7 +301,7 @@ impl Encoder {
             Some(r) => r.iter().max().map_or(0, |&m| m as usize + 1),
         };
         let shape = [table_rows, cfg.hidden];
-        let word = match crate::quant::load_qmatrix(t, WORD_EMBEDDINGS, &shape)? {
+        let word = match crate::quant::RowTable::load(t, WORD_EMBEDDINGS, shape)? {
             Some(q) => WordTable::Quant(q),
             None => WordTable::F32(take(t, WORD_EMBEDDINGS, &shape)?),
         };

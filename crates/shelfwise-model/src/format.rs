@@ -145,8 +145,10 @@ pub struct PrunedVocab {
 pub struct Digests {
     /// Over every byte before the trailing checksum.
     pub body: String,
-    /// Over the tensors and tokenizer sections (see [`payload_range`]).
-    pub payload: String,
+    /// Over the tensors and tokenizer sections (see [`payload_range`]). `None` skips the payload
+    /// check, for a copy of a file that passed it when it was stored (the browser's cache): the
+    /// body's hash covers every payload byte, so damage since then is still caught.
+    pub payload: Option<String>,
 }
 
 /// Byte range of the payload (tensors followed by tokenizer), when the header is complete.
@@ -210,6 +212,22 @@ impl ModelFile {
     /// [`Self::from_bytes`] with the two sha256 digests already computed (of these same bytes);
     /// every check is the same, and wrong digests fail exactly as a damaged file would.
     pub fn from_bytes_with_digests(b: &[u8], digests: Option<&Digests>) -> Result<Self> {
+        ModelFileRef::parse(b, digests).map(|f| Self { manifest: f.manifest, tensors: f.tensors.to_vec(), tokenizer: f.tokenizer.to_vec() })
+    }
+}
+
+/// A parsed, verified model file whose sections borrow the file's bytes: what a load reads
+/// without copying them (a browser's memory grows by every copy of a 10 MB file).
+#[derive(Debug, Clone)]
+pub struct ModelFileRef<'a> {
+    pub manifest: Manifest,
+    pub tensors: &'a [u8],
+    pub tokenizer: &'a [u8],
+}
+
+impl<'a> ModelFileRef<'a> {
+    /// [`ModelFile::from_bytes_with_digests`] without the copies.
+    pub fn parse(b: &'a [u8], digests: Option<&Digests>) -> Result<Self> {
         if b.len() < MAGIC.len() || &b[..MAGIC.len()] != MAGIC {
             return Err(if b.len() < MAGIC.len() && MAGIC.starts_with(b) && !b.is_empty() {
                 ModelError::Truncated(format!("{} bytes, shorter than the header", b.len()))
@@ -254,11 +272,14 @@ impl ModelFile {
         let (m_end, s_end) = (HEADER_LEN + m_len as usize, HEADER_LEN + (m_len + s_len) as usize);
         let manifest: Manifest =
             serde_json::from_slice(&b[HEADER_LEN..m_end]).map_err(|e| ModelError::BadManifest(e.to_string()))?;
-        let payload = digests.map_or_else(|| sha256_hex(&[&b[m_end..body.len()]]), |d| d.payload.to_ascii_lowercase());
-        if payload != manifest.payload_sha256 {
+        let payload = match digests {
+            None => Some(sha256_hex(&[&b[m_end..body.len()]])),
+            Some(d) => d.payload.as_ref().map(|p| p.to_ascii_lowercase()),
+        };
+        if payload.is_some_and(|p| p != manifest.payload_sha256) {
             return Err(ModelError::PayloadHashMismatch);
         }
-        Ok(Self { manifest, tensors: b[m_end..s_end].to_vec(), tokenizer: b[s_end..body.len()].to_vec() })
+        Ok(Self { manifest, tensors: &b[m_end..s_end], tokenizer: &b[s_end..body.len()] })
     }
 }
 

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use candle_core::{Tensor, D};
 
-use shelfwise_kernels::QMatrix;
 
 use crate::encoder::take;
 use crate::error::Result;
@@ -83,7 +82,7 @@ fn logits_with_bag(cfg: &HeadConfig, pooled: &Tensor, bag: &Tensor, label_weight
 /// they are dequantized as read: 1 MB of codes in memory instead of 8 MB of f32).
 enum NgramTable {
     F32(Tensor),
-    Quant(QMatrix),
+    Quant(crate::quant::RowTable),
 }
 
 /// A loaded head.
@@ -103,7 +102,7 @@ impl Head {
             bias: take(t, BIAS, &[labels])?,
             ngram_table: {
                 let shape = [cfg.buckets as usize, cfg.ngram_dim];
-                match crate::quant::load_qmatrix(t, NGRAM_TABLE, &shape)? {
+                match crate::quant::RowTable::load(t, NGRAM_TABLE, shape)? {
                     Some(q) => NgramTable::Quant(q),
                     None => NgramTable::F32(take(t, NGRAM_TABLE, &shape)?),
                 }

@@ -14,4 +14,4 @@ pub mod warm;
 
 pub use classifier::{Classifier, Embedder, MAX_TITLE_BYTES};
 pub use error::{ModelError, Result};
-pub use format::{Manifest, ModelFile, Quantization};
+pub use format::{Manifest, ModelFile, ModelFileRef, Quantization};

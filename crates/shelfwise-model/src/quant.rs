@@ -220,13 +220,20 @@ pub fn unpack_bits(packed: &[u8], rows: usize, cols: usize, bits: u32) -> Vec<i8
     // Whole bytes (4 bits) or whole 3-byte groups (3 bits) a row: the loops a model load runs
     // over millions of codes, without per-code index arithmetic.
     if bits == 4 && cols % 2 == 0 {
-        return packed[..rows * bpr].iter().flat_map(|&b| [(b & 15) as i8 - 8, (b >> 4) as i8 - 8]).collect();
+        let mut out = vec![0i8; rows * cols];
+        for (o, &b) in out.chunks_exact_mut(2).zip(&packed[..rows * bpr]) {
+            o[0] = (b & 15) as i8 - 8;
+            o[1] = (b >> 4) as i8 - 8;
+        }
+        return out;
     }
     if bits == 3 && cols % 8 == 0 {
-        let mut out = Vec::with_capacity(rows * cols);
-        for g in packed[..rows * bpr].chunks_exact(3) {
+        let mut out = vec![0i8; rows * cols];
+        for (o, g) in out.chunks_exact_mut(8).zip(packed[..rows * bpr].chunks_exact(3)) {
             let v = g[0] as u32 | (g[1] as u32) << 8 | (g[2] as u32) << 16;
-            out.extend((0..8).map(|i| ((v >> (3 * i)) & 7) as i8 - 4));
+            for (i, c) in o.iter_mut().enumerate() {
+                *c = ((v >> (3 * i)) & 7) as i8 - 4;
+            }
         }
         return out;
     }
@@ -254,27 +261,57 @@ pub(crate) fn load_qmatrix(t: &HashMap<String, Tensor>, name: &str, shape: &[usi
         return Err(bad(format!("only 2-D tensors are quantized, this one has shape {shape:?}")));
     };
     let finite = |s: &[f32]| if s.iter().all(|x| x.is_finite()) { Ok(()) } else { Err(bad("non-finite scale".into())) };
-    let u8s = |x: &Tensor, want: &[usize]| -> Result<Vec<u8>> {
-        if x.dtype() != DType::U8 || x.dims() != want {
-            return Err(bad(format!("codes are {:?} {:?}, expected U8 {want:?}", x.dtype(), x.dims())));
-        }
-        Ok(x.flatten_all()?.to_vec1::<u8>()?)
-    };
     if let (Some(q), Some(s)) = (t.get(&format!("{name}{CODES_SUFFIX}")), t.get(&format!("{name}{SCALE_SUFFIX}"))) {
-        let codes: Vec<i8> = u8s(q, shape)?.into_iter().map(|b| b as i8).collect();
         let scales = s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         finite(&scales)?;
         let nb = padded(cols) / BLOCK;
         // One scale per row (the first int8 files) or one per (row, block of 32).
-        let m = if s.dims() == [rows] {
-            QMatrix::from_row_scaled(rows, cols, &codes, &scales)
+        let per_row = if s.dims() == [rows] {
+            true
         } else if s.dims() == [rows, nb] {
-            QMatrix::from_block_scaled(rows, cols, &codes, &scales)
+            false
         } else {
             return Err(bad(format!("scale has shape {:?}, expected [{rows}] or [{rows}, {nb}]", s.dims())));
         };
-        return Ok(Some(m.map_err(|e| bad(e.to_string()))?));
+        let m = with_codes(q, name, shape, |bytes| {
+            // i8 codes stored as their two's-complement bytes.
+            let codes: Vec<i8> = bytes.iter().map(|&b| b as i8).collect();
+            let m = if per_row {
+                QMatrix::from_row_scaled(rows, cols, &codes, &scales)
+            } else {
+                QMatrix::from_block_scaled(rows, cols, &codes, &scales)
+            };
+            m.map_err(|e| bad(e.to_string()))
+        })?;
+        return Ok(Some(m));
     }
+    if let Some((bits, packed, scales)) = read_lowbit(t, name, rows, cols)? {
+        let m = with_codes(packed, name, &[rows, (cols * bits as usize).div_ceil(8)], |packed| {
+            let codes = unpack_bits(packed, rows, cols, bits);
+            QMatrix::from_block_scaled(rows, cols, &codes, &scales).map_err(|e| bad(e.to_string()))
+        })?;
+        return Ok(Some(m));
+    }
+    Err(ModelError::BadTensors(format!("missing tensor {name}")))
+}
+
+/// Runs `f` on the bytes of the U8 tensor `x` (codes of `name`, of shape `want`): in place when
+/// they are contiguous, as the loaded file's are (a load's memory is what a browser pays for).
+fn with_codes<T>(x: &Tensor, name: &str, want: &[usize], f: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+    if x.dtype() != DType::U8 || x.dims() != want {
+        return Err(ModelError::BadTensors(format!("quantized tensor {name}: codes are {:?} {:?}, expected U8 {want:?}", x.dtype(), x.dims())));
+    }
+    let (storage, layout) = x.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(candle_core::CpuStorage::U8(v)), Some((a, b))) => f(&v[a..b]),
+        _ => f(&x.flatten_all()?.to_vec1::<u8>()?),
+    }
+}
+
+/// The bits, packed-codes tensor and (row, block) scales of `name`'s 3- or 4-bit form, when the
+/// file holds it in that form.
+fn read_lowbit<'t>(t: &'t HashMap<String, Tensor>, name: &str, rows: usize, cols: usize) -> Result<Option<(u32, &'t Tensor, Vec<f32>)>> {
+    let bad = |why: String| ModelError::BadTensors(format!("quantized tensor {name}: {why}"));
     for bits in [4, 3] {
         let (Some(q), Some(bs), Some(rs)) = (
             t.get(&format!("{name}{}", lowbit_suffix(bits))),
@@ -283,18 +320,77 @@ pub(crate) fn load_qmatrix(t: &HashMap<String, Tensor>, name: &str, shape: &[usi
         ) else {
             continue;
         };
-        let packed = u8s(q, &[rows, (cols * bits as usize).div_ceil(8)])?;
         let nb = padded(cols) / BLOCK;
-        let block: Vec<i8> = u8s(bs, &[rows, nb])?.into_iter().map(|b| b as i8).collect();
+        if bs.dtype() != DType::U8 || bs.dims() != [rows, nb] {
+            return Err(bad(format!("block scales are {:?} {:?}, expected U8 [{rows}, {nb}]", bs.dtype(), bs.dims())));
+        }
+        let block: Vec<i8> = bs.flatten_all()?.to_vec1::<u8>()?.into_iter().map(|b| b as i8).collect();
         if rs.dims() != [rows] {
             return Err(bad(format!("row steps have shape {:?}, expected [{rows}]", rs.dims())));
         }
         let steps = rs.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        finite(&steps)?;
-        let lb = LowBit { bits, codes: unpack_bits(&packed, rows, cols, bits), block_scales: block, row_steps: steps };
-        return Ok(Some(QMatrix::from_block_scaled(rows, cols, &lb.codes, &lb.scales()).map_err(|e| bad(e.to_string()))?));
+        if !steps.iter().all(|x| x.is_finite()) {
+            return Err(bad("non-finite scale".into()));
+        }
+        return Ok(Some((bits, q, LowBit { bits, codes: Vec::new(), block_scales: block, row_steps: steps }.scales())));
     }
-    Err(ModelError::BadTensors(format!("missing tensor {name}")))
+    Ok(None)
+}
+
+/// A quantized lookup table (word embeddings, n-gram buckets): read a row at a time, never
+/// multiplied, so 3- and 4-bit tables stay packed in memory and are decoded per row (a third of
+/// the memory of unpacked codes, and no unpacking at load).
+#[derive(Debug, Clone)]
+pub(crate) enum RowTable {
+    Kernel(QMatrix),
+    Packed { bits: u32, rows: usize, cols: usize, packed: Vec<u8>, scales: Vec<f32> },
+}
+
+impl RowTable {
+    /// `name` as a row table, in whatever quantized form the file holds it; `None` when it is
+    /// stored as plain f32/f16.
+    pub(crate) fn load(t: &HashMap<String, Tensor>, name: &str, shape: [usize; 2]) -> Result<Option<Self>> {
+        let [rows, cols] = shape;
+        if !t.contains_key(name) {
+            if let Some((bits, q, scales)) = read_lowbit(t, name, rows, cols)? {
+                let packed = with_codes(q, name, &[rows, (cols * bits as usize).div_ceil(8)], |b| Ok(b.to_vec()))?;
+                return Ok(Some(Self::Packed { bits, rows, cols, packed, scales }));
+            }
+        }
+        Ok(load_qmatrix(t, name, &shape)?.map(Self::Kernel))
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            Self::Kernel(q) => q.rows(),
+            Self::Packed { rows, .. } => *rows,
+        }
+    }
+
+    pub(crate) fn cols(&self) -> usize {
+        match self {
+            Self::Kernel(q) => q.cols(),
+            Self::Packed { cols, .. } => *cols,
+        }
+    }
+
+    /// Row `r` as f32 into `out` (`cols` values): exactly what the unpacked codes give. Panics
+    /// if `r` is out of range or `out` has the wrong length (callers check ids first).
+    pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        match self {
+            Self::Kernel(q) => q.dequantize_row(r, out),
+            Self::Packed { bits, rows, cols, packed, scales } => {
+                assert!(r < *rows && out.len() == *cols, "dequantize_row: row {r} of {rows}, {} outputs", out.len());
+                let bpr = (cols * *bits as usize).div_ceil(8);
+                let codes = unpack_bits(&packed[r * bpr..(r + 1) * bpr], 1, *cols, *bits);
+                let nb = padded(*cols) / BLOCK;
+                let row_scales = &scales[r * nb..(r + 1) * nb];
+                for (c, (o, &q)) in out.iter_mut().zip(&codes).enumerate() {
+                    *o = q as f32 * row_scales[c / BLOCK];
+                }
+            }
+        }
+    }
 }
 
 /// The fallback of [`take`] when `<name>` is absent: the dequantized f32 weight.
@@ -491,6 +587,26 @@ mod tests {
                     prop_assert!((x - back).abs() <= 0.3 * max + 0.04 * row_max + 1e-5, "x={x} back={back} max={max}");
                 }
             }
+        }
+    }
+
+    /// A packed row table reads every row exactly as the unpacked kernel matrix does (odd widths
+    /// and both bit widths: the general and the fast unpacking paths).
+    #[test]
+    fn packed_row_table_reads_what_the_kernel_matrix_does() {
+        for (bits, rows, cols) in [(3u32, 5usize, 384usize), (4, 3, 64), (3, 2, 37), (4, 4, 33)] {
+            let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+            let lb = quantize_lowbit(&w, rows, cols, bits);
+            let scales = lb.scales();
+            let kernel = QMatrix::from_block_scaled(rows, cols, &lb.codes, &scales).unwrap();
+            let packed = RowTable::Packed { bits, rows, cols, packed: pack_bits(&lb.codes, rows, cols, bits), scales };
+            let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+            for r in 0..rows {
+                kernel.dequantize_row(r, &mut a);
+                packed.dequantize_row(r, &mut b);
+                assert_eq!(a, b, "{bits} bits, {rows}x{cols}, row {r}");
+            }
+            assert_eq!((packed.rows(), packed.cols()), (rows, cols));
         }
     }
 

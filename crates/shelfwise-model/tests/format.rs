@@ -154,11 +154,18 @@ fn digests_from_outside_give_the_same_verdicts() {
     let bytes = tiny_bytes();
     let range = payload_range(&bytes).unwrap();
     let body = &bytes[..bytes.len() - 32];
-    let right = Digests { body: sha256_hex(&[body]).to_uppercase(), payload: sha256_hex(&[&bytes[range]]) };
+    let right = Digests { body: sha256_hex(&[body]).to_uppercase(), payload: Some(sha256_hex(&[&bytes[range.clone()]])) };
     let with = |d: &Digests| Classifier::from_bytes_with_digests(&bytes, d).map(|c| c.manifest().payload_sha256.clone()).map_err(|e| e.code());
     assert_eq!(with(&right), Ok(Classifier::from_bytes(&bytes).unwrap().manifest().payload_sha256.clone()));
     assert_eq!(with(&Digests { body: "00".repeat(32), ..right.clone() }), Err("MODEL_CORRUPT"));
-    assert_eq!(with(&Digests { payload: "00".repeat(32), ..right.clone() }), Err("MODEL_PAYLOAD_HASH"));
+    assert_eq!(with(&Digests { payload: Some("00".repeat(32)), ..right.clone() }), Err("MODEL_PAYLOAD_HASH"));
+    // A cached copy: the body's digest alone, which still catches a flipped payload bit.
+    let body_only = Digests { payload: None, ..right.clone() };
+    assert_eq!(with(&body_only), with(&right));
+    let mut flipped = bytes.clone();
+    flipped[range.start + 7] ^= 4;
+    let body_of = Digests { body: sha256_hex(&[&flipped[..flipped.len() - 32]]), payload: None };
+    assert_eq!(Classifier::from_bytes_with_digests(&flipped, &body_of).err().map(|e| e.code()), Some("MODEL_CORRUPT"));
     // Damage is still caught before any digest is consulted.
     assert_eq!(Classifier::from_bytes_with_digests(&bytes[..100], &right).err().map(|e| e.code()), Some("MODEL_TRUNCATED"));
     assert_eq!(payload_range(&bytes[..20]), None);

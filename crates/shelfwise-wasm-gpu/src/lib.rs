@@ -18,7 +18,7 @@ pub use bindings::*;
 mod bindings {
     use super::VERSION;
     use shelfwise_gpu::GpuError;
-    use shelfwise_model::format::{Digests, ModelFile};
+    use shelfwise_model::format::{Digests, ModelFileRef};
     use shelfwise_model::tokenize::Encoding;
     use wasm_bindgen::prelude::*;
 
@@ -51,20 +51,17 @@ mod bindings {
     #[wasm_bindgen]
     impl GpuEncoder {
         /// Opens a WebGPU device and uploads the encoder's weights of a model file (quantized
-        /// weights are dequantized on upload). With the file's sha256 digests (body, payload; see
-        /// the main bundle's `Classifier.loadWithDigests`) the file is not hashed again. Throws
+        /// weights are dequantized on upload). With the file's sha256 digests (body, and payload
+        /// unless the bytes are a cached copy; see the main bundle's `Classifier.loadWithDigests`)
+        /// the file is not hashed again. Throws
         /// `Error{code}`: `GPU_UNAVAILABLE` without an adapter or device, the model's codes for a
         /// bad file.
         pub async fn load(bytes: Vec<u8>, body_sha256: Option<String>, payload_sha256: Option<String>) -> Result<GpuEncoder, JsValue> {
             static ONCE: std::sync::Once = std::sync::Once::new();
             ONCE.call_once(|| std::panic::set_hook(Box::new(console_error_panic_hook::hook)));
-            let digests = match (body_sha256, payload_sha256) {
-                (Some(body), Some(payload)) => Some(Digests { body, payload }),
-                _ => None,
-            };
-            let file = ModelFile::from_bytes_with_digests(&bytes, digests.as_ref()).map_err(model_error)?;
-            drop(bytes);
-            let tensors = shelfwise_model::classifier::load_tensors(&file.tensors).map_err(model_error)?;
+            let digests = body_sha256.map(|body| Digests { body, payload: payload_sha256 });
+            let file = ModelFileRef::parse(&bytes, digests.as_ref()).map_err(model_error)?;
+            let tensors = shelfwise_model::classifier::load_tensors(file.tensors).map_err(model_error)?;
             let inner = shelfwise_gpu::GpuEncoder::new_async(&file.manifest.encoder, &tensors).await.map_err(gpu_error)?;
             Ok(GpuEncoder { inner })
         }

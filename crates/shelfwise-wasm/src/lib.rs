@@ -82,11 +82,13 @@ mod bindings {
         }
 
         /// [`Classifier::load`] with the sha256 digests (hex) of the file's body (every byte before
-        /// the trailing checksum) and payload (tensors + tokenizer: from byte `28 + manifest length` to the checksum) computed by the caller, e.g. with
-        /// `crypto.subtle.digest`. Wrong digests fail as a damaged file would (`MODEL_CORRUPT`,
-        /// `MODEL_PAYLOAD_HASH`).
+        /// the trailing checksum) and payload (tensors + tokenizer: from byte `28 + manifest length`
+        /// to the checksum) computed by the caller, e.g. with `crypto.subtle.digest`. Wrong digests
+        /// fail as a damaged file would (`MODEL_CORRUPT`, `MODEL_PAYLOAD_HASH`). `payload_sha256`
+        /// null skips the payload check: only for a copy of a file that passed it when stored
+        /// (the body's digest covers the payload bytes, so later damage is still caught).
         #[wasm_bindgen(js_name = loadWithDigests)]
-        pub fn load_with_digests(bytes: &[u8], body_sha256: String, payload_sha256: String) -> Result<Classifier, JsValue> {
+        pub fn load_with_digests(bytes: &[u8], body_sha256: String, payload_sha256: Option<String>) -> Result<Classifier, JsValue> {
             install_panic_hook();
             let d = shelfwise_model::format::Digests { body: body_sha256, payload: payload_sha256 };
             shelfwise_model::Classifier::from_bytes_with_digests(bytes, &d).map(|inner| Classifier { inner }).map_err(model_error)
