@@ -39,7 +39,7 @@ copyFileSync(join(root, 'src', 'picker.css'), join(dist, 'picker.css'));
 
 // Declarations of the public modules only (the engine's refer to the generated wasm glue).
 execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
-for (const f of ['engine', 'host', 'worker', 'protocol']) rmSync(join(dist, `${f}.d.ts`), { force: true });
+for (const f of ['engine', 'host', 'worker', 'protocol', 'cache']) rmSync(join(dist, `${f}.d.ts`), { force: true });
 
 // The file list, for the demo's service worker (chunk names are hashed).
 const files = [];
