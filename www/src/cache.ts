@@ -24,17 +24,19 @@ export interface Prefetched {
 
 /**
  * Every cached copy of the model at `modelUrl` with its cache key (normally one). Entries are keyed
- * by the URL plus `?shelfwise-sha256=…` and name their URL in a header (the URL may have a query of
- * its own). A stored Response has no URL of its own, so the keys come from `keys()`, which lists
- * the entries in the order `matchAll()` does.
+ * by the URL plus `?shelfwise-sha256=…` and name their URL and sha256 in headers (the URL may have
+ * a query of its own). A stored Response has no URL of its own, so the keys come from `keys()`,
+ * which lists the entries in the order `matchAll()` does: two lookups at once, paired by position
+ * when every pair's sha256 agrees, else one lookup per key.
  */
 export async function cachedEntries(cache: Cache, modelUrl: string): Promise<Array<{ key: string; res: Response }>> {
   const opts = { ignoreSearch: true };
   const [keys, all] = await Promise.all([cache.keys(modelUrl, opts), cache.matchAll(modelUrl, opts)]);
-  const pairs =
-    keys.length === all.length
-      ? keys.map((k, i) => ({ key: k.url, res: all[i] as Response }))
-      : await Promise.all(keys.map(async (k) => ({ key: k.url, res: (await cache.match(k)) ?? null }))); // changed meanwhile
+  const sha = (key: string) => new URL(key).searchParams.get('shelfwise-sha256');
+  const paired = keys.length === all.length && keys.every((k, i) => sha(k.url) === all[i]?.headers.get(H_SHA));
+  const pairs = paired
+    ? keys.map((k, i) => ({ key: k.url, res: all[i] as Response | null }))
+    : await Promise.all(keys.map(async (k) => ({ key: k.url, res: (await cache.match(k)) ?? null })));
   return pairs.filter((p): p is { key: string; res: Response } => p.res?.headers.get(H_URL) === modelUrl);
 }
 
