@@ -448,3 +448,42 @@ impl QMatrix {
         (self.n, self.k, &self.codes, &self.scales)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    /// The active path's group quantizer (simd128 in wasm) writes exactly the scalar form's codes
+    /// and scales: ties (x.5 steps, rounded to even), the block maximum, tiny and zero blocks, and
+    /// a block with an infinity (all zeros). (A NaN zeroes its whole block in simd128, only itself
+    /// in the scalar form: both documented, neither panics.)
+    #[test]
+    fn group_quantization_equals_the_scalar_form() {
+        let mut x = vec![0f32; GROUP];
+        let mut seed = 7u32;
+        for case in 0..64 {
+            for (i, v) in x.iter_mut().enumerate() {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *v = (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
+                if case % 4 == 1 {
+                    // Exact ties once scaled: max 32767 and integers + 0.5 below it.
+                    *v = if i % BLOCK == 0 { 32767.0 } else { ((seed >> 20) as f32 - 2048.0) + 0.5 };
+                }
+            }
+            if case % 8 == 2 {
+                x[..BLOCK].fill(0.0);
+                x[2 * BLOCK + 3] = f32::INFINITY;
+                x[3 * BLOCK..].iter_mut().for_each(|v| *v *= 1e-30);
+            }
+            let (mut a, mut sa) = (vec![1i16; GROUP], vec![1f32; GROUP_BLOCKS]);
+            let (mut b, mut sb) = (vec![2i16; GROUP], vec![2f32; GROUP_BLOCKS]);
+            imp::quantize_group(&x, &mut a, &mut sa);
+            quantize_group_scalar(&x, &mut b, &mut sb);
+            assert_eq!(sa, sb, "case {case}: scales");
+            assert_eq!(a, b, "case {case}: codes");
+        }
+    }
+}

@@ -80,11 +80,19 @@ pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
         let m = v.iter().fold(f32x4_splat(0.0), |m, &v| f32x4_max(m, f32x4_abs(v)));
         let m = f32x4_max(m, i32x4_shuffle::<2, 3, 0, 1>(m, m));
         let max = f32x4_extract_lane::<0>(f32x4_max(m, i32x4_shuffle::<1, 0, 3, 2>(m, m)));
-        // A zero or non-finite block keeps scale 0 and codes 0 (NaN · 0 truncates to 0).
+        // A zero or non-finite block keeps scale 0 and codes 0.
         let ok = max > 0.0 && max.is_finite();
         *scale = if ok { max / ACT_MAX } else { 0.0 };
-        let inv = f32x4_splat(if ok { ACT_MAX / max } else { 0.0 });
-        let code = |v: v128| i32x4_trunc_sat_f32x4(f32x4_nearest(f32x4_mul(v, inv)));
+        if !ok {
+            continue; // `pairs` is already zero
+        }
+        let inv = f32x4_splat(ACT_MAX / max);
+        // Round to the nearest integer, ties to even, by adding 1.5·2²³: for |x| ≤ 2²² the sum's
+        // low mantissa bits are that integer (IEEE rounding does the work), so subtracting the
+        // constant's bits reads it out. Two operations instead of `nearest` + `trunc_sat` (the
+        // latter is a long sequence on x86); |x| ≤ ACT_MAX here, and `narrow` saturates.
+        let (magic, bits) = (f32x4_splat(12_582_912.0), i32x4_splat(0x4B40_0000));
+        let code = |v: v128| i32x4_sub(f32x4_add(f32x4_mul(v, inv), magic), bits);
         *p = core::array::from_fn(|c| i16x8_narrow_i32x4(code(v[2 * c]), code(v[2 * c + 1])));
     }
     // Stored vector 4c + t holds pair 4c + t of blocks 0..4: a 4x4 transpose of i32 lanes.

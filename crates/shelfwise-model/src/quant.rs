@@ -260,28 +260,11 @@ pub(crate) fn load_qmatrix(t: &HashMap<String, Tensor>, name: &str, shape: &[usi
     let &[rows, cols] = shape else {
         return Err(bad(format!("only 2-D tensors are quantized, this one has shape {shape:?}")));
     };
-    let finite = |s: &[f32]| if s.iter().all(|x| x.is_finite()) { Ok(()) } else { Err(bad("non-finite scale".into())) };
-    if let (Some(q), Some(s)) = (t.get(&format!("{name}{CODES_SUFFIX}")), t.get(&format!("{name}{SCALE_SUFFIX}"))) {
-        let scales = s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        finite(&scales)?;
-        let nb = padded(cols) / BLOCK;
-        // One scale per row (the first int8 files) or one per (row, block of 32).
-        let per_row = if s.dims() == [rows] {
-            true
-        } else if s.dims() == [rows, nb] {
-            false
-        } else {
-            return Err(bad(format!("scale has shape {:?}, expected [{rows}] or [{rows}, {nb}]", s.dims())));
-        };
+    if let Some((q, scales)) = read_q8(t, name, rows, cols)? {
         let m = with_codes(q, name, shape, |bytes| {
             // i8 codes stored as their two's-complement bytes.
             let codes: Vec<i8> = bytes.iter().map(|&b| b as i8).collect();
-            let m = if per_row {
-                QMatrix::from_row_scaled(rows, cols, &codes, &scales)
-            } else {
-                QMatrix::from_block_scaled(rows, cols, &codes, &scales)
-            };
-            m.map_err(|e| bad(e.to_string()))
+            QMatrix::from_block_scaled(rows, cols, &codes, &scales).map_err(|e| bad(e.to_string()))
         })?;
         return Ok(Some(m));
     }
@@ -305,6 +288,27 @@ fn with_codes<T>(x: &Tensor, name: &str, want: &[usize], f: impl FnOnce(&[u8]) -
     match (&*storage, layout.contiguous_offsets()) {
         (candle_core::Storage::Cpu(candle_core::CpuStorage::U8(v)), Some((a, b))) => f(&v[a..b]),
         _ => f(&x.flatten_all()?.to_vec1::<u8>()?),
+    }
+}
+
+/// The codes tensor and (row, block) scales of `name`'s int8 form, when the file holds it in that
+/// form: one scale per row (the first int8 files) or per (row, block of 32).
+fn read_q8<'t>(t: &'t HashMap<String, Tensor>, name: &str, rows: usize, cols: usize) -> Result<Option<(&'t Tensor, Vec<f32>)>> {
+    let (Some(q), Some(s)) = (t.get(&format!("{name}{CODES_SUFFIX}")), t.get(&format!("{name}{SCALE_SUFFIX}"))) else {
+        return Ok(None);
+    };
+    let bad = |why: String| ModelError::BadTensors(format!("quantized tensor {name}: {why}"));
+    let scales = s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    if !scales.iter().all(|x| x.is_finite()) {
+        return Err(bad("non-finite scale".into()));
+    }
+    let nb = padded(cols) / BLOCK;
+    if s.dims() == [rows] {
+        Ok(Some((q, scales.iter().flat_map(|&x| std::iter::repeat_n(x, nb)).collect())))
+    } else if s.dims() == [rows, nb] {
+        Ok(Some((q, scales)))
+    } else {
+        Err(bad(format!("scale has shape {:?}, expected [{rows}] or [{rows}, {nb}]", s.dims())))
     }
 }
 
@@ -338,12 +342,18 @@ fn read_lowbit<'t>(t: &'t HashMap<String, Tensor>, name: &str, rows: usize, cols
 }
 
 /// A quantized lookup table (word embeddings, n-gram buckets): read a row at a time, never
-/// multiplied, so 3- and 4-bit tables stay packed in memory and are decoded per row (a third of
-/// the memory of unpacked codes, and no unpacking at load).
+/// multiplied, so its codes stay as the file stores them, row-major (3- and 4-bit ones packed: a
+/// third of the memory of unpacked codes), and are decoded per row: no unpacking or interleaving
+/// at load, and a row read is a plain loop.
 #[derive(Debug, Clone)]
-pub(crate) enum RowTable {
-    Kernel(QMatrix),
-    Packed { bits: u32, rows: usize, cols: usize, packed: Vec<u8>, scales: Vec<f32> },
+pub(crate) struct RowTable {
+    /// 3 or 4 (packed, offset binary as [`pack_bits`] writes them) or 8 (two's complement bytes).
+    bits: u32,
+    rows: usize,
+    cols: usize,
+    packed: Vec<u8>,
+    /// `[rows, ceil(cols / 32)]`.
+    scales: Vec<f32>,
 }
 
 impl RowTable {
@@ -351,44 +361,49 @@ impl RowTable {
     /// stored as plain f32/f16.
     pub(crate) fn load(t: &HashMap<String, Tensor>, name: &str, shape: [usize; 2]) -> Result<Option<Self>> {
         let [rows, cols] = shape;
-        if !t.contains_key(name) {
-            if let Some((bits, q, scales)) = read_lowbit(t, name, rows, cols)? {
-                let packed = with_codes(q, name, &[rows, (cols * bits as usize).div_ceil(8)], |b| Ok(b.to_vec()))?;
-                return Ok(Some(Self::Packed { bits, rows, cols, packed, scales }));
-            }
+        if t.contains_key(name) {
+            return Ok(None);
         }
-        Ok(load_qmatrix(t, name, &shape)?.map(Self::Kernel))
+        let (bits, q, scales) = if let Some((q, scales)) = read_q8(t, name, rows, cols)? {
+            (8, q, scales)
+        } else if let Some(found) = read_lowbit(t, name, rows, cols)? {
+            found
+        } else {
+            return Err(ModelError::BadTensors(format!("missing tensor {name}")));
+        };
+        let packed = with_codes(q, name, &[rows, (cols * bits as usize).div_ceil(8)], |b| Ok(b.to_vec()))?;
+        Ok(Some(Self { bits, rows, cols, packed, scales }))
     }
 
     pub(crate) fn rows(&self) -> usize {
-        match self {
-            Self::Kernel(q) => q.rows(),
-            Self::Packed { rows, .. } => *rows,
-        }
+        self.rows
     }
 
     pub(crate) fn cols(&self) -> usize {
-        match self {
-            Self::Kernel(q) => q.cols(),
-            Self::Packed { cols, .. } => *cols,
-        }
+        self.cols
     }
 
-    /// Row `r` as f32 into `out` (`cols` values): exactly what the unpacked codes give. Panics
-    /// if `r` is out of range or `out` has the wrong length (callers check ids first).
+    /// Row `r` as f32 into `out` (`cols` values): exactly what the codes times their block's
+    /// scale give (as the kernels' matrices do). Panics if `r` is out of range or `out` has the
+    /// wrong length (callers check ids first).
     pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        match self {
-            Self::Kernel(q) => q.dequantize_row(r, out),
-            Self::Packed { bits, rows, cols, packed, scales } => {
-                assert!(r < *rows && out.len() == *cols, "dequantize_row: row {r} of {rows}, {} outputs", out.len());
-                let bpr = (cols * *bits as usize).div_ceil(8);
-                let codes = unpack_bits(&packed[r * bpr..(r + 1) * bpr], 1, *cols, *bits);
-                let nb = padded(*cols) / BLOCK;
-                let row_scales = &scales[r * nb..(r + 1) * nb];
-                for (c, (o, &q)) in out.iter_mut().zip(&codes).enumerate() {
-                    *o = q as f32 * row_scales[c / BLOCK];
+        let (rows, cols) = (self.rows, self.cols);
+        assert!(r < rows && out.len() == cols, "dequantize_row: row {r} of {rows}, {} outputs", out.len());
+        let bpr = (cols * self.bits as usize).div_ceil(8);
+        let row = &self.packed[r * bpr..(r + 1) * bpr];
+        let nb = padded(cols) / BLOCK;
+        let scales = &self.scales[r * nb..(r + 1) * nb];
+        let mut decode = |codes: &mut dyn Iterator<Item = i8>| {
+            for (blk, &s) in out.chunks_mut(BLOCK).zip(scales) {
+                for (x, q) in blk.iter_mut().zip(&mut *codes) {
+                    *x = q as f32 * s;
                 }
             }
+        };
+        if self.bits == 8 {
+            decode(&mut row.iter().map(|&b| b as i8));
+        } else {
+            decode(&mut unpack_bits(row, 1, cols, self.bits).into_iter());
         }
     }
 }
@@ -590,16 +605,25 @@ mod tests {
         }
     }
 
-    /// A packed row table reads every row exactly as the unpacked kernel matrix does (odd widths
-    /// and both bit widths: the general and the fast unpacking paths).
+    /// A row table reads every row exactly as the kernel matrix of the same codes does (odd widths,
+    /// 3, 4 and 8 bits: the general and the fast unpacking paths).
     #[test]
     fn packed_row_table_reads_what_the_kernel_matrix_does() {
-        for (bits, rows, cols) in [(3u32, 5usize, 384usize), (4, 3, 64), (3, 2, 37), (4, 4, 33)] {
+        for (bits, rows, cols) in [(3u32, 5usize, 384usize), (4, 3, 64), (3, 2, 37), (4, 4, 33), (8, 3, 70)] {
             let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
-            let lb = quantize_lowbit(&w, rows, cols, bits);
-            let scales = lb.scales();
-            let kernel = QMatrix::from_block_scaled(rows, cols, &lb.codes, &scales).unwrap();
-            let packed = RowTable::Packed { bits, rows, cols, packed: pack_bits(&lb.codes, rows, cols, bits), scales };
+            let (codes, scales, packed) = if bits == 8 {
+                let (codes, row_scales) = quantize_rows(&w, rows, cols);
+                let nb = padded(cols) / BLOCK;
+                let scales: Vec<f32> = row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect();
+                let bytes = codes.iter().map(|&c| c as u8).collect();
+                (codes, scales, bytes)
+            } else {
+                let lb = quantize_lowbit(&w, rows, cols, bits);
+                let packed = pack_bits(&lb.codes, rows, cols, bits);
+                (lb.codes.clone(), lb.scales(), packed)
+            };
+            let kernel = QMatrix::from_block_scaled(rows, cols, &codes, &scales).unwrap();
+            let packed = RowTable { bits, rows, cols, packed, scales };
             let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
             for r in 0..rows {
                 kernel.dequantize_row(r, &mut a);
