@@ -53,9 +53,8 @@ mod bindings {
         /// Opens a WebGPU device and uploads the encoder's weights of a model file (quantized
         /// weights are dequantized on upload). With the file's sha256 digests (body, and payload
         /// unless the bytes are a cached copy; see the main bundle's `Classifier.loadWithDigests`)
-        /// the file is not hashed again. Throws
-        /// `Error{code}`: `GPU_UNAVAILABLE` without an adapter or device, the model's codes for a
-        /// bad file.
+        /// the file is not hashed again. Throws `Error{code}`: `GPU_UNAVAILABLE` without an adapter
+        /// or device, the model's codes for a bad file.
         pub async fn load(bytes: Vec<u8>, body_sha256: Option<String>, payload_sha256: Option<String>) -> Result<GpuEncoder, JsValue> {
             static ONCE: std::sync::Once = std::sync::Once::new();
             ONCE.call_once(|| std::panic::set_hook(Box::new(console_error_panic_hook::hook)));
