@@ -94,8 +94,8 @@ impl GpuEncoder {
         Self::with_gpu(Gpu::new().await?, cfg, tensors)
     }
 
-    /// Uploads the encoder's weights to an opened device: f32, or int8 codes + per-row scales
-    /// (kept int8 on the GPU) for tensors the file holds as `<name>.q8` / `<name>.scale`.
+    /// Uploads the encoder's weights to an opened device: f32, or int8 codes + block scales (kept
+    /// int8 on the GPU) for tensors the file holds quantized (int8, 4- or 3-bit).
     pub fn with_gpu(gpu: Gpu, cfg: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<Self> {
         let (h, i) = (cfg.hidden, cfg.intermediate);
         if cfg.heads == 0 || h % cfg.heads != 0 || cfg.max_tokens > cfg.max_positions || cfg.max_tokens < 2 {

@@ -6,6 +6,7 @@ use crate::context::Gpu;
 use crate::error::{GpuError, Result};
 use crate::kernels::{all, f, groups_1d, matmul_groups, readback, storage_init, uniform, Kernels, Params, Step, MAX_HEAD_DIM, MAX_ROW, MAX_SEQ};
 use crate::weights::{GpuMatrix, HostMatrix};
+use shelfwise_model::quant::BLOCK;
 
 /// One kernel launch, described independently of the batch shape.
 #[derive(Debug, Clone, Copy)]
@@ -30,9 +31,9 @@ impl Launch {
         let rows = (batch * seq) as u32;
         let u = |x: usize| x as u32;
         match *self {
-            Launch::Embed { hidden, h4, eps } => ([rows, u(seq), u(hidden), u(h4), f(eps), 0, 0, 0], groups_1d(rows)),
+            Launch::Embed { hidden, h4, eps } => ([rows, u(seq), u(hidden), u(h4), f(eps), u(hidden.div_ceil(BLOCK)), 0, 0], groups_1d(rows)),
             Launch::Matmul { n, k, gelu } => {
-                ([rows, u(n), u(k), u(k.div_ceil(4)), gelu as u32, 0, 0, 0], matmul_groups(rows as usize, n))
+                ([rows, u(n), u(k), u(k.div_ceil(4)), gelu as u32, u(k.div_ceil(BLOCK)), 0, 0], matmul_groups(rows as usize, n))
             }
             Launch::Attention { hidden, heads } => {
                 let hd = hidden / heads;

@@ -1,21 +1,18 @@
-//! Weights on the host (f32, or int8 codes + per-row scales as the model file holds them) and
-//! their GPU upload.
+//! Weights on the host (f32, or int8 codes + block scales from any quantized scheme of the model
+//! file) and their GPU upload.
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor};
-use shelfwise_model::ModelError;
+use candle_core::Tensor;
+use shelfwise_model::quant::BLOCK;
 
 use crate::context::Gpu;
 use crate::error::Result;
 use crate::kernels::{pack_q8, storage_init};
 
-/// Suffixes of an int8 per-row tensor in a model file (see shelfwise_model::quant).
-pub const CODES_SUFFIX: &str = ".q8";
-pub const SCALE_SUFFIX: &str = ".scale";
-
 /// A `[rows, cols]` matrix as stored: f32 values, or int8 codes (u8 bit patterns, row-major) with
-/// one f32 scale per row, `w[r][c] = (codes[r][c] as i8) as f32 * scales[r]`.
+/// one f32 scale per (row, block of 32 columns), `[rows, ceil(cols / 32)]`:
+/// `w[r][c] = (codes[r][c] as i8) as f32 * scales[r * nb + c / 32]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostMatrix {
     F32 { rows: usize, cols: usize, w: Vec<f32> },
@@ -35,20 +32,29 @@ impl HostMatrix {
         }
     }
 
+    /// int8 codes with one scale per row (`scales.len() == rows`), as block scales.
+    pub fn q8_row_scaled(rows: usize, cols: usize, codes: Vec<u8>, row_scales: &[f32]) -> Self {
+        let nb = cols.div_ceil(BLOCK);
+        HostMatrix::Q8 { rows, cols, codes, scales: row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect() }
+    }
+
     /// f32 values (dequantized if int8), row-major.
     pub fn to_f32(&self) -> Vec<f32> {
         match self {
             HostMatrix::F32 { w, .. } => w.clone(),
-            HostMatrix::Q8 { cols, codes, scales, .. } => codes
-                .chunks((*cols).max(1))
-                .zip(scales)
-                .flat_map(|(row, &s)| row.iter().map(move |&q| q as i8 as f32 * s))
-                .collect(),
+            HostMatrix::Q8 { cols, codes, scales, .. } => {
+                let nb = cols.div_ceil(BLOCK).max(1);
+                codes
+                    .chunks((*cols).max(1))
+                    .zip(scales.chunks(nb))
+                    .flat_map(|(row, s)| row.iter().enumerate().map(move |(c, &q)| q as i8 as f32 * s[c / BLOCK]))
+                    .collect()
+            }
         }
     }
 
     /// Stacks matrices with equal column counts row-wise (Q, K, V into one QKV projection). Stays
-    /// int8 when all parts are int8 (per-row scales stack with their rows); otherwise f32.
+    /// int8 when all parts are int8 (block scales stack with their rows); otherwise f32.
     pub fn stack(parts: &[HostMatrix]) -> HostMatrix {
         let cols = parts[0].cols();
         assert!(parts.iter().all(|p| p.cols() == cols), "stack: column counts differ");
@@ -67,34 +73,18 @@ impl HostMatrix {
         }
     }
 
-    /// Reads `name` from a model's tensors: int8 when the file holds `<name>.q8` + `<name>.scale`
-    /// (shapes and finiteness checked), else f32 through shelfwise_model's `take` (which also
-    /// dequantizes any other scheme it knows). `rows = None` accepts any row count (a pruned
-    /// vocabulary's word table).
+    /// Reads `name` from a model's tensors: int8 codes + block scales when the file holds it
+    /// quantized in any scheme (int8, 4- or 3-bit: the checks of the CPU load,
+    /// `shelfwise_model::quant::load_codes`), else f32. `rows = None` accepts any row count (a
+    /// pruned vocabulary's word table).
     pub fn from_tensors(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, cols: usize) -> Result<Self> {
-        let bad = |why: String| ModelError::BadTensors(format!("tensor {name}: {why}"));
-        // Per-row scales only: block-scaled int8 (scale [rows, blocks], the current int8 scheme)
-        // and q4 are dequantized to f32 below until the kernels read block scales.
-        let row_scaled = t.get(&format!("{name}{SCALE_SUFFIX}")).is_some_and(|s| s.rank() == 1);
-        if let (Some(q), Some(s), true) = (t.get(&format!("{name}{CODES_SUFFIX}")), t.get(&format!("{name}{SCALE_SUFFIX}")), row_scaled) {
-            let &[r, c] = q.dims() else { return Err(bad(format!("codes have shape {:?}", q.dims())).into()) };
-            if q.dtype() != DType::U8 || c != cols || rows.is_some_and(|n| n != r) {
-                return Err(bad(format!("codes are {:?} {:?}, expected U8 [{rows:?}, {cols}]", q.dtype(), q.dims())).into());
-            }
-            if s.dims() != [r] {
-                return Err(bad(format!("scale has shape {:?}, expected [{r}]", s.dims())).into());
-            }
-            let scales = s.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-            if scales.iter().any(|x| !x.is_finite()) {
-                return Err(bad("non-finite scale".into()).into());
-            }
-            let codes = q.flatten_all()?.to_vec1::<u8>()?;
-            return Ok(HostMatrix::Q8 { rows: r, cols, codes, scales });
+        if let Some((r, codes, scales)) = shelfwise_model::quant::load_codes(t, name, rows, cols)? {
+            return Ok(HostMatrix::Q8 { rows: r, cols, codes: codes.into_iter().map(|c| c as u8).collect(), scales });
         }
         let r = match (rows, t.get(name)) {
             (Some(r), _) => r,
             (None, Some(x)) => x.dims().first().copied().unwrap_or(0),
-            (None, None) => return Err(ModelError::BadTensors(format!("missing tensor {name}")).into()),
+            (None, None) => return Err(shelfwise_model::ModelError::BadTensors(format!("missing tensor {name}")).into()),
         };
         let w = shelfwise_model::encoder::take(t, name, &[r, cols])?.flatten_all()?.to_vec1::<f32>()?;
         Ok(HostMatrix::F32 { rows: r, cols, w })
@@ -114,7 +104,7 @@ impl HostMatrix {
 }
 
 /// A matrix on the GPU: f32, or packed int8 codes (4 a word, rows padded to `ceil(cols/4)` words)
-/// and per-row scales.
+/// and block scales (`[rows, ceil(cols / 32)]`).
 pub enum GpuMatrix {
     F32 { rows: usize, cols: usize, w: wgpu::Buffer },
     Q8 { rows: usize, cols: usize, packed: wgpu::Buffer, scales: wgpu::Buffer },

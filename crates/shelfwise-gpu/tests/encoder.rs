@@ -1,6 +1,6 @@
 //! The GPU encoder against the CPU encoder of shelfwise-model: pooled embeddings of the fixture
-//! titles (tests/fixtures/titles.txt) on the shipped model, f32 and int8, and of random titles on
-//! tiny random models of odd shapes (f32, int8, pruned vocabulary).
+//! titles (tests/fixtures/titles.txt) on the shipped model (q4 as shipped, its f32 source, int8),
+//! and of random titles on tiny random models of odd shapes (f32, int8, pruned vocabulary).
 #![cfg(not(target_arch = "wasm32"))] // reads model files from disk
 
 mod common;
@@ -97,31 +97,52 @@ fn shipped_model_f32_matches_cpu_encoder() {
     assert!(gpu.embed_blocking(&[]).unwrap().is_empty());
 }
 
-/// Replaces every `<name>.q8` + `<name>.scale` pair by its f32 dequantization `q · scale`.
-fn dequantized(t: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+/// Replaces every quantized tensor (`<name>.q8` + `.scale`, or 4-/3-bit `<name>.q4`/`.q3` +
+/// `.qscale` + `.qrow`) of the encoder (named in `shapes`) by its f32 dequantization `q · scale`.
+fn dequantized(t: &HashMap<String, Tensor>, shapes: &HashMap<String, Vec<usize>>) -> HashMap<String, Tensor> {
     let mut out = HashMap::new();
     for (name, x) in t {
-        if let Some(base) = name.strip_suffix(".q8") {
-            let cols = x.dims()[1];
+        // (The head's quantized tensors are not the encoder's: left out.)
+        if let Some(base) = [".q8", ".q4", ".q3"].iter().find_map(|s| name.strip_suffix(s)) {
+            let Some(shape) = shapes.get(base) else { continue };
+            let cols = shape[1];
             let m = HostMatrix::from_tensors(t, base, None, cols).unwrap();
             out.insert(base.to_string(), Tensor::from_vec(m.to_f32(), (m.rows(), cols), &Device::Cpu).unwrap());
-        } else if !name.ends_with(".scale") {
+        } else if ![".scale", ".qscale", ".qrow"].iter().any(|s| name.ends_with(s)) {
             out.insert(name.clone(), x.clone());
         }
     }
     out
 }
 
-/// int8 model (per-row scales): the GPU keeps the
-/// weights int8 and dequantizes in the kernels. Against the CPU encoder on the same weights
+/// The shipped file itself (4-bit encoder, 3-bit word table, block scales): the GPU keeps every
+/// quantized weight as int8 codes with block scales and dequantizes in the kernels. Against the
+/// CPU encoder on the same weights dequantized to f32 (the same math): within TOL.
+#[test]
+fn shipped_q4_model_stays_quantized_and_matches_cpu_encoder() {
+    let Some(g) = gpu_or_skip("shipped q4") else { return };
+    let bytes = std::fs::read(repo().join("models/flipkart-minilm/model.shelfwise")).unwrap();
+    let file = ModelFile::from_bytes(&bytes).unwrap();
+    let cfg = file.manifest.encoder.clone();
+    let tensors = load_tensors(&file.tensors).unwrap();
+    let encodings = fixture_encodings(&file);
+    let gpu = GpuEncoder::with_gpu(g, &cfg, &tensors).unwrap();
+    assert!(gpu.is_int8());
+    let mut shapes: HashMap<String, Vec<usize>> = tensor_shapes(&cfg).into_iter().collect();
+    // A pruned vocabulary: the word table has the file's row count.
+    shapes.get_mut(WORD_EMBEDDINGS).unwrap()[0] = tensors[&format!("{WORD_EMBEDDINGS}.q3")].dims()[0];
+    let same_math = cpu_rows(&Encoder::from_tensors(&cfg, &dequantized(&tensors, &shapes)).unwrap(), &encodings);
+    compare("shipped q4 vs CPU on dequantized weights", &gpu, &encodings, &same_math, &fixture_batches(&encodings), TOL);
+}
+
+/// int8 model (per-row scales, the first int8 scheme): the GPU keeps the weights int8 and
+/// dequantizes in the kernels. Against the CPU encoder on the same weights
 /// dequantized to f32 (the same math): within TOL. Against the CPU encoder on the int8 file itself
 /// (which may run its own int8 kernels, with activations quantized too): reported, and within
 /// 1e-2 (a different approximation of the same model, not the same math).
 #[test]
 fn shipped_model_int8_matches_cpu_encoder() {
     let Some(g) = gpu_or_skip("shipped int8") else { return };
-    // Row-scaled int8 (the first int8 scheme): the form the GPU kernels keep int8. Files of the
-    // current block-scaled scheme load too, dequantized to f32 on upload.
     let file = shipped();
     let cfg = file.manifest.encoder.clone();
     let f32t = load_tensors(&file.tensors).unwrap();
@@ -131,7 +152,8 @@ fn shipped_model_int8_matches_cpu_encoder() {
     let encodings = fixture_encodings(&file);
     let gpu = GpuEncoder::with_gpu(g, &cfg, &tensors).unwrap();
     assert!(gpu.is_int8());
-    let same_math = cpu_rows(&Encoder::from_tensors(&cfg, &dequantized(&tensors)).unwrap(), &encodings);
+    let shapes: HashMap<String, Vec<usize>> = tensor_shapes(&cfg).into_iter().collect();
+    let same_math = cpu_rows(&Encoder::from_tensors(&cfg, &dequantized(&tensors, &shapes)).unwrap(), &encodings);
     compare("shipped int8 vs CPU on dequantized weights", &gpu, &encodings, &same_math, &fixture_batches(&encodings), TOL);
     let cpu_int8 = cpu_rows(&Encoder::from_tensors(&cfg, &tensors).unwrap(), &encodings);
     let rest = &fixture_batches(&encodings)[0];
@@ -204,7 +226,8 @@ fn tiny_models_match_cpu_encoder() {
         .map(|(n, _)| n)
         .collect();
     let q = quantize(&f32_tensors, &targets);
-    let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &dequantized(&q)).unwrap(), &encodings);
+    let shapes: HashMap<String, Vec<usize>> = tensor_shapes(&cfg).into_iter().collect();
+    let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &dequantized(&q, &shapes)).unwrap(), &encodings);
     let gpu = GpuEncoder::with_gpu(Gpu(), &cfg, &q).unwrap();
     assert!(gpu.is_int8());
     compare("tiny int8", &gpu, &encodings, &cpu, &[(0..9).collect()], 1e-4);

@@ -71,9 +71,10 @@ async fn matmul_f32_matches_reference_body() {
     eprintln!("matmul_f32: worst error / tolerance = {worst:.3}");
 }
 
-// int8 weights (codes from quant.rs's quantize_rows, odd K so rows end mid-word): against the
-// f32 reference on the dequantized weights `q · scale`, tolerance (K + 3)·u·Σ|x·w| + 1e-6 (one
-// more rounding: the kernel scales the sum once instead of each weight).
+// int8 weights, per-row scales (quant.rs's quantize_rows) and 4-bit codes with block scales
+// (quantize_lowbit), odd K so rows end mid-word and mid-block: against the f32 reference on the
+// dequantized weights `q · scale` (the kernel dequantizes each weight the same way), tolerance
+// (K + 3)·u·Σ|x·w| + 1e-6.
 gpu_test!(matmul_q8_matches_dequantized_reference, matmul_q8_matches_dequantized_reference_body);
 async fn matmul_q8_matches_dequantized_reference_body() {
     let Some(ops) = ops_or_skip("matmul_q8").await else { return };
@@ -88,16 +89,20 @@ async fn matmul_q8_matches_dequantized_reference_body() {
             w.extend(vals(&mut rng, k, s));
         }
         let (codes, scales) = shelfwise_model::quant::quantize_rows(&w, n, k);
-        let q = HostMatrix::Q8 { rows: n, cols: k, codes: codes.iter().map(|&c| c as u8).collect(), scales };
-        let deq = q.to_f32();
-        let b = vals(&mut rng, n, 1.0);
-        let got = ops.matmul(&x, m, &q, &b, false).await.unwrap();
-        let (want, mag) = reference::matmul(&x, m, &deq, n, k, &b, false);
-        for i in 0..m * n {
-            let err = (got[i] - want[i]).abs() as f64;
-            let tol = (k as f64 + 3.0) * U * mag[i] as f64 + 1e-6;
-            assert!(err <= tol, "m={m} n={n} k={k} at {i}: {} vs {} (err {err:e} > {tol:e})", got[i], want[i]);
-            worst = worst.max(err / tol);
+        let per_row = HostMatrix::q8_row_scaled(n, k, codes.iter().map(|&c| c as u8).collect(), &scales);
+        let lb = shelfwise_model::quant::quantize_lowbit(&w, n, k, 4);
+        let blocks = HostMatrix::Q8 { rows: n, cols: k, codes: lb.codes.iter().map(|&c| c as u8).collect(), scales: lb.scales() };
+        for q in [per_row, blocks] {
+            let deq = q.to_f32();
+            let b = vals(&mut rng, n, 1.0);
+            let got = ops.matmul(&x, m, &q, &b, false).await.unwrap();
+            let (want, mag) = reference::matmul(&x, m, &deq, n, k, &b, false);
+            for i in 0..m * n {
+                let err = (got[i] - want[i]).abs() as f64;
+                let tol = (k as f64 + 3.0) * U * mag[i] as f64 + 1e-6;
+                assert!(err <= tol, "m={m} n={n} k={k} at {i}: {} vs {} (err {err:e} > {tol:e})", got[i], want[i]);
+                worst = worst.max(err / tol);
+            }
         }
     }
     eprintln!("matmul_q8: worst error / tolerance = {worst:.3}");
@@ -223,7 +228,8 @@ async fn attention_matches_reference_body() {
     eprintln!("attention: max abs error {worst:e}");
 }
 
-// Embedding gather + LayerNorm, word table f32 and int8 (odd hidden sizes: rows end mid-word):
+// Embedding gather + LayerNorm, word table f32, int8 (per-row scales) and 3-bit codes (block
+// scales) (odd hidden sizes: rows end mid-word and mid-block):
 // |gpu − ref| ≤ 1e-5·(1 + |y|), the int8 reference gathering the dequantized table.
 gpu_test!(embed_matches_reference, embed_matches_reference_body);
 async fn embed_matches_reference_body() {
@@ -238,8 +244,10 @@ async fn embed_matches_reference_body() {
         let beta = vals(&mut rng, hidden, 0.5);
         let ids: Vec<u32> = (0..batch * seq).map(|_| rng.random_range(0..vocab as u32)).collect();
         let (codes, scales) = shelfwise_model::quant::quantize_rows(&w, vocab, hidden);
-        let q = HostMatrix::Q8 { rows: vocab, cols: hidden, codes: codes.iter().map(|&c| c as u8).collect(), scales };
-        for table in [HostMatrix::F32 { rows: vocab, cols: hidden, w: w.clone() }, q] {
+        let q = HostMatrix::q8_row_scaled(vocab, hidden, codes.iter().map(|&c| c as u8).collect(), &scales);
+        let lb = shelfwise_model::quant::quantize_lowbit(&w, vocab, hidden, 3);
+        let q3 = HostMatrix::Q8 { rows: vocab, cols: hidden, codes: lb.codes.iter().map(|&c| c as u8).collect(), scales: lb.scales() };
+        for table in [HostMatrix::F32 { rows: vocab, cols: hidden, w: w.clone() }, q, q3] {
             let got = ops.embed(&ids, seq, &table, &pos, &typ, &gamma, &beta, 1e-12).await.unwrap();
             let want = reference::embed(&ids, seq, &table.to_f32(), hidden, &pos, &typ, &gamma, &beta, 1e-12);
             for i in 0..got.len() {

@@ -25,7 +25,8 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
 use half::f16;
-use shelfwise_kernels::{padded, QMatrix, BLOCK};
+pub use shelfwise_kernels::BLOCK;
+use shelfwise_kernels::{padded, QMatrix};
 
 use crate::classifier::{load_tensors, tensors_to_bytes};
 use crate::encoder::{take, tensor_shapes, WORD_EMBEDDINGS, WORD_ROWS};
@@ -274,6 +275,34 @@ pub(crate) fn load_qmatrix(t: &HashMap<String, Tensor>, name: &str, shape: &[usi
             QMatrix::from_block_scaled(rows, cols, &codes, &scales).map_err(|e| bad(e.to_string()))
         })?;
         return Ok(Some(m));
+    }
+    Err(ModelError::BadTensors(format!("missing tensor {name}")))
+}
+
+/// `name`'s codes as int8, row-major (3- and 4-bit ones widened), with one f32 scale per (row,
+/// block of [`BLOCK`]), `[rows, ceil(cols / 32)]`, when the file holds `name` quantized in any
+/// scheme (`None` when it is plain f32/f16): what another backend (the GPU) uploads, with the
+/// checks of the CPU load. `rows = None` takes the row count from the file (a pruned vocabulary's
+/// word table).
+pub fn load_codes(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, cols: usize) -> Result<Option<(usize, Vec<i8>, Vec<f32>)>> {
+    if t.contains_key(name) {
+        return Ok(None);
+    }
+    let rows = match rows {
+        Some(r) => r,
+        None => [CODES_SUFFIX.to_string(), lowbit_suffix(4), lowbit_suffix(3)]
+            .iter()
+            .find_map(|suffix| t.get(&format!("{name}{suffix}")))
+            .and_then(|x| x.dims().first().copied())
+            .ok_or_else(|| ModelError::BadTensors(format!("missing tensor {name}")))?,
+    };
+    if let Some((q, scales)) = read_q8(t, name, rows, cols)? {
+        let codes = with_codes(q, name, &[rows, cols], |b| Ok(b.iter().map(|&c| c as i8).collect()))?;
+        return Ok(Some((rows, codes, scales)));
+    }
+    if let Some((bits, q, scales)) = read_lowbit(t, name, rows, cols)? {
+        let codes = with_codes(q, name, &[rows, (cols * bits as usize).div_ceil(8)], |b| Ok(unpack_bits(b, rows, cols, bits)))?;
+        return Ok(Some((rows, codes, scales)));
     }
     Err(ModelError::BadTensors(format!("missing tensor {name}")))
 }

@@ -1,8 +1,8 @@
 // Embeddings, one workgroup per token: word[id] + position[t] + token_type[0], then LayerNorm
 // (the row held in registers, hidden <= 1024). Token type is always 0, as in shelfwise-model.
 // `embed_f32` reads the word table as f32; `embed_q8` as int8 codes packed four to a u32 (rows
-// padded to h4 = ceil(hidden / 4) words) times one f32 scale per row, dequantized here:
-// code as f32 * scale, exactly quant.rs's dequantize_rows.
+// padded to h4 = ceil(hidden / 4) words) times one f32 scale per (row, block of 32), nb =
+// ceil(hidden / 32) a row, dequantized here: code as f32 * scale, exactly the CPU's lookup.
 // `ln` holds gamma (hidden values) then beta (hidden values).
 
 struct EmbParams {
@@ -11,7 +11,8 @@ struct EmbParams {
     hidden: u32,
     h4: u32,
     eps: f32,
-    _p5: u32, _p6: u32, _p7: u32,
+    nb: u32,
+    _p6: u32, _p7: u32,
 }
 
 @group(0) @binding(0) var<uniform> ep: EmbParams;
@@ -66,14 +67,13 @@ fn embed_q8(@builtin(local_invocation_index) lid: u32,
     }
     let id = eids[row];
     let t = row % ep.seq;
-    let s = escale[id];
     var v: array<f32, 8>;
     for (var j = 0u; j < ROW_PER_THREAD; j++) {
         let c = lid + j * ROW_WG;
         v[j] = 0.0;
         if (c < ep.hidden) {
             let word = ewq[id * ep.h4 + c / 4u];
-            let w = f32(extractBits(bitcast<i32>(word), 8u * (c % 4u), 8u)) * s;
+            let w = f32(extractBits(bitcast<i32>(word), 8u * (c % 4u), 8u)) * escale[id * ep.nb + c / 32u];
             v[j] = w + epos[t * ep.hidden + c] + etyp[c];
         }
     }

@@ -15,7 +15,8 @@ struct MmParams {
     k: u32,
     k4: u32,
     act: u32,
-    _p5: u32, _p6: u32, _p7: u32,
+    nb: u32,
+    _p6: u32, _p7: u32,
 }
 
 @group(0) @binding(0) var<uniform> mp: MmParams;
@@ -65,16 +66,13 @@ fn multiply_tile(tx: u32, ty: u32) {
     }
 }
 
-// `sc`: the scale of each of this invocation's 4 columns (1 for f32 weights). Passed in, not read
-// here, so that matmul_f32 does not statically use (and need a binding for) the scales.
-fn store(m0: u32, n0: u32, tx: u32, ty: u32, sc: array<f32, 4>) {
-    var scv = sc;
+fn store(m0: u32, n0: u32, tx: u32, ty: u32) {
     for (var i = 0u; i < 4u; i++) {
         let r = m0 + ty + 16u * i;
         for (var j = 0u; j < 4u; j++) {
             let c = n0 + tx + 16u * j;
             if (r < mp.m && c < mp.n) {
-                var v = acc[i][j] * scv[j] + mbias[c];
+                var v = acc[i][j] + mbias[c];
                 if (mp.act == 1u) {
                     v = gelu_erf(v);
                 }
@@ -109,7 +107,7 @@ fn matmul_f32(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
         multiply_tile(tx, ty);
         workgroupBarrier();
     }
-    store(m0, n0, tx, ty, array<f32, 4>(1.0, 1.0, 1.0, 1.0));
+    store(m0, n0, tx, ty);
 }
 
 @compute @workgroup_size(16, 16)
@@ -127,22 +125,18 @@ fn matmul_q8(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         let gn = n0 + r;
         let gw = k0 / 4u + w4;
         var word = 0u;
+        var s = 0.0;
         if (gn < mp.n && gw < mp.k4) {
             word = mwq[gn * mp.k4 + gw];
+            // 4·gw < K: the block exists.
+            s = mscale[gn * mp.nb + gw / 8u];
         }
         for (var b = 0u; b < 4u; b++) {
-            tile_b[(w4 * 4u + b) * TN + r] = f32(extractBits(bitcast<i32>(word), 8u * b, 8u));
+            tile_b[(w4 * 4u + b) * TN + r] = f32(extractBits(bitcast<i32>(word), 8u * b, 8u)) * s;
         }
         workgroupBarrier();
         multiply_tile(tx, ty);
         workgroupBarrier();
     }
-    var sc = array<f32, 4>(1.0, 1.0, 1.0, 1.0);
-    for (var j = 0u; j < 4u; j++) {
-        let c = n0 + tx + 16u * j;
-        if (c < mp.n) {
-            sc[j] = mscale[c];
-        }
-    }
-    store(m0, n0, tx, ty, sc);
+    store(m0, n0, tx, ty);
 }
