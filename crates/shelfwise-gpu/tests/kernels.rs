@@ -48,6 +48,19 @@ fn matmul_shapes(rng: &mut StdRng) -> Vec<(usize, usize, usize)> {
     v
 }
 
+/// Asserts |got − want| ≤ (K + extra)·u·mag + 1e-6 for every output of an m×n×k matmul; returns
+/// the worst error / tolerance.
+fn check_matmul(got: &[f32], want: &[f32], mag: &[f32], (m, n, k): (usize, usize, usize), extra: f64) -> f64 {
+    let mut worst = 0f64;
+    for i in 0..m * n {
+        let err = (got[i] - want[i]).abs() as f64;
+        let tol = (k as f64 + extra) * U * mag[i] as f64 + 1e-6;
+        assert!(err <= tol, "m={m} n={n} k={k} at {i}: {} vs {} (err {err:e} > {tol:e})", got[i], want[i]);
+        worst = worst.max(err / tol);
+    }
+    worst
+}
+
 // f32 matmul: |gpu − ref| ≤ (K + 2)·u·Σ_k|x·w| + 1e-6 (the standard bound for a K-term
 // accumulation), per output.
 gpu_test!(matmul_f32_matches_reference, matmul_f32_matches_reference_body);
@@ -61,12 +74,7 @@ async fn matmul_f32_matches_reference_body() {
         let b = vals(&mut rng, n, 1.0);
         let got = ops.matmul(&x, m, &HostMatrix::F32 { rows: n, cols: k, w: w.clone() }, &b, false).await.unwrap();
         let (want, mag) = reference::matmul(&x, m, &w, n, k, &b, false);
-        for i in 0..m * n {
-            let err = (got[i] - want[i]).abs() as f64;
-            let tol = (k as f64 + 2.0) * U * mag[i] as f64 + 1e-6;
-            assert!(err <= tol, "m={m} n={n} k={k} at {i}: {} vs {} (err {err:e} > {tol:e})", got[i], want[i]);
-            worst = worst.max(err / tol);
-        }
+        worst = worst.max(check_matmul(&got, &want, &mag, (m, n, k), 2.0));
     }
     eprintln!("matmul_f32: worst error / tolerance = {worst:.3}");
 }
@@ -97,12 +105,7 @@ async fn matmul_q8_matches_dequantized_reference_body() {
             let b = vals(&mut rng, n, 1.0);
             let got = ops.matmul(&x, m, &q, &b, false).await.unwrap();
             let (want, mag) = reference::matmul(&x, m, &deq, n, k, &b, false);
-            for i in 0..m * n {
-                let err = (got[i] - want[i]).abs() as f64;
-                let tol = (k as f64 + 3.0) * U * mag[i] as f64 + 1e-6;
-                assert!(err <= tol, "m={m} n={n} k={k} at {i}: {} vs {} (err {err:e} > {tol:e})", got[i], want[i]);
-                worst = worst.max(err / tol);
-            }
+            worst = worst.max(check_matmul(&got, &want, &mag, (m, n, k), 3.0));
         }
     }
     eprintln!("matmul_q8: worst error / tolerance = {worst:.3}");
