@@ -332,6 +332,16 @@ async function openGpu(gpuUrl: string, loaded: Loaded): Promise<{ encoder: GpuEn
   return { encoder, adapter: name || encoder.adapter };
 }
 
+/** Titles a `suggestMany` chunk: one encoder pass (or GPU batch), then a chance to cancel. */
+const MANY_CHUNK = 16;
+
+export interface EngineManyResult {
+  decisions: Decision[];
+  elapsedMs: number;
+  backend: Backend;
+  fallback?: BackendFallback;
+}
+
 export interface EngineResult {
   decision: Decision;
   elapsedMs: number;
@@ -407,16 +417,78 @@ export class Engine {
       } catch (e) {
         fallback = gpuFallback(e);
         console.warn(`shelfwise: WebGPU failed (${fallback.code}); falling back to wasm for this and later requests`, e);
-        const gpu = this.gpu;
-        this.gpu = null;
-        try {
-          gpu.free();
-        } catch {
-          // a trapped instance cannot free: it is dropped anyway
-        }
+        this.dropGpu();
       }
     }
     const decision = this.clf.suggest(title, k, threshold) as Decision;
     return { decision, elapsedMs: performance.now() - t0, backend: 'wasm', ...(fallback ? { fallback } : {}) };
+  }
+
+  /**
+   * Many titles, in chunks of MANY_CHUNK: one encoder pass a chunk (on the GPU, one batch), and a
+   * pause between chunks so that a cancel message can arrive; `cancelled()` is asked after each.
+   * A GPU failure falls back to wasm for that chunk and the rest, as in `suggest`.
+   */
+  async suggestMany(titles: string[], k: number, threshold: number, cancelled: () => boolean): Promise<EngineManyResult> {
+    const t0 = performance.now();
+    // Every title is checked first (INPUT_TOO_LONG before any work), as the wasm call does.
+    const utf8 = new TextEncoder();
+    titles.forEach((t, i) => {
+      const len = utf8.encode(t).length;
+      if (len > this.info.maxTitleBytes) {
+        throw new ShelfwiseError('INPUT_TOO_LONG', `title ${i} is ${len} bytes of UTF-8, over the limit of ${this.info.maxTitleBytes}`);
+      }
+    });
+    const decisions: Decision[] = [];
+    let fallback: BackendFallback | undefined;
+    let backend: Backend = this.gpu ? 'webgpu' : 'wasm';
+    for (let i = 0; i < titles.length; i += MANY_CHUNK) {
+      if (i > 0) {
+        await new Promise((r) => setTimeout(r, 0));
+        if (cancelled()) throw aborted('suggestMany');
+      }
+      const chunk = titles.slice(i, i + MANY_CHUNK);
+      if (this.gpu) {
+        try {
+          decisions.push(...(await this.gpuMany(this.gpu, chunk, k, threshold)));
+          continue;
+        } catch (e) {
+          fallback = gpuFallback(e);
+          console.warn(`shelfwise: WebGPU failed (${fallback.code}); falling back to wasm for this and later requests`, e);
+          this.dropGpu();
+          backend = 'wasm';
+        }
+      }
+      decisions.push(...(this.clf.suggestMany(chunk, k, threshold) as Decision[]));
+    }
+    return { decisions, elapsedMs: performance.now() - t0, backend, ...(fallback ? { fallback } : {}) };
+  }
+
+  /** One chunk on the GPU: ids from the main wasm, one batched GPU forward, the head per title. */
+  private async gpuMany(gpu: GpuEncoder, titles: string[], k: number, threshold: number): Promise<Decision[]> {
+    const real = titles.filter((t) => t.trim());
+    const encoded = real.map((t) => this.clf.encode(t));
+    const ids = new Uint32Array(encoded.reduce((n, e) => n + e.length, 0));
+    encoded.reduce((at, e) => (ids.set(e, at), at + e.length), 0);
+    const hidden = this.clf.hidden;
+    const emb = real.length ? await withTimeout(gpu.embed(ids, Uint32Array.from(encoded, (e) => e.length)), GPU_TIMEOUT_MS) : new Float32Array(0);
+    let row = 0;
+    return titles.map((t) => {
+      if (!t.trim()) return this.clf.suggest(t, k, threshold) as Decision; // the empty decision
+      const e = emb.subarray(row * hidden, (row + 1) * hidden);
+      row += 1;
+      return this.clf.suggestWithEmbedding(t, e, k, threshold) as Decision;
+    });
+  }
+
+  /** Drops the GPU for good (after a failure). */
+  private dropGpu(): void {
+    const gpu = this.gpu;
+    this.gpu = null;
+    try {
+      gpu?.free();
+    } catch {
+      // a trapped instance cannot free: it is dropped anyway
+    }
   }
 }

@@ -8,9 +8,10 @@ import type { Request, Response } from './protocol.js';
 
 export function createHost(post: (msg: Response) => void): (msg: Request) => void {
   let engine: Engine | null = null;
-  const queue: Array<Extract<Request, { type: 'suggest' }>> = [];
+  const queue: Array<Extract<Request, { type: 'suggest' | 'suggest-many' }>> = [];
   const cancelled = new Set<number>();
   let scheduled = false; // a drain is queued or running
+  let running: number | null = null; // the request being answered (a batch can be cancelled between chunks)
   let onPrefetched: ((p: Prefetched) => void) | null = null;
   let onCompiled: ((m: WebAssembly.Module | null) => void) | null = null;
 
@@ -23,12 +24,22 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
         post({ type: 'error', id: req.id, error: { code: 'INTERNAL', message: 'model not loaded' }, fatal: false });
         return;
       }
+      const id = req.id;
+      running = id;
       try {
-        const r = await engine.suggest(req.title, req.k, req.threshold);
-        post({ type: 'result', id: req.id, decision: r.decision, elapsedMs: r.elapsedMs, backend: r.backend, ...(r.fallback ? { fallback: r.fallback } : {}) });
+        if (req.type === 'suggest-many') {
+          const r = await engine.suggestMany(req.titles, req.k, req.threshold, () => cancelled.has(id));
+          post({ type: 'result-many', id, decisions: r.decisions, elapsedMs: r.elapsedMs, backend: r.backend, ...(r.fallback ? { fallback: r.fallback } : {}) });
+        } else {
+          const r = await engine.suggest(req.title, req.k, req.threshold);
+          post({ type: 'result', id, decision: r.decision, elapsedMs: r.elapsedMs, backend: r.backend, ...(r.fallback ? { fallback: r.fallback } : {}) });
+        }
       } catch (e) {
         // A wasm trap (a bug, never expected) leaves the instance unusable: the client restarts it.
-        post({ type: 'error', id: req.id, error: toWire(e), fatal: e instanceof WebAssembly.RuntimeError });
+        post({ type: 'error', id, error: toWire(e), fatal: e instanceof WebAssembly.RuntimeError });
+      } finally {
+        running = null;
+        cancelled.delete(id);
       }
     } finally {
       if (queue.length) setTimeout(drain, 0); // let queued cancel messages arrive before the next request runs
@@ -59,6 +70,7 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
         onPrefetched = null;
         break;
       case 'suggest':
+      case 'suggest-many':
         queue.push(msg);
         if (!scheduled) {
           scheduled = true;
@@ -66,7 +78,7 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
         }
         break;
       case 'cancel':
-        if (queue.some((r) => r.id === msg.id)) cancelled.add(msg.id);
+        if (running === msg.id || queue.some((r) => r.id === msg.id)) cancelled.add(msg.id);
         break;
     }
   };

@@ -5,7 +5,7 @@
 import { readCachedCopy } from './cache.js';
 import { ShelfwiseError, aborted, fromWire } from './errors.js';
 import type { Request, Response } from './protocol.js';
-import type { Classifier, CreateClassifierOptions, ModelInfo, SuggestOptions, SuggestResult } from './types.js';
+import type { Classifier, CreateClassifierOptions, Decision, ModelInfo, SuggestManyOptions, SuggestOptions, SuggestResult } from './types.js';
 
 export { ShelfwiseError } from './errors.js';
 export type * from './types.js';
@@ -19,7 +19,7 @@ interface Port {
 }
 
 interface Pending {
-  resolve: (r: SuggestResult) => void;
+  resolve: (m: Extract<Response, { type: 'result' | 'result-many' }>) => void;
   reject: (e: ShelfwiseError) => void;
   group: string | null;
   cleanup: () => void;
@@ -130,16 +130,15 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         crash(fromWire(m.error));
         break;
       case 'result':
+      case 'result-many':
       case 'error': {
         const p = pending.get(m.id);
         if (m.type === 'error' && m.fatal) crash(fromWire(m.error));
         if (!p) return; // superseded or aborted meanwhile
         pending.delete(m.id);
         p.cleanup();
-        if (m.type === 'result') {
-          const meta: SuggestResult['meta'] = { backend: m.backend, elapsedMs: m.elapsedMs, modelSha256: info?.sha256 ?? '' };
-          if (m.fallback) meta.fallback = m.fallback;
-          p.resolve({ ...m.decision, meta });
+        if (m.type !== 'error') {
+          p.resolve(m);
         } else {
           p.reject(fromWire(m.error));
         }
@@ -191,49 +190,75 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     signal?.removeEventListener('abort', abortLoad);
   }
 
+  const checkOptions = (what: string, opts: { k?: number; threshold?: number; signal?: AbortSignal }) => {
+    if (disposed) throw new ShelfwiseError('DISPOSED', 'this classifier was disposed');
+    const k = opts.k ?? 5;
+    const threshold = opts.threshold ?? 0.5;
+    if (!Number.isInteger(k) || k < 0 || k > 1000) throw new ShelfwiseError('INVALID_ARGUMENT', `${what}: k must be an integer in [0, 1000]`);
+    if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) {
+      throw new ShelfwiseError('INVALID_ARGUMENT', `${what}: threshold must be a number in [0, 1]`);
+    }
+    if (opts.signal?.aborted) throw aborted();
+    return { k, threshold };
+  };
+  const withMeta = (d: Decision, m: { backend: SuggestResult['meta']['backend']; elapsedMs: number; fallback?: SuggestResult['meta']['fallback'] }, n: number): SuggestResult => {
+    const meta: SuggestResult['meta'] = { backend: m.backend, elapsedMs: m.elapsedMs / n, modelSha256: info?.sha256 ?? '' };
+    if (m.fallback) meta.fallback = m.fallback;
+    return { ...d, meta };
+  };
+  /** Sends one request (after a restart, once the worker is back) and waits for its reply. */
+  const request = (group: string | null, signal: AbortSignal | undefined, make: (id: number) => Request) => {
+    const id = nextId++;
+    // A newer request supersedes older pending ones of its group: they reject with ABORTED.
+    if (group !== null) {
+      for (const [oid, p] of pending) {
+        if (p.group !== group) continue;
+        pending.delete(oid);
+        p.cleanup();
+        port?.post({ type: 'cancel', id: oid });
+        p.reject(aborted());
+      }
+    }
+    return new Promise<Extract<Response, { type: 'result' | 'result-many' }>>((resolve, reject) => {
+      const onAbort = () => {
+        if (!pending.delete(id)) return;
+        port?.post({ type: 'cancel', id });
+        reject(aborted());
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      pending.set(id, { resolve, reject, group, cleanup: () => signal?.removeEventListener('abort', onAbort) });
+      const send = () => {
+        if (pending.has(id)) port?.post(make(id));
+      };
+      // After a crash the worker restarts (model from the cache) before the request is sent.
+      start().then(send, (e: ShelfwiseError) => {
+        if (pending.delete(id)) reject(e);
+      });
+    });
+  };
+
   const classifier: Classifier = {
     get info() {
       return info as ModelInfo;
     },
     async suggest(title: string, opts: SuggestOptions = {}): Promise<SuggestResult> {
-      if (disposed) throw new ShelfwiseError('DISPOSED', 'this classifier was disposed');
       if (typeof title !== 'string') throw new ShelfwiseError('INVALID_ARGUMENT', 'suggest: title must be a string');
-      const k = opts.k ?? 5;
-      const threshold = opts.threshold ?? 0.5;
-      if (!Number.isInteger(k) || k < 0 || k > 1000) throw new ShelfwiseError('INVALID_ARGUMENT', 'suggest: k must be an integer in [0, 1000]');
-      if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) {
-        throw new ShelfwiseError('INVALID_ARGUMENT', 'suggest: threshold must be a number in [0, 1]');
-      }
+      const { k, threshold } = checkOptions('suggest', opts);
       const group = opts.group === undefined ? 'default' : opts.group;
-      const signal = opts.signal;
-      if (signal?.aborted) throw aborted();
-      const id = nextId++;
-      // A newer request supersedes older pending ones of its group: they reject with ABORTED.
-      if (group !== null) {
-        for (const [oid, p] of pending) {
-          if (p.group !== group) continue;
-          pending.delete(oid);
-          p.cleanup();
-          port?.post({ type: 'cancel', id: oid });
-          p.reject(aborted());
-        }
+      const m = await request(group, opts.signal, (id) => ({ type: 'suggest', id, title, k, threshold }));
+      if (m.type !== 'result') throw new ShelfwiseError('INTERNAL', 'unexpected reply');
+      return withMeta(m.decision, m, 1);
+    },
+    async suggestMany(titles: readonly string[], opts: SuggestManyOptions = {}): Promise<SuggestResult[]> {
+      if (!Array.isArray(titles) || titles.some((t) => typeof t !== 'string')) {
+        throw new ShelfwiseError('INVALID_ARGUMENT', 'suggestMany: titles must be an array of strings');
       }
-      return new Promise<SuggestResult>((resolve, reject) => {
-        const onAbort = () => {
-          if (!pending.delete(id)) return;
-          port?.post({ type: 'cancel', id });
-          reject(aborted());
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        pending.set(id, { resolve, reject, group, cleanup: () => signal?.removeEventListener('abort', onAbort) });
-        const send = () => {
-          if (pending.has(id)) port?.post({ type: 'suggest', id, title, k, threshold });
-        };
-        // After a crash the worker restarts (model from the cache) before the request is sent.
-        start().then(send, (e: ShelfwiseError) => {
-          if (pending.delete(id)) reject(e);
-        });
-      });
+      const { k, threshold } = checkOptions('suggestMany', opts);
+      if (titles.length === 0) return [];
+      const list = [...titles];
+      const m = await request(null, opts.signal, (id) => ({ type: 'suggest-many', id, titles: list, k, threshold }));
+      if (m.type !== 'result-many') throw new ShelfwiseError('INTERNAL', 'unexpected reply');
+      return m.decisions.map((d) => withMeta(d, m, list.length));
     },
     dispose() {
       disposed = true;

@@ -9,6 +9,7 @@ export type Request =
   | { type: 'prefetched'; result: Prefetched }
   | { type: 'compiled'; module: WebAssembly.Module | null }
   | { type: 'suggest'; id: number; title: string; k: number; threshold: number }
+  | { type: 'suggest-many'; id: number; titles: string[]; k: number; threshold: number }
   | { type: 'cancel'; id: number };
 
 /** Worker -> main thread. */
@@ -17,4 +18,6 @@ export type Response =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'init-error'; error: WireError }
   | { type: 'result'; id: number; decision: Decision; elapsedMs: number; backend: Backend; fallback?: BackendFallback }
+  /** `elapsedMs`: the whole batch's time in the worker. */
+  | { type: 'result-many'; id: number; decisions: Decision[]; elapsedMs: number; backend: Backend; fallback?: BackendFallback }
   | { type: 'error'; id: number; error: WireError; fatal: boolean };

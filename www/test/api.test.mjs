@@ -293,6 +293,40 @@ describe('package API', () => {
     }
   });
 
+  test('suggestMany gives each title the result suggest gives it; errors, abort, and suggest after it', async () => {
+    const titles = fixtureTitles().slice(0, 40);
+    const r = await page.evaluate(async (titles) => {
+      const c = window.clf;
+      const batch = [...titles.slice(0, 20), '', ...titles.slice(20)];
+      const many = await c.suggestMany(batch, { k: 5, threshold: 0.5 });
+      const one = [];
+      for (const t of batch) one.push(await c.suggest(t, { k: 5, threshold: 0.5, group: null }));
+      const code = (p) => p.then(() => 'resolved', (e) => e.code);
+      const ctl = new AbortController();
+      const aborted = code(c.suggestMany([...titles, ...titles, ...titles], { signal: ctl.signal }));
+      ctl.abort();
+      return {
+        many: many.map((d) => ({ ids: d.suggestions.map((s) => s.id), scores: d.suggestions.map((s) => s.score), abstained: d.abstained, backend: d.meta.backend })),
+        one: one.map((d) => ({ ids: d.suggestions.map((s) => s.id), scores: d.suggestions.map((s) => s.score), abstained: d.abstained })),
+        empty: (await c.suggestMany([])).length,
+        tooLong: await code(c.suggestMany(['mug', 'x'.repeat(5000)])),
+        notStrings: await code(c.suggestMany(['mug', 3])),
+        aborted: await aborted,
+        after: (await c.suggest('ceramic coffee mug')).suggestions.length,
+      };
+    }, titles);
+    assert.equal(r.many.length, titles.length + 1);
+    r.many.forEach((m, i) => {
+      const o = r.one[i];
+      assert.deepEqual(m.ids, o.ids, `title ${i}`);
+      assert.equal(m.abstained, o.abstained, `title ${i}`);
+      assert.equal(m.backend, 'wasm');
+      assert.ok(maxDiff(m.scores, o.scores, `title ${i}`) <= 1e-5, `title ${i}: ${m.scores} vs ${o.scores}`);
+    });
+    assert.deepEqual(r.many[20].ids, []); // the blank title
+    assert.deepEqual([r.empty, r.tooLong, r.notStrings, r.aborted, r.after], [0, 'INPUT_TOO_LONG', 'INVALID_ARGUMENT', 'ABORTED', 5]);
+  });
+
   test('no request leaves the origin', () => {
     assert.deepEqual(foreign(env.browser.requests, env.server.origin), []);
   });

@@ -30,19 +30,23 @@ function assertGolden(got, item) {
   return worst;
 }
 
-/** Classifies the ITEMS on a fresh classifier made with `opts` in `page` (after `setup` ran there). */
-async function run(page, opts, titles = ITEMS.map((i) => i.title)) {
+/**
+ * Classifies the ITEMS on a fresh classifier made with `opts` in `page` (after `setup` ran there),
+ * one call a title, and with `many`, once more in one `suggestMany` call (one GPU batch).
+ */
+async function run(page, opts, titles = ITEMS.map((i) => i.title), many = false) {
   return page.evaluate(
-    async ({ opts, titles }) => {
+    async ({ opts, titles, many }) => {
       const mod = await import('/dist/index.js');
       const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, ...opts });
       const out = [];
       for (const t of titles) out.push(await clf.suggest(t, { k: 5, threshold: 0.5, group: null }));
+      const outMany = many ? await clf.suggestMany(titles, { k: 5, threshold: 0.5 }) : null;
       const info = clf.info;
       clf.dispose();
-      return { info: { backend: info.backend, requestedBackend: info.requestedBackend, fallback: info.fallback ?? null, gpuAdapter: info.gpuAdapter ?? null }, out };
+      return { info: { backend: info.backend, requestedBackend: info.requestedBackend, fallback: info.fallback ?? null, gpuAdapter: info.gpuAdapter ?? null }, out, outMany };
     },
-    { opts, titles },
+    { opts, titles, many },
   );
 }
 
@@ -65,8 +69,8 @@ describe('WebGPU backend (headless chromium, --enable-unsafe-webgpu)', () => {
     assert.match(r, /^adapter /);
   });
 
-  test("backend 'webgpu' (worker) reproduces the golden outputs; metadata says webgpu", async () => {
-    const { info, out } = await run(page, { backend: 'webgpu' });
+  test("backend 'webgpu' (worker) reproduces the golden outputs, one title a call and in one batch; metadata says webgpu", async () => {
+    const { info, out, outMany } = await run(page, { backend: 'webgpu' }, undefined, true);
     assert.equal(info.backend, 'webgpu', `fell back: ${JSON.stringify(info.fallback)}`);
     assert.equal(info.requestedBackend, 'webgpu');
     assert.equal(info.fallback, null);
@@ -77,20 +81,33 @@ describe('WebGPU backend (headless chromium, --enable-unsafe-webgpu)', () => {
       assert.equal(r.meta.fallback, undefined);
       worst = Math.max(worst, assertGolden(r, ITEMS[i]));
     });
-    console.log(`# webgpu golden parity: ${ITEMS.length} titles, max abs diff ${worst.toExponential(2)}, ms a title: ${out.map((r) => Math.round(r.meta.elapsedMs)).join(', ')}`);
+    outMany.forEach((r, i) => {
+      assert.equal(r.meta.backend, 'webgpu');
+      worst = Math.max(worst, assertGolden(r, ITEMS[i]));
+    });
+    console.log(`# webgpu golden parity: ${ITEMS.length} titles, max abs diff ${worst.toExponential(2)}, ms a title: ${out.map((r) => Math.round(r.meta.elapsedMs)).join(', ')}; in one batch: ${Math.round(outMany[0].meta.elapsedMs)} a title`);
   });
 
-  test("backend 'webgpu', blank and over-long titles behave as on wasm", async () => {
+  test("backend 'webgpu', blank and over-long titles behave as on wasm (suggest and suggestMany)", async () => {
     const r = await page.evaluate(async () => {
       const mod = await import('/dist/index.js');
       const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, backend: 'webgpu' });
       const blank = await clf.suggest('   ');
       const long = await clf.suggest('x'.repeat(5000)).then(() => 'resolved', (e) => e.code);
       const after = await clf.suggest('ceramic coffee mug');
+      const many = await clf.suggestMany(['  ', 'ceramic coffee mug']);
+      const manyLong = await clf.suggestMany(['mug', 'x'.repeat(5000)]).then(() => 'resolved', (e) => e.code);
       clf.dispose();
-      return { blank: blank.suggestions.length, long, after: after.meta.backend };
+      return {
+        blank: blank.suggestions.length,
+        long,
+        after: after.meta.backend,
+        many: many.map((d) => [d.suggestions.length, d.meta.backend]),
+        sameTop: many[1].suggestions[0].id === after.suggestions[0].id,
+        manyLong,
+      };
     });
-    assert.deepEqual(r, { blank: 0, long: 'INPUT_TOO_LONG', after: 'webgpu' });
+    assert.deepEqual(r, { blank: 0, long: 'INPUT_TOO_LONG', after: 'webgpu', many: [[0, 'webgpu'], [5, 'webgpu']], sameTop: true, manyLong: 'INPUT_TOO_LONG' });
   });
 
   for (const [name, patch, code] of [

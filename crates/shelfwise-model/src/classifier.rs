@@ -157,6 +157,23 @@ impl Classifier {
         Ok(decide(&self.labels, &probs, k, threshold.clamp(0.0, 1.0)))
     }
 
+    /// [`Self::suggest`] for many titles in one encoder pass (a catalogue import): the same
+    /// decisions as one call a title (`INPUT_TOO_LONG` for the first title over the limit, before
+    /// any work; blank titles get the empty decision).
+    pub fn suggest_many(&self, titles: &[&str], k: usize, threshold: f32) -> Result<Vec<Decision>> {
+        titles.iter().try_for_each(|t| check_title(t))?;
+        let real: Vec<&str> = titles.iter().copied().filter(|t| !t.trim().is_empty()).collect();
+        let mut probs = if real.is_empty() { Vec::new() } else { self.probs(&real)? }.into_iter();
+        let threshold = threshold.clamp(0.0, 1.0);
+        Ok(titles
+            .iter()
+            .map(|t| match t.trim().is_empty() {
+                true => Decision::empty(),
+                false => probs.next().map_or_else(Decision::empty, |p| decide(&self.labels, &p, k, threshold)),
+            })
+            .collect())
+    }
+
     /// [`Self::suggest`] with the title's pooled embedding computed elsewhere (by another encoder
     /// of the same weights, e.g. shelfwise-gpu's on [`Self::encode`]'s ids): the head, calibration
     /// and decision are this crate's, shared by every backend. Equals `suggest` when `embedding`

@@ -101,6 +101,16 @@ mod bindings {
             to_js(&decision)
         }
 
+        /// `suggest` for many titles in one encoder pass (a catalogue import): an array of
+        /// decisions, one a title, in order. Throws `Error{code}` (`INPUT_TOO_LONG` when any title
+        /// is over the limit, before any work).
+        #[wasm_bindgen(js_name = suggestMany)]
+        pub fn suggest_many(&self, titles: Vec<String>, k: usize, threshold: f32) -> Result<JsValue, JsValue> {
+            let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
+            let decisions = self.inner.suggest_many(&titles, k, threshold).map_err(model_error)?;
+            to_js(&decisions)
+        }
+
         /// The title's token ids as the encoder reads them (for another encoder: the WebGPU bundle's
         /// `GpuEncoder.embed`). Throws `Error{code}` (`INPUT_TOO_LONG`).
         pub fn encode(&self, title: &str) -> Result<Vec<u32>, JsValue> {
