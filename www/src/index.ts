@@ -89,6 +89,8 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
   // Measured in Chromium 156 (bench:compare), the model also loads and the first title runs
   // about twice as fast in the worker with the page's compiled module as with its own.
   const prefetch = workerMode && typeof Worker !== 'undefined' && options.prefetch !== false;
+  // Compiled once: a restarted worker (after a crash) gets the same module.
+  let compiled: Promise<WebAssembly.Module | null> | null = null;
 
   const pending = new Map<number, Pending>();
   let nextId = 1;
@@ -158,7 +160,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         onReady = onInitError = null;
         reject(e);
       };
-      const compiled = prefetch ? compileOnPage(init.wasmUrl) : null;
+      compiled ??= prefetch ? compileOnPage(init.wasmUrl) : null;
       const cached = !prefetch ? null : init.cache === false ? Promise.resolve({ looked: true, copy: null }) : readCachedCopy(init.cache, init.modelUrl);
       openPort(workerMode, workerUrl, onMessage, crash).then((p) => {
         port = p;
