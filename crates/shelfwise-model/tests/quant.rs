@@ -115,6 +115,25 @@ fn q4_tiny_model_loads_and_ranks_like_f32() {
     for (x, y) in pa.iter().zip(&pb) {
         assert_eq!(argmax(x), argmax(y));
     }
+    // The lookup tables (kept packed: quant::RowTable) check their tensors like the matrices do.
+    let with = |name: &str, t: Option<Tensor>| {
+        let mut all = load_tensors(&q.tensors).unwrap();
+        match t {
+            Some(t) => all.insert(name.to_string(), t),
+            None => all.remove(name),
+        };
+        let f = ModelFile { manifest: q.manifest.clone(), tensors: tensors_to_bytes(&all).unwrap(), tokenizer: q.tokenizer.clone() };
+        Classifier::from_bytes(&f.to_bytes().unwrap()).err().map(|e| e.code())
+    };
+    let cpu = &Device::Cpu;
+    for table in ["head.ngram_table", "embeddings.word_embeddings.weight"] {
+        let (suffix, codes) = if table.starts_with("head") { ("q4", &names["head.ngram_table.q4"]) } else { ("q3", &names["embeddings.word_embeddings.weight.q3"]) };
+        let (rows, bytes) = codes.dims2().unwrap();
+        assert_eq!(with(&format!("{table}.{suffix}"), Some(Tensor::zeros((rows, bytes + 1), candle_core::DType::U8, cpu).unwrap())), Some("MODEL_TENSORS"), "{table}");
+        assert_eq!(with(&format!("{table}.{suffix}"), Some(Tensor::zeros((rows, bytes), candle_core::DType::F32, cpu).unwrap())), Some("MODEL_TENSORS"), "{table}");
+        assert_eq!(with(&format!("{table}.qrow"), Some(Tensor::new(vec![f32::INFINITY; rows], cpu).unwrap())), Some("MODEL_TENSORS"), "{table}");
+        assert_eq!(with(&format!("{table}.qscale"), None), Some("MODEL_TENSORS"), "{table}");
+    }
     assert!(quantize(q, &opts(Scheme::Int8, None)).is_err(), "quantizing twice is refused");
 }
 
