@@ -411,13 +411,10 @@ export class Engine {
     if (this.gpu && title.trim()) {
       const ids = this.clf.encode(title); // INPUT_TOO_LONG is the caller's error, not the GPU's
       try {
-        const embedding = await withTimeout(this.gpu.embed(ids, Uint32Array.of(ids.length)), GPU_TIMEOUT_MS);
-        const decision = this.clf.suggestWithEmbedding(title, embedding, k, threshold) as Decision;
-        return { decision, elapsedMs: performance.now() - t0, backend: 'webgpu' };
+        const [decision] = await this.gpuDecide(this.gpu, [title], [ids], k, threshold);
+        return { decision: decision as Decision, elapsedMs: performance.now() - t0, backend: 'webgpu' };
       } catch (e) {
-        fallback = gpuFallback(e);
-        console.warn(`shelfwise: WebGPU failed (${fallback.code}); falling back to wasm for this and later requests`, e);
-        this.dropGpu();
+        fallback = this.gpuFailed(e);
       }
     }
     const decision = this.clf.suggest(title, k, threshold) as Decision;
@@ -449,13 +446,12 @@ export class Engine {
       }
       const chunk = titles.slice(i, i + MANY_CHUNK);
       if (this.gpu) {
+        const encoded = chunk.filter((t) => t.trim()).map((t) => this.clf.encode(t)); // lengths checked above
         try {
-          decisions.push(...(await this.gpuMany(this.gpu, chunk, k, threshold)));
+          decisions.push(...(await this.gpuDecide(this.gpu, chunk, encoded, k, threshold)));
           continue;
         } catch (e) {
-          fallback = gpuFallback(e);
-          console.warn(`shelfwise: WebGPU failed (${fallback.code}); falling back to wasm for this and later requests`, e);
-          this.dropGpu();
+          fallback = this.gpuFailed(e);
           backend = 'wasm';
         }
       }
@@ -464,14 +460,16 @@ export class Engine {
     return { decisions, elapsedMs: performance.now() - t0, backend, ...(fallback ? { fallback } : {}) };
   }
 
-  /** One chunk on the GPU: ids from the main wasm, one batched GPU forward, the head per title. */
-  private async gpuMany(gpu: GpuEncoder, titles: string[], k: number, threshold: number): Promise<Decision[]> {
-    const real = titles.filter((t) => t.trim());
-    const encoded = real.map((t) => this.clf.encode(t));
+  /**
+   * Titles on the GPU: one batched forward of `encoded` (the token ids of the non-blank titles, in
+   * order, from the main wasm), then the main wasm's head per title; blank titles get the empty
+   * decision.
+   */
+  private async gpuDecide(gpu: GpuEncoder, titles: string[], encoded: Uint32Array[], k: number, threshold: number): Promise<Decision[]> {
     const ids = new Uint32Array(encoded.reduce((n, e) => n + e.length, 0));
     encoded.reduce((at, e) => (ids.set(e, at), at + e.length), 0);
     const hidden = this.clf.hidden;
-    const emb = real.length ? await withTimeout(gpu.embed(ids, Uint32Array.from(encoded, (e) => e.length)), GPU_TIMEOUT_MS) : new Float32Array(0);
+    const emb = encoded.length ? await withTimeout(gpu.embed(ids, Uint32Array.from(encoded, (e) => e.length)), GPU_TIMEOUT_MS) : new Float32Array(0);
     let row = 0;
     return titles.map((t) => {
       if (!t.trim()) return this.clf.suggest(t, k, threshold) as Decision; // the empty decision
@@ -481,8 +479,10 @@ export class Engine {
     });
   }
 
-  /** Drops the GPU for good (after a failure). */
-  private dropGpu(): void {
+  /** A GPU failure: drops the GPU for good (later requests run on wasm) and says why. */
+  private gpuFailed(e: unknown): BackendFallback {
+    const fallback = gpuFallback(e);
+    console.warn(`shelfwise: WebGPU failed (${fallback.code}); falling back to wasm for this and later requests`, e);
     const gpu = this.gpu;
     this.gpu = null;
     try {
@@ -490,5 +490,6 @@ export class Engine {
     } catch {
       // a trapped instance cannot free: it is dropped anyway
     }
+    return fallback;
   }
 }

@@ -149,17 +149,12 @@ impl Classifier {
     /// An empty or blank title gets no suggestions rather than an error: it is what a form sends
     /// before the seller has typed.
     pub fn suggest(&self, title: &str, k: usize, threshold: f32) -> Result<Decision> {
-        check_title(title)?;
-        if title.trim().is_empty() {
-            return Ok(Decision::empty());
-        }
-        let probs = self.probs(&[title])?.pop().expect("one title in, one out");
-        Ok(decide(&self.labels, &probs, k, threshold.clamp(0.0, 1.0)))
+        Ok(self.suggest_many(&[title], k, threshold)?.pop().expect("one title in, one decision out"))
     }
 
     /// [`Self::suggest`] for many titles in one encoder pass (a catalogue import): the same
-    /// decisions as one call a title (`INPUT_TOO_LONG` for the first title over the limit, before
-    /// any work; blank titles get the empty decision).
+    /// decisions as one call a title, up to summation order (`INPUT_TOO_LONG` for the first title
+    /// over the limit, before any work; blank titles get the empty decision).
     pub fn suggest_many(&self, titles: &[&str], k: usize, threshold: f32) -> Result<Vec<Decision>> {
         titles.iter().try_for_each(|t| check_title(t))?;
         let real: Vec<&str> = titles.iter().copied().filter(|t| !t.trim().is_empty()).collect();

@@ -198,7 +198,7 @@ pub(crate) fn lowbit_block(blk: &[f32], step: f32, lo: f32) -> (i8, Vec<i8>) {
 
 /// `bits`-wide fields (code + 2^(bits−1)), little-endian bit order, each row padded to whole bytes.
 pub fn pack_bits(codes: &[i8], rows: usize, cols: usize, bits: u32) -> Vec<u8> {
-    let bpr = (cols * bits as usize).div_ceil(8);
+    let bpr = packed_cols(cols, bits);
     let (off, mask) = (1i32 << (bits - 1), (1u32 << bits) - 1);
     let mut out = vec![0u8; rows * bpr];
     for r in 0..rows {
@@ -217,7 +217,7 @@ pub fn pack_bits(codes: &[i8], rows: usize, cols: usize, bits: u32) -> Vec<u8> {
 }
 
 pub fn unpack_bits(packed: &[u8], rows: usize, cols: usize, bits: u32) -> Vec<i8> {
-    let bpr = (cols * bits as usize).div_ceil(8);
+    let bpr = packed_cols(cols, bits);
     // Whole bytes (4 bits) or whole 3-byte groups (3 bits) a row: the loops a model load runs
     // over millions of codes, without per-code index arithmetic.
     if bits == 4 && cols % 2 == 0 {
@@ -261,29 +261,16 @@ pub(crate) fn load_qmatrix(t: &HashMap<String, Tensor>, name: &str, shape: &[usi
     let &[rows, cols] = shape else {
         return Err(bad(format!("only 2-D tensors are quantized, this one has shape {shape:?}")));
     };
-    if let Some((q, scales)) = read_q8(t, name, rows, cols)? {
-        let m = with_codes(q, name, shape, |bytes| {
-            // i8 codes stored as their two's-complement bytes.
-            let codes: Vec<i8> = bytes.iter().map(|&b| b as i8).collect();
-            QMatrix::from_block_scaled(rows, cols, &codes, &scales).map_err(|e| bad(e.to_string()))
-        })?;
-        return Ok(Some(m));
-    }
-    if let Some((bits, packed, scales)) = read_lowbit(t, name, rows, cols)? {
-        let m = with_codes(packed, name, &[rows, (cols * bits as usize).div_ceil(8)], |packed| {
-            let codes = unpack_bits(packed, rows, cols, bits);
-            QMatrix::from_block_scaled(rows, cols, &codes, &scales).map_err(|e| bad(e.to_string()))
-        })?;
-        return Ok(Some(m));
-    }
-    Err(ModelError::BadTensors(format!("missing tensor {name}")))
+    let Some((_, codes, scales)) = load_codes(t, name, Some(rows), cols)? else {
+        return Ok(None);
+    };
+    QMatrix::from_block_scaled(rows, cols, &codes, &scales).map(Some).map_err(|e| bad(e.to_string()))
 }
 
 /// `name`'s codes as int8, row-major (3- and 4-bit ones widened), with one f32 scale per (row,
 /// block of [`BLOCK`]), `[rows, ceil(cols / 32)]`, when the file holds `name` quantized in any
-/// scheme (`None` when it is plain f32/f16): what another backend (the GPU) uploads, with the
-/// checks of the CPU load. `rows = None` takes the row count from the file (a pruned vocabulary's
-/// word table).
+/// scheme (`None` when it is plain f32/f16): what the CPU kernels and another backend (the GPU)
+/// load. `rows = None` takes the row count from the file (a pruned vocabulary's word table).
 pub fn load_codes(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, cols: usize) -> Result<Option<(usize, Vec<i8>, Vec<f32>)>> {
     if t.contains_key(name) {
         return Ok(None);
@@ -296,15 +283,33 @@ pub fn load_codes(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, 
             .and_then(|x| x.dims().first().copied())
             .ok_or_else(|| ModelError::BadTensors(format!("missing tensor {name}")))?,
     };
+    let (bits, q, scales) = read_quantized(t, name, rows, cols)?;
+    let codes = with_codes(q, name, &[rows, packed_cols(cols, bits)], |b| Ok(decode_codes(b, rows, cols, bits)))?;
+    Ok(Some((rows, codes, scales)))
+}
+
+/// The codes tensor of `name`'s quantized form, its bits (8: two's complement bytes; 4 or 3:
+/// packed by [`pack_bits`]) and its (row, block) scales; `missing tensor` when the file holds
+/// neither form.
+fn read_quantized<'t>(t: &'t HashMap<String, Tensor>, name: &str, rows: usize, cols: usize) -> Result<(u32, &'t Tensor, Vec<f32>)> {
     if let Some((q, scales)) = read_q8(t, name, rows, cols)? {
-        let codes = with_codes(q, name, &[rows, cols], |b| Ok(b.iter().map(|&c| c as i8).collect()))?;
-        return Ok(Some((rows, codes, scales)));
+        return Ok((8, q, scales));
     }
-    if let Some((bits, q, scales)) = read_lowbit(t, name, rows, cols)? {
-        let codes = with_codes(q, name, &[rows, (cols * bits as usize).div_ceil(8)], |b| Ok(unpack_bits(b, rows, cols, bits)))?;
-        return Ok(Some((rows, codes, scales)));
+    read_lowbit(t, name, rows, cols)?.ok_or_else(|| ModelError::BadTensors(format!("missing tensor {name}")))
+}
+
+/// Stored bytes per row of `cols` codes of `bits` bits.
+fn packed_cols(cols: usize, bits: u32) -> usize {
+    (cols * bits as usize).div_ceil(8)
+}
+
+/// Codes as i8 from their stored bytes (`rows` rows; see [`read_quantized`] for the encodings).
+fn decode_codes(bytes: &[u8], rows: usize, cols: usize, bits: u32) -> Vec<i8> {
+    if bits == 8 {
+        bytes.iter().map(|&b| b as i8).collect()
+    } else {
+        unpack_bits(bytes, rows, cols, bits)
     }
-    Err(ModelError::BadTensors(format!("missing tensor {name}")))
 }
 
 /// Runs `f` on the bytes of the U8 tensor `x` (codes of `name`, of shape `want`): in place when
@@ -393,14 +398,8 @@ impl RowTable {
         if t.contains_key(name) {
             return Ok(None);
         }
-        let (bits, q, scales) = if let Some((q, scales)) = read_q8(t, name, rows, cols)? {
-            (8, q, scales)
-        } else if let Some(found) = read_lowbit(t, name, rows, cols)? {
-            found
-        } else {
-            return Err(ModelError::BadTensors(format!("missing tensor {name}")));
-        };
-        let packed = with_codes(q, name, &[rows, (cols * bits as usize).div_ceil(8)], |b| Ok(b.to_vec()))?;
+        let (bits, q, scales) = read_quantized(t, name, rows, cols)?;
+        let packed = with_codes(q, name, &[rows, packed_cols(cols, bits)], |b| Ok(b.to_vec()))?;
         Ok(Some(Self { bits, rows, cols, packed, scales }))
     }
 
@@ -418,21 +417,13 @@ impl RowTable {
     pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let (rows, cols) = (self.rows, self.cols);
         assert!(r < rows && out.len() == cols, "dequantize_row: row {r} of {rows}, {} outputs", out.len());
-        let bpr = (cols * self.bits as usize).div_ceil(8);
-        let row = &self.packed[r * bpr..(r + 1) * bpr];
+        let bpr = packed_cols(cols, self.bits);
+        let codes = decode_codes(&self.packed[r * bpr..(r + 1) * bpr], 1, cols, self.bits);
         let nb = padded(cols) / BLOCK;
-        let scales = &self.scales[r * nb..(r + 1) * nb];
-        let mut decode = |codes: &mut dyn Iterator<Item = i8>| {
-            for (blk, &s) in out.chunks_mut(BLOCK).zip(scales) {
-                for (x, q) in blk.iter_mut().zip(&mut *codes) {
-                    *x = q as f32 * s;
-                }
+        for ((blk, q), &s) in out.chunks_mut(BLOCK).zip(codes.chunks(BLOCK)).zip(&self.scales[r * nb..(r + 1) * nb]) {
+            for (x, &q) in blk.iter_mut().zip(q) {
+                *x = q as f32 * s;
             }
-        };
-        if self.bits == 8 {
-            decode(&mut row.iter().map(|&b| b as i8));
-        } else {
-            decode(&mut unpack_bits(row, 1, cols, self.bits).into_iter());
         }
     }
 }
@@ -539,7 +530,7 @@ pub fn quantize(file: ModelFile, opts: &QuantizeOptions) -> Result<ModelFile> {
                 _ => quantize_lowbit(&w, rows, cols, bits),
             };
             let packed = pack_bits(&lb.codes, rows, cols, bits);
-            tensors.insert(format!("{name}{}", lowbit_suffix(bits)), Tensor::from_vec(packed, (rows, (cols * bits as usize).div_ceil(8)), &Device::Cpu)?);
+            tensors.insert(format!("{name}{}", lowbit_suffix(bits)), Tensor::from_vec(packed, (rows, packed_cols(cols, bits)), &Device::Cpu)?);
             let block: Vec<u8> = lb.block_scales.iter().map(|&c| c as u8).collect();
             tensors.insert(format!("{name}{BLOCK_SCALE_SUFFIX}"), Tensor::from_vec(block, (rows, nb), &Device::Cpu)?);
             tensors.insert(format!("{name}{ROW_STEP_SUFFIX}"), Tensor::from_vec(lb.row_steps, rows, &Device::Cpu)?.to_dtype(DType::F16)?);
