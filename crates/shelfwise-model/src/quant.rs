@@ -164,6 +164,9 @@ pub fn quantize_lowbit(w: &[f32], rows: usize, cols: usize, bits: u32) -> LowBit
 pub(crate) fn row_step(row: &[f32], lo: f32) -> f32 {
     let widest = row.chunks(BLOCK).map(|b| signed_max(b).abs() / -lo).fold(0f32, f32::max);
     let step = f16::from_f32(widest / 127.0).to_f32();
+    // A step under half the smallest f16 would round to zero and zero a row of small but nonzero
+    // weights (max |w| under ~3e-5 at 4 bits): the smallest subnormal keeps them.
+    let step = if step == 0.0 && widest > 0.0 { f16::from_bits(1).to_f32() } else { step };
     if step.is_finite() { step } else { 0.0 }
 }
 
