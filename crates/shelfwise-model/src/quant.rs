@@ -421,12 +421,23 @@ impl RowTable {
         let (rows, cols) = (self.rows, self.cols);
         assert!(r < rows && out.len() == cols, "dequantize_row: row {r} of {rows}, {} outputs", out.len());
         let bpr = packed_cols(cols, self.bits);
-        let codes = decode_codes(&self.packed[r * bpr..(r + 1) * bpr], 1, cols, self.bits);
+        let row = &self.packed[r * bpr..(r + 1) * bpr];
         let nb = padded(cols) / BLOCK;
-        for ((blk, q), &s) in out.chunks_mut(BLOCK).zip(codes.chunks(BLOCK)).zip(&self.scales[r * nb..(r + 1) * nb]) {
-            for (x, &q) in blk.iter_mut().zip(q) {
-                *x = q as f32 * s;
-            }
+        let scales = &self.scales[r * nb..(r + 1) * nb];
+        // int8 rows are read in place (no allocation: the head reads ~100 rows a title).
+        if self.bits == 8 {
+            scale_codes(out, scales, row.iter().map(|&b| b as i8));
+        } else {
+            scale_codes(out, scales, unpack_bits(row, 1, cols, self.bits).into_iter());
+        }
+    }
+}
+
+/// `out[c] = code c · scale of its block of 32`.
+fn scale_codes(out: &mut [f32], scales: &[f32], mut codes: impl Iterator<Item = i8>) {
+    for (blk, &s) in out.chunks_mut(BLOCK).zip(scales) {
+        for (x, q) in blk.iter_mut().zip(&mut codes) {
+            *x = q as f32 * s;
         }
     }
 }
