@@ -9,6 +9,12 @@ SHELFWISE_REQUIRE_GPU=1 cargo test --release --workspace --locked 2>&1
 # The quantized-matmul kernels again in wasm with simd128 (Node, via wasm-bindgen-test-runner from setup).
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-kernels 2>&1
+# ... and with relaxed SIMD (the package's second runtime), in headless chromium: Node 20's
+# experimental relaxed SIMD computes other sums than the spec's.
+WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/crates/shelfwise-gpu/webdriver.json" \
+  CHROMEDRIVER=$(command -v chromedriver) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test --release --locked --target wasm32-unknown-unknown --target-dir target/wasm-relaxed \
+  --config .cargo/relaxed-simd.toml -p shelfwise-kernels 2>&1
 # The WGSL kernel tests again on the browser's WebGPU: headless chromium through chromedriver, with
 # --enable-unsafe-webgpu (SwiftShader here; crates/shelfwise-gpu/webdriver.json has the flags).
 CHROMEDRIVER=$(command -v chromedriver) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

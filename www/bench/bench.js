@@ -24,7 +24,7 @@ async function startShelfwise() {
     onProgress: (e) => (phases[e.phase] ??= Math.round(performance.now())),
   });
   window.__benchPhases = phases;
-  info = { name: c.info.name, modelBytes: c.info.bytes, fromCache: c.info.fromCache, labels: c.info.labelCount };
+  info = { name: c.info.name, modelBytes: c.info.bytes, fromCache: c.info.fromCache, labels: c.info.labelCount, kernels: c.info.wasmKernels };
   classify = async (title) => {
     const r = await c.suggest(title, { k: 5, threshold: 0.5, group: null });
     return { inWorkerMs: r.meta.elapsedMs, out: r };

@@ -430,6 +430,7 @@ const meta = {
     bytes: 'sum of response body sizes (playwright request.sizes().responseBodySize) of that page load\'s requests, page and worker; 304s count 0',
     memory: MEMORY_NOTE,
     threads: 'both single-threaded wasm (onnxruntime-web numThreads=1), each engine in a module Web Worker, device wasm',
+    kernels: `shelfwise's wasm runtime as the package picked it in this browser: ${[...new Set(results.map((r) => r.info?.kernels).filter(Boolean))].join(', ') || 'unknown'} (dist/shelfwise_wasm_relaxed_bg.wasm where relaxed SIMD works, else dist/shelfwise_wasm_bg.wasm)`,
   },
 };
 const md = [

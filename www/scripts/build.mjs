@@ -1,24 +1,37 @@
 // Builds the npm package into dist/: one self-contained ESM bundle per entry (esbuild; no shared
 // chunks, so that `import.meta.url` of every module is dist/ itself: the worker, host and wasm are
-// found next to it), the wasm module, picker.css, and the .d.ts (tsc).
-// Needs www/pkg/ from `wasm-bindgen --target web` (see scripts/test-browser.sh). With www/pkg-gpu/
+// found next to it), the two wasm runtimes (plain simd128, and relaxed SIMD: index.ts picks one),
+// picker.css, and the .d.ts (tsc).
+// Needs www/pkg/ and www/pkg-relaxed/ (scripts/build-wasm.sh, scripts/build-wasm.sh relaxed). With www/pkg-gpu/
 // (scripts/build-wasm.sh gpu) it also ships the optional WebGPU bundle: dist/gpu.js and
 // dist/shelfwise_wasm_gpu_bg.wasm, loaded only by the 'webgpu' backend; without it that backend
 // falls back to wasm (GPU_UNAVAILABLE).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const pkg = join(root, 'pkg');
-for (const f of ['shelfwise_wasm.js', 'shelfwise_wasm_bg.wasm']) {
-  if (!existsSync(join(pkg, f))) {
-    console.error(`missing www/pkg/${f}: build the wasm first (www/scripts/build-wasm.sh)`);
+const pkgRelaxed = join(root, 'pkg-relaxed');
+for (const [dir, f, how] of [
+  ['pkg', 'shelfwise_wasm.js', 'build-wasm.sh'],
+  ['pkg', 'shelfwise_wasm_bg.wasm', 'build-wasm.sh'],
+  ['pkg-relaxed', 'shelfwise_wasm.js', 'build-wasm.sh relaxed'],
+  ['pkg-relaxed', 'shelfwise_wasm_bg.wasm', 'build-wasm.sh relaxed'],
+]) {
+  if (!existsSync(join(root, dir, f))) {
+    console.error(`missing www/${dir}/${f}: build the wasm first (www/scripts/${how})`);
     process.exit(1);
   }
+}
+// One JS glue serves both runtimes (the engine picks the .wasm at run time): they must be the
+// same crate at the same version, so their glue is byte for byte the same.
+if (!readFileSync(join(pkg, 'shelfwise_wasm.js')).equals(readFileSync(join(pkgRelaxed, 'shelfwise_wasm.js')))) {
+  console.error('www/pkg and www/pkg-relaxed have different JS glue: rebuild both (build-wasm.sh, build-wasm.sh relaxed)');
+  process.exit(1);
 }
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
@@ -26,6 +39,7 @@ mkdirSync(dist, { recursive: true });
 const esm = { outdir: dist, bundle: true, format: 'esm', target: 'es2022', platform: 'browser', minify: true, legalComments: 'none', logLevel: 'warning' };
 await build({ ...esm, entryPoints: ['index', 'worker', 'picker', 'host'].map((n) => join(root, 'src', `${n}.ts`)) });
 copyFileSync(join(pkg, 'shelfwise_wasm_bg.wasm'), join(dist, 'shelfwise_wasm_bg.wasm'));
+copyFileSync(join(pkgRelaxed, 'shelfwise_wasm_bg.wasm'), join(dist, 'shelfwise_wasm_relaxed_bg.wasm'));
 
 const pkgGpu = join(root, 'pkg-gpu');
 const GPU_FILES = ['gpu.js', 'shelfwise_wasm_gpu_bg.wasm'];

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-wasm.sh
+bash scripts/build-wasm.sh relaxed
 bash scripts/build-wasm.sh gpu
 npm run --silent build
 npx --no-install tsc -p tsconfig.json --noEmit

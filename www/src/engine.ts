@@ -1,7 +1,7 @@
 // Runs where the model runs (the worker, or the page with `worker: false`): loads the wasm module,
 // fetches the model (Cache Storage first, revalidated against the server when online), verifies
 // it by loading it, caches it keyed by its sha256, and answers suggest calls.
-import init, { Classifier as WasmClassifier, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
+import init, { Classifier as WasmClassifier, kernels as wasmKernels, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
 import { H_ETAG, H_LM, H_SHA, H_URL, cachedEntries, type Prefetched } from './cache.js';
 import { ShelfwiseError, aborted } from './errors.js';
 import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
@@ -392,6 +392,7 @@ export class Engine {
       ...(gpu ? { gpuAdapter: adapter } : {}),
       ...(fallback ? { fallback } : {}),
       wasmVersion: wasmVersion(),
+      wasmKernels: wasmKernels(),
       maxTitleBytes: loaded.clf.maxTitleBytes,
       manifest,
     };

@@ -66,6 +66,36 @@ async function compileOnPage(wasmUrl: string): Promise<WebAssembly.Module | null
   }
 }
 
+/**
+ * A module whose function returns `i32x4.relaxed_dot_i8x16_i7x16_add_s(splat(-3), splat(5),
+ * splat(7))` lane 0: 7 + 4·(-3·5) = -53. Validating is not enough: Node 20's experimental relaxed
+ * SIMD (--experimental-wasm-relaxed-simd) validates it and computes other sums.
+ */
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // type: () -> i32
+  0x03, 0x02, 0x01, 0x00, // function 0 has type 0
+  0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // export "f"
+  0x0a, 0x16, 0x01, 0x14, 0x00, // code: one body of 20 bytes, no locals
+  0x41, 0x7d, 0xfd, 0x0f, // i8x16.splat(-3)
+  0x41, 0x05, 0xfd, 0x0f, // i8x16.splat(5)
+  0x41, 0x07, 0xfd, 0x11, // i32x4.splat(7)
+  0xfd, 0x93, 0x02, // i32x4.relaxed_dot_i8x16_i7x16_add_s
+  0xfd, 0x1b, 0x00, // i32x4.extract_lane 0
+  0x0b, // end
+]);
+
+/** Whether this thread's WebAssembly runs the relaxed SIMD build's dot product correctly. */
+function relaxedSimdWorks(): boolean {
+  try {
+    if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(RELAXED_PROBE)) return false;
+    const { f } = new WebAssembly.Instance(new WebAssembly.Module(RELAXED_PROBE)).exports as { f: () => number };
+    return f() === -53;
+  } catch {
+    return false; // e.g. a CSP without 'wasm-unsafe-eval': the plain build, compiled in the worker
+  }
+}
+
 /** Loads the model (from the persistent cache when it is there) and starts the classifier. */
 export async function createClassifier(options: CreateClassifierOptions): Promise<Classifier> {
   if (!options || options.modelUrl == null) throw new ShelfwiseError('INVALID_ARGUMENT', 'createClassifier: modelUrl is required');
@@ -76,7 +106,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
   const init: Extract<Request, { type: 'init' }> = {
     type: 'init',
     modelUrl: abs(options.modelUrl),
-    wasmUrl: abs(options.wasmUrl ?? new URL('./shelfwise_wasm_bg.wasm', import.meta.url)),
+    wasmUrl: abs(options.wasmUrl ?? new URL(relaxedSimdWorks() ? './shelfwise_wasm_relaxed_bg.wasm' : './shelfwise_wasm_bg.wasm', import.meta.url)),
     gpuUrl: abs(options.gpuUrl ?? new URL('./gpu.js', import.meta.url)),
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,

@@ -97,7 +97,12 @@ export interface CreateClassifierOptions {
   gpuUrl?: string | URL;
   /** Download and load progress. */
   onProgress?: (event: ProgressEvent) => void;
-  /** URL of `shelfwise_wasm_bg.wasm` (default: next to this module). */
+  /**
+   * URL of the wasm runtime. Default: next to this module, `shelfwise_wasm_relaxed_bg.wasm` where
+   * this thread's WebAssembly runs relaxed SIMD's 8-bit dot product correctly (a tiny probe module
+   * is validated and run), else `shelfwise_wasm_bg.wasm`. Both compute the same results; the
+   * relaxed build's matmuls are about twice as fast. Given, it is used as is.
+   */
   wasmUrl?: string | URL;
   /** URL of the worker module (default: `worker.js` next to this module). */
   workerUrl?: string | URL;
@@ -136,6 +141,11 @@ export interface ModelInfo {
   fallback?: BackendFallback;
   /** Version of the wasm bindings. */
   wasmVersion: string;
+  /**
+   * The wasm build's matmul kernels: 'wasm-relaxed-simd' (the default where the browser runs
+   * relaxed SIMD correctly: Chromium 114+, Firefox 120+) or 'wasm-simd128'. Same results.
+   */
+  wasmKernels: string;
   maxTitleBytes: number;
   /** The whole manifest as stored in the model file. */
   manifest: Record<string, unknown>;

@@ -63,36 +63,45 @@ describe('package API', () => {
     assert.equal(info.labelCount, info.labels.length);
     assert.ok(info.labelCount > 10);
     assert.match(info.wasmVersion, /^\d+\.\d+\.\d+/);
+    // Chromium runs relaxed SIMD: the package picks the relaxed build by default.
+    assert.equal(info.wasmKernels, 'wasm-relaxed-simd');
     const r = await page.evaluate(() => window.clf.suggest('ceramic coffee mug'));
     assert.equal(r.meta.backend, 'wasm');
     assert.equal(r.meta.fallback, undefined); // reported once, in info.fallback
     assert.equal(r.meta.modelSha256, sha);
   });
 
-  test('golden parity: browser scores equal the native CLI (max abs diff <= 1e-4)', async () => {
+  test('golden parity: browser scores equal the native CLI (max abs diff <= 1e-4), with either wasm runtime', async () => {
     const titles = fixtureTitles();
     const native = nativeReference(titles);
-    const browserOut = await page.evaluate(async (ts) => {
-      const out = [];
-      for (const t of ts) out.push(await window.clf.suggest(t, { k: 5, threshold: 0.5, group: null }));
-      return out;
-    }, titles);
-    let worst = 0;
-    titles.forEach((t, i) => {
-      const n = native[i];
-      assert.equal(n.title, t);
-      const d = n.decision;
-      const b = browserOut[i];
-      assert.equal(b.abstained, d.abstained, `abstained for ${t}`);
-      assert.deepEqual(b.suggestions.map((s) => s.path), d.suggestions.map((s) => s.path), `paths for ${t}`);
-      assert.deepEqual(b.suggestions.map((s) => s.id), d.suggestions.map((s) => s.id), `ids for ${t}`);
-      worst = Math.max(worst, maxDiff(b.suggestions.map((s) => s.score), d.suggestions.map((s) => s.score), t));
-      b.suggestions.forEach((s, j) => (worst = Math.max(worst, maxDiff(s.levelScores, d.suggestions[j].levelScores, t))));
-      assert.deepEqual(b.backOff?.path ?? null, d.backOff?.path ?? null, `backOff for ${t}`);
-      if (b.backOff) worst = Math.max(worst, Math.abs(b.backOff.score - d.backOff.score));
-    });
-    console.log(`# parity: ${titles.length} titles, max abs diff ${worst.toExponential(2)}`);
-    assert.ok(worst <= TOL, `max abs diff ${worst}`);
+    // The default (relaxed SIMD here), then the plain simd128 build that browsers without relaxed
+    // SIMD get, chosen by its URL.
+    for (const [wasmUrl, kernels] of [[null, 'wasm-relaxed-simd'], ['/dist/shelfwise_wasm_bg.wasm', 'wasm-simd128']]) {
+      const { info, out: browserOut } = await page.evaluate(async ({ ts, wasmUrl }) => {
+        const clf = wasmUrl ? await window.shelfwise.createClassifier({ modelUrl: '/model/model.shelfwise', wasmUrl }) : window.clf;
+        const out = [];
+        for (const t of ts) out.push(await clf.suggest(t, { k: 5, threshold: 0.5, group: null }));
+        if (wasmUrl) clf.dispose();
+        return { info: clf.info, out };
+      }, { ts: titles, wasmUrl });
+      assert.equal(info.wasmKernels, kernels);
+      let worst = 0;
+      titles.forEach((t, i) => {
+        const n = native[i];
+        assert.equal(n.title, t);
+        const d = n.decision;
+        const b = browserOut[i];
+        assert.equal(b.abstained, d.abstained, `${kernels}: abstained for ${t}`);
+        assert.deepEqual(b.suggestions.map((s) => s.path), d.suggestions.map((s) => s.path), `${kernels}: paths for ${t}`);
+        assert.deepEqual(b.suggestions.map((s) => s.id), d.suggestions.map((s) => s.id), `${kernels}: ids for ${t}`);
+        worst = Math.max(worst, maxDiff(b.suggestions.map((s) => s.score), d.suggestions.map((s) => s.score), t));
+        b.suggestions.forEach((s, j) => (worst = Math.max(worst, maxDiff(s.levelScores, d.suggestions[j].levelScores, t))));
+        assert.deepEqual(b.backOff?.path ?? null, d.backOff?.path ?? null, `${kernels}: backOff for ${t}`);
+        if (b.backOff) worst = Math.max(worst, Math.abs(b.backOff.score - d.backOff.score));
+      });
+      console.log(`# parity (${kernels}): ${titles.length} titles, max abs diff ${worst.toExponential(2)}`);
+      assert.ok(worst <= TOL, `${kernels}: max abs diff ${worst}`);
+    }
   });
 
   test('bad input: empty, blank, 100 kB, lone surrogates, emoji, markup, bad options', async () => {
@@ -237,7 +246,7 @@ describe('package API', () => {
 
   test('the page compiles the wasm and reads the cached model for the worker; without them the worker does both', async () => {
     const origin = env.server.origin;
-    const wasmLoads = (requests) => requests.filter((u) => u.endsWith('/dist/shelfwise_wasm_bg.wasm')).length;
+    const wasmLoads = (requests, file) => requests.filter((u) => u.endsWith(`/dist/${file}`)).length;
     // A page whose CSP forbids compiling wasm on it (no 'wasm-unsafe-eval'): the page's compile
     // fails with a CSP violation, the worker (its own script's CSP) compiles instead.
     const strict = await env.browser.context.newPage();
@@ -270,8 +279,10 @@ describe('package API', () => {
       assert.deepEqual(r.top2, r.top);
       assert.ok(r.violations.some((d) => d.startsWith('script-src')), `violations: ${r.violations}`);
       // The default (page compiles) and prefetch: false (worker compiles) each fetch the wasm
-      // once; the blocked page compile fetched it a third time.
-      assert.equal(wasmLoads(requests), 3, requests.join('\n'));
+      // once; the blocked page compile fetched it a third time. It is the plain build: the
+      // relaxed SIMD probe cannot compile on this page either.
+      assert.equal(wasmLoads(requests, 'shelfwise_wasm_bg.wasm'), 3, requests.join('\n'));
+      assert.equal(wasmLoads(requests, 'shelfwise_wasm_relaxed_bg.wasm'), 0, requests.join('\n'));
     } finally {
       env.browser.context.off('request', seen);
       await strict.close();
@@ -287,7 +298,8 @@ describe('package API', () => {
         return { n, fromCache: c.info.fromCache };
       });
       assert.deepEqual(r, { n: 5, fromCache: true });
-      assert.equal(wasmLoads(requests), 1, requests.join('\n'));
+      assert.equal(wasmLoads(requests, 'shelfwise_wasm_relaxed_bg.wasm'), 1, requests.join('\n'));
+      assert.equal(wasmLoads(requests, 'shelfwise_wasm_bg.wasm'), 0, requests.join('\n'));
     } finally {
       env.browser.context.off('request', seen);
     }

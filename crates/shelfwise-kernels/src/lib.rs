@@ -1,5 +1,5 @@
 //! CPU kernels for quantized inference: `y = x · Wᵀ + b` with block-quantized int8 (or 4-bit)
-//! weights and 16-bit activations, accumulated exactly in i32 inside each block and in f32 across
+//! weights and 7-bit activations, accumulated exactly in i32 inside each block and in f32 across
 //! blocks.
 //!
 //! Layout (the llama.cpp "q8_0 × q8_0" idea, with our own code): the reduction dimension `k` is cut
@@ -15,12 +15,16 @@
 //! i32x4 and are converted and scaled once, by the four blocks' scales in one f32x4 multiply,
 //! instead of a convert, a splat and a scale per block.
 //!
-//! Four implementations of the block dot product, one result:
+//! Five implementations of the block dot product, one result:
 //! - [`reference`]: plain scalar loops over the logical codes, the definition the tests compare
 //!   against;
 //! - `simd128` (wasm32 with `+simd128`): `i32x4.dot_i16x8_s` on sign-extended codes, two weight
 //!   rows by up to four activation rows a tile, so every weight load is widened once for four
 //!   rows and every activation load serves two weight rows;
+//! - `simd128` with `+relaxed-simd` (a second browser build, chosen when the browser validates
+//!   relaxed SIMD): weight codes as bytes against the activation codes shifted to 7-bit unsigned
+//!   with `i32x4.relaxed_dot_i8x16_i7x16_add_s` (16 multiply-adds per instruction, no widening),
+//!   runs of 4 values a block in the interleave instead of 2;
 //! - `sse2` (x86-64): the same tiles with `pmaddwd`;
 //! - portable (everything else): scalar Rust, per group.
 //!
@@ -30,21 +34,15 @@
 pub mod ops;
 pub mod reference;
 
-/// `matmul_t` over a `tile::<W, R>(a, a_scales, w, w_scales) -> [[f32; R]; W]` in scope (the
-/// SIMD paths' dot products of `W` weight rows with `R` activation rows): two weight rows at a
+/// `matmul_t` over a `tile::<W, R>(x, w, i, j) -> [[f32; R]; W]` in scope (the SIMD paths' dot
+/// products of weight rows `j..j + W` with activation rows `i..i + R`): two weight rows at a
 /// time, so they share every activation load, and activation rows in tiles of at most 4, as even
 /// as possible (13 = 4+3+3+3, not 4+4+4+1: a lone row would widen every weight load for one row).
 #[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
 macro_rules! tiled_matmul_t {
     () => {
         pub fn matmul_t(x: &$crate::QRows, w: &$crate::QMatrix, out: &mut [f32]) {
-            let (m, k, a, asc) = x.parts();
-            let (n, _, q, wsc) = w.parts();
-            let (kg, nbg) = ($crate::grouped(k), $crate::grouped(k) / $crate::BLOCK);
-            let arow = |i: usize| &a[i * kg..(i + 1) * kg];
-            let srow = |i: usize| &asc[i * nbg..(i + 1) * nbg];
-            let wrow = |j: usize| &q[j * kg..(j + 1) * kg];
-            let wsrow = |j: usize| &wsc[j * nbg..(j + 1) * nbg];
+            let (m, n) = (x.rows(), w.rows());
             let tiles = m.div_ceil(4);
             let mut j = 0;
             while j < n {
@@ -54,12 +52,7 @@ macro_rules! tiled_matmul_t {
                     let rn = m / tiles + usize::from(t < m % tiles);
                     macro_rules! run {
                         ($w:literal, $r:literal) => {{
-                            let t = tile::<$w, $r>(
-                                core::array::from_fn(|t| arow(i + t)),
-                                core::array::from_fn(|t| srow(i + t)),
-                                core::array::from_fn(|c| wrow(j + c)),
-                                core::array::from_fn(|c| wsrow(j + c)),
-                            );
+                            let t = tile::<$w, $r>(x, w, i, j);
                             for (c, col) in t.iter().enumerate() {
                                 for (r, v) in col.iter().enumerate() {
                                     out[(i + r) * n + j + c] = *v;
@@ -93,10 +86,18 @@ mod sse2;
 /// Values per quantization block along `k`.
 pub const BLOCK: usize = 32;
 
-/// Largest activation code. Activations are quantized to 16 bits, not 8: the SIMD dot product
-/// widens codes to i16 anyway, so the extra precision is free, and 8-bit activations alone cost
-/// measurable top-1 agreement with the f32 model. Sums stay exact: 32 · 32767 · 128 < 2³¹.
-pub const ACT_MAX: f32 = 32767.0;
+/// Largest activation code: activations are 7-bit, one scale per (row, block of 32). Relaxed
+/// SIMD's `i32x4.relaxed_dot_i8x16_i7x16_add_s` multiplies int8 weights by 7-bit unsigned values,
+/// 16 multiply-adds an instruction, so a code shifted by [`DIGIT_OFFSET`] is one operand as it is
+/// (see [`QRows`]); the i16 paths compute the same integer sums. Measured on the Flipkart dev set
+/// against 14-bit activations (`shelfwise classify --batch`, 1197 titles): the int8 model keeps
+/// 1189 instead of 1192 top-1s of the f32 model's, the shipped q4 model 1162 instead of 1163, for
+/// about twice the matmul throughput in Chromium. Sums stay exact: 32 · 63 · 128 < 2³¹.
+pub const ACT_MAX: f32 = 63.0;
+
+/// What relaxed SIMD adds to a code to make it a 7-bit unsigned operand: `code + 64` is in 1..=127.
+/// The weights' side of that shift, `64 · Σ w` a block, is subtracted once per block.
+pub const DIGIT_OFFSET: i32 = 64;
 
 /// Rounds `k` up to whole blocks.
 pub fn padded(k: usize) -> usize {
@@ -112,11 +113,21 @@ fn grouped(k: usize) -> usize {
     k.div_ceil(GROUP) * GROUP
 }
 
-/// Where logical column `c` of a row is stored. Within its group, value pair `p = (c % BLOCK) / 2`
-/// of block `b = (c % GROUP) / BLOCK` is i16x8 vector `p` of the group, lanes `2b` and `2b + 1`.
+/// Consecutive values of one block that a stored vector holds side by side: 2 for the i16 dot
+/// products (one i32 lane sums a pair), 4 for relaxed SIMD's 8-bit dot product (one i32 lane sums
+/// four bytes).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+const RUN: usize = 2;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+const RUN: usize = 4;
+
+/// Where logical column `c` of a row is stored. Within its group, run `p = (c % BLOCK) / RUN` of
+/// block `b = (c % GROUP) / BLOCK` is stored run `p · GROUP_BLOCKS + b`: with RUN = 2 that is i16x8
+/// vector `p` of the group, lanes `2b` and `2b + 1`; with RUN = 4, bytes `4b..4b + 4` of byte
+/// vector `p`.
 fn slot(c: usize) -> usize {
     let (g, o) = (c / GROUP, c % GROUP);
-    g * GROUP + (o % BLOCK) / 2 * 8 + (o / BLOCK) * 2 + o % 2
+    g * GROUP + (o % BLOCK) / RUN * (RUN * GROUP_BLOCKS) + (o / BLOCK) * RUN + o % RUN
 }
 
 /// Errors for inconsistent shapes: the caller's bug, reported instead of a panic.
@@ -148,6 +159,10 @@ pub struct QMatrix {
     k: usize,
     codes: Vec<i8>,
     scales: Vec<f32>,
+    /// Relaxed SIMD only: `DIGIT_OFFSET · Σ codes` of each (row, block), laid out like `scales`:
+    /// what the activations' offset adds to a block's sum (see `QRows::digits`).
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    offsets: Vec<i32>,
 }
 
 impl QMatrix {
@@ -158,7 +173,7 @@ impl QMatrix {
         })?;
         let nb = padded(k) / BLOCK;
         let scales: Vec<f32> = row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect();
-        Ok(Self { n, k, codes: interleave(codes, n, k), scales: pad_scales(&scales, n, nb) })
+        Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(&scales, n, nb)))
     }
 
     /// From codes (`[n, k]` row-major, any i8 values, e.g. 4-bit codes in -8..=7) and one scale
@@ -168,7 +183,19 @@ impl QMatrix {
         check(codes.len() == n * k && block_scales.len() == n * nb, || {
             format!("{} codes and {} block scales for a {n}x{k} matrix ({nb} blocks a row)", codes.len(), block_scales.len())
         })?;
-        Ok(Self { n, k, codes: interleave(codes, n, k), scales: pad_scales(block_scales, n, nb) })
+        Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(block_scales, n, nb)))
+    }
+
+    /// From stored codes and padded scales.
+    fn assemble(n: usize, k: usize, codes: Vec<i8>, scales: Vec<f32>) -> Self {
+        Self {
+            n,
+            k,
+            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+            offsets: imp::offsets(&codes),
+            codes,
+            scales,
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -217,12 +244,18 @@ impl QMatrix {
             k,
             codes: parts.iter().map(|p| p.codes.as_slice()).collect::<Vec<_>>().concat(),
             scales: parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat(),
+            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+            offsets: parts.iter().map(|p| p.offsets.as_slice()).collect::<Vec<_>>().concat(),
         })
     }
 
-    /// Bytes held (codes and scales), for memory reports.
+    /// Bytes held (codes, scales and relaxed SIMD's offsets), for memory reports.
     pub fn bytes(&self) -> usize {
-        self.codes.len() + 4 * self.scales.len()
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        let offsets = 4 * self.offsets.len();
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+        let offsets = 0;
+        self.codes.len() + 4 * self.scales.len() + offsets
     }
 }
 
@@ -241,10 +274,11 @@ fn interleave(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
         for (s, d) in src[..whole].chunks_exact(GROUP).zip(dst.chunks_exact_mut(GROUP)) {
             let s: &[i8; GROUP] = s.try_into().expect("chunks_exact(GROUP)");
             let d: &mut [i8; GROUP] = d.try_into().expect("chunks_exact_mut(GROUP)");
-            for p in 0..BLOCK / 2 {
+            for p in 0..BLOCK / RUN {
                 for b in 0..GROUP_BLOCKS {
-                    d[p * 8 + b * 2] = s[b * BLOCK + p * 2];
-                    d[p * 8 + b * 2 + 1] = s[b * BLOCK + p * 2 + 1];
+                    for t in 0..RUN {
+                        d[(p * GROUP_BLOCKS + b) * RUN + t] = s[b * BLOCK + p * RUN + t];
+                    }
                 }
             }
         }
@@ -272,6 +306,12 @@ pub struct QRows {
     k: usize,
     codes: Vec<i16>,
     scales: Vec<f32>,
+    /// Relaxed SIMD only: the codes plus [`DIGIT_OFFSET`] as bytes, in the codes' stored order:
+    /// the 7-bit operand of `i32x4.relaxed_dot_i8x16_i7x16_add_s` (in 0..=127, where it has one
+    /// defined result on every engine). A block's sum is then `Σ w·digit − DIGIT_OFFSET · Σ w`,
+    /// exact.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    digits: Vec<u8>,
 }
 
 impl QRows {
@@ -302,19 +342,23 @@ impl QRows {
         // No clearing: every group below writes all its codes and scales.
         self.codes.resize(m * kg, 0);
         self.scales.resize(m * kg / BLOCK, 0.0);
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        self.digits.resize(m * kg, 0);
         for (r, row) in x.chunks_exact(k.max(1)).take(m).enumerate() {
             for g in 0..kg / GROUP {
                 let vals = &row[g * GROUP..((g + 1) * GROUP).min(k)];
                 let at = r * kg + g * GROUP;
                 let sc = r * kg / BLOCK + g * GROUP_BLOCKS;
                 imp::quantize_group(vals, &mut self.codes[at..at + GROUP], &mut self.scales[sc..sc + GROUP_BLOCKS]);
+                #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+                imp::to_digits(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP]);
             }
         }
         Ok(())
     }
 }
 
-/// Symmetric 16-bit quantization of each block of each row of `x` (`[m, k]` row-major):
+/// Symmetric 7-bit quantization of each block of each row of `x` (`[m, k]` row-major):
 /// `scale = max|x| / ACT_MAX`, `code = round(x / scale)` (ties to even, which wasm rounds in one
 /// instruction). An all-zero block gets scale 0 and zero codes; non-finite inputs are the
 /// caller's problem upstream (the encoder never produces them from finite weights), but they
@@ -394,7 +438,7 @@ use portable as imp;
 
 #[cfg_attr(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"), allow(dead_code))]
 mod portable {
-    use super::{grouped, QMatrix, QRows, BLOCK, GROUP, GROUP_BLOCKS};
+    use super::{grouped, QMatrix, QRows, BLOCK, GROUP, GROUP_BLOCKS, RUN};
 
     pub const NAME: &str = "portable";
 
@@ -403,7 +447,8 @@ mod portable {
     }
 
     /// Weight row outer, activation rows inner: the weight row stays in L1 while every token
-    /// row passes over it. Per group, lane `l` of the stored pairs sums block `l`.
+    /// row passes over it. Per group, lanes `RUN·l..RUN·(l + 1)` of every `RUN·GROUP_BLOCKS`
+    /// stored values belong to block `l`.
     pub fn matmul_t(x: &QRows, w: &QMatrix, out: &mut [f32]) {
         let (kg, nbg) = (grouped(w.k), grouped(w.k) / BLOCK);
         for j in 0..w.n {
@@ -415,17 +460,17 @@ mod portable {
                 let mut acc = 0f32;
                 for g in 0..kg / GROUP {
                     let (a, q) = (&ar[g * GROUP..(g + 1) * GROUP], &wr[g * GROUP..(g + 1) * GROUP]);
-                    // Lanes 2l and 2l + 1 of every 8 belong to block l: sum the lanes (a plain
-                    // vertical loop, which LLVM vectorises), then the pairs.
-                    let mut s = [0i32; 8];
-                    for (a, q) in a.chunks_exact(8).zip(q.chunks_exact(8)) {
-                        for t in 0..8 {
+                    // Sum the lanes (a plain vertical loop, which LLVM vectorises), then each
+                    // block's run of lanes.
+                    let mut s = [0i32; RUN * GROUP_BLOCKS];
+                    for (a, q) in a.chunks_exact(RUN * GROUP_BLOCKS).zip(q.chunks_exact(RUN * GROUP_BLOCKS)) {
+                        for t in 0..RUN * GROUP_BLOCKS {
                             s[t] += a[t] as i32 * q[t] as i32;
                         }
                     }
                     for l in 0..GROUP_BLOCKS {
                         let b = g * GROUP_BLOCKS + l;
-                        acc += (s[2 * l] + s[2 * l + 1]) as f32 * (asc[b] * ws[b]);
+                        acc += s[RUN * l..RUN * (l + 1)].iter().sum::<i32>() as f32 * (asc[b] * ws[b]);
                     }
                 }
                 out[i * w.n + j] = acc;
@@ -434,18 +479,34 @@ mod portable {
     }
 }
 
-/// Raw access for the SIMD paths.
+/// Raw access for the SIMD paths: all rows at once (a tile addresses its rows by pointer).
 #[cfg_attr(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")), allow(dead_code))]
 impl QRows {
-    pub(crate) fn parts(&self) -> (usize, usize, &[i16], &[f32]) {
-        (self.m, self.k, &self.codes, &self.scales)
+    /// Codes and scales of every row (`grouped(k)` codes and `grouped(k) / BLOCK` scales a row).
+    #[cfg_attr(all(target_arch = "wasm32", target_feature = "relaxed-simd"), allow(dead_code))] // reads digits instead
+    pub(crate) fn all(&self) -> (&[i16], &[f32]) {
+        (&self.codes, &self.scales)
+    }
+
+    /// Every row's relaxed SIMD operands (see `QRows::digits`) and scales.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    pub(crate) fn digit_parts(&self) -> (&[u8], &[f32]) {
+        (&self.digits, &self.scales)
     }
 }
 
 #[cfg_attr(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")), allow(dead_code))]
 impl QMatrix {
-    pub(crate) fn parts(&self) -> (usize, usize, &[i8], &[f32]) {
-        (self.n, self.k, &self.codes, &self.scales)
+    /// Codes and scales of every row, laid out like [`QRows::all`]'s.
+    #[cfg_attr(all(target_arch = "wasm32", target_feature = "relaxed-simd"), allow(dead_code))] // relaxed_parts instead
+    pub(crate) fn all(&self) -> (&[i8], &[f32]) {
+        (&self.codes, &self.scales)
+    }
+
+    /// Every row's codes, scales and offset corrections (see `QMatrix::offsets`).
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    pub(crate) fn relaxed_parts(&self) -> (&[i8], &[f32], &[i32]) {
+        (&self.codes, &self.scales, &self.offsets)
     }
 }
 

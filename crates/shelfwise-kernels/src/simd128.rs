@@ -4,12 +4,22 @@
 //! two weight rows. In the interleaved storage (see the crate docs) lane `l` of every product
 //! belongs to block `l` of the group, so a group's exact i32 sums accumulate in one vector and
 //! are converted and scaled once, by the four blocks' scales.
+//!
+//! With `+relaxed-simd` (the second browser build) the tiles multiply the weight bytes directly
+//! against the activation codes shifted to 0..=127 (`QRows::digits`) with
+//! `i32x4.relaxed_dot_i8x16_i7x16_add_s`: 16 multiply-adds and the accumulation in one
+//! instruction, no widening. Lane `l` of that product sums four bytes, so the storage interleaves
+//! runs of 4 values a block (`crate::RUN`). In 0..=127 the relaxed instruction has one defined
+//! result on every engine, and its i16 pair sums cannot saturate (2 · 128 · 127 < 2¹⁵).
 
 use core::arch::wasm32::*;
 
-use crate::{ACT_MAX, BLOCK, GROUP, GROUP_BLOCKS};
+use crate::{QMatrix, QRows, ACT_MAX, BLOCK, GROUP, GROUP_BLOCKS};
 
+#[cfg(not(target_feature = "relaxed-simd"))]
 pub const NAME: &str = "wasm-simd128";
+#[cfg(target_feature = "relaxed-simd")]
+pub const NAME: &str = "wasm-relaxed-simd";
 
 #[inline(always)]
 fn hsum(v: v128) -> f32 {
@@ -25,26 +35,36 @@ unsafe fn ld<T>(p: *const T) -> v128 {
     v128_load(p as *const v128)
 }
 
-/// Dot products of `W` weight rows with `R` activation rows, over all groups: `[W][R]`.
+/// Dot products of weight rows `j..j + W` with activation rows `i..i + R`, over all groups: `[W][R]`.
+/// Rows are addressed by pointer arithmetic: at K = 384 a tile is only three groups, and building
+/// and checking eight slices a tile costs a good part of the dot products' time.
+#[cfg(not(target_feature = "relaxed-simd"))]
 #[inline(always)]
-fn tile<const W: usize, const R: usize>(a: [&[i16]; R], asc: [&[f32]; R], w: [&[i8]; W], ws: [&[f32]; W]) -> [[f32; R]; W] {
-    let len = a[0].len();
-    let ng = len / GROUP;
-    debug_assert!(a.iter().all(|r| r.len() == len) && w.iter().all(|r| r.len() == len));
-    debug_assert!(asc.iter().chain(&ws).all(|s| s.len() == ng * GROUP_BLOCKS));
-    let mut acc = [[f32x4_splat(0.0); R]; W];
-    for g in 0..ng {
-        let o = g * GROUP;
-        let mut s = [[i32x4_splat(0); R]; W];
-        // SAFETY: every code slice holds ng·GROUP codes and every scale slice ng·4 scales (checked
-        // by the caller's slicing); o + GROUP ≤ len and 4g + 4 ≤ scale len.
-        unsafe {
+fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
+    let kg = crate::grouped(x.cols());
+    let nbg = kg / BLOCK;
+    let ng = kg / GROUP;
+    let (xc, xs) = x.all();
+    let (wc, wsc) = wm.all();
+    assert!(x.cols() == wm.cols() && (i + R) * kg <= xc.len() && (j + W) * kg <= wc.len() && (i + R) * nbg <= xs.len() && (j + W) * nbg <= wsc.len());
+    // SAFETY: the assert above bounds every row this tile reads: code rows of kg values and scale
+    // rows of nbg, at rows i..i + R and j..j + W; each group reads o..o + GROUP of a row and
+    // g·4..g·4 + 4 of its scales (o + GROUP ≤ kg, 4g + 4 ≤ nbg).
+    unsafe {
+        let a: [*const i16; R] = core::array::from_fn(|t| xc.as_ptr().add((i + t) * kg));
+        let asc: [*const f32; R] = core::array::from_fn(|t| xs.as_ptr().add((i + t) * nbg));
+        let w: [*const i8; W] = core::array::from_fn(|c| wc.as_ptr().add((j + c) * kg));
+        let ws: [*const f32; W] = core::array::from_fn(|c| wsc.as_ptr().add((j + c) * nbg));
+        let mut acc = [[f32x4_splat(0.0); R]; W];
+        for g in 0..ng {
+            let o = g * GROUP;
+            let mut s = [[i32x4_splat(0); R]; W];
             for q in (0..GROUP).step_by(16) {
-                let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].as_ptr().add(o + q)));
+                let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].add(o + q)));
                 let lo = wv.map(|v| i16x8_extend_low_i8x16(v));
                 let hi = wv.map(|v| i16x8_extend_high_i8x16(v));
                 for r in 0..R {
-                    let p = a[r].as_ptr().add(o + q);
+                    let p = a[r].add(o + q);
                     let (al, ah) = (ld(p), ld(p.add(8)));
                     for c in 0..W {
                         s[c][r] = i32x4_add(s[c][r], i32x4_add(i32x4_dot_i16x8(al, lo[c]), i32x4_dot_i16x8(ah, hi[c])));
@@ -52,18 +72,107 @@ fn tile<const W: usize, const R: usize>(a: [&[i16]; R], asc: [&[f32]; R], w: [&[
                 }
             }
             for c in 0..W {
-                let wsc = ld(ws[c].as_ptr().add(g * GROUP_BLOCKS));
+                let wsc = ld(ws[c].add(g * GROUP_BLOCKS));
                 for r in 0..R {
-                    let sc = f32x4_mul(ld(asc[r].as_ptr().add(g * GROUP_BLOCKS)), wsc);
+                    let sc = f32x4_mul(ld(asc[r].add(g * GROUP_BLOCKS)), wsc);
                     acc[c][r] = f32x4_add(acc[c][r], f32x4_mul(f32x4_convert_i32x4(s[c][r]), sc));
                 }
             }
         }
+        acc.map(|a| a.map(hsum))
     }
-    acc.map(|a| a.map(hsum))
+}
+
+/// The relaxed SIMD form of [`tile`]: per group, the weight bytes against the shifted codes,
+/// starting from minus the shift's share (`QMatrix::offsets`), then scaled into f32 as the i16
+/// form does. Rows are addressed by pointer arithmetic: at K = 384 a tile is only three groups,
+/// and building and checking eight slices a tile cost as much as the dot products.
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
+    let kg = crate::grouped(x.cols());
+    let nbg = kg / BLOCK;
+    let ng = kg / GROUP;
+    let (xd, xs) = x.digit_parts();
+    let (wc, wsc, wo) = wm.relaxed_parts();
+    assert!(x.cols() == wm.cols() && (i + R) * kg <= xd.len() && (j + W) * kg <= wc.len() && (i + R) * nbg <= xs.len());
+    assert!((j + W) * nbg <= wsc.len() && (j + W) * nbg <= wo.len());
+    // SAFETY: the asserts above bound every row this tile reads: digit and code rows of kg bytes,
+    // scale and offset rows of nbg values, at rows i..i + R and j..j + W; each group reads
+    // o..o + GROUP of a row and g·4..g·4 + 4 of its scales (o + GROUP ≤ kg, 4g + 4 ≤ nbg).
+    unsafe {
+        let d: [*const u8; R] = core::array::from_fn(|t| xd.as_ptr().add((i + t) * kg));
+        let asc: [*const f32; R] = core::array::from_fn(|t| xs.as_ptr().add((i + t) * nbg));
+        let w: [*const i8; W] = core::array::from_fn(|c| wc.as_ptr().add((j + c) * kg));
+        let ws: [*const f32; W] = core::array::from_fn(|c| wsc.as_ptr().add((j + c) * nbg));
+        let off: [*const i32; W] = core::array::from_fn(|c| wo.as_ptr().add((j + c) * nbg));
+        let mut acc = [[f32x4_splat(0.0); R]; W];
+        for g in 0..ng {
+            let o = g * GROUP;
+            let b = g * GROUP_BLOCKS;
+            let s0: [v128; W] = core::array::from_fn(|c| i32x4_neg(ld(off[c].add(b))));
+            let mut s = s0.map(|v| [v; R]);
+            for q in (0..GROUP).step_by(16) {
+                let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].add(o + q)));
+                for r in 0..R {
+                    let dv = ld(d[r].add(o + q));
+                    for c in 0..W {
+                        s[c][r] = i32x4_relaxed_dot_i8x16_i7x16_add(wv[c], dv, s[c][r]);
+                    }
+                }
+            }
+            let a: [v128; R] = core::array::from_fn(|r| ld(asc[r].add(b)));
+            for c in 0..W {
+                let wb = ld(ws[c].add(b));
+                for r in 0..R {
+                    // Not a fused multiply-add: the same f32 operations, in the same order, as the
+                    // other paths. A last-bit difference here can move the next layer's 7-bit code
+                    // by a whole step (and compound over the layers), so every CPU path computes
+                    // bit-identical results instead of results within a tolerance.
+                    acc[c][r] = f32x4_add(acc[c][r], f32x4_mul(f32x4_convert_i32x4(s[c][r]), f32x4_mul(a[r], wb)));
+                }
+            }
+        }
+        acc.map(|a| a.map(hsum))
+    }
 }
 
 tiled_matmul_t!();
+
+/// A group's stored codes (in ±ACT_MAX) plus `DIGIT_OFFSET`, as bytes (see `QRows::digits`).
+#[cfg(target_feature = "relaxed-simd")]
+pub fn to_digits(codes: &[i16], out: &mut [u8]) {
+    assert!(codes.len() == GROUP && out.len() == GROUP, "to_digits: {} codes, {} digits", codes.len(), out.len());
+    let off = i16x8_splat(crate::DIGIT_OFFSET as i16);
+    for v in 0..GROUP / 16 {
+        // SAFETY: codes holds GROUP i16 and out GROUP bytes (asserted); vector v reads codes
+        // 16v..16v + 16 and writes out[16v..16v + 16].
+        unsafe {
+            let p = codes.as_ptr().add(16 * v);
+            let (u0, u1) = (i16x8_add(ld(p), off), i16x8_add(ld(p.add(8)), off));
+            v128_store(out.as_mut_ptr().add(16 * v) as *mut v128, u8x16_narrow_i16x8(u0, u1));
+        }
+    }
+}
+
+/// `DIGIT_OFFSET · Σ codes` of every (row, block) of stored weight codes (whole groups a row), in
+/// the scales' layout: four block sums a 16-byte load, by the same relaxed dot product against ones.
+#[cfg(target_feature = "relaxed-simd")]
+pub fn offsets(codes: &[i8]) -> Vec<i32> {
+    let ones = i8x16_splat(1);
+    let mut out = vec![0i32; codes.len() / BLOCK];
+    for (g, o) in codes.chunks_exact(GROUP).zip(out.chunks_exact_mut(GROUP_BLOCKS)) {
+        let mut s = i32x4_splat(0);
+        for q in (0..GROUP).step_by(16) {
+            // SAFETY: g holds GROUP bytes; q + 16 ≤ GROUP.
+            s = i32x4_relaxed_dot_i8x16_i7x16_add(unsafe { ld(g.as_ptr().add(q)) }, ones, s);
+        }
+        s = i32x4_mul(s, i32x4_splat(crate::DIGIT_OFFSET));
+        // SAFETY: o holds GROUP_BLOCKS = 4 i32.
+        unsafe { v128_store(o.as_mut_ptr() as *mut v128, s) };
+    }
+    out
+}
 
 /// [`crate::quantize_group_scalar`] for a whole group in f32x4 (the scalar form's `max` and
 /// `round` are libm calls in wasm); partial groups take the scalar form. A NaN makes its block's
@@ -95,6 +204,13 @@ pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
         let code = |v: v128| i32x4_sub(f32x4_add(f32x4_mul(v, inv), magic), bits);
         *p = core::array::from_fn(|c| i16x8_narrow_i32x4(code(v[2 * c]), code(v[2 * c + 1])));
     }
+    store(&pairs, out);
+}
+
+/// Stores a group's codes, given per block as 4 i16x8 vectors (values 8c..8c + 8 in vector c), in
+/// the interleaved layout.
+#[cfg(not(target_feature = "relaxed-simd"))]
+fn store(pairs: &[[v128; 4]; GROUP_BLOCKS], out: &mut [i16]) {
     // Stored vector 4c + t holds pair 4c + t of blocks 0..4: a 4x4 transpose of i32 lanes.
     for c in 0..4 {
         let [b0, b1, b2, b3] = pairs.map(|p| p[c]);
@@ -107,8 +223,22 @@ pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
             i32x4_shuffle::<2, 3, 6, 7>(t1, t3),
         ];
         for (t, v) in outs.into_iter().enumerate() {
-            // SAFETY: out holds GROUP i16 (checked above); vector 4c + t is out[8(4c+t)..+8].
+            // SAFETY: out holds GROUP i16 (checked by the caller); vector 4c + t is out[8(4c+t)..+8].
             unsafe { v128_store(out.as_mut_ptr().add(8 * (4 * c + t)) as *mut v128, v) };
+        }
+    }
+}
+
+/// Runs of 4 (relaxed SIMD): stored vector 2p + h holds run p of blocks 2h and 2h + 1, i.e. one
+/// i64 lane of each block's vector p / 2.
+#[cfg(target_feature = "relaxed-simd")]
+fn store(pairs: &[[v128; 4]; GROUP_BLOCKS], out: &mut [i16]) {
+    for p in 0..BLOCK / 4 {
+        for h in 0..2 {
+            let (a, b) = (pairs[2 * h][p / 2], pairs[2 * h + 1][p / 2]);
+            let v = if p % 2 == 0 { i64x2_shuffle::<0, 2>(a, b) } else { i64x2_shuffle::<1, 3>(a, b) };
+            // SAFETY: out holds GROUP i16 (checked by the caller); vector 2p + h is out[8(2p+h)..+8].
+            unsafe { v128_store(out.as_mut_ptr().add(8 * (2 * p + h)) as *mut v128, v) };
         }
     }
 }

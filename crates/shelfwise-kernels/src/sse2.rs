@@ -4,7 +4,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::{GROUP, GROUP_BLOCKS};
+use crate::{QMatrix, QRows, GROUP, GROUP_BLOCKS};
 
 pub const NAME: &str = "x86-64-sse2";
 
@@ -14,7 +14,14 @@ pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
 
 /// Dot products of `W` weight rows with `R` activation rows, over all groups: `[W][R]`.
 #[inline(always)]
-fn tile<const W: usize, const R: usize>(a: [&[i16]; R], asc: [&[f32]; R], w: [&[i8]; W], ws: [&[f32]; W]) -> [[f32; R]; W] {
+fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
+    let kg = crate::grouped(x.cols());
+    let nbg = kg / crate::BLOCK;
+    let ((xc, xs), (wc, wsc)) = (x.all(), wm.all());
+    let a: [&[i16]; R] = core::array::from_fn(|t| &xc[(i + t) * kg..(i + t + 1) * kg]);
+    let asc: [&[f32]; R] = core::array::from_fn(|t| &xs[(i + t) * nbg..(i + t + 1) * nbg]);
+    let w: [&[i8]; W] = core::array::from_fn(|c| &wc[(j + c) * kg..(j + c + 1) * kg]);
+    let ws: [&[f32]; W] = core::array::from_fn(|c| &wsc[(j + c) * nbg..(j + c + 1) * nbg]);
     let len = a[0].len();
     let ng = len / GROUP;
     assert!(a.iter().all(|r| r.len() == len) && w.iter().all(|r| r.len() == len));

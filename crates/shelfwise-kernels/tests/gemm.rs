@@ -1,6 +1,6 @@
 //! Kernel vs reference on random shapes (odd sizes, k not a multiple of the block, zero and
-//! outlier rows). Runs natively (`cargo test`) and in wasm with simd128
-//! (`cargo test --target wasm32-unknown-unknown`, wasm-bindgen-test in Node).
+//! outlier rows). Runs natively (`cargo test`) and in wasm with simd128, and with relaxed SIMD
+//! (`cargo test --target wasm32-unknown-unknown`, wasm-bindgen-test in Node; scripts/test.sh).
 
 use shelfwise_kernels::{linear, matmul_t, matmul_t_portable, padded, quantize_rows, reference, QMatrix, ACT_MAX, BLOCK};
 
@@ -88,7 +88,9 @@ fn kernel_matches_reference_on_random_shapes() {
 
 #[test]
 fn this_build_uses_the_expected_implementation() {
-    let want = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+    let want = if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+        "wasm-relaxed-simd"
+    } else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
         "wasm-simd128"
     } else if cfg!(target_arch = "x86_64") {
         "x86-64-sse2"

@@ -15,3 +15,9 @@ pub mod warm;
 pub use classifier::{Classifier, Embedder, MAX_TITLE_BYTES};
 pub use error::{ModelError, Result};
 pub use format::{Manifest, ModelFile, ModelFileRef, Quantization};
+
+/// The quantized-matmul implementation this build runs ("wasm-relaxed-simd", "wasm-simd128",
+/// "x86-64-sse2" or "portable"), for reports.
+pub fn kernels() -> &'static str {
+    shelfwise_kernels::implementation()
+}

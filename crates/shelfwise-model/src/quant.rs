@@ -223,7 +223,7 @@ pub fn unpack_bits(packed: &[u8], rows: usize, cols: usize, bits: u32) -> Vec<i8
     let bpr = packed_cols(cols, bits);
     // Whole bytes (4 bits) or whole 3-byte groups (3 bits) a row: the loops a model load runs
     // over millions of codes, without per-code index arithmetic.
-    if bits == 4 && cols % 2 == 0 {
+    if bits == 4 && cols.is_multiple_of(2) {
         let mut out = vec![0i8; rows * cols];
         for (o, &b) in out.chunks_exact_mut(2).zip(&packed[..rows * bpr]) {
             o[0] = (b & 15) as i8 - 8;
@@ -231,7 +231,7 @@ pub fn unpack_bits(packed: &[u8], rows: usize, cols: usize, bits: u32) -> Vec<i8
         }
         return out;
     }
-    if bits == 3 && cols % 8 == 0 {
+    if bits == 3 && cols.is_multiple_of(8) {
         let mut out = vec![0i8; rows * cols];
         for (o, g) in out.chunks_exact_mut(8).zip(packed[..rows * bpr].chunks_exact(3)) {
             let v = g[0] as u32 | (g[1] as u32) << 8 | (g[2] as u32) << 16;

@@ -24,6 +24,13 @@ mod bindings {
         VERSION.to_string()
     }
 
+    /// The quantized-matmul kernels this module was built with: "wasm-relaxed-simd" (the relaxed
+    /// SIMD build) or "wasm-simd128".
+    #[wasm_bindgen]
+    pub fn kernels() -> String {
+        shelfwise_model::kernels().to_string()
+    }
+
     /// Runs the model-load and inference code on small inputs, in many short calls, so that the
     /// engine optimises it before a real load (`shelfwise_model::warm`); with `checksum`, the
     /// model-file checksum code too, for a page without native SHA-256 where the wasm hashes the
