@@ -2,6 +2,7 @@
 // it can (window.__bench.firstResultMs = page load → first result, in ms since navigation start),
 // then waits to be driven by playwright through window.__bench.
 //   ?engine=shelfwise&model=/bench-models/shelfwise/f32.shelfwise   the shelfwise package (dist/)
+//     &wasm=simd128                                                    on the plain runtime (no relaxed SIMD)
 //   ?engine=transformers                                            transformers.js, bench/tjs-worker.js
 // Both engines run in a module Web Worker; the page awaits each call (one title per call).
 const params = new URLSearchParams(location.search);
@@ -21,6 +22,8 @@ async function startShelfwise() {
   const c = await createClassifier({
     modelUrl: params.get('model'),
     workerUrl: '/bench/shelfwise-worker.js',
+    // ?wasm=simd128: the plain runtime, as a browser without relaxed SIMD gets it.
+    ...(params.get('wasm') === 'simd128' ? { wasmUrl: '/dist/shelfwise_wasm_bg.wasm' } : {}),
     onProgress: (e) => (phases[e.phase] ??= Math.round(performance.now())),
   });
   window.__benchPhases = phases;

@@ -2,7 +2,7 @@
 // transformers.js (onnxruntime-web wasm, all-MiniLM-L6-v2 int8 ONNX, feature extraction with mean
 // pooling), in ONE headless Debian chromium, same origin, same machine, same titles.
 //
-//   npm run bench:compare -- [--model f32=path] [--model int8=path] [--model q4=path]
+//   npm run bench:compare -- [--model f32=path] [--model int8=path] [--model q4=path] [--no-simd128]
 //                            [--titles 500] [--warmup 5] [--warm-runs 3] [--out bench-results/compare]
 //                            [--no-transformers]
 //
@@ -130,6 +130,10 @@ for (const [name, path] of variants) {
   if (existsSync(path)) engines.push({ id: `shelfwise-${name}`, kind: 'shelfwise', variant: name, path });
   else console.log(`note: skipping shelfwise ${name}: no model file at ${path} (pass --model ${name}=path)`);
 }
+// The int8 model once more on the plain simd128 runtime, the one browsers without relaxed SIMD get
+// (the package picks the relaxed build in this chromium; `--no-simd128` leaves this out).
+const int8 = engines.find((e) => e.id === 'shelfwise-int8');
+if (int8 && !argv.includes('--no-simd128')) engines.splice(engines.indexOf(int8) + 1, 0, { ...int8, id: 'shelfwise-int8-simd128', plainWasm: true });
 if (WITH_TJS) {
   if (!existsSync(join(TJS_MODEL, 'onnx', 'model_quantized.onnx'))) {
     console.error(`missing ${TJS_MODEL}: run bash www/scripts/setup-bench.sh`);
@@ -251,7 +255,7 @@ async function rendererMemory(before) {
 /** One engine: first visit (cleared cache), warm reloads, latency run, memory, sanity; own tab. */
 async function benchEngine(e) {
   const url = e.kind === 'shelfwise'
-    ? `${server.url}bench/?engine=shelfwise&model=${encodeURIComponent(`/bench-models/shelfwise/${e.variant}.shelfwise`)}`
+    ? `${server.url}bench/?engine=shelfwise&model=${encodeURIComponent(`/bench-models/shelfwise/${e.variant}.shelfwise`)}${e.plainWasm ? '&wasm=simd128' : ''}`
     : `${server.url}bench/?engine=transformers`;
   // A first visit: nothing of the origin's left in the HTTP cache, Cache Storage or elsewhere.
   await pageCdp.send('Network.clearBrowserCache');
@@ -430,7 +434,7 @@ const meta = {
     bytes: 'sum of response body sizes (playwright request.sizes().responseBodySize) of that page load\'s requests, page and worker; 304s count 0',
     memory: MEMORY_NOTE,
     threads: 'both single-threaded wasm (onnxruntime-web numThreads=1), each engine in a module Web Worker, device wasm',
-    kernels: `shelfwise's wasm runtime as the package picked it in this browser: ${[...new Set(results.map((r) => r.info?.kernels).filter(Boolean))].join(', ') || 'unknown'} (dist/shelfwise_wasm_relaxed_bg.wasm where relaxed SIMD works, else dist/shelfwise_wasm_bg.wasm)`,
+    kernels: `shelfwise's wasm runtime per engine (info.wasmKernels): ${results.filter((r) => r.info?.kernels).map((r) => `${r.engine} ${r.info.kernels}`).join(', ') || 'unknown'}. The package picks dist/shelfwise_wasm_relaxed_bg.wasm where relaxed SIMD works, else dist/shelfwise_wasm_bg.wasm; shelfwise-int8-simd128 is the int8 model on the latter`,
   },
 };
 const md = [

@@ -74,7 +74,7 @@ try {
     return out;
   });
   for (const [t, ms] of Object.entries(raw)) console.log(`model time (median of 5) ${ms.toFixed(1)} ms  [${t.length} chars] ${t}`);
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, chromium headless, wasm single-threaded (simd128)`);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, chromium headless, wasm single-threaded (the package picks the relaxed SIMD runtime in chromium)`);
 } finally {
   await browser.close();
   await server.stop();

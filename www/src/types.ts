@@ -142,8 +142,9 @@ export interface ModelInfo {
   /** Version of the wasm bindings. */
   wasmVersion: string;
   /**
-   * The wasm build's matmul kernels: 'wasm-relaxed-simd' (the default where the browser runs
-   * relaxed SIMD correctly: Chromium 114+, Firefox 120+) or 'wasm-simd128'. Same results.
+   * The wasm build's matmul kernels: 'wasm-relaxed-simd' (picked where a probe finds that this
+   * engine runs relaxed SIMD's 8-bit dot product as specified, e.g. Chromium) or 'wasm-simd128'.
+   * Same results.
    */
   wasmKernels: string;
   maxTitleBytes: number;

@@ -1,6 +1,6 @@
 // The WebGPU backend in chromium: with WebGPU enabled (--enable-unsafe-webgpu; headless that is
 // SwiftShader, a CPU implementation: correct but slow, so only a few titles), backend 'webgpu'
-// reproduces its golden outputs; forced WebGPU failures (no adapter, requestAdapter throwing, the
+// reproduces the golden outputs' decisions; forced WebGPU failures (no adapter, requestAdapter throwing, the
 // device lost mid-session) fall back to wasm and still answer; 'wasm' and 'auto' never touch
 // navigator.gpu nor fetch the WebGPU bundle.
 import { before, describe, test } from 'node:test';
@@ -9,16 +9,31 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, useServerAndBrowser } from './helpers.mjs';
 
-// Two references: the wasm answers (7-bit activations in the quantized matmuls, like native), for
-// the fallbacks; and the WebGPU encoder's math (the same weights on f32 activations, made by
-// `shelfwise classify --f32-activations`), for the GPU's own answers.
 const golden = JSON.parse(readFileSync(join(ROOT, 'tests', 'golden', 'flipkart-minilm.json'), 'utf8'));
-const goldenGpu = JSON.parse(readFileSync(join(ROOT, 'tests', 'golden', 'flipkart-minilm.webgpu.json'), 'utf8'));
 const TOL = golden.tolerance ?? 1e-4;
-const gpuItem = (item) => goldenGpu.items.find((g) => g.title === item.title);
+// WebGPU computes the quantized matmuls as the CPU does (7-bit activations, exact block sums), but
+// its LayerNorm, softmax and GELU differ from the CPU's in the last bits, which now and then moves
+// a 7-bit code by a step; that compounds over the layers. So: the same top-1 and abstention, and
+// every score of a category both rank within GPU_TOL (measured up to 1.6e-2 on the fixture titles).
+const GPU_TOL = 5e-2;
 // A few golden titles (SwiftShader runs a forward in about a second): the shortest, a long one.
 const byLen = [...golden.items].sort((a, b) => a.title.length - b.title.length);
 const ITEMS = [byLen[0], byLen[Math.floor(byLen.length / 2)], byLen[byLen.length - 1]];
+
+function assertGpuGolden(got, item) {
+  const want = item.decision;
+  const t = item.title;
+  assert.equal(got.suggestions[0]?.id, want.suggestions[0]?.id, `top-1 for ${t}`);
+  assert.equal(got.abstained, want.abstained, `abstained for ${t}`);
+  let worst = 0;
+  for (const s of got.suggestions) {
+    const w = want.suggestions.find((x) => x.id === s.id);
+    if (!w) continue;
+    worst = Math.max(worst, Math.abs(s.score - w.score), ...s.levelScores.map((x, l) => Math.abs(x - w.levelScores[l])));
+  }
+  assert.ok(worst <= GPU_TOL, `${t}: max abs diff ${worst} > ${GPU_TOL}`);
+  return worst;
+}
 
 function assertGolden(got, item) {
   const want = item.decision;
@@ -84,13 +99,13 @@ describe('WebGPU backend (headless chromium, --enable-unsafe-webgpu)', () => {
     out.forEach((r, i) => {
       assert.equal(r.meta.backend, 'webgpu');
       assert.equal(r.meta.fallback, undefined);
-      worst = Math.max(worst, assertGolden(r, gpuItem(ITEMS[i])));
+      worst = Math.max(worst, assertGpuGolden(r, ITEMS[i]));
     });
     outMany.forEach((r, i) => {
       assert.equal(r.meta.backend, 'webgpu');
-      worst = Math.max(worst, assertGolden(r, gpuItem(ITEMS[i])));
+      worst = Math.max(worst, assertGpuGolden(r, ITEMS[i]));
     });
-    console.log(`# webgpu golden parity: ${ITEMS.length} titles, max abs diff ${worst.toExponential(2)}, ms a title: ${out.map((r) => Math.round(r.meta.elapsedMs)).join(', ')}; in one batch: ${Math.round(outMany[0].meta.elapsedMs)} a title`);
+    console.log(`# webgpu golden parity (top-1, scores within ${GPU_TOL}): ${ITEMS.length} titles, max abs diff ${worst.toExponential(2)}, ms a title: ${out.map((r) => Math.round(r.meta.elapsedMs)).join(', ')}; in one batch: ${Math.round(outMany[0].meta.elapsedMs)} a title`);
   });
 
   test("backend 'webgpu', blank and over-long titles behave as on wasm (suggest and suggestMany)", async () => {

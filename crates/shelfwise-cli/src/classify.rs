@@ -32,10 +32,6 @@ pub struct ClassifyArgs {
     pub out: Option<PathBuf>,
     #[arg(long, default_value = "title")]
     pub text_col: String,
-    /// Run the encoder's quantized layers on f32 activations (their weights dequantized) instead
-    /// of the kernels' 7-bit ones: the WebGPU backend's math, for its golden outputs.
-    #[arg(long)]
-    pub f32_activations: bool,
     /// Titles to classify.
     pub titles: Vec<String>,
 }
@@ -63,7 +59,7 @@ fn print_text(title: &str, d: &Decision) {
 
 pub fn run(a: ClassifyArgs) -> Result<()> {
     let bytes = std::fs::read(&a.model).map_err(|e| anyhow::anyhow!("cannot read model {}: {e}", a.model.display()))?;
-    let clf = if a.f32_activations { Classifier::from_bytes_f32_activations(&bytes)? } else { Classifier::from_bytes(&bytes)? };
+    let clf = Classifier::from_bytes(&bytes)?;
     if let Some(input) = &a.batch {
         return batch(&clf, &a, input);
     }

@@ -2,8 +2,13 @@
 //! (src/kernels/*.wgsl) on wgpu — Vulkan natively, WebGPU in the browser.
 //!
 //! - [`GpuEncoder`]: uploads an encoder's weights once (f32, or int8 codes with block scales for
-//!   any quantized scheme of the model file, dequantized inside the kernels) and embeds batches
-//!   of tokenized titles into mean-pooled `[batch, hidden]` vectors, reading back only those.
+//!   any quantized scheme of the model file) and embeds batches of tokenized titles into
+//!   mean-pooled `[batch, hidden]` vectors, reading back only those.
+//! - Quantized weights are multiplied as the CPU kernels (shelfwise-kernels) multiply them: the
+//!   activations are quantized to 7 bits per (row, block of 32) before every quantized matmul,
+//!   block products summed exactly, then scaled (see src/kernels/matmul.wgsl). The CPU does that
+//!   so the browser can use relaxed SIMD's 8-bit dot products; the GPU follows so that a model
+//!   gives one result on every backend (up to f32 summation order), not one per backend.
 //! - [`ops::Ops`]: single kernels on host data; [`reference`]: their plain CPU definitions.
 //!
 //! Errors carry stable codes ([`GpuError::code`]): `GPU_UNAVAILABLE`, `GPU_DEVICE_LOST`,

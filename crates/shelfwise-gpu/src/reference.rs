@@ -1,5 +1,9 @@
 //! Plain CPU references of every kernel, in f64 where it matters, written for clarity rather than
 //! speed: what the kernel tests compare the GPU against. Layouts are the kernels' (row-major).
+//! The quantized matmul's reference ([`matmul_q8`]) quantizes the activations to 7 bits exactly
+//! as the CPU kernels of shelfwise-kernels do (written out again here, independently).
+
+use shelfwise_model::quant::BLOCK;
 
 /// `y[m][n] = Σ_k x[m][k] · w[n][k] + b[n]` (then GELU if `gelu`), accumulated in f64.
 /// Also returns `Σ_k |x[m][k] · w[n][k]|` per output, the scale of its rounding error.
@@ -16,6 +20,64 @@ pub fn matmul(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, b: &[f32], gel
             }
             s += b[c] as f64;
             y[r * n + c] = if gelu { gelu_erf(s) as f32 } else { s as f32 };
+            mag[r * n + c] = (a + (b[c] as f64).abs()) as f32;
+        }
+    }
+    (y, mag)
+}
+
+/// Largest activation code: activations are quantized to 7 bits, as the CPU kernels do.
+pub const ACT_MAX: f32 = 63.0;
+
+/// Symmetric 7-bit quantization of each block of 32 of each row of `x [m, k]` (the last block
+/// partial, its missing values 0), exactly the CPU kernels' (`shelfwise_kernels::quantize_rows`):
+/// `max = max |x|`; a block with `!(max > 0 && max.is_finite())` gets scale 0 and zero codes,
+/// else `code = round_ties_even(x · (63 / max))` clamped to ±63 and `scale = max / 63`, all in
+/// f32. Returns codes `[m, k]` and scales `[m, ceil(k / 32)]`.
+pub fn quantize_activations(x: &[f32], m: usize, k: usize) -> (Vec<i32>, Vec<f32>) {
+    let nb = k.div_ceil(BLOCK);
+    let mut codes = vec![0i32; m * k];
+    let mut scales = vec![0f32; m * nb];
+    for r in 0..m {
+        for b in 0..nb {
+            let blk = &x[r * k + b * BLOCK..r * k + ((b + 1) * BLOCK).min(k)];
+            let max = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
+            if !(max > 0.0 && max.is_finite()) {
+                continue;
+            }
+            let inv = ACT_MAX / max;
+            for (c, v) in blk.iter().enumerate() {
+                codes[r * k + b * BLOCK + c] = (v * inv).round_ties_even().clamp(-ACT_MAX, ACT_MAX) as i32;
+            }
+            scales[r * nb + b] = max / ACT_MAX;
+        }
+    }
+    (codes, scales)
+}
+
+/// The quantized matmul of the CPU kernels and of `matmul_q8`: `x [m, k]` quantized by
+/// [`quantize_activations`], W as int8 codes (`[n, k]`, u8 bit patterns) with one scale per (row,
+/// block of 32), `[n, ceil(k / 32)]`; `y[r][c] = Σ_b s_b · (ascale[r][b] · wscale[c][b]) + b[c]`
+/// (then GELU if `gelu`) with `s_b` the block's exact integer dot product of codes, the scale
+/// product rounded to f32 as the kernels do and everything else in f64. Also returns
+/// `Σ_b |s_b · ascale · wscale| + |b[c]|` per output, the scale of the f32 rounding error.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_q8(x: &[f32], m: usize, codes: &[u8], scales: &[f32], n: usize, k: usize, b: &[f32], gelu: bool) -> (Vec<f32>, Vec<f32>) {
+    let nb = k.div_ceil(BLOCK);
+    let (xq, xs) = quantize_activations(x, m, k);
+    let mut y = vec![0f32; m * n];
+    let mut mag = vec![0f32; m * n];
+    for r in 0..m {
+        for c in 0..n {
+            let (mut acc, mut a) = (0f64, 0f64);
+            for blk in 0..nb {
+                let s: i64 = (blk * BLOCK..((blk + 1) * BLOCK).min(k)).map(|i| xq[r * k + i] as i64 * codes[c * k + i] as i8 as i64).sum();
+                let p = s as f64 * (xs[r * nb + blk] * scales[c * nb + blk]) as f64;
+                acc += p;
+                a += p.abs();
+            }
+            acc += b[c] as f64;
+            y[r * n + c] = if gelu { gelu_erf(acc) as f32 } else { acc as f32 };
             mag[r * n + c] = (a + (b[c] as f64).abs()) as f32;
         }
     }

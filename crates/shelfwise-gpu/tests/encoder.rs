@@ -11,16 +11,15 @@ use candle_core::{Device, Tensor};
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shelfwise_gpu::weights::HostMatrix;
 use shelfwise_gpu::{GpuEncoder, GpuError};
 use shelfwise_model::classifier::load_tensors;
 use shelfwise_model::encoder::{pad_batch, tensor_shapes, Encoder, WORD_EMBEDDINGS, WORD_ROWS};
 use shelfwise_model::format::{EncoderConfig, ModelFile};
 use shelfwise_model::tokenize::{Encoding, TitleTokenizer};
 
-/// Pooled embeddings must match the CPU encoder's within this (absolute, per value; the vectors
-/// have entries of magnitude up to ~1). The same bound as the golden files' scores; lavapipe
-/// measures ~2e-6.
+/// Pooled embeddings of f32 models must match the CPU encoder's within this (absolute, per value;
+/// the vectors have entries of magnitude up to ~1). The same bound as the golden files' scores;
+/// lavapipe measures ~2e-6. Quantized models: see [`quantized_matches_cpu`].
 const TOL: f32 = 1e-4;
 
 fn cpu_embed(enc: &Encoder, encodings: &[Encoding]) -> Vec<f32> {
@@ -44,15 +43,16 @@ fn fixture_encodings(file: &ModelFile) -> Vec<Encoding> {
 }
 
 /// Each title alone, then batches (padded to their longest title), GPU vs `cpu` (the CPU
-/// embeddings, one title a row). Returns the largest difference.
-fn compare(label: &str, gpu: &GpuEncoder, encodings: &[Encoding], cpu_rows: &[Vec<f32>], batches: &[Vec<usize>], tol: f32) -> f32 {
+/// embeddings, one title a row). Returns the largest difference and the lowest cosine similarity.
+fn compare(label: &str, gpu: &GpuEncoder, encodings: &[Encoding], cpu_rows: &[Vec<f32>], batches: &[Vec<usize>], tol: f32) -> (f32, f64) {
     let h = gpu.config().hidden;
-    let mut worst = 0f32;
+    let (mut worst, mut cos) = (0f32, 1f64);
     for (i, want) in cpu_rows.iter().enumerate() {
         let single = gpu.embed_blocking(std::slice::from_ref(&encodings[i])).unwrap();
         let d = max_abs_diff(&single, want);
         assert!(d <= tol, "{label}: title {i} alone: max abs diff {d:e} > {tol:e}");
         worst = worst.max(d);
+        cos = cos.min(cosine(&single, want));
     }
     for idx in batches {
         let batch: Vec<Encoding> = idx.iter().map(|&i| encodings[i].clone()).collect();
@@ -62,10 +62,17 @@ fn compare(label: &str, gpu: &GpuEncoder, encodings: &[Encoding], cpu_rows: &[Ve
             let d = max_abs_diff(&got[row * h..(row + 1) * h], &cpu_rows[i]);
             assert!(d <= tol, "{label}: title {i} in a batch of {}: max abs diff {d:e} > {tol:e}", idx.len());
             worst = worst.max(d);
+            cos = cos.min(cosine(&got[row * h..(row + 1) * h], &cpu_rows[i]));
         }
     }
-    eprintln!("{label}: {} titles alone and in {} batches, max abs diff {worst:e} (tolerance {tol:e})", encodings.len(), batches.len());
-    worst
+    eprintln!("{label}: {} titles alone and in {} batches, max abs diff {worst:e} (tolerance {tol:e}), lowest cosine {cos:.7}", encodings.len(), batches.len());
+    (worst, cos)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
 }
 
 /// All titles at once, save the 128-token one (lavapipe is slow, and it would pad every title to
@@ -97,27 +104,54 @@ fn shipped_model_f32_matches_cpu_encoder() {
     assert!(gpu.embed_blocking(&[]).unwrap().is_empty());
 }
 
-/// Replaces every quantized tensor (`<name>.q8` + `.scale`, or 4-/3-bit `<name>.q4`/`.q3` +
-/// `.qscale` + `.qrow`) of the encoder (named in `shapes`) by its f32 dequantization `q · scale`.
-fn dequantized(t: &HashMap<String, Tensor>, shapes: &HashMap<String, Vec<usize>>) -> HashMap<String, Tensor> {
-    let mut out = HashMap::new();
-    for (name, x) in t {
-        // (The head's quantized tensors are not the encoder's: left out.)
-        if let Some(base) = [".q8", ".q4", ".q3"].iter().find_map(|s| name.strip_suffix(s)) {
-            let Some(shape) = shapes.get(base) else { continue };
-            let cols = shape[1];
-            let m = HostMatrix::from_tensors(t, base, None, cols).unwrap();
-            out.insert(base.to_string(), Tensor::from_vec(m.to_f32(), (m.rows(), cols), &Device::Cpu).unwrap());
-        } else if ![".scale", ".qscale", ".qrow"].iter().any(|s| name.ends_with(s)) {
-            out.insert(name.clone(), x.clone());
-        }
-    }
-    out
+/// Quantized models against the CPU encoder on the same quantized tensors. The GPU's matmul
+/// computes exactly what the CPU kernels compute (7-bit activation codes, exact block sums; see
+/// tests/kernels.rs), but the 7-bit codes are a step function of the activations: the float ops
+/// between the matmuls (LayerNorm, softmax's exp, GELU's erf, f32 sums in another order) round
+/// differently on the GPU by an ulp or so, which now and then moves an activation across a
+/// rounding boundary. That code then differs by a whole step (1/63 of its block's max), the next
+/// layer's activations differ by more, which flips more codes, and so on: one encoder layer
+/// matches to f32 rounding for most titles (the same codes everywhere) and within a few 1e-4 for
+/// the rest, while six layers end up differing by ~2e-2 in the pooled vectors (cosine ≥ 0.999),
+/// the ordinary size of 7-bit quantization noise. TOL holds only for f32 models.
+///
+/// Checks: the one-layer truncation of the model (same tensors, `layers = 1`) matches for at
+/// least half the titles within ONE_LAYER_EXACT (no code flipped; lavapipe: 27 and 31 of 40
+/// titles, median 2.4e-7, where a kernel on unquantized activations misses every title by
+/// ~1e-3 or more) and for all within ONE_LAYER_TOL (lavapipe: 8.5e-4 int8, 2.0e-3 q4); the
+/// whole model, each title alone and in batches, within QTOL and with cosine ≥ MIN_COS (lavapipe:
+/// 4.2e-2 and 0.99923 int8, 2.5e-2 and 0.99926 q4): sanity bounds on quantization noise, not
+/// a measure of the kernel's exactness.
+const ONE_LAYER_EXACT: f32 = 1e-5;
+const ONE_LAYER_TOL: f32 = 1e-2;
+const QTOL: f32 = 0.1;
+const MIN_COS: f64 = 0.998;
+
+fn quantized_matches_cpu(label: &str, g: shelfwise_gpu::Gpu, cfg: &EncoderConfig, tensors: &HashMap<String, Tensor>, encodings: &[Encoding]) {
+    // One layer: most titles exact, the rest within a few flipped codes.
+    let one = EncoderConfig { layers: 1, ..cfg.clone() };
+    let gpu = GpuEncoder::with_gpu(g, &one, tensors).unwrap();
+    assert!(gpu.is_int8());
+    let cpu = cpu_rows(&Encoder::from_tensors(&one, tensors).unwrap(), encodings);
+    let mut diffs: Vec<f32> = encodings.iter().zip(&cpu).map(|(e, want)| max_abs_diff(&gpu.embed_blocking(std::slice::from_ref(e)).unwrap(), want)).collect();
+    diffs.sort_by(f32::total_cmp);
+    let exact = diffs.iter().filter(|&&d| d <= ONE_LAYER_EXACT).count();
+    eprintln!("{label}, one layer: {exact} of {} titles within {ONE_LAYER_EXACT:e}, median {:e}, max {:e}", diffs.len(), diffs[diffs.len() / 2], diffs[diffs.len() - 1]);
+    assert!(2 * exact >= diffs.len(), "{label}, one layer: only {exact} of {} titles within {ONE_LAYER_EXACT:e}", diffs.len());
+    assert!(diffs[diffs.len() - 1] <= ONE_LAYER_TOL, "{label}, one layer: max abs diff {:e} > {ONE_LAYER_TOL:e}", diffs[diffs.len() - 1]);
+
+    // The whole model.
+    let gpu = GpuEncoder::with_gpu(Gpu(), cfg, tensors).unwrap();
+    assert!(gpu.is_int8());
+    let cpu = cpu_rows(&Encoder::from_tensors(cfg, tensors).unwrap(), encodings);
+    let (_, cos) = compare(label, &gpu, encodings, &cpu, &fixture_batches(encodings), QTOL);
+    assert!(cos >= MIN_COS, "{label}: cosine {cos} < {MIN_COS}");
 }
 
 /// The shipped file itself (4-bit encoder, 3-bit word table, block scales): the GPU keeps every
-/// quantized weight as int8 codes with block scales and dequantizes in the kernels. Against the
-/// CPU encoder on the same weights dequantized to f32 (the same math): within TOL.
+/// quantized weight as int8 codes with block scales and, like the CPU kernels, quantizes the
+/// activations to 7 bits per block of 32 before each matmul. Against the CPU encoder on the same
+/// file: see [`quantized_matches_cpu`].
 #[test]
 fn shipped_q4_model_stays_quantized_and_matches_cpu_encoder() {
     let Some(g) = gpu_or_skip("shipped q4") else { return };
@@ -126,21 +160,11 @@ fn shipped_q4_model_stays_quantized_and_matches_cpu_encoder() {
     let cfg = file.manifest.encoder.clone();
     let tensors = load_tensors(&file.tensors).unwrap();
     let encodings = fixture_encodings(&file);
-    let gpu = GpuEncoder::with_gpu(g, &cfg, &tensors).unwrap();
-    assert!(gpu.is_int8());
-    let mut shapes: HashMap<String, Vec<usize>> = tensor_shapes(&cfg).into_iter().collect();
-    // A pruned vocabulary: the word table has the file's row count.
-    shapes.get_mut(WORD_EMBEDDINGS).unwrap()[0] = tensors[&format!("{WORD_EMBEDDINGS}.q3")].dims()[0];
-    let same_math = cpu_rows(&Encoder::from_tensors(&cfg, &dequantized(&tensors, &shapes)).unwrap(), &encodings);
-    compare("shipped q4 vs CPU on dequantized weights", &gpu, &encodings, &same_math, &fixture_batches(&encodings), TOL);
+    quantized_matches_cpu("shipped q4 vs the CPU q4 encoder", g, &cfg, &tensors, &encodings);
 }
 
-/// int8 model (per-row scales, the first int8 scheme): the GPU keeps the weights int8 and
-/// dequantizes in the kernels. Against the CPU encoder on the same weights
-/// dequantized to f32 (the same math): within TOL. Against the CPU encoder on the int8 file itself
-/// (its kernels round activations to 7 bits a block of 32; the GPU keeps them f32): reported, and
-/// close as vectors (a different approximation of the same model, not the same math: measured
-/// 6.7e-2 max abs diff on the fixture titles).
+/// int8 model (per-row scales, the first int8 scheme): against the CPU encoder on the same int8
+/// tensors, see [`quantized_matches_cpu`].
 #[test]
 fn shipped_model_int8_matches_cpu_encoder() {
     let Some(g) = gpu_or_skip("shipped int8") else { return };
@@ -151,24 +175,7 @@ fn shipped_model_int8_matches_cpu_encoder() {
     let tensors = quantize(&f32t, &names);
     assert!(tensors.contains_key("encoder.layer.0.attention.self.query.weight.q8"));
     let encodings = fixture_encodings(&file);
-    let gpu = GpuEncoder::with_gpu(g, &cfg, &tensors).unwrap();
-    assert!(gpu.is_int8());
-    let shapes: HashMap<String, Vec<usize>> = tensor_shapes(&cfg).into_iter().collect();
-    let same_math = cpu_rows(&Encoder::from_tensors(&cfg, &dequantized(&tensors, &shapes)).unwrap(), &encodings);
-    compare("shipped int8 vs CPU on dequantized weights", &gpu, &encodings, &same_math, &fixture_batches(&encodings), TOL);
-    let cpu_int8 = cpu_rows(&Encoder::from_tensors(&cfg, &tensors).unwrap(), &encodings);
-    let rest = &fixture_batches(&encodings)[0];
-    let batch: Vec<Encoding> = rest.iter().map(|&i| encodings[i].clone()).collect();
-    let got = gpu.embed_blocking(&batch).unwrap();
-    let h = cfg.hidden;
-    let worst = rest.iter().enumerate().map(|(row, &i)| max_abs_diff(&got[row * h..(row + 1) * h], &cpu_int8[i])).fold(0f32, f32::max);
-    let cos = |a: &[f32], b: &[f32]| {
-        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
-    };
-    let least = rest.iter().enumerate().map(|(row, &i)| cos(&got[row * h..(row + 1) * h], &cpu_int8[i])).fold(1f32, f32::min);
-    eprintln!("shipped int8 vs the CPU int8 encoder: {} titles, max abs diff {worst:e}, lowest cosine {least} (bounds 0.15, 0.995)", rest.len());
-    assert!(worst <= 0.15 && least >= 0.995);
+    quantized_matches_cpu("shipped int8 vs the CPU int8 encoder", g, &cfg, &tensors, &encodings);
 }
 
 fn tiny_cfg() -> EncoderConfig {
@@ -211,9 +218,10 @@ fn quantize(t: &HashMap<String, Tensor>, names: &[String]) -> HashMap<String, Te
     t
 }
 
-/// Tiny random models of odd shapes, f32, int8 (all 2-D weights but the position/type tables) and
-/// with a pruned vocabulary (word table of 40 rows, ids mapped through `rows`): GPU vs CPU on
-/// random token sequences of 2..70 tokens.
+/// Tiny random models of odd shapes, f32, int8 (all 2-D weights but the position/type tables; the
+/// CPU encoder on the same int8 tensors, activations quantized on both sides: at these sizes no
+/// code flips, so TOL holds) and with a pruned vocabulary (word table of 40 rows, ids mapped
+/// through `rows`): GPU vs CPU on random token sequences of 2..70 tokens.
 #[test]
 fn tiny_models_match_cpu_encoder() {
     let Some(g) = gpu_or_skip("tiny models") else { return };
@@ -232,8 +240,7 @@ fn tiny_models_match_cpu_encoder() {
         .map(|(n, _)| n)
         .collect();
     let q = quantize(&f32_tensors, &targets);
-    let shapes: HashMap<String, Vec<usize>> = tensor_shapes(&cfg).into_iter().collect();
-    let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &dequantized(&q, &shapes)).unwrap(), &encodings);
+    let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &q).unwrap(), &encodings);
     let gpu = GpuEncoder::with_gpu(Gpu(), &cfg, &q).unwrap();
     assert!(gpu.is_int8());
     compare("tiny int8", &gpu, &encodings, &cpu, &[(0..9).collect()], 1e-4);

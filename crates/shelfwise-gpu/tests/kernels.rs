@@ -1,6 +1,7 @@
 //! Every kernel against its plain CPU reference (shelfwise_gpu::reference, f64 inside) over seeded
 //! random shapes, including 1, odd sizes, and sizes just off the 64-row/64-column/16-deep matmul
-//! tile and the 128-wide row-kernel workgroup. Tolerances are stated per test.
+//! tile (32-deep, one quantization block, for the quantized matmul) and the 128-wide row-kernel
+//! workgroup. Tolerances are stated per test.
 //!
 //! The same tests run natively (Vulkan; lavapipe in CI) and in a browser's WebGPU
 //! (`wasm-bindgen-test-runner` driving headless chromium with `--enable-unsafe-webgpu`: SwiftShader
@@ -79,17 +80,47 @@ async fn matmul_f32_matches_reference_body() {
     eprintln!("matmul_f32: worst error / tolerance = {worst:.3}");
 }
 
-// int8 weights, per-row scales (quant.rs's quantize_rows) and 4-bit codes with block scales
-// (quantize_lowbit), odd K so rows end mid-word and mid-block: against the f32 reference on the
-// dequantized weights `q · scale` (the kernel dequantizes each weight the same way), tolerance
-// (K + 3)·u·Σ|x·w| + 1e-6.
-gpu_test!(matmul_q8_matches_dequantized_reference, matmul_q8_matches_dequantized_reference_body);
-async fn matmul_q8_matches_dequantized_reference_body() {
+/// Activations for the quantized matmul: rows of random values in [-1, 1] scaled by a random
+/// power of ten per block of 32 (blocks of one row of very different magnitudes), plus special
+/// rows: all zeros (scale 0), half-integers up to ±63 (inverse scale exactly 1, so every code
+/// is a tie that must round to even), and one block zero in an otherwise live row.
+fn q8_activations(rng: &mut StdRng, m: usize, k: usize) -> Vec<f32> {
+    let mut x = Vec::with_capacity(m * k);
+    for r in 0..m {
+        let row: Vec<f32> = match r % 7 {
+            3 => vec![0.0; k],
+            5 => (0..k).map(|c| if c % 32 == 0 { 63.0 } else { (rng.random_range(-126..=126) as f32) / 2.0 }).collect(),
+            _ => {
+                let mut row = Vec::with_capacity(k);
+                for b in 0..k.div_ceil(32) {
+                    let s = if r % 7 == 6 && b == 1 { 0.0 } else { 10f32.powi(rng.random_range(-3..3)) };
+                    row.extend(vals(rng, (k - 32 * b).min(32), s));
+                }
+                row
+            }
+        };
+        x.extend(row);
+    }
+    x
+}
+
+// Quantized weights: int8 with per-row scales (quant.rs's quantize_rows) and 4-bit codes with
+// block scales (quantize_lowbit), odd K so rows end mid-word and mid-block, with and without the
+// GELU epilogue. Against the reference of the CPU kernels' computation (activations quantized to
+// 7 bits per block of 32, exact integer block sums, then Σ_b s_b·(ascale·wscale) + b): the codes,
+// scales and block sums are the same, only the f32 sum over the NB = ceil(K/32) blocks rounds
+// differently, so |gpu − ref| ≤ (NB + 3)·u·Σ_b|s_b·ascale·wscale| (times GELU's slope < 1.13, plus
+// 2e-7·(1 + |y|) with GELU) + 1e-9. A single activation code rounded differently would be off by
+// a whole code step (relative ~1e-2 of such a sum), far outside that.
+gpu_test!(matmul_q8_matches_quantized_reference, matmul_q8_matches_quantized_reference_body);
+async fn matmul_q8_matches_quantized_reference_body() {
     let Some(ops) = ops_or_skip("matmul_q8").await else { return };
     let mut rng = StdRng::seed_from_u64(2);
     let mut worst = 0f64;
-    for (m, n, k) in matmul_shapes(&mut rng) {
-        let x = vals(&mut rng, m * k, 1.0);
+    let mut shapes = matmul_shapes(&mut rng);
+    shapes.extend([(70, 130, 384), (9, 1, 64), (2, 7, 31), (64, 64, 32), (66, 66, 65)]);
+    for (m, n, k) in shapes {
+        let x = q8_activations(&mut rng, m, k);
         // Rows of different magnitudes, and one all-zero row (scale 1, zero codes).
         let mut w = Vec::with_capacity(n * k);
         for r in 0..n {
@@ -100,15 +131,50 @@ async fn matmul_q8_matches_dequantized_reference_body() {
         let per_row = HostMatrix::q8_row_scaled(n, k, codes.iter().map(|&c| c as u8).collect(), &scales);
         let lb = shelfwise_model::quant::quantize_lowbit(&w, n, k, 4);
         let blocks = HostMatrix::Q8 { rows: n, cols: k, codes: lb.codes.iter().map(|&c| c as u8).collect(), scales: lb.scales() };
-        for q in [per_row, blocks] {
-            let deq = q.to_f32();
+        for (q, gelu) in [(per_row, false), (blocks, false), (random_q8(&mut rng, n, k), true)] {
+            let HostMatrix::Q8 { codes, scales, .. } = &q else { unreachable!() };
             let b = vals(&mut rng, n, 1.0);
-            let got = ops.matmul(&x, m, &q, &b, false).await.unwrap();
-            let (want, mag) = reference::matmul(&x, m, &deq, n, k, &b, false);
-            worst = worst.max(check_matmul(&got, &want, &mag, (m, n, k), 3.0));
+            let got = ops.matmul(&x, m, &q, &b, gelu).await.unwrap();
+            let (want, mag) = reference::matmul_q8(&x, m, codes, scales, n, k, &b, gelu);
+            let nb = k.div_ceil(32) as f64;
+            for i in 0..m * n {
+                let err = (got[i] - want[i]).abs() as f64;
+                let sum = (nb + 3.0) * U * mag[i] as f64;
+                let tol = if gelu { 1.13 * sum + 2e-7 * (1.0 + want[i].abs() as f64) } else { sum } + 1e-9;
+                assert!(err <= tol, "m={m} n={n} k={k} gelu={gelu} at {i}: {} vs {} (err {err:e} > {tol:e})", got[i], want[i]);
+                worst = worst.max(err / tol);
+            }
         }
     }
     eprintln!("matmul_q8: worst error / tolerance = {worst:.3}");
+}
+
+/// Random int8 codes (the full range -128..=127) with random block scales.
+fn random_q8(rng: &mut StdRng, n: usize, k: usize) -> HostMatrix {
+    let codes = (0..n * k).map(|_| rng.random_range(-128i32..=127) as i8 as u8).collect();
+    let scales = (0..n * k.div_ceil(32)).map(|_| rng.random_range(0.5f32..2.0) * 10f32.powi(rng.random_range(-4..0))).collect();
+    HostMatrix::Q8 { rows: n, cols: k, codes, scales }
+}
+
+// The reference's activation quantization on known values: ties round to even, the clamp, an
+// all-zero block, a partial last block, and blocks quantized independently.
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn reference_quantizes_activations_to_7_bits() {
+    let mut x = vec![0f32; 32 + 32 + 3];
+    x[0] = 63.0;
+    x[1] = 2.5;
+    x[2] = -3.5;
+    x[3] = 0.4;
+    x[4] = -62.5;
+    x[64] = -0.5; // partial block: max 0.5, inverse 126
+    x[65] = 0.25;
+    x[66] = 0.001;
+    let (codes, scales) = reference::quantize_activations(&x, 1, x.len());
+    assert_eq!(&codes[..5], &[63, 2, -4, 0, -62]);
+    assert!(codes[5..64].iter().all(|&c| c == 0));
+    assert_eq!(&codes[64..], &[-63, 32, 0]);
+    assert_eq!(scales, vec![1.0, 0.0, 0.5 / 63.0]);
 }
 
 // Matmul with the GELU epilogue (the encoder's intermediate layer): the matmul bound above

@@ -35,6 +35,15 @@ unsafe fn ld<T>(p: *const T) -> v128 {
     v128_load(p as *const v128)
 }
 
+/// Pointers to rows `first..first + N` of `len` values each in `base`.
+///
+/// # Safety
+/// `(first + N) · len ≤ base.len()`.
+#[inline(always)]
+unsafe fn rows<T, const N: usize>(base: &[T], first: usize, len: usize) -> [*const T; N] {
+    core::array::from_fn(|t| base.as_ptr().add((first + t) * len))
+}
+
 /// Dot products of weight rows `j..j + W` with activation rows `i..i + R`, over all groups: `[W][R]`.
 /// Rows are addressed by pointer arithmetic: at K = 384 a tile is only three groups, and building
 /// and checking eight slices a tile costs a good part of the dot products' time.
@@ -51,10 +60,8 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
     // rows of nbg, at rows i..i + R and j..j + W; each group reads o..o + GROUP of a row and
     // g·4..g·4 + 4 of its scales (o + GROUP ≤ kg, 4g + 4 ≤ nbg).
     unsafe {
-        let a: [*const i16; R] = core::array::from_fn(|t| xc.as_ptr().add((i + t) * kg));
-        let asc: [*const f32; R] = core::array::from_fn(|t| xs.as_ptr().add((i + t) * nbg));
-        let w: [*const i8; W] = core::array::from_fn(|c| wc.as_ptr().add((j + c) * kg));
-        let ws: [*const f32; W] = core::array::from_fn(|c| wsc.as_ptr().add((j + c) * nbg));
+        let (a, asc): ([*const i16; R], [*const f32; R]) = (rows(xc, i, kg), rows(xs, i, nbg));
+        let (w, ws): ([*const i8; W], [*const f32; W]) = (rows(wc, j, kg), rows(wsc, j, nbg));
         let mut acc = [[f32x4_splat(0.0); R]; W];
         for g in 0..ng {
             let o = g * GROUP;
@@ -101,11 +108,8 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
     // scale and offset rows of nbg values, at rows i..i + R and j..j + W; each group reads
     // o..o + GROUP of a row and g·4..g·4 + 4 of its scales (o + GROUP ≤ kg, 4g + 4 ≤ nbg).
     unsafe {
-        let d: [*const u8; R] = core::array::from_fn(|t| xd.as_ptr().add((i + t) * kg));
-        let asc: [*const f32; R] = core::array::from_fn(|t| xs.as_ptr().add((i + t) * nbg));
-        let w: [*const i8; W] = core::array::from_fn(|c| wc.as_ptr().add((j + c) * kg));
-        let ws: [*const f32; W] = core::array::from_fn(|c| wsc.as_ptr().add((j + c) * nbg));
-        let off: [*const i32; W] = core::array::from_fn(|c| wo.as_ptr().add((j + c) * nbg));
+        let (d, asc): ([*const u8; R], [*const f32; R]) = (rows(xd, i, kg), rows(xs, i, nbg));
+        let (w, ws, off): ([*const i8; W], [*const f32; W], [*const i32; W]) = (rows(wc, j, kg), rows(wsc, j, nbg), rows(wo, j, nbg));
         let mut acc = [[f32x4_splat(0.0); R]; W];
         for g in 0..ng {
             let o = g * GROUP;

@@ -66,20 +66,6 @@ pub struct Classifier {
     labels: LabelSpace,
 }
 
-/// Replaces each quantized linear weight of the encoder (`<name>.q8` / `.q4` / `.q3` with its
-/// scales) by its f32 dequantization `<name>`, which the encoder then runs on candle's f32 path.
-fn dequantize_linears(t: &mut HashMap<String, Tensor>, cfg: &crate::format::EncoderConfig) -> Result<()> {
-    for (name, shape) in crate::encoder::tensor_shapes(cfg) {
-        if !(name.starts_with("encoder.layer.") && name.ends_with(".weight") && shape.len() == 2) || t.contains_key(&name) {
-            continue;
-        }
-        let w = crate::quant::take_quantized(t, &name, &shape)?;
-        t.retain(|k, _| !k.starts_with(&format!("{name}.")));
-        t.insert(name, w);
-    }
-    Ok(())
-}
-
 /// Reads the tensors section of a model file.
 pub fn load_tensors(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
     candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| ModelError::BadTensors(e.to_string()))
@@ -101,19 +87,7 @@ impl Classifier {
         Self::from_file(ModelFileRef { manifest: file.manifest, tensors: &file.tensors, tokenizer: &file.tokenizer })
     }
 
-    /// [`Self::from_bytes`] with the encoder's quantized linear layers dequantized to f32, so that
-    /// they run on f32 activations (candle's path) instead of the kernels' 7-bit ones: the math of
-    /// the WebGPU encoder (`shelfwise-gpu`), whose reference outputs this gives. The word table,
-    /// the head and the decision are as in `from_bytes`.
-    pub fn from_bytes_f32_activations(bytes: &[u8]) -> Result<Self> {
-        Self::build(ModelFileRef::parse(bytes, None)?, true)
-    }
-
     fn from_file(file: ModelFileRef<'_>) -> Result<Self> {
-        Self::build(file, false)
-    }
-
-    fn build(file: ModelFileRef<'_>, f32_activations: bool) -> Result<Self> {
         let m = file.manifest;
         if let EncoderWeights::Base { sha256 } = &m.encoder_weights {
             return Err(ModelError::Incomplete(format!("base model sha256 {sha256}")));
@@ -126,10 +100,7 @@ impl Classifier {
         if !(m.head.temperature > 0.0 && m.head.temperature.is_finite()) || m.head.buckets == 0 {
             return Err(ModelError::BadManifest("head temperature and buckets must be positive".into()));
         }
-        let mut tensors = load_tensors(file.tensors)?;
-        if f32_activations {
-            dequantize_linears(&mut tensors, &m.encoder)?;
-        }
+        let tensors = load_tensors(file.tensors)?;
         let encoder = Encoder::from_tensors(&m.encoder, &tensors)?;
         let head = Head::from_tensors(&m.head, labels.len(), m.encoder.hidden, &tensors)?;
         let tokenizer = TitleTokenizer::from_bytes(file.tokenizer, m.encoder.max_tokens)?;

@@ -1,8 +1,8 @@
-//! Golden outputs of the shipped model: tests/golden/flipkart-minilm.json, which the CPU paths
-//! (native, both wasm builds) must reproduce — same ranked ids, scores within 1e-4, same
-//! abstentions — and tests/golden/flipkart-minilm.webgpu.json, the same weights on f32 activations
-//! (`Classifier::from_bytes_f32_activations`), which the WebGPU backend must reproduce.
-//! Regenerate after a model change with `scripts/golden.sh`.
+//! Golden outputs of the shipped model (tests/golden/flipkart-minilm.json): the file every CPU path
+//! (native, both wasm runtimes) must reproduce — same ranked ids, scores within 1e-4, same
+//! abstentions. The WebGPU backend is held to the same top-1 with scores within 5e-2
+//! (www/test/webgpu.test.mjs: its float steps between the 7-bit roundings are not the CPU's).
+//! Regenerate after a model change, or a change of the kernels' arithmetic, with `scripts/golden.sh`.
 
 mod common;
 
@@ -28,17 +28,8 @@ pub const TOLERANCE: f32 = 1e-4;
 
 #[test]
 fn shipped_model_reproduces_golden_outputs() {
-    check_golden("tests/golden/flipkart-minilm.json", &Classifier::from_bytes(&shipped_model_bytes()).unwrap());
-}
-
-/// The WebGPU reference: every encoder linear dequantized, run on f32 activations.
-#[test]
-fn shipped_model_on_f32_activations_reproduces_the_webgpu_golden_outputs() {
-    check_golden("tests/golden/flipkart-minilm.webgpu.json", &Classifier::from_bytes_f32_activations(&shipped_model_bytes()).unwrap());
-}
-
-fn check_golden(file: &str, clf: &Classifier) {
-    let g: Golden = serde_json::from_str(&std::fs::read_to_string(repo().join(file)).unwrap()).unwrap();
+    let g: Golden = serde_json::from_str(&std::fs::read_to_string(repo().join("tests/golden/flipkart-minilm.json")).unwrap()).unwrap();
+    let clf = Classifier::from_bytes(&shipped_model_bytes()).unwrap();
     assert_eq!(clf.manifest().payload_sha256, g.model_payload_sha256, "golden file is for another model: regenerate it");
     assert!(g.items.len() >= 30);
     for it in &g.items {

@@ -1,13 +1,38 @@
 // y[M, N] = x[M, K] · W[N, K]^T + bias[N], optionally followed by GELU (act = 1).
 //
-// Tiled in workgroup memory: a 16x16 workgroup computes a 64x64 tile of y, each invocation a 4x4
-// block (rows ty + 16i, cols tx + 16j), stepping through K 16 at a time. Tiles past the edges of
-// M, N or K are zero-filled, so any shape works.
+// `matmul_f32` reads W as f32 and multiplies f32 activations by it. Tiled in workgroup memory: a
+// 16x16 workgroup computes a 64x64 tile of y, each invocation a 4x4 block (rows ty + 16i, cols
+// tx + 16j), stepping through K 16 at a time. Tiles past the edges of M, N or K are zero-filled,
+// so any shape works.
 //
-// `matmul_f32` reads W as f32. `matmul_q8` reads int8 codes packed four to a u32 (little end
-// first: code k of a row is byte k % 4 of word k / 4; rows padded to K4 = ceil(K / 4) words with
-// zero codes) and one f32 scale per output row (quant.rs's per-row layout): it dequantizes in the
-// kernel, accumulating x·q and multiplying by the row's scale once at the end.
+// `matmul_q8` computes what the CPU kernels (crates/shelfwise-kernels: `quantize_rows` then
+// `matmul_t`) compute, so that a quantized model gives one result on every backend. The CPU
+// quantizes the activations too, to 7 bits (in the browser, relaxed SIMD's 8-bit dot products
+// multiply int8 weights by 7-bit activations, 16 multiply-adds an instruction), so this kernel
+// does the same:
+// - W: int8 codes packed four to a u32 (little end first: code k of a row is byte k % 4 of word
+//   k / 4; rows padded to K4 = ceil(K / 4) words with zero codes) and one f32 scale per (row,
+//   block of 32 along K), `mscale[n * NB + b]` (NB = ceil(K / 32)).
+// - x: each row's block b (values 32b..32b + 32, missing ones 0) gets `max = max |x|`; if max is
+//   0 (or not finite) its codes and scale are 0, else `inv = 63 / max`, `code = round(x * inv)`
+//   (ties to even) clamped to [-63, 63], and `ascale = max / 63`, both divisions correctly rounded
+//   f32 as on the CPU.
+// - y[r][n] = Σ_b s_b · (ascale[r][b] · wscale[n][b]) + bias[n], with s_b = Σ code_x · code_w over
+//   the block: an integer of at most 32 · 63 · 128 < 2^24, so its f32 sum is exact in any order.
+//   The f32 sum over blocks is the only rounding that differs from the CPU's (order only).
+// Same 64x64 tile and 4x4 block per invocation, stepping through K one block (32) at a time: the
+// 4 invocations of each of the tile's 64 rows load 8 of its block's values each, share their
+// partial maxima through workgroup memory, and write codes; weights stay packed in the tile and
+// are unpacked as they are multiplied. Each invocation sums a block's products exactly, then folds
+// them into its f32 accumulators with the block's scales.
+//
+// WGSL only promises 2.5 ULP for f32 division (real GPUs divide through an approximate
+// reciprocal), and a quotient one ULP off can round a code near a tie (x · inv ≈ n + 0.5) the
+// other way. So `act_inv` and `act_scale` divide exactly in integer arithmetic on the mantissas;
+// only multiplication, which WGSL requires to be correctly rounded, and `round` remain. What can
+// still differ from the CPU: blocks whose max |x| is below ~2^-120 (subnormal scales or an
+// infinite inverse: GPUs may flush subnormals; an encoder's activations are O(1) after LayerNorm),
+// and non-finite activations (WGSL leaves their arithmetic undefined).
 
 struct MmParams {
     m: u32,
@@ -110,6 +135,99 @@ fn matmul_f32(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     store(m0, n0, tx, ty);
 }
 
+// ---- matmul_q8 ----
+
+const QB: u32 = 32u; // values per quantization block: the K step of matmul_q8
+const ACT_MAX: f32 = 63.0; // largest activation code (7 bits)
+
+var<workgroup> qa: array<f32, 2048>; // [QB][TM]: activation codes of one block, as f32
+var<workgroup> qb: array<u32, 512>; // [QB / 4][TN]: packed weight codes of one block
+var<workgroup> qpart: array<f32, 256>; // each invocation's partial max |x| (row t / 4)
+var<workgroup> qascale: array<f32, 64>; // the block's activation scale per tile row
+var<workgroup> qwscale: array<f32, 64>; // the block's weight scale per tile column
+
+// fl(63 / amax), correctly rounded (ties to even), for a finite amax > 0. Long division of the
+// mantissas in u32 (every partial dividend < 2^32). -1 when the quotient overflows f32 (amax
+// below ~1.9e-37; the CPU's inverse is then +inf).
+fn act_inv(amax: f32) -> f32 {
+    let bits = bitcast<u32>(amax);
+    let e = (bits >> 23u) & 0xffu;
+    if (e == 0u) {
+        return -1.0; // subnormal amax: 63 / amax overflows
+    }
+    let m = (bits & 0x7fffffu) | 0x800000u; // amax = m · 2^(e - 150), m in [2^23, 2^24)
+    // q = floor(63 · 2^44 / m) (26 or 27 bits), r its remainder: 63 · 2^26 / m first (in
+    // (252, 504]), then 8, 8 and 2 more quotient bits.
+    var r = 63u << 26u;
+    var q = r / m;
+    r -= q * m;
+    r <<= 8u;
+    var d = r / m;
+    q = (q << 8u) | d;
+    r -= d * m;
+    r <<= 8u;
+    d = r / m;
+    q = (q << 8u) | d;
+    r -= d * m;
+    r <<= 2u;
+    d = r / m;
+    q = (q << 2u) | d;
+    r -= d * m;
+    // 63 / amax = q' · 2^(106 - e), q' the exact quotient: keep 24 bits, round the rest.
+    let s = select(2u, 3u, q >= (1u << 26u));
+    var mant = q >> s;
+    let rest = q & ((1u << s) - 1u);
+    let half = 1u << (s - 1u);
+    if (rest > half || (rest == half && (r != 0u || (mant & 1u) == 1u))) {
+        mant += 1u;
+    }
+    var ex = s + 256u - e; // biased exponent of mant · 2^(s + 106 - e)
+    if (mant == (1u << 24u)) {
+        mant = 1u << 23u;
+        ex += 1u;
+    }
+    if (ex >= 255u) {
+        return -1.0;
+    }
+    return bitcast<f32>((ex << 23u) | (mant & 0x7fffffu));
+}
+
+// fl(amax / 63), correctly rounded (ties to even), for a finite amax > 0; 0 for amax below
+// 2^-121 (where the CPU's result is at or near the subnormal range).
+fn act_scale(amax: f32) -> f32 {
+    let bits = bitcast<u32>(amax);
+    let e = (bits >> 23u) & 0xffu;
+    if (e < 7u) {
+        return 0.0;
+    }
+    let m = (bits & 0x7fffffu) | 0x800000u;
+    // q = floor(m · 2^8 / 63): 26 or 27 bits.
+    let n = m << 8u;
+    let q = n / 63u;
+    let r = n - q * 63u;
+    let s = select(2u, 3u, q >= (1u << 26u));
+    var mant = q >> s;
+    let rest = q & ((1u << s) - 1u);
+    let half = 1u << (s - 1u);
+    if (rest > half || (rest == half && (r != 0u || (mant & 1u) == 1u))) {
+        mant += 1u;
+    }
+    var ex = s + e - 8u; // >= 1: biased exponent of mant · 2^(s + e - 158)
+    if (mant == (1u << 24u)) {
+        mant = 1u << 23u;
+        ex += 1u;
+    }
+    return bitcast<f32>((ex << 23u) | (mant & 0x7fffffu));
+}
+
+// The 7-bit code of x for a block with inverse scale `inv` (-1: infinite, as act_inv returns).
+fn act_code(x: f32, inv: f32) -> f32 {
+    if (inv < 0.0) {
+        return sign(x) * ACT_MAX; // x · inf clamped; 0 stays 0 (the CPU's NaN casts to 0)
+    }
+    return clamp(round(x * inv), -ACT_MAX, ACT_MAX);
+}
+
 @compute @workgroup_size(16, 16)
 fn matmul_q8(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     let tx = lid.x;
@@ -117,25 +235,99 @@ fn matmul_q8(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
     let t = ty * 16u + tx;
     let m0 = wg.y * TM;
     let n0 = wg.x * TN;
-    for (var k0 = 0u; k0 < mp.k; k0 += TK) {
-        load_a(m0, k0, t);
-        // 64 rows x 4 words (16 codes) of W: one word per invocation.
-        let r = t / 4u;
-        let w4 = t % 4u;
-        let gn = n0 + r;
-        let gw = k0 / 4u + w4;
-        var word = 0u;
-        var s = 0.0;
-        if (gn < mp.n && gw < mp.k4) {
-            word = mwq[gn * mp.k4 + gw];
-            // 4·gw < K: the block exists.
-            s = mscale[gn * mp.nb + gw / 8u];
+    // This invocation's share of the activations: row ar of the tile, values p + 4i of a block.
+    let ar = t / 4u;
+    let p = t % 4u;
+    let gr = m0 + ar;
+    for (var k0 = 0u; k0 < mp.k; k0 += QB) {
+        let blk = k0 / QB;
+        var xv: array<f32, 8>;
+        var pmax = 0.0;
+        for (var i = 0u; i < 8u; i++) {
+            let gk = k0 + p + 4u * i;
+            var v = 0.0;
+            if (gr < mp.m && gk < mp.k) {
+                v = mx[gr * mp.k + gk];
+            }
+            xv[i] = v;
+            pmax = max(pmax, abs(v));
         }
-        for (var b = 0u; b < 4u; b++) {
-            tile_b[(w4 * 4u + b) * TN + r] = f32(extractBits(bitcast<i32>(word), 8u * b, 8u)) * s;
+        qpart[t] = pmax;
+        // 64 columns x 8 words (32 codes) of W, two words per invocation, and the columns' scales.
+        for (var i = 0u; i < 2u; i++) {
+            let e = t + 256u * i;
+            let c = e / 8u;
+            let w = e % 8u;
+            let gn = n0 + c;
+            let gw = k0 / 4u + w;
+            var word = 0u;
+            if (gn < mp.n && gw < mp.k4) {
+                word = mwq[gn * mp.k4 + gw];
+            }
+            qb[w * TN + c] = word;
+        }
+        if (t < TN) {
+            var s = 0.0;
+            if (n0 + t < mp.n) {
+                s = mscale[(n0 + t) * mp.nb + blk];
+            }
+            qwscale[t] = s;
         }
         workgroupBarrier();
-        multiply_tile(tx, ty);
+        // The row's block max from its 4 partials; each of the 4 quantizes its own 8 values.
+        let rmax = max(max(qpart[ar * 4u], qpart[ar * 4u + 1u]), max(qpart[ar * 4u + 2u], qpart[ar * 4u + 3u]));
+        let is_finite = ((bitcast<u32>(rmax) >> 23u) & 0xffu) != 0xffu;
+        let live = rmax > 0.0 && is_finite;
+        var inv = 0.0;
+        if (live) {
+            inv = act_inv(rmax);
+        }
+        for (var i = 0u; i < 8u; i++) {
+            var code = 0.0;
+            if (live) {
+                code = act_code(xv[i], inv);
+            }
+            qa[(p + 4u * i) * TM + ar] = code;
+        }
+        if (p == 0u) {
+            var sc = 0.0;
+            if (live) {
+                sc = act_scale(rmax);
+            }
+            qascale[ar] = sc;
+        }
+        workgroupBarrier();
+        // Exact integer block sums (f32 holds them exactly), then one scaled add per output.
+        // Zeroed explicitly. A declaration without initializer zeroes it too, on every iteration,
+        // but headless Chromium's WebGPU (Tint + SwiftShader) was seen to carry the previous
+        // block's sums over in that form.
+        var bs = array<array<f32, 4>, 4>();
+        for (var w = 0u; w < QB / 4u; w++) {
+            var bw: array<i32, 4>;
+            for (var j = 0u; j < 4u; j++) {
+                bw[j] = bitcast<i32>(qb[w * TN + tx + 16u * j]);
+            }
+            for (var bi = 0u; bi < 4u; bi++) {
+                let kk = 4u * w + bi;
+                var a: array<f32, 4>;
+                var b: array<f32, 4>;
+                for (var i = 0u; i < 4u; i++) {
+                    a[i] = qa[kk * TM + ty + 16u * i];
+                    b[i] = f32(extractBits(bw[i], 8u * bi, 8u));
+                }
+                for (var i = 0u; i < 4u; i++) {
+                    for (var j = 0u; j < 4u; j++) {
+                        bs[i][j] = fma(a[i], b[j], bs[i][j]);
+                    }
+                }
+            }
+        }
+        for (var i = 0u; i < 4u; i++) {
+            let sa = qascale[ty + 16u * i];
+            for (var j = 0u; j < 4u; j++) {
+                acc[i][j] += bs[i][j] * (sa * qwscale[tx + 16u * j]);
+            }
+        }
         workgroupBarrier();
     }
     store(m0, n0, tx, ty);
