@@ -9,6 +9,8 @@ import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, Pro
 export interface EngineOptions {
   modelUrl: string;
   wasmUrl: string;
+  /** The plain runtime, tried when `wasmUrl` (the relaxed SIMD one, picked by default) does not load. */
+  fallbackWasmUrl?: string;
   cache: string | false;
   backend: BackendRequest;
   /** URL of the WebGPU bundle's module (dist/gpu.js); its wasm is found next to it. */
@@ -25,10 +27,19 @@ let wasmReady: Promise<unknown> | null = null;
 
 const subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle;
 
-/** Instantiates the wasm: the module the page compiled when it sent one (see createClassifier), else from `wasmUrl`. */
-function initWasm(wasmUrl: string, compiled?: Promise<WebAssembly.Module | null> | null): Promise<unknown> {
+/**
+ * Instantiates the wasm: the module the page compiled when it sent one (see createClassifier), else
+ * from `wasmUrl`; if that fails and there is a `fallbackUrl` (a site that serves only the plain
+ * runtime, as before the relaxed one existed), from there.
+ */
+function initWasm(wasmUrl: string, compiled?: Promise<WebAssembly.Module | null> | null, fallbackUrl?: string): Promise<unknown> {
   wasmReady ??= Promise.resolve(compiled)
     .then((module) => init({ module_or_path: module ?? wasmUrl }))
+    .catch((e: unknown) => {
+      if (!fallbackUrl) throw e;
+      console.warn(`shelfwise: cannot load ${wasmUrl}; loading ${fallbackUrl}`, e);
+      return init({ module_or_path: fallbackUrl });
+    })
     // Let the engine optimise the load and inference code (and, without native SHA-256, the
     // wasm's own checksum code) before the model's few long calls: see warmUp in shelfwise-wasm.
     .then(() => warmUp(!subtle))
@@ -360,7 +371,7 @@ export class Engine {
 
   static async create(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Engine> {
     // Compile the wasm while the model is read (from the cache or the network).
-    const wasm = initWasm(opts.wasmUrl, opts.compiled);
+    const wasm = initWasm(opts.wasmUrl, opts.compiled, opts.fallbackWasmUrl);
     wasm.catch(() => {}); // reported where it is awaited
     const loaded = await loadModel(opts, wasm, onProgress, signal);
     const manifest = loaded.clf.manifest() as Record<string, unknown> & { name: string; labels: string[]; payload_sha256: string };

@@ -103,10 +103,14 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
   if (!['auto', 'wasm', 'webgpu'].includes(backend)) {
     throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: unknown backend ${JSON.stringify(backend)}`);
   }
+  const plainWasm = abs(new URL('./shelfwise_wasm_bg.wasm', import.meta.url));
+  const relaxed = options.wasmUrl === undefined && relaxedSimdWorks();
   const init: Extract<Request, { type: 'init' }> = {
     type: 'init',
     modelUrl: abs(options.modelUrl),
-    wasmUrl: abs(options.wasmUrl ?? new URL(relaxedSimdWorks() ? './shelfwise_wasm_relaxed_bg.wasm' : './shelfwise_wasm_bg.wasm', import.meta.url)),
+    wasmUrl: options.wasmUrl !== undefined ? abs(options.wasmUrl) : relaxed ? abs(new URL('./shelfwise_wasm_relaxed_bg.wasm', import.meta.url)) : plainWasm,
+    // A site that deployed only the plain runtime (as before there were two) still works.
+    ...(relaxed ? { fallbackWasmUrl: plainWasm } : {}),
     gpuUrl: abs(options.gpuUrl ?? new URL('./gpu.js', import.meta.url)),
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,

@@ -305,6 +305,35 @@ describe('package API', () => {
     }
   });
 
+  test('a site without the relaxed SIMD runtime (404) still loads, on the plain one', async () => {
+    const ctx = env.browser.context;
+    const missing = (route) => route.fulfill({ status: 404, contentType: 'text/plain', body: 'not deployed' });
+    await ctx.route('**/dist/shelfwise_wasm_relaxed_bg.wasm', missing);
+    const p = await ctx.newPage();
+    try {
+      p.on('console', (m) => m.type() === 'warning' && console.log(`# console: ${m.text().slice(0, 120)}`));
+      await p.goto(env.server.url + 'favicon.svg');
+      const r = await p.evaluate(async () => {
+        const { createClassifier } = await import('/dist/index.js');
+        const out = {};
+        for (const worker of [true, false]) {
+          const c = await createClassifier({ modelUrl: '/model/model.shelfwise', worker });
+          out[worker ? 'worker' : 'page'] = { kernels: c.info.wasmKernels, top: (await c.suggest('ceramic coffee mug')).suggestions[0].path };
+          c.dispose();
+        }
+        return out;
+      });
+      const want = await page.evaluate(async () => (await window.clf.suggest('ceramic coffee mug', { group: null })).suggestions[0].path);
+      for (const where of ['worker', 'page']) {
+        assert.equal(r[where].kernels, 'wasm-simd128', where);
+        assert.deepEqual(r[where].top, want, where);
+      }
+    } finally {
+      await p.close();
+      await ctx.unroute('**/dist/shelfwise_wasm_relaxed_bg.wasm', missing);
+    }
+  });
+
   test('suggestMany gives each title the result suggest gives it; errors, abort, and suggest after it', async () => {
     const titles = fixtureTitles().slice(0, 40);
     const r = await page.evaluate(async (titles) => {
