@@ -101,7 +101,7 @@ export interface CreateClassifierOptions {
    * URL of the wasm runtime. Default: next to this module, `shelfwise_wasm_relaxed_bg.wasm` where
    * this thread's WebAssembly runs relaxed SIMD's 8-bit dot product correctly (a tiny probe module
    * is validated and run), else `shelfwise_wasm_bg.wasm`. Both compute the same results; the
-   * relaxed build's matmuls are about twice as fast. Given, it is used as is.
+   * relaxed build's matmuls are about 1.5× as fast. Given, it is used as is.
    */
   wasmUrl?: string | URL;
   /** URL of the worker module (default: `worker.js` next to this module). */
