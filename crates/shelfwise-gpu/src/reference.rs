@@ -8,17 +8,20 @@ use shelfwise_model::quant::BLOCK;
 /// `y[m][n] = Σ_k x[m][k] · w[n][k] + b[n]` (then GELU if `gelu`), accumulated in f64.
 /// Also returns `Σ_k |x[m][k] · w[n][k]|` per output, the scale of its rounding error.
 pub fn matmul(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, b: &[f32], gelu: bool) -> (Vec<f32>, Vec<f32>) {
+    outputs(m, n, b, gelu, |r, c| {
+        (0..k).map(|i| x[r * k + i] as f64 * w[c * k + i] as f64).fold((0.0, 0.0), |(s, a), p| (s + p, a + p.abs()))
+    })
+}
+
+/// `y[r][c] = sum + b[c]` (then GELU if `gelu`) and `mag[r][c] = |terms| + |b[c]|`, with
+/// `(sum, |terms|) = terms(r, c)` in f64: the part the matmul references share.
+fn outputs(m: usize, n: usize, b: &[f32], gelu: bool, terms: impl Fn(usize, usize) -> (f64, f64)) -> (Vec<f32>, Vec<f32>) {
     let mut y = vec![0f32; m * n];
     let mut mag = vec![0f32; m * n];
     for r in 0..m {
         for c in 0..n {
-            let (mut s, mut a) = (0f64, 0f64);
-            for i in 0..k {
-                let p = x[r * k + i] as f64 * w[c * k + i] as f64;
-                s += p;
-                a += p.abs();
-            }
-            s += b[c] as f64;
+            let (s, a) = terms(r, c);
+            let s = s + b[c] as f64;
             y[r * n + c] = if gelu { gelu_erf(s) as f32 } else { s as f32 };
             mag[r * n + c] = (a + (b[c] as f64).abs()) as f32;
         }
@@ -65,23 +68,13 @@ pub fn quantize_activations(x: &[f32], m: usize, k: usize) -> (Vec<i32>, Vec<f32
 pub fn matmul_q8(x: &[f32], m: usize, codes: &[u8], scales: &[f32], n: usize, k: usize, b: &[f32], gelu: bool) -> (Vec<f32>, Vec<f32>) {
     let nb = k.div_ceil(BLOCK);
     let (xq, xs) = quantize_activations(x, m, k);
-    let mut y = vec![0f32; m * n];
-    let mut mag = vec![0f32; m * n];
-    for r in 0..m {
-        for c in 0..n {
-            let (mut acc, mut a) = (0f64, 0f64);
-            for blk in 0..nb {
-                let s: i64 = (blk * BLOCK..((blk + 1) * BLOCK).min(k)).map(|i| xq[r * k + i] as i64 * codes[c * k + i] as i8 as i64).sum();
-                let p = s as f64 * (xs[r * nb + blk] * scales[c * nb + blk]) as f64;
-                acc += p;
-                a += p.abs();
-            }
-            acc += b[c] as f64;
-            y[r * n + c] = if gelu { gelu_erf(acc) as f32 } else { acc as f32 };
-            mag[r * n + c] = (a + (b[c] as f64).abs()) as f32;
-        }
-    }
-    (y, mag)
+    outputs(m, n, b, gelu, |r, c| {
+        (0..nb).fold((0.0, 0.0), |(acc, a), blk| {
+            let s: i64 = (blk * BLOCK..((blk + 1) * BLOCK).min(k)).map(|i| xq[r * k + i] as i64 * codes[c * k + i] as i8 as i64).sum();
+            let p = s as f64 * (xs[r * nb + blk] * scales[c * nb + blk]) as f64;
+            (acc + p, a + p.abs())
+        })
+    })
 }
 
 /// LayerNorm of each row of `n` (of `a + res`), f64 two-pass.

@@ -173,23 +173,31 @@ fn act_inv(amax: f32) -> f32 {
     d = r / m;
     q = (q << 2u) | d;
     r -= d * m;
-    // 63 / amax = q' · 2^(106 - e), q' the exact quotient: keep 24 bits, round the rest.
-    let s = select(2u, 3u, q >= (1u << 26u));
-    var mant = q >> s;
-    let rest = q & ((1u << s) - 1u);
-    let half = 1u << (s - 1u);
-    if (rest > half || (rest == half && (r != 0u || (mant & 1u) == 1u))) {
-        mant += 1u;
-    }
-    var ex = s + 256u - e; // biased exponent of mant · 2^(s + 106 - e)
-    if (mant == (1u << 24u)) {
-        mant = 1u << 23u;
-        ex += 1u;
-    }
+    // 63 / amax = q' · 2^(106 - e), q' the exact quotient.
+    let rm = round_to_24(q, r != 0u);
+    let ex = rm.y + 256u - e; // biased exponent of mant · 2^(shift + 106 - e)
     if (ex >= 255u) {
         return -1.0;
     }
-    return bitcast<f32>((ex << 23u) | (mant & 0x7fffffu));
+    return bitcast<f32>((ex << 23u) | rm.x);
+}
+
+// A quotient q of 26 or 27 bits (`inexact`: a nonzero remainder lies beyond it) rounded to 24
+// bits, ties to even: (its mantissa field, without the implicit bit; how far q was shifted down,
+// plus 1 when the rounding carried into a 25th bit). The shared tail of act_inv and act_scale.
+fn round_to_24(q: u32, inexact: bool) -> vec2<u32> {
+    var s = select(2u, 3u, q >= (1u << 26u));
+    var mant = q >> s;
+    let rest = q & ((1u << s) - 1u);
+    let half = 1u << (s - 1u);
+    if (rest > half || (rest == half && (inexact || (mant & 1u) == 1u))) {
+        mant += 1u;
+    }
+    if (mant == (1u << 24u)) {
+        mant = 1u << 23u;
+        s += 1u;
+    }
+    return vec2<u32>(mant & 0x7fffffu, s);
 }
 
 // fl(amax / 63), correctly rounded (ties to even), for a finite amax > 0; 0 for amax below
@@ -205,19 +213,9 @@ fn act_scale(amax: f32) -> f32 {
     let n = m << 8u;
     let q = n / 63u;
     let r = n - q * 63u;
-    let s = select(2u, 3u, q >= (1u << 26u));
-    var mant = q >> s;
-    let rest = q & ((1u << s) - 1u);
-    let half = 1u << (s - 1u);
-    if (rest > half || (rest == half && (r != 0u || (mant & 1u) == 1u))) {
-        mant += 1u;
-    }
-    var ex = s + e - 8u; // >= 1: biased exponent of mant · 2^(s + e - 158)
-    if (mant == (1u << 24u)) {
-        mant = 1u << 23u;
-        ex += 1u;
-    }
-    return bitcast<f32>((ex << 23u) | (mant & 0x7fffffu));
+    let rm = round_to_24(q, r != 0u);
+    let ex = rm.y + e - 8u; // >= 1: biased exponent of mant · 2^(shift + e - 158)
+    return bitcast<f32>((ex << 23u) | rm.x);
 }
 
 // The 7-bit code of x for a block with inverse scale `inv` (-1: infinite, as act_inv returns).
