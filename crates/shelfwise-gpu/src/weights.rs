@@ -34,8 +34,7 @@ impl HostMatrix {
 
     /// int8 codes with one scale per row (`scales.len() == rows`), as block scales.
     pub fn q8_row_scaled(rows: usize, cols: usize, codes: Vec<u8>, row_scales: &[f32]) -> Self {
-        let nb = cols.div_ceil(BLOCK);
-        HostMatrix::Q8 { rows, cols, codes, scales: row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect() }
+        HostMatrix::Q8 { rows, cols, codes, scales: shelfwise_model::quant::row_scales_as_blocks(row_scales, cols) }
     }
 
     /// f32 values (dequantized if int8), row-major.

@@ -99,6 +99,13 @@ pub const ACT_MAX: f32 = 63.0;
 /// The weights' side of that shift, `64 · Σ w` a block, is subtracted once per block.
 pub const DIGIT_OFFSET: i32 = 64;
 
+/// One scale per row (`[n]`) as one per (row, block) of a row of `k` values, `[n, ceil(k / BLOCK)]`:
+/// the per-channel int8 layout in the block layout every kernel and loader reads.
+pub fn row_scales_as_blocks(row_scales: &[f32], k: usize) -> Vec<f32> {
+    let nb = padded(k) / BLOCK;
+    row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect()
+}
+
 /// Rounds `k` up to whole blocks.
 pub fn padded(k: usize) -> usize {
     k.div_ceil(BLOCK) * BLOCK
@@ -171,9 +178,7 @@ impl QMatrix {
         check(codes.len() == n * k && row_scales.len() == n, || {
             format!("{} codes and {} scales for a {n}x{k} matrix", codes.len(), row_scales.len())
         })?;
-        let nb = padded(k) / BLOCK;
-        let scales: Vec<f32> = row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect();
-        Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(&scales, n, nb)))
+        Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(&row_scales_as_blocks(row_scales, k), n, padded(k) / BLOCK)))
     }
 
     /// From codes (`[n, k]` row-major, any i8 values, e.g. 4-bit codes in -8..=7) and one scale

@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
 use half::f16;
-pub use shelfwise_kernels::BLOCK;
+pub use shelfwise_kernels::{row_scales_as_blocks, BLOCK};
 use shelfwise_kernels::{padded, QMatrix};
 
 use crate::classifier::{load_tensors, tensors_to_bytes};
@@ -341,7 +341,7 @@ fn read_q8<'t>(t: &'t HashMap<String, Tensor>, name: &str, rows: usize, cols: us
     }
     let nb = padded(cols) / BLOCK;
     if s.dims() == [rows] {
-        Ok(Some((q, scales.iter().flat_map(|&x| std::iter::repeat_n(x, nb)).collect())))
+        Ok(Some((q, row_scales_as_blocks(&scales, cols))))
     } else if s.dims() == [rows, nb] {
         Ok(Some((q, scales)))
     } else {
@@ -647,8 +647,7 @@ mod tests {
             let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
             let (codes, scales, packed) = if bits == 8 {
                 let (codes, row_scales) = quantize_rows(&w, rows, cols);
-                let nb = padded(cols) / BLOCK;
-                let scales: Vec<f32> = row_scales.iter().flat_map(|&s| std::iter::repeat_n(s, nb)).collect();
+                let scales = row_scales_as_blocks(&row_scales, cols);
                 let bytes = codes.iter().map(|&c| c as u8).collect();
                 (codes, scales, bytes)
             } else {
