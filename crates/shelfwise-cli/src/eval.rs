@@ -39,7 +39,11 @@ pub struct EvalArgs {
 }
 
 /// Metrics JSON for one scorer: whole titles plus prefix accuracy.
-fn report(space: &LabelSpace, rows: &[Row], score: &dyn Fn(&[String]) -> Result<Vec<Vec<f32>>>) -> Result<Value> {
+/// Probabilities for a batch of texts, one row per text.
+type Probs = Result<Vec<Vec<f32>>>;
+type Scorer<'a> = dyn Fn(&[String]) -> Probs + 'a;
+
+fn report(space: &LabelSpace, rows: &[Row], score: &Scorer) -> Result<Value> {
     let whole: Vec<String> = rows.iter().map(|r| r.title.clone()).collect();
     let probs = score(&whole)?;
     let examples: Vec<Example> = rows.iter().zip(&probs).map(|(r, p)| Example { gold: &r.path, probs: p }).collect();
@@ -68,13 +72,16 @@ pub fn model_probs(clf: &Classifier, texts: &[String], msg: &str) -> Result<Vec<
     Ok(out)
 }
 
-pub fn parallel_classes(f: &(dyn Fn(usize) -> Vec<f32> + Sync), n: usize) -> Vec<Vec<f32>> {
+/// Trains one baseline class: its index in, its weights out.
+type PerClass<'a> = dyn Fn(usize) -> Vec<f32> + Sync + 'a;
+
+pub fn parallel_classes(f: &PerClass<'_>, n: usize) -> Vec<Vec<f32>> {
     (0..n).into_par_iter().map(f).collect()
 }
 
 /// Trains the baseline; returns its label space and a scorer (softmax of SVM decision values,
 /// used for ranking; the baseline is not calibrated).
-pub fn baseline(rows: &[Row]) -> Result<(LabelSpace, impl Fn(&[String]) -> Result<Vec<Vec<f32>>>)> {
+pub fn baseline(rows: &[Row]) -> Result<(LabelSpace, impl Fn(&[String]) -> Probs)> {
     let labels: Vec<String> = rows.iter().map(Row::label).collect();
     let space = LabelSpace::from_raw_paths(labels.iter().map(String::as_str))?;
     let titles: Vec<&str> = rows.iter().map(|r| r.title.as_str()).collect();

@@ -150,7 +150,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let (train_rows, heldout_rows): (Vec<Row>, Vec<Row>) = match &a.dev {
         Some(d) => (all, read_labelled(d, &a.text_col, &a.label_col)?),
         // Split by a hash of the lower-cased title so that duplicates never straddle the split.
-        None => all.into_iter().partition(|r| fnv1a(r.title.to_lowercase().as_bytes()) % 10 != 0),
+        None => all.into_iter().partition(|r| !fnv1a(r.title.to_lowercase().as_bytes()).is_multiple_of(10)),
     };
     if train_rows.is_empty() {
         bail!("no training rows left after holding out data");

@@ -77,8 +77,8 @@ impl HostMatrix {
     /// `shelfwise_model::quant::load_codes`), else f32. `rows = None` accepts any row count (a
     /// pruned vocabulary's word table).
     pub fn from_tensors(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, cols: usize) -> Result<Self> {
-        if let Some((r, codes, scales)) = shelfwise_model::quant::load_codes(t, name, rows, cols)? {
-            return Ok(HostMatrix::Q8 { rows: r, cols, codes: codes.into_iter().map(|c| c as u8).collect(), scales });
+        if let Some(q) = shelfwise_model::quant::load_codes(t, name, rows, cols)? {
+            return Ok(HostMatrix::Q8 { rows: q.rows, cols, codes: q.codes.into_iter().map(|c| c as u8).collect(), scales: q.scales });
         }
         let r = match (rows, t.get(name)) {
             (Some(r), _) => r,

@@ -71,7 +71,7 @@ fn cholesky(a: &mut [f64], n: usize) -> Result<()> {
         for k in 0..j {
             d -= a[j * n + k] * a[j * n + k];
         }
-        if !(d > 0.0) {
+        if d.is_nan() || d <= 0.0 {
             return Err(ModelError::Compute(format!("GPTQ: calibration Hessian not positive definite at column {j}")));
         }
         let d = d.sqrt();

@@ -264,17 +264,26 @@ pub(crate) fn load_qmatrix(t: &HashMap<String, Tensor>, name: &str, shape: &[usi
     let &[rows, cols] = shape else {
         return Err(bad(format!("only 2-D tensors are quantized, this one has shape {shape:?}")));
     };
-    let Some((_, codes, scales)) = load_codes(t, name, Some(rows), cols)? else {
+    let Some(c) = load_codes(t, name, Some(rows), cols)? else {
         return Ok(None);
     };
-    QMatrix::from_block_scaled(rows, cols, &codes, &scales).map(Some).map_err(|e| bad(e.to_string()))
+    QMatrix::from_block_scaled(rows, cols, &c.codes, &c.scales).map(Some).map_err(|e| bad(e.to_string()))
+}
+
+/// A quantized matrix as [`load_codes`] reads it.
+pub struct Codes {
+    pub rows: usize,
+    /// Row-major int8 codes, `[rows, cols]`.
+    pub codes: Vec<i8>,
+    /// One scale per (row, block of [`BLOCK`]).
+    pub scales: Vec<f32>,
 }
 
 /// `name`'s codes as int8, row-major (3- and 4-bit ones widened), with one f32 scale per (row,
 /// block of [`BLOCK`]), `[rows, ceil(cols / 32)]`, when the file holds `name` quantized in any
 /// scheme (`None` when it is plain f32/f16): what the CPU kernels and another backend (the GPU)
 /// load. `rows = None` takes the row count from the file (a pruned vocabulary's word table).
-pub fn load_codes(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, cols: usize) -> Result<Option<(usize, Vec<i8>, Vec<f32>)>> {
+pub fn load_codes(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, cols: usize) -> Result<Option<Codes>> {
     if t.contains_key(name) {
         return Ok(None);
     }
@@ -288,7 +297,7 @@ pub fn load_codes(t: &HashMap<String, Tensor>, name: &str, rows: Option<usize>, 
     };
     let (bits, q, scales) = read_quantized(t, name, rows, cols)?;
     let codes = with_codes(q, name, &[rows, packed_cols(cols, bits)], |b| Ok(decode_codes(b, rows, cols, bits)))?;
-    Ok(Some((rows, codes, scales)))
+    Ok(Some(Codes { rows, codes, scales }))
 }
 
 /// The codes tensor of `name`'s quantized form, its bits (8: two's complement bytes; 4 or 3:

@@ -288,7 +288,7 @@ pub fn train_head(
         None => None,
     };
     let labelled: Vec<usize> = (0..train.len()).filter(|&i| train.labels[i].is_some()).collect();
-    let mut best: Option<(f64, usize, HashMap<String, Tensor>, Option<Vec<Vec<f32>>>)> = None;
+    let mut best: Option<Kept> = None;
     let mut history = Vec::new();
     let total_steps = cfg.epochs * labelled.len().div_ceil(cfg.batch_size);
     let mut step = 0;
@@ -337,22 +337,29 @@ pub fn train_head(
         let report = EpochReport { epoch, train_loss: loss_sum / batches.max(1) as f64, heldout_acc: held.as_ref().map(|h| h.0) };
         on_epoch(&report);
         let score = report.heldout_acc.unwrap_or(epoch as f64);
-        if best.as_ref().is_none_or(|b| score > b.0) {
+        if best.as_ref().is_none_or(|b| score > b.score) {
             let mut tensors = vars.snapshot(head.buckets as usize)?;
             if let Some(b) = &blocks {
                 for (n, v) in &b.vars {
                     tensors.insert(n.clone(), v.as_tensor().copy()?);
                 }
             }
-            best = Some((score, epoch, tensors, held.map(|h| h.1)));
+            best = Some(Kept { score, epoch, tensors, heldout_logits: held.map(|h| h.1) });
         }
         history.push(report);
     }
-    let (_, best_epoch, tensors, heldout_logits) = match best {
-        Some(b) => b,
-        None => (0.0, 0, vars.snapshot(head.buckets as usize)?, None),
-    };
-    Ok(TrainedHead { tensors, best_epoch, history, heldout_logits })
+    Ok(match best {
+        Some(k) => TrainedHead { tensors: k.tensors, best_epoch: k.epoch, history, heldout_logits: k.heldout_logits },
+        None => TrainedHead { tensors: vars.snapshot(head.buckets as usize)?, best_epoch: 0, history, heldout_logits: None },
+    })
+}
+
+/// The best epoch so far: its held-out score, parameters and held-out logits.
+struct Kept {
+    score: f64,
+    epoch: usize,
+    tensors: HashMap<String, Tensor>,
+    heldout_logits: Option<Vec<Vec<f32>>>,
 }
 
 /// Logits of every sample under the current parameters (no gradient kept).
