@@ -11,12 +11,15 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-kernels 2>&1
 # ... and with relaxed SIMD (the package's second runtime), in headless chromium: Node 20's
 # experimental relaxed SIMD computes other sums than the spec's.
-WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/crates/shelfwise-gpu/webdriver.json" \
+WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=300 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/crates/shelfwise-gpu/webdriver.json" \
   CHROMEDRIVER=$(command -v chromedriver) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --locked --target wasm32-unknown-unknown --target-dir target/wasm-relaxed \
   --config .cargo/relaxed-simd.toml -p shelfwise-kernels 2>&1
 # The WGSL kernel tests again on the browser's WebGPU: headless chromium through chromedriver, with
 # --enable-unsafe-webgpu (SwiftShader here; crates/shelfwise-gpu/webdriver.json has the flags).
+# The runner gives a headless run 20 s by default; SwiftShader on a busy 2-core machine has been
+# seen to need more (a run cut off at the 9th of 10 tests), so allow 5 minutes.
+WASM_BINDGEN_TEST_TIMEOUT=300 \
 CHROMEDRIVER=$(command -v chromedriver) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-gpu --test kernels 2>&1
 bash www/scripts/test-browser.sh 2>&1
