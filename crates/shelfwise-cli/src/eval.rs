@@ -38,11 +38,11 @@ pub struct EvalArgs {
     pub label_col: String,
 }
 
-/// Metrics JSON for one scorer: whole titles plus prefix accuracy.
 /// Probabilities for a batch of texts, one row per text.
 type Probs = Result<Vec<Vec<f32>>>;
 type Scorer<'a> = dyn Fn(&[String]) -> Probs + 'a;
 
+/// Metrics JSON for one scorer: whole titles plus prefix accuracy.
 fn report(space: &LabelSpace, rows: &[Row], score: &Scorer) -> Result<Value> {
     let whole: Vec<String> = rows.iter().map(|r| r.title.clone()).collect();
     let probs = score(&whole)?;
