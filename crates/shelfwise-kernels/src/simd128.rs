@@ -44,6 +44,28 @@ unsafe fn rows<T, const N: usize>(base: &[T], first: usize, len: usize) -> [*con
     core::array::from_fn(|t| base.as_ptr().add((first + t) * len))
 }
 
+/// Adds one group's integer sums `s` (`[W][R]`, four blocks a vector) into `acc`, each scaled by
+/// its activation block scale × weight block scale (scale rows `asc`, `ws`, at block `b`): the
+/// epilogue of both tiles below.
+///
+/// Not a fused multiply-add: the same f32 operations, in the same order, as the other paths. A
+/// last-bit difference here can move the next layer's 7-bit code by a whole step (and compound
+/// over the layers), so every CPU path computes bit-identical results instead of results within a
+/// tolerance.
+///
+/// # Safety
+/// `asc[r] + b .. + 4` and `ws[c] + b .. + 4` must be in bounds.
+#[inline(always)]
+unsafe fn scale_into<const W: usize, const R: usize>(acc: &mut [[v128; R]; W], s: &[[v128; R]; W], asc: &[*const f32; R], ws: &[*const f32; W], b: usize) {
+    let a: [v128; R] = core::array::from_fn(|r| ld(asc[r].add(b)));
+    for c in 0..W {
+        let wb = ld(ws[c].add(b));
+        for r in 0..R {
+            acc[c][r] = f32x4_add(acc[c][r], f32x4_mul(f32x4_convert_i32x4(s[c][r]), f32x4_mul(a[r], wb)));
+        }
+    }
+}
+
 /// Dot products of weight rows `j..j + W` with activation rows `i..i + R`, over all groups: `[W][R]`.
 /// Rows are addressed by pointer arithmetic: at K = 384 a tile is only three groups, and building
 /// and checking eight slices a tile held the relaxed form at 34 G multiply-adds/s instead of 46
@@ -79,13 +101,7 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
                     }
                 }
             }
-            for c in 0..W {
-                let wsc = ld(ws[c].add(g * GROUP_BLOCKS));
-                for r in 0..R {
-                    let sc = f32x4_mul(ld(asc[r].add(g * GROUP_BLOCKS)), wsc);
-                    acc[c][r] = f32x4_add(acc[c][r], f32x4_mul(f32x4_convert_i32x4(s[c][r]), sc));
-                }
-            }
+            scale_into(&mut acc, &s, &asc, &ws, g * GROUP_BLOCKS);
         }
         acc.map(|a| a.map(hsum))
     }
@@ -125,17 +141,7 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
                     }
                 }
             }
-            let a: [v128; R] = core::array::from_fn(|r| ld(asc[r].add(b)));
-            for c in 0..W {
-                let wb = ld(ws[c].add(b));
-                for r in 0..R {
-                    // Not a fused multiply-add: the same f32 operations, in the same order, as the
-                    // other paths. A last-bit difference here can move the next layer's 7-bit code
-                    // by a whole step (and compound over the layers), so every CPU path computes
-                    // bit-identical results instead of results within a tolerance.
-                    acc[c][r] = f32x4_add(acc[c][r], f32x4_mul(f32x4_convert_i32x4(s[c][r]), f32x4_mul(a[r], wb)));
-                }
-            }
+            scale_into(&mut acc, &s, &asc, &ws, b);
         }
         acc.map(|a| a.map(hsum))
     }
