@@ -220,7 +220,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     let t_train = Instant::now();
     let pb = bar(1000, "train head");
-    let mut trained = train_head(
+    let trained = train_head(
         &head_cfg,
         &tcfg,
         (enc_cfg, &base.tensors),
@@ -281,20 +281,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
         payload_sha256: String::new(),
         quantization: None,
     };
-    // Both files below hold exactly the stored (f16 n-gram table) values.
-    for (name, t) in trained.tensors.iter_mut() {
-        *t = shelfwise_model::head::for_storage(name, t.clone())?;
-    }
+    // Both files below hold exactly the stored values (f16 n-gram table, int8 encoder deltas):
+    // the full model is the part as `assemble` completes it.
+    let part_tensors = shelfwise_model::classifier::part_tensors(trained.tensors, &base.tensors)?;
+    let tensors = shelfwise_model::classifier::merge_part(base.tensors.clone(), part_tensors.clone())?;
     if let Some(part) = &a.part {
         let file = ModelFile {
             manifest: Manifest { encoder_weights: EncoderWeights::Base { sha256: base.info.sha256.clone() }, ..manifest.clone() },
-            tensors: tensors_to_bytes(&trained.tensors)?,
+            tensors: tensors_to_bytes(&part_tensors)?,
             tokenizer: base.tokenizer_json.clone(),
         };
         write(part, &file.to_bytes()?)?;
     }
-    let mut tensors = base.tensors.clone();
-    tensors.extend(trained.tensors);
     let file = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: base.tokenizer_json.clone() };
     write(&a.out, &file.to_bytes()?)?;
     eprintln!("done in {:.0} s (embedding {:.0} s, head {:.0} s)", started.elapsed().as_secs_f64(), embed_secs, train_secs);

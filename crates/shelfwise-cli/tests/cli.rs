@@ -88,6 +88,33 @@ fn train_eval_classify_on_a_fixture_shop() {
 }
 
 #[test]
+fn fine_tuned_blocks_go_into_the_part_as_int8_deltas_and_assemble_to_the_same_model() {
+    let (model, part, assembled) = (tmp("ft.shelfwise"), tmp("ft.swpart"), tmp("ft-assembled.shelfwise"));
+    let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
+    ok(&["train", "--train", s(&train), "--dev", s(&dev), "--out", s(&model), "--part", s(&part), "--epochs", "3", "--buckets", "4096", "--seed", "7", "--finetune-layers", "1"]);
+
+    let p = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&part).unwrap()).unwrap();
+    let names: Vec<String> = shelfwise_model::classifier::load_tensors(&p.tensors).unwrap().into_keys().collect();
+    // The top block's six matrices as deltas; the blocks below are the base's.
+    let deltas: Vec<&String> = names.iter().filter(|n| n.ends_with(shelfwise_model::classifier::DELTA_CODES_SUFFIX)).collect();
+    assert_eq!(deltas.len(), 6, "{names:?}");
+    assert!(deltas.iter().all(|n| n.starts_with("encoder.layer.5.")), "{deltas:?}");
+    assert!(!names.iter().any(|n| n.starts_with("encoder.layer.4.")), "{names:?}");
+    // int8 deltas: the part is far smaller than the full file's f32 copy of that block would make it.
+    assert!(std::fs::metadata(&part).unwrap().len() < 4_000_000, "{}", std::fs::metadata(&part).unwrap().len());
+
+    // What train wrote as the full model is exactly what assemble makes of the part.
+    ok(&["assemble", "--part", s(&part), "--out", s(&assembled)]);
+    let (a, c) = (shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap(), shelfwise_model::ModelFile::from_bytes(&std::fs::read(&assembled).unwrap()).unwrap());
+    assert_eq!(c.manifest.payload_sha256, a.manifest.payload_sha256);
+
+    let out = ok(&["classify", "--model", s(&assembled), "--json", "-k", "2", "Orbit 1.5 litre electric kettle"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top: Vec<&str> = v[0]["decision"]["suggestions"][0]["path"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(top, vec!["Kitchen", "Cookware", "Kettles"]);
+}
+
+#[test]
 fn quantized_model_still_ranks_the_kettle_first() {
     let (model, part, q8) = (tmp("qshop.shelfwise"), tmp("qshop.swpart"), tmp("qshop-q8.shelfwise"));
     let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
