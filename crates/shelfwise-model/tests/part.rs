@@ -158,3 +158,18 @@ fn broken_deltas_are_refused_with_model_tensors() {
     assert_eq!(code, "MODEL_TENSORS");
     assert!(msg.contains("not a matrix"), "{msg}");
 }
+
+/// The shipped model's manifest names the files it was made from: the committed part, the f32
+/// model `scripts/setup.sh` assembles from it, and the committed quantized file. Their hashes must
+/// match, or the committed part is not the one the shipped model came from.
+#[test]
+fn shipped_files_match_their_manifest() {
+    let dir = repo().join("models/flipkart-minilm");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    for name in ["head.swpart", "model.f32.shelfwise", "model.shelfwise"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}; run scripts/setup.sh"));
+        let want = &manifest["files"][name];
+        assert_eq!(bytes.len() as u64, want["bytes"].as_u64().unwrap(), "{name} size");
+        assert_eq!(shelfwise_model::format::sha256_hex(&[&bytes]), want["sha256"].as_str().unwrap(), "{name} sha256");
+    }
+}
