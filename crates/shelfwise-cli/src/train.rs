@@ -77,6 +77,11 @@ pub struct TrainArgs {
     /// Loss weight of a prefix relative to a whole title.
     #[arg(long, default_value_t = 0.3)]
     pub prefix_weight: f32,
+    /// Put this word before every prefix sample (e.g. "…"): tagged augmentation, so that the
+    /// prefixes teach the model without pulling whole titles towards them. Nothing is added at
+    /// classification time. Off by default: measured on one shop only (models/*/NOTES.md).
+    #[arg(long)]
+    pub prefix_marker: Option<String>,
     /// Cache folder for encoder embeddings (speeds up re-training on the same titles).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -99,12 +104,16 @@ fn parse_fractions(s: &str) -> std::result::Result<Fractions, String> {
 }
 
 /// Whole titles plus their prefixes, deduplicated, with labels and whether each is a whole title.
-fn with_prefixes(rows: &[Row], fractions: &[f64], labels: &LabelSpace) -> (Vec<String>, Vec<Option<usize>>, Vec<bool>) {
+fn with_prefixes(rows: &[Row], fractions: &[f64], marker: Option<&str>, labels: &LabelSpace) -> (Vec<String>, Vec<Option<usize>>, Vec<bool>) {
     let mut seen = HashSet::new();
     let (mut texts, mut ys, mut whole) = (Vec::new(), Vec::new(), Vec::new());
     for r in rows {
         let y = labels.find(&r.label());
-        let variants = std::iter::once(r.title.clone()).chain(fractions.iter().map(|&f| prefix(&r.title, f)));
+        let tagged = |p: String| match marker {
+            Some(m) => format!("{m} {p}"),
+            None => p,
+        };
+        let variants = std::iter::once(r.title.clone()).chain(fractions.iter().map(|&f| tagged(prefix(&r.title, f))));
         for (i, t) in variants.enumerate() {
             if !t.trim().is_empty() && seen.insert((t.clone(), y)) {
                 texts.push(t);
@@ -187,8 +196,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         embed_scale: a.embed_scale,
         temperature: 1.0,
     };
-    let (train_texts, train_y, train_whole) = with_prefixes(&train_rows, &a.prefix_fractions.0, &labels);
-    let (held_texts, held_y, held_whole) = with_prefixes(&heldout_rows, &a.prefix_fractions.0, &labels);
+    let marker = a.prefix_marker.as_deref().map(str::trim).filter(|m| !m.is_empty());
+    let (train_texts, train_y, train_whole) = with_prefixes(&train_rows, &a.prefix_fractions.0, marker, &labels);
+    let (held_texts, held_y, held_whole) = with_prefixes(&heldout_rows, &a.prefix_fractions.0, marker, &labels);
     let key = format!("{}:{}", base.info.sha256, enc_cfg.max_tokens);
     let frozen_upto = enc_cfg.layers - a.finetune_layers.min(enc_cfg.layers);
     let t_embed = Instant::now();
@@ -259,6 +269,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "samples": train.len(),
         "prefix_fractions": a.prefix_fractions.0,
         "prefix_weight": a.prefix_weight,
+        "prefix_marker": marker,
         "singleton_categories": singletons,
         "config": tcfg,
         "best_epoch": trained.best_epoch,

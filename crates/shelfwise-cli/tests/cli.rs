@@ -115,6 +115,23 @@ fn fine_tuned_blocks_go_into_the_part_as_int8_deltas_and_assemble_to_the_same_mo
 }
 
 #[test]
+fn a_prefix_marker_tags_the_prefix_samples_and_is_recorded() {
+    let (plain, tagged) = (tmp("plain.shelfwise"), tmp("tagged.shelfwise"));
+    let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
+    let common = ["--train", s(&train), "--dev", s(&dev), "--epochs", "2", "--buckets", "1024", "--seed", "7"];
+    ok(&[&["train", "--out", s(&plain)][..], &common].concat());
+    ok(&[&["train", "--out", s(&tagged), "--prefix-marker", "…"][..], &common].concat());
+    let manifest = |p: &Path| shelfwise_model::ModelFile::from_bytes(&std::fs::read(p).unwrap()).unwrap().manifest;
+    let (a, b) = (manifest(&plain), manifest(&tagged));
+    assert_eq!(a.training["prefix_marker"], serde_json::Value::Null);
+    assert_eq!(b.training["prefix_marker"], "…");
+    // Tagged prefixes are other texts (so other weights); a prefix that is the whole title is no
+    // longer a duplicate of it once tagged, so there are at least as many samples.
+    assert!(b.training["samples"].as_u64() >= a.training["samples"].as_u64(), "{} vs {}", b.training["samples"], a.training["samples"]);
+    assert_ne!(a.payload_sha256, b.payload_sha256);
+}
+
+#[test]
 fn quantized_model_still_ranks_the_kettle_first() {
     let (model, part, q8) = (tmp("qshop.shelfwise"), tmp("qshop.swpart"), tmp("qshop-q8.shelfwise"));
     let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
