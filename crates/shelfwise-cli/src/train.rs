@@ -107,12 +107,12 @@ fn parse_fractions(s: &str) -> std::result::Result<Fractions, String> {
 fn with_prefixes(rows: &[Row], fractions: &[f64], marker: Option<&str>, labels: &LabelSpace) -> (Vec<String>, Vec<Option<usize>>, Vec<bool>) {
     let mut seen = HashSet::new();
     let (mut texts, mut ys, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    let tagged = |p: String| match marker {
+        Some(m) => format!("{m} {p}"),
+        None => p,
+    };
     for r in rows {
         let y = labels.find(&r.label());
-        let tagged = |p: String| match marker {
-            Some(m) => format!("{m} {p}"),
-            None => p,
-        };
         let variants = std::iter::once(r.title.clone()).chain(fractions.iter().map(|&f| tagged(prefix(&r.title, f))));
         for (i, t) in variants.enumerate() {
             if !t.trim().is_empty() && seen.insert((t.clone(), y)) {

@@ -257,14 +257,13 @@ pub fn split_part(full: ModelFile, base: &[u8]) -> Result<ModelFile> {
 /// LayerNorms) stay f32. [`merge_part`] of the result is the model as it is then stored: the
 /// trainer writes that, so its full file and its assembled part are the same bytes.
 pub fn part_tensors(full: HashMap<String, Tensor>, base: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
-    let flat = |t: &Tensor| t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>();
     let mut kept = HashMap::new();
     for (name, t) in full {
         let Some(b) = base.get(&name).filter(|b| b.dims() == t.dims()) else {
             kept.insert(name.clone(), crate::head::for_storage(&name, t)?);
             continue;
         };
-        let (w, w0) = (flat(&t)?, flat(b)?);
+        let (w, w0) = (flat_f32(&t)?, flat_f32(b)?);
         if w == w0 {
             continue;
         }
@@ -282,6 +281,11 @@ pub fn part_tensors(full: HashMap<String, Tensor>, base: &HashMap<String, Tensor
         }
     }
     Ok(kept)
+}
+
+/// A tensor's values as f32, row-major (an f16 n-gram table widened).
+fn flat_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 
 /// The base model's tensors completed by a part's (see [`part_tensors`]): plain tensors replace
@@ -309,13 +313,13 @@ pub fn merge_part(mut base: HashMap<String, Tensor>, part: HashMap<String, Tenso
         if codes.dtype() != candle_core::DType::U8 || codes.dims() != [rows, cols] {
             return Err(bad(format!("delta for {name}: codes are {:?} {:?}, expected U8 [{rows}, {cols}]", codes.dtype(), codes.dims())));
         }
-        let s = s.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let s = flat_f32(&s)?;
         if s.len() != rows || s.iter().any(|x| !x.is_finite()) {
             return Err(bad(format!("delta for {name}: {} scales (finite ones expected, one per row of {rows})", s.len())));
         }
         let codes: Vec<i8> = codes.flatten_all()?.to_vec1::<u8>()?.into_iter().map(|c| c as i8).collect();
         let delta = crate::quant::dequantize_rows(&codes, &s, cols);
-        let w0 = w0.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let w0 = flat_f32(w0)?;
         let w: Vec<f32> = w0.iter().zip(&delta).map(|(a, d)| a + d).collect();
         base.insert(name, Tensor::from_vec(w, (rows, cols), &Device::Cpu)?);
     }

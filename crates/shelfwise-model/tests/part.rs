@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use common::*;
 use shelfwise_model::classifier::{merge_part, part_tensors, DELTA_CODES_SUFFIX, DELTA_SCALE_SUFFIX};
-use shelfwise_model::head::{LABEL_WEIGHT, NGRAM_TABLE};
+use shelfwise_model::head::{BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
 
 const QUERY: &str = "encoder.layer.0.attention.self.query.weight";
 const QUERY_BIAS: &str = "encoder.layer.0.attention.self.query.bias";
@@ -41,15 +41,15 @@ fn fine_tuned_matrices_are_stored_as_int8_deltas_and_merge_back_within_half_a_st
     let mut names: Vec<&str> = part.keys().map(String::as_str).collect();
     names.sort();
     let want = [
-        "encoder.layer.0.attention.self.query.bias".to_string(),
+        QUERY_BIAS.to_string(),
         format!("{QUERY}{DELTA_CODES_SUFFIX}"),
         format!("{QUERY}{DELTA_SCALE_SUFFIX}"),
         format!("{FFN_OUT}{DELTA_CODES_SUFFIX}"),
         format!("{FFN_OUT}{DELTA_SCALE_SUFFIX}"),
-        "head.bias".into(),
+        BIAS.into(),
         LABEL_WEIGHT.into(),
-        "head.ngram_table".into(),
-        "head.ngram_weight".into(),
+        NGRAM_TABLE.into(),
+        NGRAM_WEIGHT.into(),
     ];
     let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
     want.sort();
