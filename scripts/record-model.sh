@@ -23,15 +23,17 @@ top1 = lambda p: [r["predicted_path"] for r in csv.DictReader(open(p))]
 q, f = top1("/tmp/sw-top1.csv"), top1("/tmp/sw-top1-f32.csv")
 same = sum(a == b for a, b in zip(q, f))
 sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+part = os.path.exists(f"{d}/head.swpart")
+files = {"head.swpart": {"sha256": sha(f"{d}/head.swpart"), "bytes": os.path.getsize(f"{d}/head.swpart"), "committed": True}} if part else {}
+files |= {
+    "model.shelfwise": {"sha256": sha(f"{d}/model.shelfwise"), "bytes": os.path.getsize(f"{d}/model.shelfwise"),
+                        "committed": True, "made_by": "shelfwise quantize from model.f32.shelfwise (see rebuild)" if part else "shelfwise quantize from the train --qat output (see rebuild)"},
+    "model.f32.shelfwise": {"sha256": sha(f"{d}/model.f32.shelfwise"), "bytes": os.path.getsize(f"{d}/model.f32.shelfwise"),
+                            "committed": False, "made_by": "scripts/setup.sh (shelfwise assemble --part head.swpart)" if part else "scripts/setup.sh (shelfwise dequantize model.shelfwise: the QAT weights exactly)"},
+}
 out = {
     "name": m["name"],
-    "files": {
-        "head.swpart": {"sha256": sha(f"{d}/head.swpart"), "bytes": os.path.getsize(f"{d}/head.swpart"), "committed": True},
-        "model.shelfwise": {"sha256": sha(f"{d}/model.shelfwise"), "bytes": os.path.getsize(f"{d}/model.shelfwise"),
-                            "committed": True, "made_by": "shelfwise quantize from model.f32.shelfwise (see rebuild)"},
-        "model.f32.shelfwise": {"sha256": sha(f"{d}/model.f32.shelfwise"), "bytes": os.path.getsize(f"{d}/model.f32.shelfwise"),
-                                "committed": False, "made_by": "scripts/setup.sh (shelfwise assemble --part head.swpart)"},
-    },
+    "files": files,
     "payload_sha256": m["payload_sha256"],
     "base_model": m["base_model"] | {"package_license_note": "the PyPI wheel's own LICENSE file is MIT (packaging); the model card says Apache-2.0"},
     "encoder": m["encoder"],

@@ -49,11 +49,20 @@ say "building the shelfwise CLI (release)"
 cargo build --release --locked -p shelfwise-cli
 
 # The f32 model: what the quantized one was made from, and the reference of the GPU parity tests.
-for part in models/*/head.swpart; do
-  out="$(dirname "$part")/model.f32.shelfwise"
-  if [ ! -f "$out" ] || [ "$part" -nt "$out" ]; then
-    say "assembling $out"
-    ./target/release/shelfwise assemble --part "$part" --base "$BASE_DIR" --out "$out"
+# A model with a committed head part is assembled from it and the base weights; a model trained
+# quantization-aware (train --qat) has its weights on the quantized grid, so its f32 model is
+# the quantized file read back.
+for dir in models/*/; do
+  out="${dir}model.f32.shelfwise"
+  if [ -f "${dir}head.swpart" ]; then src="${dir}head.swpart"; else src="${dir}model.shelfwise"; fi
+  if [ ! -f "$out" ] || [ "$src" -nt "$out" ]; then
+    if [ -f "${dir}head.swpart" ]; then
+      say "assembling $out"
+      ./target/release/shelfwise assemble --part "$src" --base "$BASE_DIR" --out "$out"
+    else
+      say "dequantizing $src -> $out"
+      ./target/release/shelfwise dequantize --in "$src" --out "$out"
+    fi
   fi
 done
 say "browser side: chromium, wasm32 target, wasm-bindgen-cli, npm ci (www/)"

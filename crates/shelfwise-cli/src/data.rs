@@ -1,6 +1,6 @@
 //! Labelled CSVs: a title column and a category-path column, by name.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
@@ -65,4 +65,22 @@ pub fn read_titles(path: &Path, text_col: &str) -> Result<(csv::StringRecord, Ve
 pub fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(shelfwise_model::format::sha256_hex(&[&bytes]))
+}
+
+/// Token ids that the lines of `files` tokenize to at least `min_count` times in all
+/// (`--keep-vocab`: the word pieces whose embedding rows a pruned model keeps).
+pub fn keep_tokens(tok: &shelfwise_model::tokenize::TitleTokenizer, files: &[PathBuf], min_count: usize) -> Result<std::collections::BTreeSet<u32>> {
+    let mut counts = std::collections::BTreeMap::new();
+    for p in files {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        for (id, n) in tok.id_counts(text.lines())? {
+            *counts.entry(id).or_insert(0) += n;
+        }
+    }
+    Ok(counts.into_iter().filter(|&(_, n)| n >= min_count).map(|(id, _)| id).collect())
+}
+
+/// The files' names (no folders), comma-separated: where a manifest says data came from.
+pub fn file_names(files: &[PathBuf]) -> String {
+    files.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect::<Vec<_>>().join(", ")
 }

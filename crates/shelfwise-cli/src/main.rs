@@ -40,7 +40,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Train a model on a labelled CSV (title, category_path).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Evaluate a model on a labelled CSV, optionally against the TF-IDF baseline.
     Eval(eval::EvalArgs),
     /// Suggest categories for titles, or for a whole CSV with --batch.
@@ -92,6 +92,14 @@ enum Cmd {
         #[arg(long, default_value = "title")]
         text_col: String,
     },
+    /// Write the f32 model a quantized file computes (for a model trained with --qat: its own
+    /// f32 model, weight for weight).
+    Dequantize {
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print a model file's manifest (after verifying the file).
     Inspect {
         #[arg(long, default_value_os_t = default_model())]
@@ -112,7 +120,7 @@ fn main() {
 
 fn run() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Train(a) => train::run(a),
+        Cmd::Train(a) => train::run(*a),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Classify(a) => classify::run(a),
         Cmd::Assemble { part, base, out } => {
@@ -136,16 +144,9 @@ fn run() -> Result<()> {
                 None
             } else {
                 let tok = shelfwise_model::tokenize::TitleTokenizer::from_bytes(&file.tokenizer, file.manifest.encoder.max_tokens)?;
-                let mut counts = std::collections::BTreeMap::new();
-                for p in &keep_vocab {
-                    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-                    for (id, n) in tok.id_counts(text.lines())? {
-                        *counts.entry(id).or_insert(0) += n;
-                    }
-                }
-                Some(counts.into_iter().filter(|&(_, n)| n >= min_count).map(|(id, _)| id).collect())
+                Some(data::keep_tokens(&tok, &keep_vocab, min_count)?)
             };
-            let names: Vec<String> = keep_vocab.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+            let names = data::file_names(&keep_vocab);
             let (calibration, calibration_source) = match &calibration {
                 None => (Vec::new(), String::new()),
                 Some(p) => {
@@ -157,7 +158,7 @@ fn run() -> Result<()> {
                     (all.into_iter().step_by(every).collect(), name)
                 }
             };
-            let opts = shelfwise_model::quant::QuantizeOptions { scheme, keep_tokens, vocab_source: names.join(", "), calibration, calibration_source };
+            let opts = shelfwise_model::quant::QuantizeOptions { scheme, keep_tokens, vocab_source: names, calibration, calibration_source };
             let bytes = shelfwise_model::quant::quantize(file, &opts)?.to_bytes()?;
             // Prove the result loads before writing it.
             let clf = shelfwise_model::Classifier::from_bytes(&bytes)?;
@@ -168,6 +169,13 @@ fn run() -> Result<()> {
                 println!("vocabulary: kept {} of {} word pieces", p.kept, p.of);
             }
             Ok(())
+        }
+        Cmd::Dequantize { input, out } => {
+            let file = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?)?;
+            let bytes = shelfwise_model::quant::dequantize(file)?.to_bytes()?;
+            // Prove the result loads before writing it.
+            shelfwise_model::Classifier::from_bytes(&bytes)?;
+            train::write(&out, &bytes)
         }
         Cmd::Inspect { model } => {
             let f = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?)?;

@@ -82,6 +82,19 @@ pub struct TrainArgs {
     /// classification time. Off by default: measured on one shop only (models/*/NOTES.md).
     #[arg(long)]
     pub prefix_marker: Option<String>,
+    /// Quantization-aware training for this `quantize` scheme (q4 or int8): every weight the
+    /// scheme quantizes is trained through its rounding and saved on its grid, so the quantized
+    /// file gives the f32 model's own outputs (up to activation rounding). The model file holds
+    /// the whole encoder (no --part).
+    #[arg(long)]
+    pub qat: Option<shelfwise_model::quant::Scheme>,
+    /// With --qat: prune the vocabulary before training, to the word pieces of these text files
+    /// (as `quantize --keep-vocab`), so that the model learns on the pieces it will keep.
+    #[arg(long = "keep-vocab", requires = "qat")]
+    pub keep_vocab: Vec<PathBuf>,
+    /// With --keep-vocab: keep a word piece only if it occurs at least this often there.
+    #[arg(long, default_value_t = 1)]
+    pub min_count: usize,
     /// Cache folder for encoder embeddings (speeds up re-training on the same titles).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -131,6 +144,15 @@ pub struct Base {
     pub info: BaseModel,
     pub tokenizer_json: Vec<u8>,
     pub tensors: std::collections::HashMap<String, candle_core::Tensor>,
+}
+
+/// The starting point of quantization-aware training: the base encoder on the scheme's grid.
+struct Qat {
+    scheme: shelfwise_model::quant::Scheme,
+    tensors: std::collections::HashMap<String, candle_core::Tensor>,
+    tokenizer_json: Vec<u8>,
+    pruned: Option<shelfwise_model::format::PrunedVocab>,
+    embedder: Embedder,
 }
 
 pub fn load_base(dir: &Path) -> Result<Base> {
@@ -187,8 +209,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         heldout_rows.len()
     );
 
+    if a.qat.is_some() && a.part.is_some() {
+        bail!("--part stores int8 deltas from the base weights, which would move a QAT model off its grid: drop --part (the quantized file is what ships)");
+    }
     let base = load_base(&a.base)?;
-    let (embedder, enc_cfg) = (&base.embedder, &base.cfg);
+    let enc_cfg = &base.cfg;
     let mut head_cfg = HeadConfig {
         ngram: NgramConfig::default(),
         buckets: a.buckets,
@@ -196,10 +221,39 @@ pub fn run(a: TrainArgs) -> Result<()> {
         embed_scale: a.embed_scale,
         temperature: 1.0,
     };
+    // QAT starts from the base encoder as the scheme stores it (vocabulary pruned first), so the
+    // frozen layers' outputs the training caches are the quantized model's.
+    let qat = match a.qat {
+        None => None,
+        Some(scheme) => {
+            let mut tensors = base.tensors.clone();
+            let (tokenizer_json, pruned) = if a.keep_vocab.is_empty() {
+                (base.tokenizer_json.clone(), None)
+            } else {
+                let keep = crate::data::keep_tokens(&base.embedder.tokenizer, &a.keep_vocab, a.min_count)?;
+                let (json, p) = shelfwise_model::quant::prune_vocab(enc_cfg, &mut tensors, &base.embedder.tokenizer, &keep, &crate::data::file_names(&a.keep_vocab))?;
+                eprintln!("vocabulary: kept {} of {} word pieces", p.kept, p.of);
+                (json, Some(p))
+            };
+            shelfwise_model::quant::snap_tensors(&mut tensors, &shelfwise_model::quant::targets_for(enc_cfg, &head_cfg, labels.len(), scheme))?;
+            let embedder = Embedder {
+                tokenizer: TitleTokenizer::from_bytes(&tokenizer_json, enc_cfg.max_tokens)?,
+                encoder: Encoder::from_tensors(enc_cfg, &tensors)?,
+            };
+            Some(Qat { scheme, tensors, tokenizer_json, pruned, embedder })
+        }
+    };
+    let (embedder, start_tensors) = match &qat {
+        Some(q) => (&q.embedder, &q.tensors),
+        None => (&base.embedder, &base.tensors),
+    };
     let marker = a.prefix_marker.as_deref().map(str::trim).filter(|m| !m.is_empty());
     let (train_texts, train_y, train_whole) = with_prefixes(&train_rows, &a.prefix_fractions.0, marker, &labels);
     let (held_texts, held_y, held_whole) = with_prefixes(&heldout_rows, &a.prefix_fractions.0, marker, &labels);
-    let key = format!("{}:{}", base.info.sha256, enc_cfg.max_tokens);
+    let key = match &qat {
+        None => format!("{}:{}", base.info.sha256, enc_cfg.max_tokens),
+        Some(q) => format!("{}:{}:qat-{:?}:{}", base.info.sha256, enc_cfg.max_tokens, q.scheme, shelfwise_model::format::sha256_hex(&[&q.tokenizer_json])),
+    };
     let frozen_upto = enc_cfg.layers - a.finetune_layers.min(enc_cfg.layers);
     let t_embed = Instant::now();
     let samples = |texts: &[String], y: Vec<Option<usize>>, whole: &[bool], msg: &str| -> Result<Samples> {
@@ -227,13 +281,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         batch_size: a.batch_size,
         lr: a.lr,
         weight_decay: a.weight_decay,
+        qat: a.qat,
     };
     let t_train = Instant::now();
     let pb = bar(1000, "train head");
     let trained = train_head(
         &head_cfg,
         &tcfg,
-        (enc_cfg, &base.tensors),
+        (enc_cfg, start_tensors),
         labels.len(),
         &train,
         held.as_ref(),
@@ -278,6 +333,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "seconds": { "embed": embed_secs, "train_head": train_secs, "total": started.elapsed().as_secs_f64() },
         "encoder": if a.finetune_layers == 0 { "frozen".to_string() } else { format!("top {} blocks fine-tuned", a.finetune_layers) },
         "machine": format!("{} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        "qat": qat.as_ref().map(|q| json!({ "scheme": q.scheme.manifest_name(), "pruned_vocab": q.pruned })),
     });
     let manifest = Manifest {
         name: a.name.clone(),
@@ -292,6 +348,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         payload_sha256: String::new(),
         quantization: None,
     };
+    if let Some(q) = qat {
+        // Every weight already on the scheme's grid: the file holds them as they are.
+        let mut tensors = q.tensors;
+        tensors.extend(trained.tensors);
+        let file = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: q.tokenizer_json };
+        write(&a.out, &file.to_bytes()?)?;
+        eprintln!("done in {:.0} s (embedding {:.0} s, head {:.0} s)", started.elapsed().as_secs_f64(), embed_secs, train_secs);
+        return Ok(());
+    }
     // Both files below hold exactly the stored values (f16 n-gram table, int8 encoder deltas):
     // the full model is the part as `assemble` completes it.
     let part_tensors = shelfwise_model::classifier::part_tensors(trained.tensors, &base.tensors)?;

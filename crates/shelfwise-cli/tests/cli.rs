@@ -132,6 +132,50 @@ fn a_prefix_marker_tags_the_prefix_samples_and_is_recorded() {
 }
 
 #[test]
+fn quantization_aware_training_saves_the_weights_that_q4_stores() {
+    let (model, q4) = (tmp("qat.shelfwise"), tmp("qat-q4.shelfwise"));
+    let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
+    let common = ["--train", s(&train), "--dev", s(&dev), "--epochs", "2", "--buckets", "1024", "--seed", "7", "--finetune-layers", "1", "--qat", "q4"];
+    ok(&[&["train", "--out", s(&model), "--keep-vocab", s(&train)][..], &common].concat());
+    ok(&["quantize", "--in", s(&model), "--out", s(&q4), "--scheme", "q4"]);
+
+    let read = |p: &Path| shelfwise_model::ModelFile::from_bytes(&std::fs::read(p).unwrap()).unwrap();
+    let (f, q) = (read(&model), read(&q4));
+    assert_eq!(f.manifest.training["qat"]["scheme"], "q4-block32");
+    assert_eq!(q.manifest.quantization.as_ref().unwrap().pruned_vocab.as_ref().unwrap().source, "already pruned in the f32 model");
+    assert_eq!(f.tokenizer, q.tokenizer, "the vocabulary was pruned once, in training");
+    // Every weight the q4 file quantizes reads back exactly as the f32 model holds it.
+    let (ft, qt) = (shelfwise_model::classifier::load_tensors(&f.tensors).unwrap(), shelfwise_model::classifier::load_tensors(&q.tensors).unwrap());
+    let targets = shelfwise_model::quant::targets(&f.manifest, shelfwise_model::quant::Scheme::Q4);
+    assert!(targets.len() > 30);
+    for (name, _, _) in &targets {
+        let dims = ft[name].dims().to_vec();
+        // `quantize` drops the position rows past the token limit.
+        let stored = if name.contains("position_embeddings") { vec![q.manifest.encoder.max_positions, dims[1]] } else { dims.clone() };
+        let a = shelfwise_model::encoder::take(&ft, name, &dims).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = shelfwise_model::encoder::take(&qt, name, &stored).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(a[..b.len()] == b[..], "{name}: the q4 file stores other values than the QAT model");
+    }
+    // Dequantizing gives the QAT model's weights back, and quantizing that again the same file.
+    let (back, again) = (tmp("qat-back.shelfwise"), tmp("qat-again.shelfwise"));
+    ok(&["dequantize", "--in", s(&q4), "--out", s(&back)]);
+    ok(&["quantize", "--in", s(&back), "--out", s(&again), "--scheme", "q4"]);
+    assert_eq!(read(&again).tensors, q.tensors);
+    let bt = shelfwise_model::classifier::load_tensors(&read(&back).tensors).unwrap();
+    assert_eq!(bt["encoder.layer.5.output.dense.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap(), ft["encoder.layer.5.output.dense.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    fails_with(&["dequantize", "--in", s(&model), "--out", s(&tmp("x.shelfwise"))], "not quantized");
+
+    let out = ok(&["classify", "--model", s(&q4), "--json", "-k", "1", "Orbit 1.5 litre electric kettle"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top: Vec<&str> = v[0]["decision"]["suggestions"][0]["path"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(top, vec!["Kitchen", "Cookware", "Kettles"]);
+
+    // A part file's int8 deltas would move the weights off the grid.
+    fails_with(&[&["train", "--out", s(&tmp("x.shelfwise")), "--part", s(&tmp("x.swpart"))][..], &common].concat(), "--part");
+    fails_with(&["train", "--train", s(&train), "--out", s(&tmp("x.shelfwise")), "--keep-vocab", s(&train)], "--qat");
+}
+
+#[test]
 fn quantized_model_still_ranks_the_kettle_first() {
     let (model, part, q8) = (tmp("qshop.shelfwise"), tmp("qshop.swpart"), tmp("qshop-q8.shelfwise"));
     let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));

@@ -31,7 +31,8 @@ use shelfwise_kernels::{padded, QMatrix};
 use crate::classifier::{load_tensors, tensors_to_bytes};
 use crate::encoder::{take, tensor_shapes, WORD_EMBEDDINGS, WORD_ROWS};
 use crate::error::{ModelError, Result};
-use crate::format::{EncoderWeights, Manifest, ModelFile, PrunedVocab, Quantization};
+use crate::format::{EncoderConfig, EncoderWeights, HeadConfig, Manifest, ModelFile, PrunedVocab, Quantization};
+use crate::tokenize::TitleTokenizer;
 
 /// Manifest names of the schemes. Files of the first int8 scheme (one scale per row) still load.
 pub const INT8_PER_CHANNEL: &str = "int8-per-channel";
@@ -48,7 +49,8 @@ pub fn lowbit_suffix(bits: u32) -> String {
 const POSITIONS: &str = "embeddings.position_embeddings.weight";
 
 /// What `shelfwise quantize --scheme` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// Every 2-D weight int8 with a scale per 32 values (per-row scales cost 3× the top-1
     /// disagreements with the f32 model on Flipkart dev: 7 vs 4 of 1197).
@@ -460,9 +462,14 @@ pub(crate) fn take_quantized(t: &HashMap<String, Tensor>, name: &str, shape: &[u
 /// The 2-D weights a scheme quantizes, with their shapes and bits (8, 4 or 3). Biases,
 /// LayerNorms and the token-type table stay f32: a rounding error of the file's size.
 pub fn targets(m: &Manifest, scheme: Scheme) -> Vec<(String, Vec<usize>, u32)> {
-    let (labels, hidden) = (m.labels.len(), m.encoder.hidden);
+    targets_for(&m.encoder, &m.head, m.labels.len(), scheme)
+}
+
+/// [`targets`] from the parts of a manifest (training has no manifest yet).
+pub fn targets_for(enc: &EncoderConfig, head: &HeadConfig, labels: usize, scheme: Scheme) -> Vec<(String, Vec<usize>, u32)> {
+    let hidden = enc.hidden;
     let low = |bits: u32| if scheme == Scheme::Q4 { bits } else { 8 };
-    let mut v: Vec<_> = tensor_shapes(&m.encoder)
+    let mut v: Vec<_> = tensor_shapes(enc)
         .into_iter()
         .filter(|(n, s)| s.len() == 2 && !n.contains("token_type_embeddings"))
         .map(|(n, s)| {
@@ -475,10 +482,74 @@ pub fn targets(m: &Manifest, scheme: Scheme) -> Vec<(String, Vec<usize>, u32)> {
         })
         .collect();
     v.push((crate::head::LABEL_WEIGHT.into(), vec![labels, hidden], 8));
-    v.push((crate::head::NGRAM_WEIGHT.into(), vec![labels, m.head.ngram_dim], 8));
+    v.push((crate::head::NGRAM_WEIGHT.into(), vec![labels, head.ngram_dim], 8));
     // Summed over many rows per title, so 4-bit noise averages out (no top-1 change on dev).
-    v.push((crate::head::NGRAM_TABLE.into(), vec![m.head.buckets as usize, m.head.ngram_dim], low(4)));
+    v.push((crate::head::NGRAM_TABLE.into(), vec![head.buckets as usize, head.ngram_dim], low(4)));
     v
+}
+
+/// What a `[rows, cols]` weight reads back as once stored in `bits` bits (8: int8, block 32):
+/// quantized and dequantized with the loader's arithmetic. Quantization-aware training runs its
+/// forward pass through this.
+pub fn fake_quant(w: &[f32], rows: usize, cols: usize, bits: u32) -> Vec<f32> {
+    let (codes, scales) = if bits >= 8 {
+        quantize_blocks_i8(w, rows, cols)
+    } else {
+        let lb = quantize_lowbit(w, rows, cols, bits);
+        let s = lb.scales();
+        (lb.codes, s)
+    };
+    let nb = padded(cols) / BLOCK;
+    let mut out = vec![0f32; rows * cols];
+    for (r, row) in out.chunks_mut(cols.max(1)).enumerate().take(rows) {
+        scale_codes(row, &scales[r * nb..(r + 1) * nb], codes[r * cols..(r + 1) * cols].iter().copied());
+    }
+    out
+}
+
+/// [`fake_quant`] repeated until nothing moves (a block's scale can shift once after its
+/// largest value is rounded), so that `quantize` of the result stores exactly the same values:
+/// where a quantization-aware model's weights end.
+pub fn snap(w: &[f32], rows: usize, cols: usize, bits: u32) -> Vec<f32> {
+    let mut cur = fake_quant(w, rows, cols, bits);
+    for _ in 0..8 {
+        let next = fake_quant(&cur, rows, cols, bits);
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// [`snap`] on every tensor of `targets` that `t` holds, at its stored shape (a pruned word
+/// table has fewer rows than the vocabulary).
+pub fn snap_tensors(t: &mut HashMap<String, Tensor>, targets: &[(String, Vec<usize>, u32)]) -> Result<()> {
+    for (name, _, bits) in targets {
+        let Some(x) = t.get(name) else { continue };
+        let (rows, cols) = x.dims2()?;
+        let w = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        t.insert(name.clone(), Tensor::from_vec(snap(&w, rows, cols, *bits), (rows, cols), &Device::Cpu)?);
+    }
+    Ok(())
+}
+
+/// Cuts the word-embedding table down to the rows of `keep` (plus special tokens, `[UNK]` and
+/// every single-character piece, so any word still splits into kept pieces) and adds the id →
+/// row map; returns the tokenizer pruned the same way.
+pub fn prune_vocab(cfg: &EncoderConfig, t: &mut HashMap<String, Tensor>, tok: &TitleTokenizer, keep: &BTreeSet<u32>, source: &str) -> Result<(Vec<u8>, PrunedVocab)> {
+    if t.contains_key(WORD_ROWS) {
+        return Err(ModelError::BadManifest("the vocabulary is already pruned".into()));
+    }
+    let mut keep = keep.clone();
+    keep.extend(tok.single_char_ids());
+    let (rows, table_rows) = prune_map(cfg.vocab_size, &keep, &tok.special_ids(), tok.unk_id())?;
+    let tokenizer = tok.pruned_json(&table_rows.iter().copied().collect())?;
+    let table = take(t, WORD_EMBEDDINGS, &[cfg.vocab_size, cfg.hidden])?;
+    let idx = Tensor::from_vec(table_rows.clone(), table_rows.len(), &Device::Cpu)?;
+    t.insert(WORD_EMBEDDINGS.into(), table.index_select(&idx, 0)?);
+    t.insert(WORD_ROWS.into(), Tensor::from_vec(rows, cfg.vocab_size, &Device::Cpu)?);
+    Ok((tokenizer, PrunedVocab { kept: table_rows.len(), of: cfg.vocab_size, source: source.into() }))
 }
 
 /// Options of [`quantize`].
@@ -518,15 +589,13 @@ pub fn quantize(file: ModelFile, opts: &QuantizeOptions) -> Result<ModelFile> {
         Default::default()
     };
     if let Some(keep) = &opts.keep_tokens {
-        let mut keep = keep.clone();
-        keep.extend(tok.single_char_ids());
-        let (rows, table_rows) = prune_map(manifest.encoder.vocab_size, &keep, &tok.special_ids(), tok.unk_id())?;
-        tokenizer = tok.pruned_json(&table_rows.iter().copied().collect())?;
-        let table = take(&tensors, WORD_EMBEDDINGS, &[manifest.encoder.vocab_size, manifest.encoder.hidden])?;
-        let idx = Tensor::from_vec(table_rows.clone(), table_rows.len(), &Device::Cpu)?;
-        tensors.insert(WORD_EMBEDDINGS.into(), table.index_select(&idx, 0)?);
-        tensors.insert(WORD_ROWS.into(), Tensor::from_vec(rows, manifest.encoder.vocab_size, &Device::Cpu)?);
-        pruned = Some(PrunedVocab { kept: table_rows.len(), of: manifest.encoder.vocab_size, source: opts.vocab_source.clone() });
+        let (json, p) = prune_vocab(&manifest.encoder, &mut tensors, &tok, keep, &opts.vocab_source)?;
+        tokenizer = json;
+        pruned = Some(p);
+    } else if tensors.contains_key(WORD_ROWS) {
+        // Pruned in training (QAT) or a dequantized file: keep its table as it is.
+        let kept = tensors.get(WORD_EMBEDDINGS).map_or(Ok(0), |x| x.dim(0))?;
+        pruned = Some(PrunedVocab { kept, of: manifest.encoder.vocab_size, source: "already pruned in the f32 model".into() });
     }
     // Positions past the token limit are never read: drop their rows.
     let (max_pos, h) = (manifest.encoder.max_positions, manifest.encoder.hidden);
@@ -570,6 +639,35 @@ pub fn quantize(file: ModelFile, opts: &QuantizeOptions) -> Result<ModelFile> {
     Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer })
 }
 
+/// The f32 model a quantized file computes: every quantized weight as it reads back, everything
+/// else as stored (a pruned vocabulary stays pruned). For a model trained with QAT these are the
+/// trained weights exactly, so this is its f32 model; for others, the f32 reference of runtime
+/// parity tests.
+pub fn dequantize(file: ModelFile) -> Result<ModelFile> {
+    let Some(q) = file.manifest.quantization.clone() else {
+        return Err(ModelError::BadManifest("not quantized: nothing to dequantize".into()));
+    };
+    let mut tensors = load_tensors(&file.tensors)?;
+    let mut manifest = file.manifest;
+    let cols: HashMap<String, usize> = targets(&manifest, Scheme::Q4).into_iter().map(|(n, s, _)| (n, s[1])).collect();
+    for name in &q.tensors {
+        let Some(&c) = cols.get(name) else {
+            return Err(ModelError::BadManifest(format!("quantized tensor {name} is not one a scheme quantizes")));
+        };
+        // Rows as stored (a pruned word table, positions cut to the token limit): the codes' rows.
+        let codes = [CODES_SUFFIX.to_string(), lowbit_suffix(4), lowbit_suffix(3)].into_iter().find_map(|s| tensors.get(&format!("{name}{s}")));
+        let rows = codes.ok_or_else(|| ModelError::BadTensors(format!("missing tensor {name}")))?.dim(0)?;
+        let w = take(&tensors, name, &[rows, c])?;
+        for s in [CODES_SUFFIX.to_string(), SCALE_SUFFIX.into(), lowbit_suffix(4), lowbit_suffix(3), BLOCK_SCALE_SUFFIX.into(), ROW_STEP_SUFFIX.into()] {
+            tensors.remove(&format!("{name}{s}"));
+        }
+        tensors.insert(name.clone(), w);
+    }
+    manifest.training["dequantized_from"] = serde_json::json!({ "scheme": q.scheme, "payload_sha256": manifest.payload_sha256, "pruned_vocab": q.pruned_vocab });
+    manifest.quantization = None;
+    Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: file.tokenizer })
+}
+
 /// int8 (block 32), full vocabulary.
 pub fn quantize_int8(file: ModelFile) -> Result<ModelFile> {
     quantize(file, &QuantizeOptions { scheme: Scheme::Int8, keep_tokens: None, vocab_source: String::new(), calibration: Vec::new(), calibration_source: String::new() })
@@ -608,6 +706,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn snapped_weights_quantize_to_themselves((rows, cols, w) in matrix().prop_filter("f16 scale range", |(_, _, w)| w.iter().all(|x| x.abs() < 1e4 && (*x == 0.0 || x.abs() > 1e-3))), bits in prop_oneof![Just(3u32), Just(4), Just(8)]) {
+            // What QAT saves is what `quantize` stores: no weight moves a second time.
+            let s = snap(&w, rows, cols, bits);
+            prop_assert_eq!(fake_quant(&s, rows, cols, bits), s);
+        }
+
         #[test]
         fn round_trip_error_is_at_most_half_a_step((rows, cols, w) in matrix()) {
             let (codes, scales) = quantize_rows(&w, rows, cols);

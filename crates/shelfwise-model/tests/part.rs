@@ -159,14 +159,16 @@ fn broken_deltas_are_refused_with_model_tensors() {
     assert!(msg.contains("not a matrix"), "{msg}");
 }
 
-/// The shipped model's manifest names the files it was made from: the committed part, the f32
-/// model `scripts/setup.sh` assembles from it, and the committed quantized file. Their hashes must
-/// match, or the committed part is not the one the shipped model came from.
+/// The shipped model's manifest names the files it was made from: the committed quantized file,
+/// the f32 model `scripts/setup.sh` makes (from the committed part, if there is one, or by
+/// dequantizing a QAT model). Their hashes must match, or setup did not rebuild what was shipped.
 #[test]
 fn shipped_files_match_their_manifest() {
     let dir = repo().join("models/flipkart-minilm");
     let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-    for name in ["head.swpart", "model.f32.shelfwise", "model.shelfwise"] {
+    let files = manifest["files"].as_object().unwrap();
+    assert!(files.contains_key("model.shelfwise") && files.contains_key("model.f32.shelfwise"), "{files:?}");
+    for name in files.keys() {
         let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}; run scripts/setup.sh"));
         let want = &manifest["files"][name];
         assert_eq!(bytes.len() as u64, want["bytes"].as_u64().unwrap(), "{name} size");

