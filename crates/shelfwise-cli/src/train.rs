@@ -348,28 +348,30 @@ pub fn run(a: TrainArgs) -> Result<()> {
         payload_sha256: String::new(),
         quantization: None,
     };
-    if let Some(q) = qat {
+    let (tensors, tokenizer) = match qat {
         // Every weight already on the scheme's grid: the file holds them as they are.
-        let mut tensors = q.tensors;
-        tensors.extend(trained.tensors);
-        let file = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: q.tokenizer_json };
-        write(&a.out, &file.to_bytes()?)?;
-        eprintln!("done in {:.0} s (embedding {:.0} s, head {:.0} s)", started.elapsed().as_secs_f64(), embed_secs, train_secs);
-        return Ok(());
-    }
-    // Both files below hold exactly the stored values (f16 n-gram table, int8 encoder deltas):
-    // the full model is the part as `assemble` completes it.
-    let part_tensors = shelfwise_model::classifier::part_tensors(trained.tensors, &base.tensors)?;
-    let tensors = shelfwise_model::classifier::merge_part(base.tensors.clone(), part_tensors.clone())?;
-    if let Some(part) = &a.part {
-        let file = ModelFile {
-            manifest: Manifest { encoder_weights: EncoderWeights::Base { sha256: base.info.sha256.clone() }, ..manifest.clone() },
-            tensors: tensors_to_bytes(&part_tensors)?,
-            tokenizer: base.tokenizer_json.clone(),
-        };
-        write(part, &file.to_bytes()?)?;
-    }
-    let file = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: base.tokenizer_json.clone() };
+        Some(q) => {
+            let mut tensors = q.tensors;
+            tensors.extend(trained.tensors);
+            (tensors, q.tokenizer_json)
+        }
+        // Both files below hold exactly the stored values (f16 n-gram table, int8 encoder
+        // deltas): the full model is the part as `assemble` completes it.
+        None => {
+            let part_tensors = shelfwise_model::classifier::part_tensors(trained.tensors, &base.tensors)?;
+            let tensors = shelfwise_model::classifier::merge_part(base.tensors.clone(), part_tensors.clone())?;
+            if let Some(part) = &a.part {
+                let file = ModelFile {
+                    manifest: Manifest { encoder_weights: EncoderWeights::Base { sha256: base.info.sha256.clone() }, ..manifest.clone() },
+                    tensors: tensors_to_bytes(&part_tensors)?,
+                    tokenizer: base.tokenizer_json.clone(),
+                };
+                write(part, &file.to_bytes()?)?;
+            }
+            (tensors, base.tokenizer_json.clone())
+        }
+    };
+    let file = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer };
     write(&a.out, &file.to_bytes()?)?;
     eprintln!("done in {:.0} s (embedding {:.0} s, head {:.0} s)", started.elapsed().as_secs_f64(), embed_secs, train_secs);
     Ok(())
