@@ -54,15 +54,14 @@ cargo build --release --locked -p shelfwise-cli
 # the quantized file read back.
 for dir in models/*/; do
   out="${dir}model.f32.shelfwise"
-  if [ -f "${dir}head.swpart" ]; then src="${dir}head.swpart"; else src="${dir}model.shelfwise"; fi
+  if [ -f "${dir}head.swpart" ]; then
+    src="${dir}head.swpart" how="assembling" make=(assemble --part "${dir}head.swpart" --base "$BASE_DIR")
+  else
+    src="${dir}model.shelfwise" how="dequantizing ${dir}model.shelfwise ->" make=(dequantize --in "${dir}model.shelfwise")
+  fi
   if [ ! -f "$out" ] || [ "$src" -nt "$out" ]; then
-    if [ -f "${dir}head.swpart" ]; then
-      say "assembling $out"
-      ./target/release/shelfwise assemble --part "$src" --base "$BASE_DIR" --out "$out"
-    else
-      say "dequantizing $src -> $out"
-      ./target/release/shelfwise dequantize --in "$src" --out "$out"
-    fi
+    say "$how $out"
+    ./target/release/shelfwise "${make[@]}" --out "$out"
   fi
 done
 say "browser side: chromium, wasm32 target, wasm-bindgen-cli, npm ci (www/)"

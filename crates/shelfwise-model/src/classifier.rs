@@ -284,7 +284,7 @@ pub fn part_tensors(full: HashMap<String, Tensor>, base: &HashMap<String, Tensor
 }
 
 /// A tensor's values as f32, row-major (an f16 n-gram table widened).
-fn flat_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+pub(crate) fn flat_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 

@@ -346,7 +346,7 @@ fn read_q8<'t>(t: &'t HashMap<String, Tensor>, name: &str, rows: usize, cols: us
         return Ok(None);
     };
     let bad = |why: String| ModelError::BadTensors(format!("quantized tensor {name}: {why}"));
-    let scales = s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let scales = crate::classifier::flat_f32(s)?;
     if !scales.iter().all(|x| x.is_finite()) {
         return Err(bad("non-finite scale".into()));
     }
@@ -528,7 +528,7 @@ pub fn snap_tensors(t: &mut HashMap<String, Tensor>, targets: &[(String, Vec<usi
     for (name, _, bits) in targets {
         let Some(x) = t.get(name) else { continue };
         let (rows, cols) = x.dims2()?;
-        let w = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let w = crate::classifier::flat_f32(x)?;
         t.insert(name.clone(), Tensor::from_vec(snap(&w, rows, cols, *bits), (rows, cols), &Device::Cpu)?);
     }
     Ok(())

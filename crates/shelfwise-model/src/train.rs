@@ -218,9 +218,12 @@ impl Blocks {
         Ok(Self { cfg: cfg.clone(), first, vars, qat: qat.clone() })
     }
 
-    /// The blocks' weights as the forward pass reads them (through their quantization under QAT;
-    /// the matrices are rounded on two threads, as that is a good part of a step's time).
+    /// The blocks' weights as the forward pass reads them: as they are, or under QAT through their
+    /// quantization (rounded on two threads, as that is a good part of a step's time).
     fn map(&self) -> Result<HashMap<String, Tensor>> {
+        if self.qat.is_empty() {
+            return Ok(self.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect());
+        }
         let quant = |(n, v): &(String, Var)| through_quant(v.as_tensor(), self.qat.get(n).copied()).map(|t| (n.clone(), t));
         let (a, b) = self.vars.split_at(self.vars.len() / 2);
         let (ra, rb) = std::thread::scope(|s| {
