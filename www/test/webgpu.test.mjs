@@ -11,9 +11,9 @@ import { ROOT, useServerAndBrowser } from './helpers.mjs';
 
 const golden = JSON.parse(readFileSync(join(ROOT, 'tests', 'golden', 'flipkart-minilm.json'), 'utf8'));
 const TOL = golden.tolerance ?? 1e-4;
-// WebGPU computes the quantized matmuls as the CPU does (7-bit activations, exact block sums), but
-// its LayerNorm, softmax and GELU differ from the CPU's in the last bits, which now and then moves
-// a 7-bit code by a step; that compounds over the layers. So: the same top-1 and abstention, and
+// WebGPU computes the quantized matmuls as the CPU does (7- or 8-bit activations, exact block
+// sums), but its LayerNorm, softmax and GELU differ from the CPU's in the last bits, which now and
+// then moves an activation code by a step; that compounds over the layers. So: the same top-1 and abstention, and
 // every score of a category both rank within GPU_TOL (measured up to 1.6e-2 on the fixture titles).
 const GPU_TOL = 5e-2;
 // A few golden titles (SwiftShader runs a forward in about a second): the shortest, a long one.

@@ -299,24 +299,24 @@ impl GpuEncoder {
             {
                 let (pipeline, mut e) = matmul_bindings(k, &layer.qkv.w);
                 e.extend([(1, all(&x)), (5, all(&layer.qkv.b)), (6, all(&qkv))]);
-                add(pipeline, e, Launch::Matmul { n: 3 * h, k: h, gelu: false });
+                add(pipeline, e, Launch::Matmul { n: 3 * h, k: h, gelu: false, act_max: layer.qkv.w.act_max() });
             }
             add(&k.attention, vec![(1, all(&qkv)), (2, all(&mask)), (3, all(&ctx))], Launch::Attention { hidden: h, heads: self.cfg.heads });
             {
                 let (pipeline, mut e) = matmul_bindings(k, &layer.o.w);
                 e.extend([(1, all(&ctx)), (5, all(&layer.o.b)), (6, all(&tmp))]);
-                add(pipeline, e, Launch::Matmul { n: h, k: h, gelu: false });
+                add(pipeline, e, Launch::Matmul { n: h, k: h, gelu: false, act_max: layer.o.w.act_max() });
             }
             add(&k.add_layer_norm, vec![(1, all(&tmp)), (2, all(&x)), (3, all(&layer.ln1)), (4, all(&x2))], Launch::LayerNorm { n: h, eps });
             {
                 let (pipeline, mut e) = matmul_bindings(k, &layer.ff1.w);
                 e.extend([(1, all(&x2)), (5, all(&layer.ff1.b)), (6, all(&inter))]);
-                add(pipeline, e, Launch::Matmul { n: i, k: h, gelu: true });
+                add(pipeline, e, Launch::Matmul { n: i, k: h, gelu: true, act_max: layer.ff1.w.act_max() });
             }
             {
                 let (pipeline, mut e) = matmul_bindings(k, &layer.ff2.w);
                 e.extend([(1, all(&inter)), (5, all(&layer.ff2.b)), (6, all(&tmp))]);
-                add(pipeline, e, Launch::Matmul { n: h, k: i, gelu: false });
+                add(pipeline, e, Launch::Matmul { n: h, k: i, gelu: false, act_max: layer.ff2.w.act_max() });
             }
             add(&k.add_layer_norm, vec![(1, all(&tmp)), (2, all(&x2)), (3, all(&layer.ln2)), (4, all(&x))], Launch::LayerNorm { n: h, eps });
         }

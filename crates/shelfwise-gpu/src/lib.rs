@@ -5,7 +5,8 @@
 //!   any quantized scheme of the model file) and embeds batches of tokenized titles into
 //!   mean-pooled `[batch, hidden]` vectors, reading back only those.
 //! - Quantized weights are multiplied as the CPU kernels (shelfwise-kernels) multiply them: the
-//!   activations are quantized to 7 bits per (row, block of 32) before every quantized matmul,
+//!   activations are quantized to 7 bits (8 against 4-bit codes) per (row, block of 32) before
+//!   every quantized matmul,
 //!   block products summed exactly, then scaled (see src/kernels/matmul.wgsl). The CPU does that
 //!   so the browser can use relaxed SIMD's 8-bit dot products; the GPU follows so that a model
 //!   gives one result on every backend (up to f32 summation order), not one per backend.

@@ -13,8 +13,9 @@ use shelfwise_model::quant::BLOCK;
 pub enum Launch {
     /// Embedding gather + LayerNorm over `batch * seq` tokens.
     Embed { hidden: usize, h4: usize, eps: f32 },
-    /// `[batch * seq, k] · [n, k]ᵀ + b`, then GELU if `gelu`.
-    Matmul { n: usize, k: usize, gelu: bool },
+    /// `[batch * seq, k] · [n, k]ᵀ + b`, then GELU if `gelu`; `act_max`: the weight's
+    /// [`GpuMatrix::act_max`].
+    Matmul { n: usize, k: usize, gelu: bool, act_max: u32 },
     /// Fused attention, one workgroup per (token, head).
     Attention { hidden: usize, heads: usize },
     /// (Add +) LayerNorm of `batch * seq` rows of `n`.
@@ -32,8 +33,8 @@ impl Launch {
         let u = |x: usize| x as u32;
         match *self {
             Launch::Embed { hidden, h4, eps } => ([rows, u(seq), u(hidden), u(h4), f(eps), u(hidden.div_ceil(BLOCK)), 0, 0], groups_1d(rows)),
-            Launch::Matmul { n, k, gelu } => {
-                ([rows, u(n), u(k), u(k.div_ceil(4)), gelu as u32, u(k.div_ceil(BLOCK)), 0, 0], matmul_groups(rows as usize, n))
+            Launch::Matmul { n, k, gelu, act_max } => {
+                ([rows, u(n), u(k), u(k.div_ceil(4)), gelu as u32, u(k.div_ceil(BLOCK)), act_max, 0], matmul_groups(rows as usize, n))
             }
             Launch::Attention { hidden, heads } => {
                 let hd = hidden / heads;
@@ -117,7 +118,7 @@ impl Ops {
         let bb = storage_init(&self.gpu, "bias", bias);
         let (pipeline, mut entries) = matmul_bindings(&self.kernels, &gw);
         entries.extend([(1, all(&xb)), (5, all(&bb))]);
-        self.run(pipeline, Launch::Matmul { n, k, gelu }, 1, m, entries, m * n).await
+        self.run(pipeline, Launch::Matmul { n, k, gelu, act_max: gw.act_max() }, 1, m, entries, m * n).await
     }
 
     /// LayerNorm of `rows` rows of `n` (of `a + res` when `res` is given).

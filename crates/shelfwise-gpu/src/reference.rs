@@ -1,7 +1,7 @@
 //! Plain CPU references of every kernel, in f64 where it matters, written for clarity rather than
 //! speed: what the kernel tests compare the GPU against. Layouts are the kernels' (row-major).
-//! The quantized matmul's reference ([`matmul_q8`]) quantizes the activations to 7 bits exactly
-//! as the CPU kernels of shelfwise-kernels do (written out again here, independently).
+//! The quantized matmul's reference ([`matmul_q8`]) quantizes the activations to 7 or 8 bits
+//! exactly as the CPU kernels of shelfwise-kernels do (written out again here, independently).
 
 use shelfwise_model::quant::BLOCK;
 
@@ -29,15 +29,23 @@ fn outputs(m: usize, n: usize, b: &[f32], gelu: bool, terms: impl Fn(usize, usiz
     (y, mag)
 }
 
-/// Largest activation code: activations are quantized to 7 bits, as the CPU kernels do.
-pub const ACT_MAX: f32 = 63.0;
+/// The largest activation code against these weight codes (u8 bit patterns of int8), as the CPU
+/// kernels choose it: 127 (8 bits) when every code is in -64..=63 (4-bit weights), else 63.
+pub fn act_max_for(codes: &[u8]) -> f32 {
+    if codes.iter().all(|&c| (-64..=63).contains(&(c as i8))) {
+        127.0
+    } else {
+        63.0
+    }
+}
 
-/// Symmetric 7-bit quantization of each block of 32 of each row of `x [m, k]` (the last block
-/// partial, its missing values 0), exactly the CPU kernels' (`shelfwise_kernels::quantize_rows`):
-/// `max = max |x|`; a block with `!(max > 0 && max.is_finite())` gets scale 0 and zero codes,
-/// else `code = round_ties_even(x · (63 / max))` clamped to ±63 and `scale = max / 63`, all in
-/// f32. Returns codes `[m, k]` and scales `[m, ceil(k / 32)]`.
-pub fn quantize_activations(x: &[f32], m: usize, k: usize) -> (Vec<i32>, Vec<f32>) {
+/// Symmetric quantization of each block of 32 of each row of `x [m, k]` (the last block partial,
+/// its missing values 0) to codes in ±`act_max`, exactly the CPU kernels'
+/// (`shelfwise_kernels::quantize_rows`): `max = max |x|`; a block with
+/// `!(max > 0 && max.is_finite())` gets scale 0 and zero codes, else
+/// `code = round_ties_even(x · (act_max / max))` clamped to ±act_max and `scale = max / act_max`,
+/// all in f32. Returns codes `[m, k]` and scales `[m, ceil(k / 32)]`.
+pub fn quantize_activations(x: &[f32], m: usize, k: usize, act_max: f32) -> (Vec<i32>, Vec<f32>) {
     let nb = k.div_ceil(BLOCK);
     let mut codes = vec![0i32; m * k];
     let mut scales = vec![0f32; m * nb];
@@ -48,18 +56,18 @@ pub fn quantize_activations(x: &[f32], m: usize, k: usize) -> (Vec<i32>, Vec<f32
             if !(max > 0.0 && max.is_finite()) {
                 continue;
             }
-            let inv = ACT_MAX / max;
+            let inv = act_max / max;
             for (c, v) in blk.iter().enumerate() {
-                codes[r * k + b * BLOCK + c] = (v * inv).round_ties_even().clamp(-ACT_MAX, ACT_MAX) as i32;
+                codes[r * k + b * BLOCK + c] = (v * inv).round_ties_even().clamp(-act_max, act_max) as i32;
             }
-            scales[r * nb + b] = max / ACT_MAX;
+            scales[r * nb + b] = max / act_max;
         }
     }
     (codes, scales)
 }
 
 /// The quantized matmul of the CPU kernels and of `matmul_q8`: `x [m, k]` quantized by
-/// [`quantize_activations`], W as int8 codes (`[n, k]`, u8 bit patterns) with one scale per (row,
+/// [`quantize_activations`] (to [`act_max_for`] the codes), W as int8 codes (`[n, k]`, u8 bit patterns) with one scale per (row,
 /// block of 32), `[n, ceil(k / 32)]`; `y[r][c] = Σ_b s_b · (ascale[r][b] · wscale[c][b]) + b[c]`
 /// (then GELU if `gelu`) with `s_b` the block's exact integer dot product of codes, the scale
 /// product rounded to f32 as the kernels do and everything else in f64. Also returns
@@ -67,7 +75,7 @@ pub fn quantize_activations(x: &[f32], m: usize, k: usize) -> (Vec<i32>, Vec<f32
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_q8(x: &[f32], m: usize, codes: &[u8], scales: &[f32], n: usize, k: usize, b: &[f32], gelu: bool) -> (Vec<f32>, Vec<f32>) {
     let nb = k.div_ceil(BLOCK);
-    let (xq, xs) = quantize_activations(x, m, k);
+    let (xq, xs) = quantize_activations(x, m, k, act_max_for(codes));
     outputs(m, n, b, gelu, |r, c| {
         (0..nb).fold((0.0, 0.0), |(acc, a), blk| {
             let s: i64 = (blk * BLOCK..((blk + 1) * BLOCK).min(k)).map(|i| xq[r * k + i] as i64 * codes[c * k + i] as i8 as i64).sum();

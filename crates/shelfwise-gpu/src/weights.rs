@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use candle_core::Tensor;
-use shelfwise_model::quant::BLOCK;
+use shelfwise_model::quant::{ActBits, BLOCK};
 
 use crate::context::Gpu;
 use crate::error::Result;
@@ -97,16 +97,18 @@ impl HostMatrix {
                 cols: *cols,
                 packed: storage_init(gpu, label, &pack_q8(codes, *rows, *cols)),
                 scales: storage_init(gpu, label, scales),
+                act_max: ActBits::of_codes(bytemuck::cast_slice(codes)).max() as u32,
             },
         }
     }
 }
 
 /// A matrix on the GPU: f32, or packed int8 codes (4 a word, rows padded to `ceil(cols/4)` words)
-/// and block scales (`[rows, ceil(cols / 32)]`).
+/// and block scales (`[rows, ceil(cols / 32)]`), with the largest activation code its matmul
+/// quantizes to (63 or 127: the CPU kernels' `ActBits` for these codes).
 pub enum GpuMatrix {
     F32 { rows: usize, cols: usize, w: wgpu::Buffer },
-    Q8 { rows: usize, cols: usize, packed: wgpu::Buffer, scales: wgpu::Buffer },
+    Q8 { rows: usize, cols: usize, packed: wgpu::Buffer, scales: wgpu::Buffer, act_max: u32 },
 }
 
 impl GpuMatrix {
@@ -124,6 +126,14 @@ impl GpuMatrix {
 
     pub fn is_q8(&self) -> bool {
         matches!(self, GpuMatrix::Q8 { .. })
+    }
+
+    /// The largest activation code of this matrix's quantized matmul (0 for f32: unused).
+    pub fn act_max(&self) -> u32 {
+        match self {
+            GpuMatrix::F32 { .. } => 0,
+            GpuMatrix::Q8 { act_max, .. } => *act_max,
+        }
     }
 }
 

@@ -105,15 +105,15 @@ fn shipped_model_f32_matches_cpu_encoder() {
 }
 
 /// Quantized models against the CPU encoder on the same quantized tensors. The GPU's matmul
-/// computes exactly what the CPU kernels compute (7-bit activation codes, exact block sums; see
-/// tests/kernels.rs), but the 7-bit codes are a step function of the activations: the float ops
+/// computes exactly what the CPU kernels compute (7- or 8-bit activation codes, exact block sums;
+/// see tests/kernels.rs), but the codes are a step function of the activations: the float ops
 /// between the matmuls (LayerNorm, softmax's exp, GELU's erf, f32 sums in another order) round
 /// differently on the GPU by an ulp or so, which now and then moves an activation across a
-/// rounding boundary. That code then differs by a whole step (1/63 of its block's max), the next
+/// rounding boundary. That code then differs by a whole step (1/63 or 1/127 of its block's max), the next
 /// layer's activations differ by more, which flips more codes, and so on: one encoder layer
 /// matches to f32 rounding for most titles (the same codes everywhere) and within a few 1e-4 for
 /// the rest, while six layers end up differing by ~2e-2 in the pooled vectors (cosine ≥ 0.999),
-/// the ordinary size of 7-bit quantization noise. TOL holds only for f32 models.
+/// the ordinary size of 7- or 8-bit quantization noise. TOL holds only for f32 models.
 ///
 /// Checks: the one-layer truncation of the model (same tensors, `layers = 1`) matches for at
 /// least half the titles within ONE_LAYER_EXACT (no code flipped; lavapipe: 27 and 31 of 40
@@ -150,7 +150,7 @@ fn quantized_matches_cpu(label: &str, g: shelfwise_gpu::Gpu, cfg: &EncoderConfig
 
 /// The shipped file itself (4-bit encoder, 3-bit word table, block scales): the GPU keeps every
 /// quantized weight as int8 codes with block scales and, like the CPU kernels, quantizes the
-/// activations to 7 bits per block of 32 before each matmul. Against the CPU encoder on the same
+/// activations to 8 bits (against its 4-bit codes) per block of 32 before each matmul. Against the CPU encoder on the same
 /// file: see [`quantized_matches_cpu`].
 #[test]
 fn shipped_q4_model_stays_quantized_and_matches_cpu_encoder() {

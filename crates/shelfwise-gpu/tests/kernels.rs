@@ -107,7 +107,7 @@ fn q8_activations(rng: &mut StdRng, m: usize, k: usize) -> Vec<f32> {
 // Quantized weights: int8 with per-row scales (quant.rs's quantize_rows) and 4-bit codes with
 // block scales (quantize_lowbit), odd K so rows end mid-word and mid-block, with and without the
 // GELU epilogue. Against the reference of the CPU kernels' computation (activations quantized to
-// 7 bits per block of 32, exact integer block sums, then Σ_b s_b·(ascale·wscale) + b): the codes,
+// 7 bits per block of 32, 8 against the 4-bit codes, exact integer block sums, then Σ_b s_b·(ascale·wscale) + b): the codes,
 // scales and block sums are the same, only the f32 sum over the NB = ceil(K/32) blocks rounds
 // differently, so |gpu − ref| ≤ (NB + 3)·u·Σ_b|s_b·ascale·wscale| (times GELU's slope < 1.13, plus
 // 2e-7·(1 + |y|) with GELU) + 1e-9. A single activation code rounded differently would be off by
@@ -157,10 +157,11 @@ fn random_q8(rng: &mut StdRng, n: usize, k: usize) -> HostMatrix {
 }
 
 // The reference's activation quantization on known values: ties round to even, the clamp, an
-// all-zero block, a partial last block, and blocks quantized independently.
+// all-zero block, a partial last block, and blocks quantized independently; at 7 bits and, against
+// 4-bit weight codes, at 8.
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-fn reference_quantizes_activations_to_7_bits() {
+fn reference_quantizes_activations_to_7_or_8_bits() {
     let mut x = vec![0f32; 32 + 32 + 3];
     x[0] = 63.0;
     x[1] = 2.5;
@@ -170,11 +171,18 @@ fn reference_quantizes_activations_to_7_bits() {
     x[64] = -0.5; // partial block: max 0.5, inverse 126
     x[65] = 0.25;
     x[66] = 0.001;
-    let (codes, scales) = reference::quantize_activations(&x, 1, x.len());
+    assert_eq!(reference::act_max_for(&[0x80, 0x7f]), 63.0);
+    assert_eq!(reference::act_max_for(&[0xc0, 0x3f]), 127.0); // -64 and 63
+    let (codes, scales) = reference::quantize_activations(&x, 1, x.len(), 63.0);
     assert_eq!(&codes[..5], &[63, 2, -4, 0, -62]);
     assert!(codes[5..64].iter().all(|&c| c == 0));
     assert_eq!(&codes[64..], &[-63, 32, 0]);
     assert_eq!(scales, vec![1.0, 0.0, 0.5 / 63.0]);
+    // 8 bits: inverse 127 / 63 in the first block, 254 in the last.
+    let (codes, scales) = reference::quantize_activations(&x, 1, x.len(), 127.0);
+    assert_eq!(&codes[..5], &[127, 5, -7, 1, -126]);
+    assert_eq!(&codes[64..], &[-127, 64, 0]);
+    assert_eq!(scales, vec![63.0 / 127.0, 0.0, 0.5 / 127.0]);
 }
 
 // Matmul with the GELU epilogue (the encoder's intermediate layer): the matmul bound above

@@ -1,6 +1,6 @@
 //! CPU kernels for quantized inference: `y = x · Wᵀ + b` with block-quantized int8 (or 4-bit)
-//! weights and 7-bit activations, accumulated exactly in i32 inside each block and in f32 across
-//! blocks.
+//! weights and 7-bit (against int8 weights) or 8-bit (against 4-bit weights) activations, see
+//! [`ActBits`], accumulated exactly in i32 inside each block and in f32 across blocks.
 //!
 //! Layout (the llama.cpp "q8_0 × q8_0" idea, with our own code): the reduction dimension `k` is cut
 //! into blocks of [`BLOCK`] values; every block of every weight row and of every activation row has
@@ -22,9 +22,10 @@
 //!   rows by up to four activation rows a tile, so every weight load is widened once for four
 //!   rows and every activation load serves two weight rows;
 //! - `simd128` with `+relaxed-simd` (a second browser build, chosen when the browser validates
-//!   relaxed SIMD): weight codes as bytes against the activation codes shifted to 7-bit unsigned
-//!   with `i32x4.relaxed_dot_i8x16_i7x16_add_s` (16 multiply-adds per instruction, no widening),
-//!   runs of 4 values a block in the interleave instead of 2;
+//!   relaxed SIMD): `i32x4.relaxed_dot_i8x16_i7x16_add_s` (16 multiply-adds per instruction, no
+//!   widening) on one 8-bit and one 7-bit unsigned operand: int8 weights against 7-bit
+//!   activation codes shifted to 0..=127, or 8-bit activation codes against narrow (4-bit)
+//!   weight codes shifted to 0..=127; runs of 4 values a block in the interleave instead of 2;
 //! - `sse2` (x86-64): the same tiles with `pmaddwd`;
 //! - portable (everything else): scalar Rust, per group.
 //!
@@ -86,17 +87,51 @@ mod sse2;
 /// Values per quantization block along `k`.
 pub const BLOCK: usize = 32;
 
-/// Largest activation code: activations are 7-bit, one scale per (row, block of 32). Relaxed
-/// SIMD's `i32x4.relaxed_dot_i8x16_i7x16_add_s` multiplies int8 weights by 7-bit unsigned values,
-/// 16 multiply-adds an instruction, so a code shifted by [`DIGIT_OFFSET`] is one operand as it is
-/// (see [`QRows`]); the i16 paths compute the same integer sums. Measured on the Flipkart dev set
-/// against 14-bit activations (`shelfwise classify --batch`, 1197 titles): the int8 model keeps
-/// 1189 instead of 1192 top-1s of the f32 model's, the shipped q4 model 1162 instead of 1163, for
-/// about 1.5× the matmul throughput (46 vs 30 G multiply-adds/s in Chromium 156). Sums stay exact: 32 · 63 · 128 < 2³¹.
-pub const ACT_MAX: f32 = 63.0;
+/// How many bits the activation codes get, one scale per (row, block of 32): chosen by the weight
+/// matrix they multiply ([`QMatrix::act_bits`]).
+///
+/// Relaxed SIMD's `i32x4.relaxed_dot_i8x16_i7x16_add_s` multiplies an int8 operand by a 7-bit
+/// unsigned one, 16 multiply-adds an instruction (about 1.5× the i16 path's throughput: 46 vs 30
+/// G multiply-adds/s in Chromium 156). Against int8 weights the activations must be the 7-bit
+/// side: codes in ±63, shifted by [`DIGIT_OFFSET`]. Weight codes in -64..=63 (every 4-bit
+/// matrix) fit the 7-bit side themselves once shifted, so the activations take the int8 side with
+/// codes in ±127. The i16 paths compute the same integer sums for both.
+///
+/// Measured on the Flipkart dev set (`shelfwise classify --batch`, 1197 titles, same top-1 as the
+/// f32 model): a QAT q4 model whose weights are exactly its f32 model's keeps 1190 at 7 bits, 1193
+/// at 8 bits and 1197 at 16; the int8 model 1189 at 7 bits, 1192 at 14.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActBits {
+    /// Codes in ±63: against int8 weights.
+    #[default]
+    Seven,
+    /// Codes in ±127: against narrow weights (codes in -64..=63).
+    Eight,
+}
 
-/// What relaxed SIMD adds to a code to make it a 7-bit unsigned operand: `code + 64` is in 1..=127.
-/// The weights' side of that shift, `64 · Σ w` a block, is subtracted once per block.
+impl ActBits {
+    /// What weight codes take: [`ActBits::Eight`] when every code is in -64..=63 (a 4-bit
+    /// matrix's), else [`ActBits::Seven`]. The GPU's quantized matmul decides by the same rule.
+    pub fn of_codes(codes: &[i8]) -> Self {
+        if codes.iter().all(|c| (-64..=63).contains(c)) {
+            ActBits::Eight
+        } else {
+            ActBits::Seven
+        }
+    }
+
+    /// The largest code.
+    pub fn max(self) -> f32 {
+        match self {
+            ActBits::Seven => 63.0,
+            ActBits::Eight => 127.0,
+        }
+    }
+}
+
+/// What relaxed SIMD adds to a code to make it a 7-bit unsigned operand: `code + 64` is in 0..=127
+/// for codes in -64..=63. The other operand's side of that shift, `64 · Σ` its codes a block, is
+/// subtracted once per block.
 pub const DIGIT_OFFSET: i32 = 64;
 
 /// One scale per row (`[n]`) as one per (row, block) of a row of `k` values, `[n, ceil(k / BLOCK)]`:
@@ -164,10 +199,14 @@ fn check(ok: bool, why: impl FnOnce() -> String) -> Result<(), ShapeError> {
 pub struct QMatrix {
     n: usize,
     k: usize,
+    /// Every code in -64..=63 (4-bit matrices): the activations get [`ActBits::Eight`].
+    narrow: bool,
+    /// The stored codes; with relaxed SIMD, a narrow matrix's plus [`DIGIT_OFFSET`] (its 7-bit
+    /// operand).
     codes: Vec<i8>,
     scales: Vec<f32>,
-    /// Relaxed SIMD only: `DIGIT_OFFSET · Σ codes` of each (row, block), laid out like `scales`:
-    /// what the activations' offset adds to a block's sum (see `QRows::digits`).
+    /// Relaxed SIMD, wide matrices only: `DIGIT_OFFSET · Σ codes` of each (row, block), laid out
+    /// like `scales`: what the activations' offset adds to a block's sum (see `QRows::digits`).
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     offsets: Vec<i32>,
 }
@@ -192,14 +231,33 @@ impl QMatrix {
     }
 
     /// From stored codes and padded scales.
-    fn assemble(n: usize, k: usize, codes: Vec<i8>, scales: Vec<f32>) -> Self {
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")), allow(unused_mut))] // shifted in place there
+    fn assemble(n: usize, k: usize, mut codes: Vec<i8>, scales: Vec<f32>) -> Self {
+        let narrow = ActBits::of_codes(&codes) == ActBits::Eight;
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        let offsets = if narrow {
+            codes.iter_mut().for_each(|c| *c += DIGIT_OFFSET as i8);
+            Vec::new()
+        } else {
+            imp::offsets(&codes)
+        };
         Self {
             n,
             k,
-            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-            offsets: imp::offsets(&codes),
+            narrow,
             codes,
             scales,
+            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+            offsets,
+        }
+    }
+
+    /// The activation precision this matrix multiplies: 8 bits when every code is in -64..=63.
+    pub fn act_bits(&self) -> ActBits {
+        if self.narrow {
+            ActBits::Eight
+        } else {
+            ActBits::Seven
         }
     }
 
@@ -213,7 +271,17 @@ impl QMatrix {
 
     /// Code of row `r`, logical column `c`.
     pub(crate) fn code(&self, r: usize, c: usize) -> i8 {
-        self.codes[r * grouped(self.k) + slot(c)]
+        (self.codes[r * grouped(self.k) + slot(c)] as i32 - self.stored_shift()) as i8
+    }
+
+    /// What the stored codes add to the logical ones: [`DIGIT_OFFSET`] for a narrow matrix with
+    /// relaxed SIMD, else 0.
+    fn stored_shift(&self) -> i32 {
+        if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) && self.narrow {
+            DIGIT_OFFSET
+        } else {
+            0
+        }
     }
 
     /// Scale of row `r`, block `b`.
@@ -244,9 +312,13 @@ impl QMatrix {
     pub fn stack_rows(parts: &[&QMatrix]) -> Result<Self, ShapeError> {
         let k = parts.first().map_or(0, |p| p.k);
         check(parts.iter().all(|p| p.k == k), || format!("stacking matrices of k {:?}", parts.iter().map(|p| p.k).collect::<Vec<_>>()))?;
+        // One activation precision for the stack (its codes are stored for it).
+        let narrow = parts.iter().all(|p| p.narrow);
+        check(narrow || parts.iter().all(|p| !p.narrow), || "stacking 4-bit-range and int8-range matrices".into())?;
         Ok(Self {
             n: parts.iter().map(|p| p.n).sum(),
             k,
+            narrow,
             codes: parts.iter().map(|p| p.codes.as_slice()).collect::<Vec<_>>().concat(),
             scales: parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat(),
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
@@ -304,19 +376,26 @@ fn pad_scales(scales: &[f32], n: usize, nb: usize) -> Vec<f32> {
     out
 }
 
-/// `m` activation rows quantized per (row, block) to i16 codes, stored like [`QMatrix`] rows.
+/// `m` activation rows quantized per (row, block) to i16 codes of [`ActBits`], stored like
+/// [`QMatrix`] rows.
 #[derive(Debug, Clone, Default)]
 pub struct QRows {
     m: usize,
     k: usize,
+    bits: ActBits,
     codes: Vec<i16>,
     scales: Vec<f32>,
-    /// Relaxed SIMD only: the codes plus [`DIGIT_OFFSET`] as bytes, in the codes' stored order:
-    /// the 7-bit operand of `i32x4.relaxed_dot_i8x16_i7x16_add_s` (in 0..=127, where it has one
-    /// defined result on every engine). A block's sum is then `Σ w·digit − DIGIT_OFFSET · Σ w`,
-    /// exact.
+    /// Relaxed SIMD only, the codes as bytes in their stored order. 7-bit codes: plus
+    /// [`DIGIT_OFFSET`], the 7-bit operand of `i32x4.relaxed_dot_i8x16_i7x16_add_s` (in 0..=127,
+    /// where it has one defined result on every engine); a block's sum is then
+    /// `Σ w·digit − DIGIT_OFFSET · Σ w`, exact. 8-bit codes: as they are (i8 bit patterns), the
+    /// int8 operand against a narrow matrix's shifted codes, and `offsets` holds their side.
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     digits: Vec<u8>,
+    /// Relaxed SIMD, 8-bit codes only: `DIGIT_OFFSET · Σ codes` of each (row, block), laid out
+    /// like `scales`.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    offsets: Vec<i32>,
 }
 
 impl QRows {
@@ -340,44 +419,55 @@ impl QRows {
 
     /// [`quantize_rows`] into these buffers, which only grow: the allocation-free form for a
     /// forward pass that quantizes the same shapes again and again.
-    pub fn quantize(&mut self, x: &[f32], m: usize, k: usize) -> Result<(), ShapeError> {
+    pub fn quantize(&mut self, x: &[f32], m: usize, k: usize, bits: ActBits) -> Result<(), ShapeError> {
         check(x.len() == m * k, || format!("{} values for {m}x{k} activations", x.len()))?;
         let kg = grouped(k);
-        (self.m, self.k) = (m, k);
+        (self.m, self.k, self.bits) = (m, k, bits);
         // No clearing: every group below writes all its codes and scales.
         self.codes.resize(m * kg, 0);
         self.scales.resize(m * kg / BLOCK, 0.0);
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        self.digits.resize(m * kg, 0);
+        {
+            self.digits.resize(m * kg, 0);
+            self.offsets.resize(if bits == ActBits::Eight { m * kg / BLOCK } else { 0 }, 0);
+        }
         for (r, row) in x.chunks_exact(k.max(1)).take(m).enumerate() {
             for g in 0..kg / GROUP {
                 let vals = &row[g * GROUP..((g + 1) * GROUP).min(k)];
                 let at = r * kg + g * GROUP;
                 let sc = r * kg / BLOCK + g * GROUP_BLOCKS;
-                imp::quantize_group(vals, &mut self.codes[at..at + GROUP], &mut self.scales[sc..sc + GROUP_BLOCKS]);
+                imp::quantize_group(vals, &mut self.codes[at..at + GROUP], &mut self.scales[sc..sc + GROUP_BLOCKS], bits.max());
                 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-                imp::to_digits(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP]);
+                match bits {
+                    ActBits::Seven => imp::to_digits(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP]),
+                    ActBits::Eight => imp::to_bytes(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP], &mut self.offsets[sc..sc + GROUP_BLOCKS]),
+                }
             }
         }
         Ok(())
     }
+
+    /// The precision these codes were quantized to.
+    pub fn act_bits(&self) -> ActBits {
+        self.bits
+    }
 }
 
-/// Symmetric 7-bit quantization of each block of each row of `x` (`[m, k]` row-major):
-/// `scale = max|x| / ACT_MAX`, `code = round(x / scale)` (ties to even, which wasm rounds in one
-/// instruction). An all-zero block gets scale 0 and zero codes; non-finite inputs are the
+/// Symmetric quantization of each block of each row of `x` (`[m, k]` row-major) to `bits`:
+/// `scale = max|x| / bits.max()`, `code = round(x / scale)` (ties to even, which wasm rounds in
+/// one instruction). An all-zero block gets scale 0 and zero codes; non-finite inputs are the
 /// caller's problem upstream (the encoder never produces them from finite weights), but they
 /// cannot make this panic.
-pub fn quantize_rows(x: &[f32], m: usize, k: usize) -> Result<QRows, ShapeError> {
+pub fn quantize_rows(x: &[f32], m: usize, k: usize, bits: ActBits) -> Result<QRows, ShapeError> {
     let mut q = QRows::default();
-    q.quantize(x, m, k)?;
+    q.quantize(x, m, k, bits)?;
     Ok(q)
 }
 
 /// One group (`x`: up to [`GROUP`] values of a row) into `out` ([`GROUP`] codes, stored layout)
 /// and `scales` (its four blocks'), zeros where `x` has no values. Shared by the portable path and
-/// the SIMD paths' partial groups.
-pub(crate) fn quantize_group_scalar(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
+/// the SIMD paths' partial groups. `act_max`: [`ActBits::max`].
+pub(crate) fn quantize_group_scalar(x: &[f32], out: &mut [i16], scales: &mut [f32], act_max: f32) {
     out.fill(0);
     scales.fill(0.0);
     for (b, blk) in x.chunks(BLOCK).enumerate() {
@@ -385,17 +475,18 @@ pub(crate) fn quantize_group_scalar(x: &[f32], out: &mut [i16], scales: &mut [f3
         if !(max > 0.0 && max.is_finite()) {
             continue;
         }
-        let inv = ACT_MAX / max;
+        let inv = act_max / max;
         for (c, v) in blk.iter().enumerate() {
-            out[slot(b * BLOCK + c)] = (v * inv).round_ties_even().clamp(-ACT_MAX, ACT_MAX) as i16;
+            out[slot(b * BLOCK + c)] = (v * inv).round_ties_even().clamp(-act_max, act_max) as i16;
         }
-        scales[b] = max / ACT_MAX;
+        scales[b] = max / act_max;
     }
 }
 
 /// `out[m, n] = x · Wᵀ (+ bias)` for quantized activations `x` and weights `w`.
 pub fn matmul_t(x: &QRows, w: &QMatrix, bias: Option<&[f32]>, out: &mut [f32]) -> Result<(), ShapeError> {
     check(x.k == w.k, || format!("activations have k={}, weights k={}", x.k, w.k))?;
+    check(x.bits == w.act_bits(), || format!("activations quantized to {:?} bits for weights that take {:?}", x.bits, w.act_bits()))?;
     check(out.len() == x.m * w.n, || format!("output has {} values for {}x{}", out.len(), x.m, w.n))?;
     if let Some(b) = bias {
         check(b.len() == w.n, || format!("bias has {} values for {} outputs", b.len(), w.n))?;
@@ -412,7 +503,7 @@ pub fn matmul_t(x: &QRows, w: &QMatrix, bias: Option<&[f32]>, out: &mut [f32]) -
 /// Quantizes `x` (`[m, k]`) and multiplies, into a new vector. A forward pass that runs many
 /// layers reuses its buffers instead: [`QRows::quantize`], then [`matmul_t`].
 pub fn linear(x: &[f32], m: usize, w: &QMatrix, bias: Option<&[f32]>) -> Result<Vec<f32>, ShapeError> {
-    let q = quantize_rows(x, m, w.k)?;
+    let q = quantize_rows(x, m, w.k, w.act_bits())?;
     let mut out = vec![0f32; m * w.n];
     matmul_t(&q, w, bias, &mut out)?;
     Ok(out)
@@ -422,7 +513,7 @@ pub fn linear(x: &[f32], m: usize, w: &QMatrix, bias: Option<&[f32]>) -> Result<
 /// it on every target.
 #[doc(hidden)]
 pub fn matmul_t_portable(x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<(), ShapeError> {
-    check(x.k == w.k && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))?;
+    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))?;
     portable::matmul_t(x, w, out);
     Ok(())
 }
@@ -447,8 +538,8 @@ mod portable {
 
     pub const NAME: &str = "portable";
 
-    pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
-        super::quantize_group_scalar(x, out, scales)
+    pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32], act_max: f32) {
+        super::quantize_group_scalar(x, out, scales, act_max)
     }
 
     /// Weight row outer, activation rows inner: the weight row stays in L1 while every token
@@ -456,6 +547,7 @@ mod portable {
     /// stored values belong to block `l`.
     pub fn matmul_t(x: &QRows, w: &QMatrix, out: &mut [f32]) {
         let (kg, nbg) = (grouped(w.k), grouped(w.k) / BLOCK);
+        let shift = w.stored_shift();
         for j in 0..w.n {
             let wr = &w.codes[j * kg..(j + 1) * kg];
             let ws = &w.scales[j * nbg..(j + 1) * nbg];
@@ -470,7 +562,7 @@ mod portable {
                     let mut s = [0i32; RUN * GROUP_BLOCKS];
                     for (a, q) in a.chunks_exact(RUN * GROUP_BLOCKS).zip(q.chunks_exact(RUN * GROUP_BLOCKS)) {
                         for t in 0..RUN * GROUP_BLOCKS {
-                            s[t] += a[t] as i32 * q[t] as i32;
+                            s[t] += a[t] as i32 * (q[t] as i32 - shift);
                         }
                     }
                     for l in 0..GROUP_BLOCKS {
@@ -493,10 +585,11 @@ impl QRows {
         (&self.codes, &self.scales)
     }
 
-    /// Every row's relaxed SIMD operands (see `QRows::digits`) and scales.
+    /// Every row's relaxed SIMD operands, scales and (8-bit codes) offset corrections (see
+    /// `QRows::digits`).
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-    pub(crate) fn digit_parts(&self) -> (&[u8], &[f32]) {
-        (&self.digits, &self.scales)
+    pub(crate) fn digit_parts(&self) -> (&[u8], &[f32], &[i32]) {
+        (&self.digits, &self.scales, &self.offsets)
     }
 }
 
@@ -508,10 +601,17 @@ impl QMatrix {
         (&self.codes, &self.scales)
     }
 
-    /// Every row's codes, scales and offset corrections (see `QMatrix::offsets`).
+    /// Every row's stored codes, scales and (wide matrices) offset corrections (see
+    /// `QMatrix::offsets`).
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     pub(crate) fn relaxed_parts(&self) -> (&[i8], &[f32], &[i32]) {
         (&self.codes, &self.scales, &self.offsets)
+    }
+
+    /// Whether the codes are narrow (stored shifted, with relaxed SIMD).
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    pub(crate) fn is_narrow(&self) -> bool {
+        self.narrow
     }
 }
 
@@ -544,12 +644,14 @@ mod tests {
                 x[2 * BLOCK + 3] = f32::INFINITY;
                 x[3 * BLOCK..].iter_mut().for_each(|v| *v *= 1e-30);
             }
-            let (mut a, mut sa) = (vec![1i16; GROUP], vec![1f32; GROUP_BLOCKS]);
-            let (mut b, mut sb) = (vec![2i16; GROUP], vec![2f32; GROUP_BLOCKS]);
-            imp::quantize_group(&x, &mut a, &mut sa);
-            quantize_group_scalar(&x, &mut b, &mut sb);
-            assert_eq!(sa, sb, "case {case}: scales");
-            assert_eq!(a, b, "case {case}: codes");
+            for bits in [ActBits::Seven, ActBits::Eight] {
+                let (mut a, mut sa) = (vec![1i16; GROUP], vec![1f32; GROUP_BLOCKS]);
+                let (mut b, mut sb) = (vec![2i16; GROUP], vec![2f32; GROUP_BLOCKS]);
+                imp::quantize_group(&x, &mut a, &mut sa, bits.max());
+                quantize_group_scalar(&x, &mut b, &mut sb, bits.max());
+                assert_eq!(sa, sb, "case {case} {bits:?}: scales");
+                assert_eq!(a, b, "case {case} {bits:?}: codes");
+            }
         }
     }
 }

@@ -5,16 +5,18 @@
 //! belongs to block `l` of the group, so a group's exact i32 sums accumulate in one vector and
 //! are converted and scaled once, by the four blocks' scales.
 //!
-//! With `+relaxed-simd` (the second browser build) the tiles multiply the weight bytes directly
-//! against the activation codes shifted to 0..=127 (`QRows::digits`) with
+//! With `+relaxed-simd` (the second browser build) the tiles multiply bytes directly with
 //! `i32x4.relaxed_dot_i8x16_i7x16_add_s`: 16 multiply-adds and the accumulation in one
-//! instruction, no widening. Lane `l` of that product sums four bytes, so the storage interleaves
-//! runs of 4 values a block (`crate::RUN`). In 0..=127 the relaxed instruction has one defined
-//! result on every engine, and its i16 pair sums cannot saturate (2 · 128 · 127 < 2¹⁵).
+//! instruction, no widening. Its second operand must be 7-bit unsigned: against int8 weights that
+//! is the 7-bit activation codes shifted to 0..=127 (`QRows::digits`), against narrow (4-bit)
+//! weights the weight codes shifted to 0..=127 (stored so by `QMatrix`), the activations then
+//! being 8-bit. Lane `l` of that product sums four bytes, so the storage interleaves runs of 4
+//! values a block (`crate::RUN`). In 0..=127 the relaxed instruction has one defined result on
+//! every engine, and its i16 pair sums cannot saturate (2 · 128 · 127 < 2¹⁵).
 
 use core::arch::wasm32::*;
 
-use crate::{QMatrix, QRows, ACT_MAX, BLOCK, GROUP, GROUP_BLOCKS};
+use crate::{QMatrix, QRows, BLOCK, GROUP, GROUP_BLOCKS};
 
 #[cfg(not(target_feature = "relaxed-simd"))]
 pub const NAME: &str = "wasm-simd128";
@@ -107,37 +109,59 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
     }
 }
 
-/// The relaxed SIMD form of [`tile`]: per group, the weight bytes against the shifted codes,
-/// starting from minus the shift's share (`QMatrix::offsets`), then scaled into f32 as the i16
-/// form does. Rows are addressed by pointer, as there.
+/// The relaxed SIMD form of [`tile`], for the matrix's operand order (see the module docs).
 #[cfg(target_feature = "relaxed-simd")]
 #[inline(always)]
 fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
+    if wm.is_narrow() {
+        relaxed_tile::<W, R, true>(x, wm, i, j)
+    } else {
+        relaxed_tile::<W, R, false>(x, wm, i, j)
+    }
+}
+
+/// Per group, the int8 operand against the shifted 7-bit one, starting from minus the shift's
+/// share (the 7-bit side's partner's `offsets`: the weights' when the activations are shifted,
+/// `NARROW = false`; the activations' when the weights are, `NARROW = true`), then scaled into f32
+/// as the i16 form does. Rows are addressed by pointer, as there.
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn relaxed_tile<const W: usize, const R: usize, const NARROW: bool>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
     let kg = crate::grouped(x.cols());
     let nbg = kg / BLOCK;
     let ng = kg / GROUP;
-    let (xd, xs) = x.digit_parts();
+    let (xd, xs, xo) = x.digit_parts();
     let (wc, wsc, wo) = wm.relaxed_parts();
     assert!(x.cols() == wm.cols() && (i + R) * kg <= xd.len() && (j + W) * kg <= wc.len() && (i + R) * nbg <= xs.len());
-    assert!((j + W) * nbg <= wsc.len() && (j + W) * nbg <= wo.len());
+    assert!((j + W) * nbg <= wsc.len() && if NARROW { (i + R) * nbg <= xo.len() } else { (j + W) * nbg <= wo.len() });
     // SAFETY: the asserts above bound every row this tile reads: digit and code rows of kg bytes,
-    // scale and offset rows of nbg values, at rows i..i + R and j..j + W; each group reads
-    // o..o + GROUP of a row and g·4..g·4 + 4 of its scales (o + GROUP ≤ kg, 4g + 4 ≤ nbg).
+    // scale and offset rows of nbg values, at rows i..i + R and j..j + W (offsets: of the side
+    // NARROW reads); each group reads o..o + GROUP of a row and g·4..g·4 + 4 of its scales
+    // (o + GROUP ≤ kg, 4g + 4 ≤ nbg).
     unsafe {
         let (d, asc): ([*const u8; R], [*const f32; R]) = (rows(xd, i, kg), rows(xs, i, nbg));
-        let (w, ws, off): ([*const i8; W], [*const f32; W], [*const i32; W]) = (rows(wc, j, kg), rows(wsc, j, nbg), rows(wo, j, nbg));
+        let (w, ws): ([*const i8; W], [*const f32; W]) = (rows(wc, j, kg), rows(wsc, j, nbg));
         let mut acc = [[f32x4_splat(0.0); R]; W];
         for g in 0..ng {
             let o = g * GROUP;
             let b = g * GROUP_BLOCKS;
-            let s0: [v128; W] = core::array::from_fn(|c| i32x4_neg(ld(off[c].add(b))));
-            let mut s = s0.map(|v| [v; R]);
+            let mut s = if NARROW {
+                let xoff: [*const i32; R] = rows(xo, i, nbg);
+                [core::array::from_fn(|r| i32x4_neg(ld(xoff[r].add(b)))); W]
+            } else {
+                let woff: [*const i32; W] = rows(wo, j, nbg);
+                core::array::from_fn(|c| [i32x4_neg(ld(woff[c].add(b))); R])
+            };
             for q in (0..GROUP).step_by(16) {
                 let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].add(o + q)));
                 for r in 0..R {
                     let dv = ld(d[r].add(o + q));
                     for c in 0..W {
-                        s[c][r] = i32x4_relaxed_dot_i8x16_i7x16_add(wv[c], dv, s[c][r]);
+                        s[c][r] = if NARROW {
+                            i32x4_relaxed_dot_i8x16_i7x16_add(dv, wv[c], s[c][r])
+                        } else {
+                            i32x4_relaxed_dot_i8x16_i7x16_add(wv[c], dv, s[c][r])
+                        };
                     }
                 }
             }
@@ -149,7 +173,7 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
 
 tiled_matmul_t!();
 
-/// A group's stored codes (in ±ACT_MAX) plus `DIGIT_OFFSET`, as bytes (see `QRows::digits`).
+/// A group's stored 7-bit codes (in ±63) plus `DIGIT_OFFSET`, as bytes (see `QRows::digits`).
 #[cfg(target_feature = "relaxed-simd")]
 pub fn to_digits(codes: &[i16], out: &mut [u8]) {
     assert!(codes.len() == GROUP && out.len() == GROUP, "to_digits: {} codes, {} digits", codes.len(), out.len());
@@ -165,21 +189,45 @@ pub fn to_digits(codes: &[i16], out: &mut [u8]) {
     }
 }
 
+/// A group's stored 8-bit codes (in ±127) as bytes, and their `DIGIT_OFFSET · Σ` per block into
+/// `offsets` (see `QRows::digits`).
+#[cfg(target_feature = "relaxed-simd")]
+pub fn to_bytes(codes: &[i16], out: &mut [u8], offsets: &mut [i32]) {
+    assert!(codes.len() == GROUP && out.len() == GROUP, "to_bytes: {} codes, {} bytes", codes.len(), out.len());
+    for v in 0..GROUP / 16 {
+        // SAFETY: as in `to_digits`.
+        unsafe {
+            let p = codes.as_ptr().add(16 * v);
+            v128_store(out.as_mut_ptr().add(16 * v) as *mut v128, i8x16_narrow_i16x8(ld(p), ld(p.add(8))));
+        }
+    }
+    // SAFETY: u8 and i8 have one layout; `out` is borrowed for no longer than this call.
+    group_offsets(unsafe { core::slice::from_raw_parts(out.as_ptr() as *const i8, GROUP) }, offsets);
+}
+
+/// `DIGIT_OFFSET · Σ` of each block of one stored group of int8 codes into `out` (4 values): four
+/// block sums a 16-byte load, by the relaxed dot product against ones.
+#[cfg(target_feature = "relaxed-simd")]
+fn group_offsets(g: &[i8], out: &mut [i32]) {
+    assert!(g.len() == GROUP && out.len() == GROUP_BLOCKS, "group_offsets: {} codes, {} sums", g.len(), out.len());
+    let ones = i8x16_splat(1);
+    let mut s = i32x4_splat(0);
+    for q in (0..GROUP).step_by(16) {
+        // SAFETY: g holds GROUP bytes (asserted); q + 16 ≤ GROUP.
+        s = i32x4_relaxed_dot_i8x16_i7x16_add(unsafe { ld(g.as_ptr().add(q)) }, ones, s);
+    }
+    s = i32x4_mul(s, i32x4_splat(crate::DIGIT_OFFSET));
+    // SAFETY: out holds GROUP_BLOCKS = 4 i32 (asserted).
+    unsafe { v128_store(out.as_mut_ptr() as *mut v128, s) };
+}
+
 /// `DIGIT_OFFSET · Σ codes` of every (row, block) of stored weight codes (whole groups a row), in
-/// the scales' layout: four block sums a 16-byte load, by the same relaxed dot product against ones.
+/// the scales' layout.
 #[cfg(target_feature = "relaxed-simd")]
 pub fn offsets(codes: &[i8]) -> Vec<i32> {
-    let ones = i8x16_splat(1);
     let mut out = vec![0i32; codes.len() / BLOCK];
     for (g, o) in codes.chunks_exact(GROUP).zip(out.chunks_exact_mut(GROUP_BLOCKS)) {
-        let mut s = i32x4_splat(0);
-        for q in (0..GROUP).step_by(16) {
-            // SAFETY: g holds GROUP bytes; q + 16 ≤ GROUP.
-            s = i32x4_relaxed_dot_i8x16_i7x16_add(unsafe { ld(g.as_ptr().add(q)) }, ones, s);
-        }
-        s = i32x4_mul(s, i32x4_splat(crate::DIGIT_OFFSET));
-        // SAFETY: o holds GROUP_BLOCKS = 4 i32.
-        unsafe { v128_store(o.as_mut_ptr() as *mut v128, s) };
+        group_offsets(g, o);
     }
     out
 }
@@ -187,9 +235,9 @@ pub fn offsets(codes: &[i8]) -> Vec<i32> {
 /// [`crate::quantize_group_scalar`] for a whole group in f32x4 (the scalar form's `max` and
 /// `round` are libm calls in wasm); partial groups take the scalar form. A NaN makes its block's
 /// maximum NaN here, so that block reads as zeros.
-pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
+pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32], act_max: f32) {
     if x.len() != GROUP || out.len() != GROUP || scales.len() != GROUP_BLOCKS {
-        return crate::quantize_group_scalar(x, out, scales);
+        return crate::quantize_group_scalar(x, out, scales, act_max);
     }
     // Per block: 8 i32 lanes of i16 pairs, as 4 vectors (pairs 4c..4c+4 in vector c).
     let mut pairs = [[i32x4_splat(0); 4]; GROUP_BLOCKS];
@@ -201,15 +249,15 @@ pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
         let max = f32x4_extract_lane::<0>(f32x4_max(m, i32x4_shuffle::<1, 0, 3, 2>(m, m)));
         // A zero or non-finite block keeps scale 0 and codes 0.
         let ok = max > 0.0 && max.is_finite();
-        *scale = if ok { max / ACT_MAX } else { 0.0 };
+        *scale = if ok { max / act_max } else { 0.0 };
         if !ok {
             continue; // `pairs` is already zero
         }
-        let inv = f32x4_splat(ACT_MAX / max);
+        let inv = f32x4_splat(act_max / max);
         // Round to the nearest integer, ties to even, by adding 1.5·2²³: for |x| ≤ 2²² the sum's
         // low mantissa bits are that integer (IEEE rounding does the work), so subtracting the
         // constant's bits reads it out. Two operations instead of `nearest` + `trunc_sat` (the
-        // latter is a long sequence on x86); |x| ≤ ACT_MAX here, and `narrow` saturates.
+        // latter is a long sequence on x86); |x| ≤ act_max here, and `narrow` saturates.
         let (magic, bits) = (f32x4_splat(12_582_912.0), i32x4_splat(0x4B40_0000));
         let code = |v: v128| i32x4_sub(f32x4_add(f32x4_mul(v, inv), magic), bits);
         *p = core::array::from_fn(|c| i16x8_narrow_i32x4(code(v[2 * c]), code(v[2 * c + 1])));

@@ -8,8 +8,8 @@ use crate::{QMatrix, QRows, GROUP, GROUP_BLOCKS};
 
 pub const NAME: &str = "x86-64-sse2";
 
-pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32]) {
-    crate::quantize_group_scalar(x, out, scales)
+pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32], act_max: f32) {
+    crate::quantize_group_scalar(x, out, scales, act_max)
 }
 
 /// Dot products of `W` weight rows with `R` activation rows, over all groups: `[W][R]`.

@@ -2,7 +2,7 @@
 //! outlier rows). Runs natively (`cargo test`) and in wasm with simd128, and with relaxed SIMD
 //! (`cargo test --target wasm32-unknown-unknown`, wasm-bindgen-test in Node; scripts/test.sh).
 
-use shelfwise_kernels::{linear, matmul_t, matmul_t_portable, padded, quantize_rows, reference, QMatrix, ACT_MAX, BLOCK};
+use shelfwise_kernels::{linear, matmul_t, matmul_t_portable, padded, quantize_rows, reference, ActBits, QMatrix, BLOCK};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -55,7 +55,7 @@ fn check_case(seed: u64) {
     let (m, n, k) = (1 + g.below(9), 1 + g.below(23), 1 + g.below(130));
     let x = acts(&mut g, m, k);
     let w = weights(&mut g, n, k);
-    let q = quantize_rows(&x, m, k).unwrap();
+    let q = quantize_rows(&x, m, k, w.act_bits()).unwrap();
     let mut got = vec![0f32; m * n];
     matmul_t(&q, &w, None, &mut got).unwrap();
     let want = reference::matmul_t(&q, &w);
@@ -70,12 +70,13 @@ fn check_case(seed: u64) {
         assert!((portable[i] - want[i]).abs() <= tol, "seed {seed} {m}x{n}x{k} [{i}]: portable {} reference {} tol {tol}", portable[i], want[i]);
     }
     // And the quantized product is close to the f32 one: per block, activation rounding error is
-    // at most half a step (max|x| / 2·ACT_MAX) times Σ|w|.
+    // at most half a step (max|x| / 2·act_max) times Σ|w|.
     let f = reference::matmul_t_f32(&x, m, &w.dequantize(), n, k);
     let bound = reference::matmul_t_f32(&vec![1.0; m * k], m, &wa, n, k);
     let xmax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let act_max = w.act_bits().max();
     for i in 0..m * n {
-        assert!((got[i] - f[i]).abs() <= xmax / (2.0 * ACT_MAX) * bound[i] * 1.001 + 1e-4, "seed {seed}: quantized {} vs f32 {}", got[i], f[i]);
+        assert!((got[i] - f[i]).abs() <= xmax / (2.0 * act_max) * bound[i] * 1.001 + 1e-4, "seed {seed}: quantized {} vs f32 {}", got[i], f[i]);
     }
 }
 
@@ -104,12 +105,35 @@ fn this_build_uses_the_expected_implementation() {
 fn linear_adds_bias_and_checks_shapes() {
     let w = QMatrix::from_row_scaled(2, 3, &[1, 2, 3, -1, 0, 127], &[0.5, 1.0]).unwrap();
     let y = linear(&[1.0, 1.0, 1.0], 1, &w, Some(&[10.0, -10.0])).unwrap();
-    // x is all ones: codes ACT_MAX with scale 1/ACT_MAX, exact.
+    // x is all ones: codes 63 (int8 weights: 7-bit activations) with scale 1/63, exact.
+    assert_eq!(w.act_bits(), ActBits::Seven);
     assert!((y[0] - 13.0).abs() < 1e-5 && (y[1] - 116.0).abs() < 1e-4, "{y:?}");
     assert!(linear(&[1.0, 1.0], 1, &w, None).is_err());
     assert!(linear(&[1.0, 1.0, 1.0], 1, &w, Some(&[1.0])).is_err());
     assert!(QMatrix::from_row_scaled(2, 3, &[0; 5], &[1.0, 1.0]).is_err());
     assert!(QMatrix::from_block_scaled(2, 40, &[0; 80], &[1.0; 3]).is_err());
+}
+
+/// 4-bit-range weights take 8-bit activations, int8 ones 7-bit; activations quantized for the
+/// other precision are refused (on relaxed SIMD they would be the wrong operand), and so is a
+/// stack of both kinds.
+#[test]
+fn activation_precision_follows_the_weights() {
+    let narrow = QMatrix::from_block_scaled(1, 32, &[-64; 32], &[1.0]).unwrap();
+    let wide = QMatrix::from_block_scaled(1, 32, &[-65; 32], &[1.0]).unwrap();
+    assert_eq!((narrow.act_bits(), wide.act_bits()), (ActBits::Eight, ActBits::Seven));
+    let x: Vec<f32> = (0..32).map(|i| i as f32 - 15.5).collect();
+    // 8 bits: the steps of x (scale 16 / 127) are finer than at 7 bits (16 / 63).
+    let q8 = quantize_rows(&x, 1, 32, ActBits::Eight).unwrap();
+    let mut y = [0f32];
+    matmul_t(&q8, &narrow, None, &mut y).unwrap();
+    let exact: f32 = x.iter().map(|v| v * -64.0).sum();
+    assert!((y[0] - exact).abs() <= 16.0 / 127.0 / 2.0 * 64.0 * 32.0, "{} vs {exact}", y[0]);
+    assert!(matmul_t(&q8, &wide, None, &mut y).is_err());
+    assert!(matmul_t(&quantize_rows(&x, 1, 32, ActBits::Seven).unwrap(), &narrow, None, &mut y).is_err());
+    assert!(QMatrix::stack_rows(&[&narrow, &wide]).is_err());
+    let both = QMatrix::stack_rows(&[&narrow, &narrow]).unwrap();
+    assert_eq!((both.act_bits(), both.dequantize()), (ActBits::Eight, vec![-64.0; 64]));
 }
 
 #[test]
@@ -128,10 +152,10 @@ fn reused_activation_buffers_match_fresh_ones() {
     for (m, k) in [(5usize, 300usize), (2, 40), (7, 384), (1, 1), (3, 130)] {
         let x = acts(&mut g, m, k);
         let w = weights(&mut g, 3, k);
-        q.quantize(&x, m, k).unwrap();
+        q.quantize(&x, m, k, w.act_bits()).unwrap();
         let (mut reused, mut fresh) = (vec![0f32; m * 3], vec![0f32; m * 3]);
         matmul_t(&q, &w, None, &mut reused).unwrap();
-        matmul_t(&quantize_rows(&x, m, k).unwrap(), &w, None, &mut fresh).unwrap();
+        matmul_t(&quantize_rows(&x, m, k, w.act_bits()).unwrap(), &w, None, &mut fresh).unwrap();
         assert_eq!(reused, fresh, "{m}x{k}");
     }
 }

@@ -16,7 +16,7 @@ proptest! {
         let codes: Vec<i8> = (0..n * k).map(|_| (f() * 127.0) as i8).collect();
         let scales: Vec<f32> = (0..n * padded(k) / BLOCK).map(|_| f().abs() + 1e-3).collect();
         let w = QMatrix::from_block_scaled(n, k, &codes, &scales).unwrap();
-        let q = quantize_rows(&x, m, k).unwrap();
+        let q = quantize_rows(&x, m, k, w.act_bits()).unwrap();
         let mut got = vec![0f32; m * n];
         matmul_t(&q, &w, None, &mut got).unwrap();
         let want = reference::matmul_t(&q, &w);

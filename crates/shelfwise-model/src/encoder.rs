@@ -119,6 +119,7 @@ impl Norm {
 }
 
 /// The attention's input projections.
+#[allow(clippy::large_enum_variant)] // one per layer: boxing would save bytes nobody misses
 enum Qkv {
     /// f32 (trainable) weights, or a file that quantized only some of them.
     Split { q: Linear, k: Linear, v: Linear },

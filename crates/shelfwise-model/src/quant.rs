@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
 use half::f16;
-pub use shelfwise_kernels::{row_scales_as_blocks, BLOCK};
+pub use shelfwise_kernels::{row_scales_as_blocks, ActBits, BLOCK};
 use shelfwise_kernels::{padded, QMatrix};
 
 use crate::classifier::{load_tensors, tensors_to_bytes};

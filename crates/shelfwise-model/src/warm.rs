@@ -22,7 +22,7 @@ pub fn warm_up() {
             let lb = LowBit { bits: *bits, codes: unpack_bits(p, n, k, *bits), block_scales: vec![3; n * k / BLOCK], row_steps: vec![0.01; n] };
             let Ok(m) = QMatrix::from_block_scaled(n, k, &lb.codes, &lb.scales()) else { return };
             m.dequantize_row(0, &mut row);
-            if q.quantize(&x, t, k).is_err() || matmul_t(&q, &m, Some(&row[..n]), &mut out).is_err() {
+            if q.quantize(&x, t, k, m.act_bits()).is_err() || matmul_t(&q, &m, Some(&row[..n]), &mut out).is_err() {
                 return;
             }
         }

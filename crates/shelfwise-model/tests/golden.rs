@@ -1,7 +1,7 @@
 //! Golden outputs of the shipped model (tests/golden/flipkart-minilm.json): the file every CPU path
 //! (native, both wasm runtimes) must reproduce — same ranked ids, scores within 1e-4, same
 //! abstentions. The WebGPU backend is held to the same top-1 with scores within 5e-2
-//! (www/test/webgpu.test.mjs: its float steps between the 7-bit roundings are not the CPU's).
+//! (www/test/webgpu.test.mjs: its float steps between the activation roundings are not the CPU's).
 //! Regenerate after a model change, or a change of the kernels' arithmetic, with `scripts/golden.sh`.
 
 mod common;

@@ -7,18 +7,20 @@
 //
 // `matmul_q8` computes what the CPU kernels (crates/shelfwise-kernels: `quantize_rows` then
 // `matmul_t`) compute, so that a quantized model gives one result on every backend. The CPU
-// quantizes the activations too, to 7 bits (in the browser, relaxed SIMD's 8-bit dot products
-// multiply int8 weights by 7-bit activations, 16 multiply-adds an instruction), so this kernel
-// does the same:
+// quantizes the activations too, to 7 bits against int8 weights and to 8 bits against 4-bit ones
+// (in the browser, relaxed SIMD's 8-bit dot products take one 7-bit operand: `ActBits` in the
+// kernels crate), so this kernel does the same, with A = `mp.act_max` (63 or 127, set by the
+// host from the weight codes' range):
 // - W: int8 codes packed four to a u32 (little end first: code k of a row is byte k % 4 of word
 //   k / 4; rows padded to K4 = ceil(K / 4) words with zero codes) and one f32 scale per (row,
 //   block of 32 along K), `mscale[n * NB + b]` (NB = ceil(K / 32)).
 // - x: each row's block b (values 32b..32b + 32, missing ones 0) gets `max = max |x|`; if max is
-//   0 (or not finite) its codes and scale are 0, else `inv = 63 / max`, `code = round(x * inv)`
-//   (ties to even) clamped to [-63, 63], and `ascale = max / 63`, both divisions correctly rounded
+//   0 (or not finite) its codes and scale are 0, else `inv = A / max`, `code = round(x * inv)`
+//   (ties to even) clamped to [-A, A], and `ascale = max / A`, both divisions correctly rounded
 //   f32 as on the CPU.
 // - y[r][n] = Σ_b s_b · (ascale[r][b] · wscale[n][b]) + bias[n], with s_b = Σ code_x · code_w over
-//   the block: an integer of at most 32 · 63 · 128 < 2^24, so its f32 sum is exact in any order.
+//   the block: an integer of at most 32 · 63 · 128 (or 32 · 127 · 64) < 2^24, so its f32 sum is
+//   exact in any order.
 //   The f32 sum over blocks is the only rounding that differs from the CPU's (order only).
 // Same 64x64 tile and 4x4 block per invocation, stepping through K one block (32) at a time: the
 // 4 invocations of each of the tile's 64 rows load 8 of its block's values each, share their
@@ -41,7 +43,8 @@ struct MmParams {
     k4: u32,
     act: u32,
     nb: u32,
-    _p6: u32, _p7: u32,
+    act_max: u32, // A: the largest activation code, 63 or 127 (matmul_q8 only)
+    _p7: u32,
 }
 
 @group(0) @binding(0) var<uniform> mp: MmParams;
@@ -138,7 +141,6 @@ fn matmul_f32(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
 // ---- matmul_q8 ----
 
 const QB: u32 = 32u; // values per quantization block: the K step of matmul_q8
-const ACT_MAX: f32 = 63.0; // largest activation code (7 bits)
 
 var<workgroup> qa: array<f32, 2048>; // [QB][TM]: activation codes of one block, as f32
 var<workgroup> qb: array<u32, 512>; // [QB / 4][TN]: packed weight codes of one block
@@ -146,19 +148,21 @@ var<workgroup> qpart: array<f32, 256>; // each invocation's partial max |x| (row
 var<workgroup> qascale: array<f32, 64>; // the block's activation scale per tile row
 var<workgroup> qwscale: array<f32, 64>; // the block's weight scale per tile column
 
-// fl(63 / amax), correctly rounded (ties to even), for a finite amax > 0. Long division of the
+// fl(A / amax), correctly rounded (ties to even), for a finite amax > 0. Long division of the
 // mantissas in u32 (every partial dividend < 2^32). -1 when the quotient overflows f32 (amax
 // below ~1.9e-37; the CPU's inverse is then +inf).
 fn act_inv(amax: f32) -> f32 {
     let bits = bitcast<u32>(amax);
     let e = (bits >> 23u) & 0xffu;
     if (e == 0u) {
-        return -1.0; // subnormal amax: 63 / amax overflows
+        return -1.0; // subnormal amax: A / amax overflows
     }
     let m = (bits & 0x7fffffu) | 0x800000u; // amax = m · 2^(e - 150), m in [2^23, 2^24)
-    // q = floor(63 · 2^44 / m) (26 or 27 bits), r its remainder: 63 · 2^26 / m first (in
-    // (252, 504]), then 8, 8 and 2 more quotient bits.
-    var r = 63u << 26u;
+    // q = floor(A · 2^(t0 + 18) / m) (26 or 27 bits), r its remainder: A · 2^t0 / m first (in
+    // (252, 508]; t0 = 26 for A = 63, 25 for 127, so that A · 2^t0 < 2^32), then 8, 8 and 2 more
+    // quotient bits.
+    let t0 = select(26u, 25u, mp.act_max > 63u);
+    var r = mp.act_max << t0;
     var q = r / m;
     r -= q * m;
     r <<= 8u;
@@ -173,20 +177,20 @@ fn act_inv(amax: f32) -> f32 {
     d = r / m;
     q = (q << 2u) | d;
     r -= d * m;
-    // 63 / amax = q' · 2^(106 - e), q' the exact quotient.
+    // A / amax = q' · 2^(132 - t0 - e), q' the exact quotient.
     let rm = round_to_24(q, r != 0u);
-    let ex = rm.y + 256u - e; // biased exponent of mant · 2^(shift + 106 - e)
+    let ex = rm.y + 282u - t0 - e; // biased exponent of mant · 2^(shift + 132 - t0 - e)
     if (ex >= 255u) {
         return -1.0;
     }
     return bitcast<f32>((ex << 23u) | rm.x);
 }
 
-// A quotient q of 26 or 27 bits (`inexact`: a nonzero remainder lies beyond it) rounded to 24
+// A quotient q of 25 to 27 bits (`inexact`: a nonzero remainder lies beyond it) rounded to 24
 // bits, ties to even: (its mantissa field, without the implicit bit; how far q was shifted down,
 // plus 1 when the rounding carried into a 25th bit). The shared tail of act_inv and act_scale.
 fn round_to_24(q: u32, inexact: bool) -> vec2<u32> {
-    var s = select(2u, 3u, q >= (1u << 26u));
+    var s = select(select(1u, 2u, q >= (1u << 25u)), 3u, q >= (1u << 26u));
     var mant = q >> s;
     let rest = q & ((1u << s) - 1u);
     let half = 1u << (s - 1u);
@@ -200,30 +204,31 @@ fn round_to_24(q: u32, inexact: bool) -> vec2<u32> {
     return vec2<u32>(mant & 0x7fffffu, s);
 }
 
-// fl(amax / 63), correctly rounded (ties to even), for a finite amax > 0; 0 for amax below
-// 2^-121 (where the CPU's result is at or near the subnormal range).
+// fl(amax / A), correctly rounded (ties to even), for a finite amax > 0; 0 for amax below
+// 2^-120 (2^-119 for A = 127), where the CPU's result is at or near the subnormal range.
 fn act_scale(amax: f32) -> f32 {
     let bits = bitcast<u32>(amax);
     let e = (bits >> 23u) & 0xffu;
-    if (e < 7u) {
+    if (e < select(7u, 8u, mp.act_max > 63u)) {
         return 0.0;
     }
     let m = (bits & 0x7fffffu) | 0x800000u;
-    // q = floor(m · 2^8 / 63): 26 or 27 bits.
+    // q = floor(m · 2^8 / A): 26 or 27 bits for 63, 25 or 26 for 127.
     let n = m << 8u;
-    let q = n / 63u;
-    let r = n - q * 63u;
+    let q = n / mp.act_max;
+    let r = n - q * mp.act_max;
     let rm = round_to_24(q, r != 0u);
     let ex = rm.y + e - 8u; // >= 1: biased exponent of mant · 2^(shift + e - 158)
     return bitcast<f32>((ex << 23u) | rm.x);
 }
 
-// The 7-bit code of x for a block with inverse scale `inv` (-1: infinite, as act_inv returns).
+// The code of x for a block with inverse scale `inv` (-1: infinite, as act_inv returns).
 fn act_code(x: f32, inv: f32) -> f32 {
+    let a = f32(mp.act_max);
     if (inv < 0.0) {
-        return sign(x) * ACT_MAX; // x · inf clamped; 0 stays 0 (the CPU's NaN casts to 0)
+        return sign(x) * a; // x · inf clamped; 0 stays 0 (the CPU's NaN casts to 0)
     }
-    return clamp(round(x * inv), -ACT_MAX, ACT_MAX);
+    return clamp(round(x * inv), -a, a);
 }
 
 @compute @workgroup_size(16, 16)

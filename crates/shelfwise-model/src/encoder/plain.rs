@@ -55,7 +55,7 @@ impl Pool {
 fn linear(l: &Linear, x: &[f32], q: &mut QRows, out: &mut Vec<f32>) -> Result<()> {
     let (w, b) = l.quantized().ok_or_else(|| ModelError::Compute("plain forward of an f32 layer".into()))?;
     let rows = x.len() / w.cols();
-    q.quantize(x, rows, w.cols()).map_err(kernel_error)?;
+    q.quantize(x, rows, w.cols(), w.act_bits()).map_err(kernel_error)?;
     out.resize(rows * w.rows(), 0.0);
     matmul_t(q, w, Some(b), out).map_err(kernel_error)
 }
