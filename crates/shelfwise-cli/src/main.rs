@@ -4,6 +4,7 @@ mod classify;
 mod data;
 mod embed;
 mod eval;
+mod prior;
 mod train;
 
 use std::path::PathBuf;
@@ -100,6 +101,25 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Fit the label-name prior (once: the weight of each category's name, read by the model's
+    /// encoder, in its scores) and the temperature on held-out titles; writes a new model file.
+    /// For an f32 model (quantize afterwards).
+    Calibrate {
+        #[arg(long)]
+        model: PathBuf,
+        /// Held-out CSV (title, category_path), not the training file.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "title")]
+        text_col: String,
+        #[arg(long, default_value = "category_path")]
+        label_col: String,
+        /// Refit the temperature only.
+        #[arg(long)]
+        no_label_prior: bool,
+    },
     /// Print a model file's manifest (after verifying the file).
     Inspect {
         #[arg(long, default_value_os_t = default_model())]
@@ -121,6 +141,7 @@ fn main() {
 fn run() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Train(a) => train::run(*a),
+        Cmd::Calibrate { model, data, out, text_col, label_col, no_label_prior } => prior::calibrate(&model, &data, &out, &text_col, &label_col, !no_label_prior),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Classify(a) => classify::run(a),
         Cmd::Assemble { part, base, out } => {

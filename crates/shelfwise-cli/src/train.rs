@@ -98,6 +98,9 @@ pub struct TrainArgs {
     /// Cache folder for encoder embeddings (speeds up re-training on the same titles).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Do not fit the label-name prior (see `shelfwise calibrate`): the head alone.
+    #[arg(long)]
+    pub no_label_prior: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -117,7 +120,7 @@ fn parse_fractions(s: &str) -> std::result::Result<Fractions, String> {
 }
 
 /// Whole titles plus their prefixes, deduplicated, with labels and whether each is a whole title.
-fn with_prefixes(rows: &[Row], fractions: &[f64], marker: Option<&str>, labels: &LabelSpace) -> (Vec<String>, Vec<Option<usize>>, Vec<bool>) {
+pub fn with_prefixes(rows: &[Row], fractions: &[f64], marker: Option<&str>, labels: &LabelSpace) -> (Vec<String>, Vec<Option<usize>>, Vec<bool>) {
     let mut seen = HashSet::new();
     let (mut texts, mut ys, mut whole) = (Vec::new(), Vec::new(), Vec::new());
     let tagged = |p: String| match marker {
@@ -285,7 +288,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     let t_train = Instant::now();
     let pb = bar(1000, "train head");
-    let trained = train_head(
+    let mut trained = train_head(
         &head_cfg,
         &tcfg,
         (enc_cfg, start_tensors),
@@ -305,9 +308,31 @@ pub fn run(a: TrainArgs) -> Result<()> {
     pb.finish();
     let train_secs = t_train.elapsed().as_secs_f64();
 
+    // The label-name prior, read through the final encoder (the base one when it was frozen: its
+    // held-out embeddings are then in the cache already).
+    let mut prior = json!(null);
+    let mut held_logits = trained.heldout_logits.take();
+    if let (Some(h), Some(logits), false) = (&held, &held_logits, a.no_label_prior) {
+        let tokenizer_json = qat.as_ref().map_or(&base.tokenizer_json, |q| &q.tokenizer_json);
+        let tuned;
+        let (final_embedder, cache) = if a.finetune_layers == 0 {
+            (embedder, a.cache_dir.as_deref().map(|d| (key.as_str(), d)))
+        } else {
+            let mut t = start_tensors.clone();
+            t.extend(trained.tensors.iter().map(|(k, v)| (k.clone(), v.clone())));
+            tuned = Embedder { tokenizer: TitleTokenizer::from_bytes(tokenizer_json, enc_cfg.max_tokens)?, encoder: Encoder::from_tensors(enc_cfg, &t)? };
+            (&tuned, None)
+        };
+        let qat_grid = qat.as_ref().map(|q| (q.scheme, enc_cfg));
+        let fit = crate::prior::fit_and_fold(final_embedder, &labels, &head_cfg, &held_texts, logits, &h.labels, &mut trained.tensors, qat_grid, cache)?;
+        eprintln!("label prior: weight {} (fitted on {} held-out texts)", fit.weight, held_texts.len());
+        prior = crate::prior::record(fit.weight, held_texts.len());
+        held_logits = Some(fit.logits);
+    }
+
     // Calibrate on whole held-out titles: the confidence ECE is measured on.
     let mut calib = json!(null);
-    if let (Some(h), Some(logits)) = (&held, &trained.heldout_logits) {
+    if let (Some(h), Some(logits)) = (&held, &held_logits) {
         let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) =
             (0..h.len()).filter(|&i| held_whole[i]).map(|i| (logits[i].clone(), h.labels[i])).unzip();
         head_cfg.temperature = fit_temperature_top1(&l, &g);
@@ -330,6 +355,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "best_epoch": trained.best_epoch,
         "history": trained.history,
         "calibration": calib,
+        "label_prior": prior,
         "seconds": { "embed": embed_secs, "train_head": train_secs, "total": started.elapsed().as_secs_f64() },
         "encoder": if a.finetune_layers == 0 { "frozen".to_string() } else { format!("top {} blocks fine-tuned", a.finetune_layers) },
         "machine": format!("{} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),

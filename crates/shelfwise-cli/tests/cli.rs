@@ -176,6 +176,50 @@ fn quantization_aware_training_saves_the_weights_that_q4_stores() {
 }
 
 #[test]
+fn calibrate_fits_the_label_prior_once_and_the_temperature() {
+    let (plain, cal, cal2, q8) = (tmp("noprior.shelfwise"), tmp("cal.shelfwise"), tmp("cal2.shelfwise"), tmp("cal-q8.shelfwise"));
+    let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
+    let common = ["--train", s(&train), "--dev", s(&dev), "--epochs", "5", "--buckets", "1024", "--seed", "7"];
+    ok(&[&["train", "--out", s(&plain), "--no-label-prior"][..], &common].concat());
+    let read = |p: &Path| shelfwise_model::ModelFile::from_bytes(&std::fs::read(p).unwrap()).unwrap();
+    assert_eq!(read(&plain).manifest.training["label_prior"], serde_json::Value::Null);
+
+    ok(&["calibrate", "--model", s(&plain), "--data", s(&dev), "--out", s(&cal)]);
+    let (a, b) = (read(&plain), read(&cal));
+    let w = b.manifest.training["label_prior"]["weight"].as_f64().unwrap() as f32;
+    assert!(shelfwise_core::calibration::PRIOR_WEIGHTS.contains(&w), "{w}");
+    assert_eq!(b.manifest.training["calibration"]["by"], "shelfwise calibrate");
+    assert!(b.manifest.head.temperature > 0.0);
+    // The prior lives in the label weights: nothing else moves.
+    let (at, bt) = (shelfwise_model::classifier::load_tensors(&a.tensors).unwrap(), shelfwise_model::classifier::load_tensors(&b.tensors).unwrap());
+    let f32s = |t: &candle_core::Tensor| t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (name, t) in &at {
+        let same = f32s(t) == f32s(&bt[name]);
+        assert_eq!(same, name != shelfwise_model::head::LABEL_WEIGHT || w == 0.0, "{name}");
+    }
+    let out = ok(&["classify", "--model", s(&cal), "--json", "-k", "1", "Orbit 1.5 litre electric kettle"]);
+    assert!(out.contains("Kettles"), "{out}");
+
+    // Calibrating again refits the temperature only: the prior is not added twice.
+    ok(&["calibrate", "--model", s(&cal), "--data", s(&dev), "--out", s(&cal2)]);
+    let c = read(&cal2);
+    assert_eq!(c.tensors, b.tensors);
+    assert_eq!(c.manifest.training["label_prior"], b.manifest.training["label_prior"]);
+
+    // Errors: a quantized model (calibrate its f32 model), and held-out data of other categories.
+    ok(&["quantize", "--in", s(&cal), "--out", s(&q8)]);
+    fails_with(&["calibrate", "--model", s(&q8), "--data", s(&dev), "--out", s(&tmp("x.shelfwise"))], "is quantized");
+    let other = tmp("other.csv");
+    std::fs::write(&other, "title,category_path\nA red bicycle,Sports > Cycling\n").unwrap();
+    fails_with(&["calibrate", "--model", s(&cal), "--data", s(&other), "--out", s(&tmp("x.shelfwise"))], "none of its categories");
+
+    // train fits the prior by default.
+    let default = tmp("prior-default.shelfwise");
+    ok(&[&["train", "--out", s(&default)][..], &common].concat());
+    assert!(read(&default).manifest.training["label_prior"]["weight"].is_number());
+}
+
+#[test]
 fn quantized_model_still_ranks_the_kettle_first() {
     let (model, part, q8) = (tmp("qshop.shelfwise"), tmp("qshop.swpart"), tmp("qshop-q8.shelfwise"));
     let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));

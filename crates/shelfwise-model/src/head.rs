@@ -78,6 +78,26 @@ fn logits_with_bag(cfg: &HeadConfig, pooled: &Tensor, bag: &Tensor, label_weight
     e.matmul(&label_weight.t()?)?.add(&bag.matmul(&ngram_weight.t()?)?)?.broadcast_add(bias)
 }
 
+/// The text of a category that the label-name prior embeds: its path's segments joined by spaces
+/// ("Footwear Men's Footwear Sports Shoes"), read by the model's own encoder like a title.
+pub fn label_text(path: &[String]) -> String {
+    path.join(" ")
+}
+
+/// Folds the label-name prior into the label weights: with `label_emb` the L2-normalised
+/// embeddings of [`label_text`] (`[labels, hidden]`), `logits += weight · cos(title, label)` is
+/// `W_e += weight / s · Ê`, since the head reads `s · ê` (see the module docs). The file and the
+/// inference stay as they are; only the weights move.
+pub fn fold_label_prior(tensors: &mut HashMap<String, Tensor>, cfg: &HeadConfig, label_emb: &Tensor, weight: f32) -> Result<()> {
+    let w = tensors.get(LABEL_WEIGHT).ok_or_else(|| crate::ModelError::BadTensors(format!("missing tensor {LABEL_WEIGHT}")))?;
+    if w.dims() != label_emb.dims() {
+        return Err(crate::ModelError::BadTensors(format!("label prior {:?} for label weights {:?}", label_emb.dims(), w.dims())));
+    }
+    let folded = (w + (label_emb.to_dtype(w.dtype())? * (weight / cfg.embed_scale) as f64)?)?;
+    tensors.insert(LABEL_WEIGHT.to_string(), folded);
+    Ok(())
+}
+
 /// The n-gram table of a loaded head: f32, or quantized (a title reads ~100 of its 32k rows, so
 /// they are dequantized as read: 1 MB of codes in memory instead of 8 MB of f32).
 enum NgramTable {
@@ -134,5 +154,37 @@ impl Head {
 
     pub fn ngram_ids(&self, title: &str) -> Vec<u32> {
         shelfwise_core::ngram::hashed_ngrams(title, &self.cfg.ngram, self.cfg.buckets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn a_folded_label_prior_adds_weight_times_cosine() {
+        let cfg = HeadConfig { ngram: Default::default(), buckets: 8, ngram_dim: 2, embed_scale: 8.0, temperature: 1.0 };
+        let t = |v: Vec<f32>, shape: (usize, usize)| Tensor::from_vec(v, shape, &Device::Cpu).unwrap();
+        let vals = |n: usize, k: u32| (0..n).map(|i| ((i as u32 * 37 + k) % 17) as f32 / 17.0 - 0.5).collect::<Vec<f32>>();
+        let mut tensors = HashMap::new();
+        tensors.insert(LABEL_WEIGHT.to_string(), t(vals(12, 1), (3, 4)));
+        let (bias, table, ngram_w) = (Tensor::from_vec(vals(3, 2), 3, &Device::Cpu).unwrap(), t(vals(16, 3), (8, 2)), t(vals(6, 4), (3, 2)));
+        let (pooled, ngrams) = (t(vals(8, 5), (2, 4)), vec![vec![1u32, 5], vec![]]);
+        let label_emb = normalize(&t(vals(12, 6), (3, 4)), 1.0).unwrap();
+        let logits = |tensors: &HashMap<String, Tensor>| {
+            let p = HeadParams { label_weight: &tensors[LABEL_WEIGHT], bias: &bias, ngram_table: &table, ngram_weight: &ngram_w };
+            p.logits(&cfg, &pooled, &ngrams).unwrap().to_vec2::<f32>().unwrap()
+        };
+        let before = logits(&tensors);
+        fold_label_prior(&mut tensors, &cfg, &label_emb, 3.0).unwrap();
+        let after = logits(&tensors);
+        let cos = normalize(&pooled, 1.0).unwrap().matmul(&label_emb.t().unwrap()).unwrap().to_vec2::<f32>().unwrap();
+        for i in 0..2 {
+            for j in 0..3 {
+                assert!((after[i][j] - before[i][j] - 3.0 * cos[i][j]).abs() < 1e-5, "[{i}][{j}]");
+            }
+        }
+        assert!(fold_label_prior(&mut tensors, &cfg, &t(vals(8, 7), (2, 4)), 1.0).is_err());
     }
 }

@@ -80,6 +80,14 @@ impl Scheme {
             Self::Q4 => Q4_BLOCK32,
         }
     }
+
+    /// The scheme a manifest names ([`Self::manifest_name`]).
+    pub fn from_manifest_name(name: &str) -> Result<Self> {
+        [Self::Int8, Self::Q4]
+            .into_iter()
+            .find(|s| s.manifest_name() == name)
+            .ok_or_else(|| ModelError::BadManifest(format!("unknown quantization scheme {name:?}")))
+    }
 }
 
 /// Quantizes a row-major `[rows, cols]` matrix to int8: the codes (row-major) and one scale per
