@@ -47,12 +47,13 @@ impl Linear {
     }
 
     /// The query, key and value projections of block `p`: one `[3h, h]` kernel matrix when all
-    /// three are quantized (their input is then quantized and read once), else three layers.
+    /// three are quantized with one activation precision (their input is then quantized and read
+    /// once), else three layers.
     fn load_qkv(t: &HashMap<String, Tensor>, p: &str, h: usize) -> Result<Qkv> {
         let [q, k, v] = ["query", "key", "value"].map(|n| Linear::load(t, &format!("{p}.attention.self.{n}"), h, h));
         let (q, k, v) = (q?, k?, v?);
         match (&q.w, &k.w, &v.w) {
-            (Weight::Quant(qw, qb), Weight::Quant(kw, kb), Weight::Quant(vw, vb)) => {
+            (Weight::Quant(qw, qb), Weight::Quant(kw, kb), Weight::Quant(vw, vb)) if qw.act_bits() == kw.act_bits() && kw.act_bits() == vw.act_bits() => {
                 let w = QMatrix::stack_rows(&[qw, kw, vw]).map_err(|e| ModelError::BadTensors(e.to_string()))?;
                 let bias = [qb, kb, vb].into_iter().flatten().copied().collect::<Vec<_>>();
                 let b = Tensor::from_slice(&bias, 3 * h, &Device::Cpu)?;
