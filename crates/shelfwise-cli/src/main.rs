@@ -1,5 +1,6 @@
 //! The `shelfwise` command.
 
+mod bench;
 mod classify;
 mod data;
 mod embed;
@@ -120,6 +121,9 @@ enum Cmd {
         #[arg(long)]
         no_label_prior: bool,
     },
+    /// Time models on this machine side by side: load, one title and every keystroke of a few
+    /// titles on one thread, a catalogue on all cores, memory (ratios to the first model).
+    Bench(bench::BenchArgs),
     /// Print a model file's manifest (after verifying the file).
     Inspect {
         #[arg(long, default_value_os_t = default_model())]
@@ -144,6 +148,7 @@ fn run() -> Result<()> {
         Cmd::Calibrate { model, data, out, text_col, label_col, no_label_prior } => prior::calibrate(&model, &data, &out, &text_col, &label_col, !no_label_prior),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Classify(a) => classify::run(a),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Assemble { part, base, out } => {
             let part = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&part).with_context(|| format!("cannot read {}", part.display()))?)?;
             let base = std::fs::read(base.join("model.safetensors")).context("cannot read the base model.safetensors (run scripts/setup.sh)")?;

@@ -269,3 +269,30 @@ fn shipped_model_classifies_example_titles() {
     assert!(top(0).starts_with("Jewellery"), "{}", top(0));
     assert!(top(1).starts_with("Home & Kitchen") || top(1).starts_with("Kitchen"), "{}", top(1));
 }
+
+#[test]
+fn bench_times_models_side_by_side() {
+    let (q4, json) = (repo().join("models/flipkart-minilm/model.shelfwise"), tmp("bench.json"));
+    let titles = fixture("shop_dev.csv");
+    let table = ok(&["bench", "--model", s(&q4), "--model", s(&q4), "--data", s(&titles), "--titles", "5", "--typed", "2", "--warmup", "1", "--loads", "1", "--json", s(&json)]);
+    assert!(table.contains("model.shelfwise") && table.contains("q4"), "{table}");
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["titles"], 5, "at most --titles, spread over the file");
+    let r = j["results"].as_array().unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0]["file_bytes"], std::fs::metadata(&q4).unwrap().len());
+    assert_eq!(r[0]["scheme"], "q4-block32");
+    assert_eq!(r[0]["title_ms"]["n"], 5);
+    // Every character prefix of the first two titles, each timed once.
+    let rows: Vec<String> = csv::Reader::from_path(&titles).unwrap().records().map(|r| r.unwrap()[1].to_string()).collect();
+    let every = rows.len().div_ceil(5);
+    let typed: usize = rows.iter().step_by(every).take(2).map(|t| t.trim().chars().count()).sum();
+    assert_eq!(r[0]["keystroke_ms"]["n"], typed);
+    assert_eq!(r[0]["title_p50_ratio"], 1.0);
+    for k in ["load_ms", "tokens_mean", "batch_titles_per_s", "throughput_ratio"] {
+        assert!(r[1][k].as_f64().unwrap() > 0.0, "{k}: {}", r[1][k]);
+    }
+    let l = &r[1]["title_ms"];
+    assert!(l["p50"].as_f64().unwrap() <= l["p95"].as_f64().unwrap() && l["p95"].as_f64().unwrap() <= l["p99"].as_f64().unwrap());
+    fails_with(&["bench", "--model", s(&q4), "--data", s(&tmp("no-titles.txt"))], "cannot read");
+}
