@@ -12,13 +12,17 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rayon::prelude::*;
 use serde::Serialize;
-use shelfwise_model::Classifier;
+
+use crate::backend::{Backend, Engine, GPU_BATCH};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Models to measure, in this order; the first is the reference of the ratios. Repeat the flag.
     #[arg(long = "model", default_values_os_t = vec![crate::default_model()])]
     pub models: Vec<PathBuf>,
+    /// Where the encoder runs; repeat for several (each model is timed on each backend).
+    #[arg(long = "backend", value_enum, default_values_t = vec![Backend::Cpu])]
+    pub backends: Vec<Backend>,
     /// Titles: a CSV (by --text-col) or a text file with one title a line. Defaults to the
     /// checkout's tests/fixtures/titles.txt.
     #[arg(long, default_value_os_t = crate::repo_root().join("tests/fixtures/titles.txt"))]
@@ -65,9 +69,12 @@ impl Latency {
 #[derive(Serialize, Debug)]
 pub struct ModelBench {
     pub model: String,
+    /// "cpu", or "gpu: <adapter>".
+    pub backend: String,
     pub file_bytes: u64,
     /// The manifest's quantization scheme, `"f32"` when there is none.
     pub scheme: String,
+    /// Bytes to a verified classifier (and, on the GPU, its weights uploaded).
     pub load_ms: f64,
     /// Word pieces the encoder reads, mean over the titles.
     pub tokens_mean: f64,
@@ -75,7 +82,7 @@ pub struct ModelBench {
     pub title_ms: Latency,
     /// Every character prefix of the first `--typed` titles, one a call, one thread.
     pub keystroke_ms: Latency,
-    /// Titles a second over the whole set, batches of 32 on all cores.
+    /// Titles a second over the whole set: batches of 32 on all cores, or of 64 on the GPU.
     pub batch_titles_per_s: f64,
     /// Resident memory added by loading the model and running it, the file's bytes not counted
     /// (Linux; null elsewhere).
@@ -134,53 +141,61 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-fn time_each<'a>(clf: &Classifier, titles: impl Iterator<Item = &'a str>) -> Result<Latency> {
+fn time_each<'a>(engine: &Engine, titles: impl Iterator<Item = &'a str>) -> Result<Latency> {
     let mut ms = Vec::new();
     for t in titles {
         let start = Instant::now();
-        std::hint::black_box(clf.suggest(t, 5, 0.5)?);
+        std::hint::black_box(engine.suggest(t, 5, 0.5)?);
         ms.push(ms_since(start));
     }
     Ok(Latency::of(ms))
 }
 
-fn bench_one(path: &Path, titles: &[String], a: &BenchArgs, one_thread: &rayon::ThreadPool) -> Result<ModelBench> {
+fn bench_one(path: &Path, backend: Backend, titles: &[String], a: &BenchArgs, one_thread: &rayon::ThreadPool) -> Result<ModelBench> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
     let rss_before = rss();
     let mut loads = Vec::new();
-    let mut clf = None;
+    let mut engine = None;
     for _ in 0..a.loads.max(1) {
-        drop(clf.take());
+        drop(engine.take());
         let start = Instant::now();
-        clf = Some(Classifier::from_bytes(&bytes)?);
+        engine = Some(Engine::load(&bytes, backend)?);
         loads.push(ms_since(start));
     }
-    let clf = clf.expect("loaded at least once");
+    let engine = engine.expect("loaded at least once");
+    if let Some(why) = &engine.fallback {
+        eprintln!("note: on the CPU ({why})");
+    }
     let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
 
     // One thread, as in the browser: candle's f32 matmuls would otherwise spread over every core.
     let (title_ms, keystroke_ms) = one_thread.install(|| -> Result<_> {
         for t in refs.iter().cycle().take(a.warmup) {
-            clf.suggest(t, 5, 0.5)?;
+            engine.suggest(t, 5, 0.5)?;
         }
-        let title_ms = time_each(&clf, refs.iter().copied())?;
-        let keystroke_ms = time_each(&clf, refs.iter().take(a.typed.max(1)).flat_map(|t| keystrokes(t)))?;
+        let title_ms = time_each(&engine, refs.iter().copied())?;
+        let keystroke_ms = time_each(&engine, refs.iter().take(a.typed.max(1)).flat_map(|t| keystrokes(t)))?;
         Ok((title_ms, keystroke_ms))
     })?;
 
     let start = Instant::now();
-    refs.par_chunks(32).try_for_each(|c| clf.probs(c).map(|p| drop(std::hint::black_box(p))))?;
+    let run = |c: &[&str]| engine.suggest_many(c, 5, 0.5).map(|d| drop(std::hint::black_box(d)));
+    match engine.on_gpu() {
+        true => refs.chunks(GPU_BATCH).try_for_each(run)?,
+        false => refs.par_chunks(32).try_for_each(run)?,
+    }
     let batch_titles_per_s = refs.len() as f64 / start.elapsed().as_secs_f64();
 
     let mut tokens = 0usize;
     for t in &refs {
-        tokens += clf.encode(t)?.ids.len();
+        tokens += engine.clf.encode(t)?.ids.len();
     }
     let rss_bytes = rss().zip(rss_before).map(|(after, before)| after.saturating_sub(before));
     Ok(ModelBench {
         model: path.display().to_string(),
+        backend: engine.describe(),
         file_bytes: bytes.len() as u64,
-        scheme: clf.manifest().quantization.as_ref().map_or_else(|| "f32".to_string(), |q| q.scheme.clone()),
+        scheme: engine.clf.manifest().quantization.as_ref().map_or_else(|| "f32".to_string(), |q| q.scheme.clone()),
         load_ms: Latency::of(loads).p50,
         tokens_mean: tokens as f64 / refs.len() as f64,
         title_ms,
@@ -198,8 +213,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let mut results = Vec::new();
     for m in &a.models {
-        eprintln!("timing {} on {} titles ...", m.display(), titles.len());
-        results.push(bench_one(m, &titles, &a, &one_thread)?);
+        for &backend in &a.backends {
+            eprintln!("timing {} ({backend:?}) on {} titles ...", m.display(), titles.len());
+            results.push(bench_one(m, backend, &titles, &a, &one_thread)?);
+        }
     }
     let (t0, k0, b0) = (results[0].title_ms.p50, results[0].keystroke_ms.p50, results[0].batch_titles_per_s);
     for r in &mut results {
@@ -219,14 +236,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
 fn print_table(r: &BenchReport) {
     println!("{} titles from {} · {} · batch on {} threads", r.titles, r.data, r.cpu, r.threads_batch);
     println!(
-        "{:<40} {:>8} {:>9} {:>8} {:>18} {:>18} {:>10} {:>9} {:>7}",
-        "model", "scheme", "size MB", "load ms", "title p50/p95 ms", "keystroke p50/p95", "titles/s", "RSS MB", "ratio"
+        "{:<32} {:>4} {:>6} {:>8} {:>8} {:>18} {:>18} {:>10} {:>7} {:>6}",
+        "model", "on", "scheme", "size MB", "load ms", "title p50/p95 ms", "keystroke p50/p95", "titles/s", "RSS MB", "ratio"
     );
     for m in &r.results {
         let name = Path::new(&m.model).file_name().map_or_else(|| m.model.clone(), |n| n.to_string_lossy().into_owned());
         println!(
-            "{:<40} {:>8} {:>9.2} {:>8.1} {:>18} {:>18} {:>10.1} {:>9} {:>7.2}",
+            "{:<32} {:>4} {:>6} {:>8.2} {:>8.1} {:>18} {:>18} {:>10.1} {:>7} {:>6.2}",
             name,
+            &m.backend[..3],
             m.scheme.split('-').next().unwrap_or(&m.scheme),
             m.file_bytes as f64 / 1e6,
             m.load_ms,
@@ -237,7 +255,10 @@ fn print_table(r: &BenchReport) {
             m.title_p50_ratio,
         );
     }
-    println!("ratio: title p50 over the first model's (mean {:.1} word pieces a title)", r.results[0].tokens_mean);
+    for m in r.results.iter().filter(|m| m.backend != "cpu") {
+        println!("{}", m.backend);
+    }
+    println!("ratio: title p50 over the first row's (mean {:.1} word pieces a title)", r.results[0].tokens_mean);
 }
 
 #[cfg(test)]

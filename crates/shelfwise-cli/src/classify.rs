@@ -8,8 +8,9 @@ use anyhow::{bail, Result};
 use clap::Args;
 use rayon::prelude::*;
 use shelfwise_core::Decision;
-use shelfwise_model::Classifier;
+use shelfwise_model::classifier::MAX_TITLE_BYTES;
 
+use crate::backend::{Backend, Engine, GPU_BATCH};
 use crate::embed::bar;
 
 #[derive(Args, Debug)]
@@ -32,6 +33,9 @@ pub struct ClassifyArgs {
     pub out: Option<PathBuf>,
     #[arg(long, default_value = "title")]
     pub text_col: String,
+    /// Where the encoder runs (auto: the GPU if there is a usable one, else the CPU).
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
     /// Titles to classify.
     pub titles: Vec<String>,
 }
@@ -59,16 +63,19 @@ fn print_text(title: &str, d: &Decision) {
 
 pub fn run(a: ClassifyArgs) -> Result<()> {
     let bytes = std::fs::read(&a.model).map_err(|e| anyhow::anyhow!("cannot read model {}: {e}", a.model.display()))?;
-    let clf = Classifier::from_bytes(&bytes)?;
+    let engine = Engine::load(&bytes, a.backend)?;
+    if let Some(why) = &engine.fallback {
+        eprintln!("note: on the CPU ({why})");
+    }
     if let Some(input) = &a.batch {
-        return batch(&clf, &a, input);
+        return batch(&engine, &a, input);
     }
     if a.titles.is_empty() {
         bail!("give titles to classify, or --batch in.csv --out out.csv");
     }
     let mut all = Vec::new();
     for t in &a.titles {
-        let d = clf.suggest(t, a.k, a.threshold)?;
+        let d = engine.suggest(t, a.k, a.threshold)?;
         if a.json {
             all.push(serde_json::json!({ "title": t, "decision": d }));
         } else {
@@ -81,36 +88,28 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
     Ok(())
 }
 
-fn batch(clf: &Classifier, a: &ClassifyArgs, input: &std::path::Path) -> Result<()> {
+fn batch(engine: &Engine, a: &ClassifyArgs, input: &std::path::Path) -> Result<()> {
     let (headers, recs, ti) = crate::data::read_titles(input, &a.text_col)?;
     let pb = bar(recs.len() as u64, "classify");
     let done = AtomicU64::new(0);
-    // Chunks run on all cores; each chunk is one padded batch through the encoder.
-    let results: Vec<Result<Vec<Decision>>> = recs
-        .par_chunks(32)
-        .map(|chunk| {
-            let titles: Vec<&str> = chunk.iter().map(|r| r.get(ti).unwrap_or("")).collect();
-            let nonblank: Vec<&str> = titles.iter().copied().filter(|t| !t.trim().is_empty()).collect();
-            let mut probs = if nonblank.is_empty() { Vec::new() } else { clf.probs(&nonblank)? }.into_iter();
-            let out = titles
-                .iter()
-                .map(|t| {
-                    if t.trim().is_empty() {
-                        Decision::empty()
-                    } else {
-                        shelfwise_core::decide(clf.labels(), &probs.next().expect("one per title"), a.k, a.threshold)
-                    }
-                })
-                .collect();
-            pb.set_position(done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64);
-            Ok(out)
-        })
-        .collect();
+    // A title over the limit gets no suggestions and its error code in the `error` column: one
+    // pasted description must not cost the rest of the catalogue.
+    let fits = |t: &&str| t.len() <= MAX_TITLE_BYTES;
+    let run = |chunk: &[csv::StringRecord]| -> Result<Vec<Decision>> {
+        let titles: Vec<&str> = chunk.iter().map(|r| r.get(ti).unwrap_or("")).collect();
+        let fitting: Vec<&str> = titles.iter().copied().filter(fits).collect();
+        let mut decided = engine.suggest_many(&fitting, a.k, a.threshold)?.into_iter();
+        pb.set_position(done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64);
+        Ok(titles.iter().map(|t| if fits(t) { decided.next().expect("one per title") } else { Decision::empty() }).collect())
+    };
+    // On the CPU, chunks run on all cores, each one padded batch through the encoder; the GPU
+    // takes larger batches, one at a time.
+    let results: Vec<Result<Vec<Decision>>> = if engine.on_gpu() { recs.chunks(GPU_BATCH).map(run).collect() } else { recs.par_chunks(32).map(run).collect() };
     pb.finish();
     let out = a.out.as_ref().expect("clap requires --out with --batch");
     let mut w = csv::Writer::from_path(out)?;
     let mut h = headers.clone();
-    for c in ["predicted_path", "score", "abstained", "back_off_path", "back_off_score", "top_k"] {
+    for c in ["predicted_path", "score", "abstained", "back_off_path", "back_off_score", "top_k", "error"] {
         h.push_field(c);
     }
     w.write_record(&h)?;
@@ -129,6 +128,7 @@ fn batch(clf: &Classifier, a: &ClassifyArgs, input: &std::path::Path) -> Result<
         r.push_field(&bs);
         let topk: Vec<String> = (0..d.suggestions.len()).map(|i| format!("{}|{:.6}", path_string(&d, i), d.suggestions[i].score)).collect();
         r.push_field(&topk.join(";"));
+        r.push_field(if rec.get(ti).unwrap_or("").len() > MAX_TITLE_BYTES { "INPUT_TOO_LONG" } else { "" });
         w.write_record(&r)?;
     }
     w.flush()?;

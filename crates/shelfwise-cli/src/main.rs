@@ -1,5 +1,6 @@
 //! The `shelfwise` command.
 
+mod backend;
 mod bench;
 mod classify;
 mod data;
@@ -134,9 +135,12 @@ enum Cmd {
 fn main() {
     if let Err(e) = run() {
         // Model errors carry a stable code; print it so scripts can branch on it.
-        match e.downcast_ref::<shelfwise_model::ModelError>() {
-            Some(m) => eprintln!("error [{}]: {m}", m.code()),
-            None => eprintln!("error: {e:#}"),
+        if let Some(m) = e.downcast_ref::<shelfwise_model::ModelError>() {
+            eprintln!("error [{}]: {m}", m.code());
+        } else if let Some(g) = e.downcast_ref::<shelfwise_gpu::GpuError>() {
+            eprintln!("error [{}]: {g}", g.code());
+        } else {
+            eprintln!("error: {e:#}");
         }
         std::process::exit(1);
     }

@@ -296,3 +296,53 @@ fn bench_times_models_side_by_side() {
     assert!(l["p50"].as_f64().unwrap() <= l["p95"].as_f64().unwrap() && l["p95"].as_f64().unwrap() <= l["p99"].as_f64().unwrap());
     fails_with(&["bench", "--model", s(&q4), "--data", s(&tmp("no-titles.txt"))], "cannot read");
 }
+
+/// `classify --batch` of `csv` with the shipped model on `backend`: (predicted_path, error) a row.
+fn batch_predictions(csv: &Path, backend: &str, env: &[(&str, &str)]) -> Result<Vec<(String, String)>, String> {
+    let preds = tmp(&format!("preds-{backend}.csv"));
+    let out = Command::new(env!("CARGO_BIN_EXE_shelfwise"))
+        .args(["classify", "--backend", backend, "--batch", s(csv), "--out", s(&preds)])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut rdr = csv::Reader::from_path(&preds).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+    let (p, e) = (col("predicted_path"), col("error"));
+    Ok(rdr.records().map(|r| r.unwrap()).map(|r| (r[p].to_string(), r[e].to_string())).collect())
+}
+
+#[test]
+fn batch_flags_a_title_over_the_limit_and_classifies_the_rest() {
+    let csv = tmp("long.csv");
+    let mut text = std::fs::read_to_string(fixture("shop_dev.csv")).unwrap();
+    text.push_str(&format!("long,{},Kitchen > Cookware > Kettles\n", "kettle ".repeat(700)));
+    std::fs::write(&csv, text).unwrap();
+    let rows = batch_predictions(&csv, "cpu", &[]).unwrap();
+    assert_eq!(rows.len(), 18);
+    assert_eq!(rows[17], (String::new(), "INPUT_TOO_LONG".to_string()));
+    assert!(rows[..17].iter().all(|(p, e)| !p.is_empty() && e.is_empty()), "{rows:?}");
+}
+
+#[test]
+fn gpu_backend_decides_like_the_cpu_and_auto_falls_back_without_an_adapter() {
+    let csv = fixture("shop_dev.csv");
+    let cpu = batch_predictions(&csv, "cpu", &[]).unwrap();
+    // No Vulkan driver to be found: `gpu` is GPU_UNAVAILABLE, `auto` answers on the CPU.
+    let no_gpu = [("VK_ICD_FILENAMES", "/nonexistent/icd.json"), ("VK_DRIVER_FILES", "/nonexistent/icd.json")];
+    let err = batch_predictions(&csv, "gpu", &no_gpu).unwrap_err();
+    assert!(err.contains("error [GPU_UNAVAILABLE]"), "{err}");
+    assert_eq!(batch_predictions(&csv, "auto", &no_gpu).unwrap(), cpu);
+    match batch_predictions(&csv, "gpu", &[]) {
+        // The GPU encoder's own tests hold its embeddings to the CPU's; here the whole path
+        // (encode, GPU embedding, the shared head) must give the CPU's top-1 on every title.
+        Ok(gpu) => assert_eq!(gpu, cpu),
+        Err(e) if e.contains("GPU_UNAVAILABLE") && std::env::var_os("SHELFWISE_REQUIRE_GPU").is_none() => {
+            eprintln!("SKIPPED: no GPU adapter ({e})")
+        }
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -1,0 +1,95 @@
+//! Where the encoder runs: on the CPU (candle, or our int8 kernels for a quantized file) or on the
+//! GPU (shelfwise-gpu's WGSL kernels through wgpu, Vulkan natively). The head, the calibration and
+//! the decision are the model crate's either way, as in the browser's `'webgpu'` backend.
+
+use anyhow::Result;
+use shelfwise_core::Decision;
+use shelfwise_gpu::{GpuEncoder, GpuError};
+use shelfwise_model::classifier::load_tensors;
+use shelfwise_model::format::ModelFile;
+use shelfwise_model::Classifier;
+
+/// Token rows the GPU gets in one call (the browser's WebGPU backend embeds one title a call; a
+/// catalogue goes in batches).
+pub const GPU_BATCH: usize = 64;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The CPU, every core for a batch.
+    Cpu,
+    /// The GPU; fails with GPU_UNAVAILABLE when there is no usable adapter.
+    Gpu,
+    /// The GPU when there is a usable adapter, else the CPU (the reason is printed).
+    Auto,
+}
+
+/// A loaded model on its backend.
+pub struct Engine {
+    pub clf: Classifier,
+    gpu: Option<GpuEncoder>,
+    /// Why `auto` fell back to the CPU.
+    pub fallback: Option<String>,
+}
+
+fn open_gpu(bytes: &[u8]) -> std::result::Result<GpuEncoder, GpuError> {
+    let file = ModelFile::from_bytes(bytes)?;
+    GpuEncoder::new(&file.manifest.encoder, &load_tensors(&file.tensors)?)
+}
+
+impl Engine {
+    pub fn load(bytes: &[u8], backend: Backend) -> Result<Self> {
+        let clf = Classifier::from_bytes(bytes)?;
+        let (gpu, fallback) = match backend {
+            Backend::Cpu => (None, None),
+            Backend::Gpu => (Some(open_gpu(bytes)?), None),
+            Backend::Auto => match open_gpu(bytes) {
+                Ok(g) => (Some(g), None),
+                Err(e @ GpuError::Unavailable(_)) => (None, Some(e.to_string())),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        Ok(Self { clf, gpu, fallback })
+    }
+
+    pub fn on_gpu(&self) -> bool {
+        self.gpu.is_some()
+    }
+
+    /// "cpu", or "gpu: <adapter>".
+    pub fn describe(&self) -> String {
+        self.gpu.as_ref().map_or_else(|| "cpu".to_string(), |g| format!("gpu: {}", g.gpu().describe()))
+    }
+
+    /// [`Classifier::suggest_many`] on this backend (on the GPU: one embedding pass for the batch).
+    pub fn suggest_many(&self, titles: &[&str], k: usize, threshold: f32) -> Result<Vec<Decision>> {
+        let Some(gpu) = &self.gpu else {
+            return Ok(self.clf.suggest_many(titles, k, threshold)?);
+        };
+        // `encode` checks every title's length before any GPU work, as suggest_many does.
+        let mut encodings = Vec::with_capacity(titles.len());
+        for t in titles {
+            let e = self.clf.encode(t)?;
+            if !t.trim().is_empty() {
+                encodings.push(e);
+            }
+        }
+        let pooled = if encodings.is_empty() { Vec::new() } else { gpu.embed_blocking(&encodings)? };
+        let h = self.clf.manifest().encoder.hidden;
+        let mut rows = pooled.chunks_exact(h);
+        titles
+            .iter()
+            .map(|t| match t.trim().is_empty() {
+                true => Ok(Decision::empty()),
+                false => Ok(self.clf.suggest_with_embedding(t, rows.next().expect("one embedding a title"), k, threshold)?),
+            })
+            .collect()
+    }
+
+    /// One title, as a keystroke asks for it.
+    pub fn suggest(&self, title: &str, k: usize, threshold: f32) -> Result<Decision> {
+        match &self.gpu {
+            None => Ok(self.clf.suggest(title, k, threshold)?),
+            Some(_) => Ok(self.suggest_many(&[title], k, threshold)?.pop().expect("one title in, one out")),
+        }
+    }
+}
