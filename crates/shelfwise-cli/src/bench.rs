@@ -114,8 +114,8 @@ fn read_titles(path: &Path, text_col: &str, max: usize) -> Result<Vec<String>> {
     if all.is_empty() {
         bail!("{}: no titles to time", path.display());
     }
-    let every = all.len().div_ceil(max.max(1)).max(1);
-    Ok(all.into_iter().step_by(every).collect())
+    let (n, k) = (all.len(), max.clamp(1, all.len()));
+    Ok((0..k).map(|i| all[i * n / k].clone()).collect())
 }
 
 /// Every prefix of `title` ending at a character boundary, as a seller types it.
