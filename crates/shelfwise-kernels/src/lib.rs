@@ -26,7 +26,8 @@
 //!   widening) on one 8-bit and one 7-bit unsigned operand: int8 weights against 7-bit
 //!   activation codes shifted to 0..=127, or 8-bit activation codes against narrow (4-bit)
 //!   weight codes shifted to 0..=127; runs of 4 values a block in the interleave instead of 2;
-//! - `sse2` (x86-64): the same tiles with `pmaddwd`;
+//! - `sse2` (x86-64): the same tiles with `pmaddwd`, or with 256-bit `vpmaddwd` (`avx2`) where
+//!   the CPU has AVX2 (checked at run time; the same bits either way);
 //! - portable (everything else): scalar Rust, per group.
 //!
 //! Integer sums are exact (a block's |sum| ≤ 32·32767·128 < 2³¹), so the SIMD and portable paths
@@ -41,7 +42,8 @@ pub mod reference;
 /// as possible (13 = 4+3+3+3, not 4+4+4+1: a lone row would widen every weight load for one row).
 #[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
 macro_rules! tiled_matmul_t {
-    () => {
+    ($(#[$attr:meta])*) => {
+        $(#[$attr])*
         pub fn matmul_t(x: &$crate::QRows, w: &$crate::QMatrix, out: &mut [f32]) {
             let (m, n) = (x.rows(), w.rows());
             let tiles = m.div_ceil(4);
@@ -81,6 +83,8 @@ macro_rules! tiled_matmul_t {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
 
@@ -518,9 +522,19 @@ pub fn matmul_t_portable(x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<(), 
     Ok(())
 }
 
-/// Which block-dot implementation this build uses, for benchmark reports.
+/// Which block-dot implementation this build uses (on x86-64: this CPU), for benchmark reports.
 pub fn implementation() -> &'static str {
-    imp::NAME
+    imp::name()
+}
+
+/// [`matmul_t`] (no bias) on the x86-64 baseline (SSE2) whatever this CPU has, so that the tests
+/// can hold the AVX2 path to it bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+pub fn matmul_t_sse2(x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<(), ShapeError> {
+    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))?;
+    sse2::matmul_t_baseline(x, w, out);
+    Ok(())
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -536,7 +550,9 @@ use portable as imp;
 mod portable {
     use super::{grouped, QMatrix, QRows, BLOCK, GROUP, GROUP_BLOCKS, RUN};
 
-    pub const NAME: &str = "portable";
+    pub fn name() -> &'static str {
+        "portable"
+    }
 
     pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32], act_max: f32) {
         super::quantize_group_scalar(x, out, scales, act_max)

@@ -23,6 +23,10 @@ pub const NAME: &str = "wasm-simd128";
 #[cfg(target_feature = "relaxed-simd")]
 pub const NAME: &str = "wasm-relaxed-simd";
 
+pub fn name() -> &'static str {
+    NAME
+}
+
 #[inline(always)]
 fn hsum(v: v128) -> f32 {
     (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v)) + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))

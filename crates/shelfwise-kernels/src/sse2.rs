@@ -6,7 +6,13 @@ use core::arch::x86_64::*;
 
 use crate::{QMatrix, QRows, GROUP, GROUP_BLOCKS};
 
-pub const NAME: &str = "x86-64-sse2";
+pub fn name() -> &'static str {
+    if std::is_x86_feature_detected!("avx2") {
+        "x86-64-avx2"
+    } else {
+        "x86-64-sse2"
+    }
+}
 
 pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32], act_max: f32) {
     crate::quantize_group_scalar(x, out, scales, act_max)
@@ -64,4 +70,20 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
     }
 }
 
-tiled_matmul_t!();
+mod baseline {
+    use super::tile;
+    tiled_matmul_t!();
+}
+
+pub use baseline::matmul_t as matmul_t_baseline;
+
+/// AVX2's tiles where this CPU has them (the same sums, twice the multiply-adds an instruction),
+/// else SSE2's. `is_x86_feature_detected!` caches its answer: a load and a test a call.
+pub fn matmul_t(x: &QRows, w: &QMatrix, out: &mut [f32]) {
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2, checked just above.
+        unsafe { crate::avx2::matmul_t(x, w, out) }
+    } else {
+        matmul_t_baseline(x, w, out)
+    }
+}

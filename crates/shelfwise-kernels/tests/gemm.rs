@@ -94,7 +94,15 @@ fn this_build_uses_the_expected_implementation() {
     } else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
         "wasm-simd128"
     } else if cfg!(target_arch = "x86_64") {
-        "x86-64-sse2"
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        if avx2 {
+            "x86-64-avx2"
+        } else {
+            "x86-64-sse2"
+        }
     } else {
         "portable"
     };
@@ -174,5 +182,23 @@ fn codes_and_scales_round_trip_through_the_stored_layout() {
         let mut row = vec![0f32; k];
         w.dequantize_row(n - 1, &mut row);
         assert_eq!(row, want[(n - 1) * k..], "{n}x{k} last row");
+    }
+}
+
+/// On x86-64 the path this CPU takes (AVX2 where it has it) returns SSE2's bits exactly: the same
+/// integer block sums, the same f32 steps after them.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn x86_paths_agree_bit_for_bit() {
+    for seed in 0..200 {
+        let mut g = Lcg(1000 + seed);
+        let (m, n, k) = (1 + g.below(9), 1 + g.below(23), 1 + g.below(1600));
+        let x = acts(&mut g, m, k);
+        let w = weights(&mut g, n, k);
+        let q = quantize_rows(&x, m, k, w.act_bits()).unwrap();
+        let (mut fast, mut base) = (vec![0f32; m * n], vec![0f32; m * n]);
+        matmul_t(&q, &w, None, &mut fast).unwrap();
+        shelfwise_kernels::matmul_t_sse2(&q, &w, &mut base).unwrap();
+        assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), base.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "seed {seed} {m}x{n}x{k}");
     }
 }
