@@ -513,11 +513,16 @@ pub fn linear(x: &[f32], m: usize, w: &QMatrix, bias: Option<&[f32]>) -> Result<
     Ok(out)
 }
 
+/// The shapes a plain (no bias) product of `x` and `w` into `out` needs.
+fn check_plain(x: &QRows, w: &QMatrix, out: &[f32]) -> Result<(), ShapeError> {
+    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))
+}
+
 /// [`matmul_t`] (no bias) on the portable path whatever this build uses, so that the tests check
 /// it on every target.
 #[doc(hidden)]
 pub fn matmul_t_portable(x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<(), ShapeError> {
-    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))?;
+    check_plain(x, w, out)?;
     portable::matmul_t(x, w, out);
     Ok(())
 }
@@ -532,7 +537,7 @@ pub fn implementation() -> &'static str {
 #[cfg(target_arch = "x86_64")]
 #[doc(hidden)]
 pub fn matmul_t_sse2(x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<(), ShapeError> {
-    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))?;
+    check_plain(x, w, out)?;
     sse2::matmul_t_baseline(x, w, out);
     Ok(())
 }
