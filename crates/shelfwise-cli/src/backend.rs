@@ -31,22 +31,19 @@ pub struct Engine {
     pub fallback: Option<String>,
 }
 
-fn open_gpu(bytes: &[u8]) -> std::result::Result<GpuEncoder, GpuError> {
-    let file = ModelFile::from_bytes(bytes)?;
-    GpuEncoder::new(&file.manifest.encoder, &load_tensors(&file.tensors)?)
-}
-
 impl Engine {
     pub fn load(bytes: &[u8], backend: Backend) -> Result<Self> {
-        let clf = Classifier::from_bytes(bytes)?;
-        let (gpu, fallback) = match backend {
-            Backend::Cpu => (None, None),
-            Backend::Gpu => (Some(open_gpu(bytes)?), None),
-            Backend::Auto => match open_gpu(bytes) {
-                Ok(g) => (Some(g), None),
-                Err(e @ GpuError::Unavailable(_)) => (None, Some(e.to_string())),
-                Err(e) => return Err(e.into()),
-            },
+        if backend == Backend::Cpu {
+            return Ok(Self { clf: Classifier::from_bytes(bytes)?, gpu: None, fallback: None });
+        }
+        // One parse (and one hash) of the file for the classifier and the GPU's weights; the
+        // classifier first, so a broken file gets the CPU path's error code.
+        let file = ModelFile::from_bytes(bytes)?;
+        let clf = Classifier::from_model_file(&file)?;
+        let (gpu, fallback) = match GpuEncoder::new(&file.manifest.encoder, &load_tensors(&file.tensors)?) {
+            Ok(g) => (Some(g), None),
+            Err(e @ GpuError::Unavailable(_)) if backend == Backend::Auto => (None, Some(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
         Ok(Self { clf, gpu, fallback })
     }

@@ -80,7 +80,7 @@ pub fn calibrate(model: &Path, data: &Path, out: &Path, text_col: &str, label_co
         bail!("{} is quantized: calibrate the f32 model it was made from (shelfwise dequantize gives it for a --qat model), then quantize that", model.display());
     }
     let mut tensors = classifier::load_tensors(&file.tensors)?;
-    let clf = Classifier::from_model_file(file.clone())?;
+    let clf = Classifier::from_model_file(&file)?;
     let mut manifest = file.manifest.clone();
     let labels = clf.labels();
     let rows = crate::data::read_labelled(data, text_col, label_col)?;

@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     TitleTokenizer::from_bytes(&file.tokenizer, file.manifest.encoder.max_tokens)?;
     println!("tokenizer from JSON         {:7.1} ms", ms(t));
     let t = Instant::now();
-    let clf = Classifier::from_model_file(file)?;
+    let clf = Classifier::from_model_file(&file)?;
     println!("whole classifier build      {:7.1} ms", ms(t));
     let t = Instant::now();
     clf.suggest("Pigeon 1.5 L electric kettle", 5, 0.5)?;

@@ -83,8 +83,10 @@ impl Classifier {
         Self::from_file(ModelFileRef::parse(bytes, Some(digests))?)
     }
 
-    pub fn from_model_file(file: ModelFile) -> Result<Self> {
-        Self::from_file(ModelFileRef { manifest: file.manifest, tensors: &file.tensors, tokenizer: &file.tokenizer })
+    /// A classifier of a parsed model file (which stays the caller's: its tensors can feed another
+    /// encoder, e.g. the GPU's, without a second parse).
+    pub fn from_model_file(file: &ModelFile) -> Result<Self> {
+        Self::from_file(ModelFileRef { manifest: file.manifest.clone(), tensors: &file.tensors, tokenizer: &file.tokenizer })
     }
 
     fn from_file(file: ModelFileRef<'_>) -> Result<Self> {
