@@ -15,6 +15,8 @@ export interface EngineOptions {
   backend: BackendRequest;
   /** URL of the WebGPU bundle's module (dist/gpu.js); its wasm is found next to it. */
   gpuUrl: string;
+  /** How long a GPU forward may take before it is given up (CreateClassifierOptions.gpuTimeoutMs). */
+  gpuTimeoutMs: number;
   /** The page's read of the cached model (see createClassifier), instead of reading it here. */
   prefetched?: Promise<Prefetched> | null;
   /** The wasm module as the page compiled it (null: it could not; compile from wasmUrl here). */
@@ -281,30 +283,64 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
 /** The WebGPU bundle's encoder (crates/shelfwise-wasm-gpu), as the engine uses it. */
 interface GpuEncoder {
   embed(ids: Uint32Array, lengths: Uint32Array): Promise<Float32Array>;
+  /** Embeds the probe's ids and compares with the wasm encoder's embedding: the cosine, or GPU_ERROR. */
+  check(ids: Uint32Array, reference: Float32Array): Promise<number>;
   readonly adapter: string;
+  /** Destroys the device, so a forward in flight fails instead of running on; safe during `embed`. */
+  destroy(): void;
   free(): void;
 }
 
 interface GpuModule {
   default(init: { module_or_path: string }): Promise<unknown>;
+  probeTitle(): string;
   GpuEncoder: { load(bytes: Uint8Array, body?: string | null, payload?: string | null): Promise<GpuEncoder> };
 }
 
 const GPU_CODES = new Set(['GPU_UNAVAILABLE', 'GPU_DEVICE_LOST', 'GPU_ERROR']);
 
 /**
- * A GPU forward that has not answered in this long is given up (GPU_ERROR) and the request runs on
- * wasm: a hung device or a trapped GPU instance must not stall the queue. Generous, because a
- * software adapter (SwiftShader) takes seconds for a 128-token title.
+ * A GPU call, given up with GPU_ERROR after `ms` (the caller's gpuTimeoutMs; Infinity: never).
+ * Given up, the device is destroyed: the forward stops using the machine the wasm fallback now
+ * needs, and its own promise settles (GPU_DEVICE_LOST, ignored).
  */
-const GPU_TIMEOUT_MS = 60_000;
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+function gpuWithin<T>(gpu: GpuEncoder, call: Promise<T>, ms: number): Promise<T> {
+  if (!Number.isFinite(ms)) return call;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ShelfwiseError('GPU_ERROR', `no answer from the GPU in ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => {
+      reject(new ShelfwiseError('GPU_ERROR', `no answer from the GPU in ${ms / 1000} s (gpuTimeoutMs)`));
+      try {
+        gpu.destroy();
+      } catch {
+        // a trapped instance: nothing left to stop
+      }
+    }, ms);
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The GPU's first forward, before any seller waits on it: it compiles the kernels (the slow part
+ * on a software adapter) and its embedding of the GPU bundle's probe title must agree with the
+ * wasm encoder's (GpuEncoder.check), so that a GPU which answers wrongly is never used. Rejects
+ * with GPU_ERROR (disagreeing, or too slow) or the forward's own GPU_* code.
+ */
+async function checkGpu(mod: GpuModule, encoder: GpuEncoder, clf: WasmClassifier, timeoutMs: number): Promise<void> {
+  const t0 = performance.now();
+  const probe = mod.probeTitle();
+  const cos = await gpuWithin(encoder, encoder.check(clf.encode(probe), clf.embedding(probe)), timeoutMs);
+  console.debug(`shelfwise: WebGPU checked on a probe title: cosine ${cos.toFixed(6)} to wasm, first forward ${Math.round(performance.now() - t0)} ms`);
+}
+
+/** Lets go of a GPU encoder that will not be used again. */
+function dropGpu(gpu: GpuEncoder): void {
+  try {
+    gpu.destroy();
+    gpu.free();
+  } catch {
+    // a forward still holds it (free throws then) or the instance trapped: it is dropped anyway
+  }
 }
 
 /** A GPU-side failure as a fallback record: GPU_* codes pass through; anything else is GPU_ERROR. */
@@ -319,7 +355,7 @@ function gpuFallback(e: unknown): BackendFallback {
  * (loaded only here). Rejects with `{ code: GPU_* }`: GPU_UNAVAILABLE without `navigator.gpu`, an
  * adapter or the bundle itself.
  */
-async function openGpu(gpuUrl: string, loaded: Loaded): Promise<{ encoder: GpuEncoder; adapter: string }> {
+async function openGpu(gpuUrl: string, loaded: Loaded, timeoutMs: number): Promise<{ encoder: GpuEncoder; adapter: string }> {
   const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
   if (!gpu) throw new ShelfwiseError('GPU_UNAVAILABLE', 'no WebGPU here (navigator.gpu is missing)');
   // Ask for an adapter before downloading the bundle: most machines without one stop here.
@@ -340,6 +376,12 @@ async function openGpu(gpuUrl: string, loaded: Loaded): Promise<{ encoder: GpuEn
     throw new ShelfwiseError('GPU_UNAVAILABLE', `cannot load the WebGPU bundle ${gpuUrl}: ${String(e)}`, { cause: e });
   }
   const encoder = await mod.GpuEncoder.load(loaded.file, loaded.digests?.body ?? null, loaded.digests?.payload ?? null);
+  try {
+    await checkGpu(mod, encoder, loaded.clf, timeoutMs);
+  } catch (e) {
+    dropGpu(encoder);
+    throw e;
+  }
   return { encoder, adapter: name || encoder.adapter };
 }
 
@@ -367,6 +409,7 @@ export class Engine {
     readonly info: ModelInfo,
     /** The WebGPU encoder while it works; null on wasm (never chosen, unavailable, or failed). */
     private gpu: GpuEncoder | null,
+    private readonly gpuTimeoutMs: number,
   ) {}
 
   static async create(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Engine> {
@@ -384,10 +427,10 @@ export class Engine {
     let fallback: BackendFallback | undefined;
     if (opts.backend === 'webgpu') {
       try {
-        ({ encoder: gpu, adapter } = await openGpu(opts.gpuUrl, loaded));
+        ({ encoder: gpu, adapter } = await openGpu(opts.gpuUrl, loaded, opts.gpuTimeoutMs));
       } catch (e) {
         fallback = gpuFallback(e);
-        console.warn(`shelfwise: WebGPU backend unavailable (${fallback.code}); running on wasm`, e);
+        console.warn(`shelfwise: WebGPU backend not used (${fallback.code}); running on wasm`, e);
       }
     }
     const info: ModelInfo = {
@@ -408,7 +451,7 @@ export class Engine {
       manifest,
     };
     onProgress({ phase: 'ready', loaded: loaded.bytes, total: loaded.bytes, fromCache: loaded.fromCache });
-    return new Engine(loaded.clf, info, gpu);
+    return new Engine(loaded.clf, info, gpu, opts.gpuTimeoutMs);
   }
 
   /**
@@ -481,7 +524,7 @@ export class Engine {
     const ids = new Uint32Array(encoded.reduce((n, e) => n + e.length, 0));
     encoded.reduce((at, e) => (ids.set(e, at), at + e.length), 0);
     const hidden = this.clf.hidden;
-    const emb = encoded.length ? await withTimeout(gpu.embed(ids, Uint32Array.from(encoded, (e) => e.length)), GPU_TIMEOUT_MS) : new Float32Array(0);
+    const emb = encoded.length ? await gpuWithin(gpu, gpu.embed(ids, Uint32Array.from(encoded, (e) => e.length)), this.gpuTimeoutMs) : new Float32Array(0);
     let row = 0;
     return titles.map((t) => {
       if (!t.trim()) return this.clf.suggest(t, k, threshold) as Decision; // the empty decision
@@ -495,13 +538,8 @@ export class Engine {
   private gpuFailed(e: unknown): BackendFallback {
     const fallback = gpuFallback(e);
     console.warn(`shelfwise: WebGPU failed (${fallback.code}); falling back to wasm for this and later requests`, e);
-    const gpu = this.gpu;
+    if (this.gpu) dropGpu(this.gpu);
     this.gpu = null;
-    try {
-      gpu?.free();
-    } catch {
-      // a trapped instance cannot free: it is dropped anyway
-    }
     return fallback;
   }
 }

@@ -96,12 +96,24 @@ function relaxedSimdWorks(): boolean {
   }
 }
 
+/**
+ * A GPU forward that has not answered in this long is given up and the request runs on wasm: a
+ * hung device or a trapped GPU instance must not stall the queue. Generous, because a software
+ * adapter (SwiftShader) compiles the kernels in its first forward, which took over a minute on a
+ * busy 2-core CI machine; pages that know better set `gpuTimeoutMs`.
+ */
+const DEFAULT_GPU_TIMEOUT_MS = 60_000;
+
 /** Loads the model (from the persistent cache when it is there) and starts the classifier. */
 export async function createClassifier(options: CreateClassifierOptions): Promise<Classifier> {
   if (!options || options.modelUrl == null) throw new ShelfwiseError('INVALID_ARGUMENT', 'createClassifier: modelUrl is required');
   const backend = options.backend ?? 'auto';
   if (!['auto', 'wasm', 'webgpu'].includes(backend)) {
     throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: unknown backend ${JSON.stringify(backend)}`);
+  }
+  const gpuTimeoutMs = options.gpuTimeoutMs ?? DEFAULT_GPU_TIMEOUT_MS;
+  if (typeof gpuTimeoutMs !== 'number' || !(gpuTimeoutMs > 0)) {
+    throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: gpuTimeoutMs must be a positive number of ms (or Infinity), got ${String(gpuTimeoutMs)}`);
   }
   const plainWasm = abs(new URL('./shelfwise_wasm_bg.wasm', import.meta.url));
   const relaxed = options.wasmUrl === undefined && relaxedSimdWorks();
@@ -112,6 +124,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     // A site that deployed only the plain runtime (as before there were two) still works.
     ...(relaxed ? { fallbackWasmUrl: plainWasm } : {}),
     gpuUrl: abs(options.gpuUrl ?? new URL('./gpu.js', import.meta.url)),
+    gpuTimeoutMs,
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,
     prefetch: false,

@@ -95,6 +95,14 @@ export interface CreateClassifierOptions {
   backend?: BackendRequest;
   /** URL of the optional WebGPU bundle's module `gpu.js` (default: next to this module). */
   gpuUrl?: string | URL;
+  /**
+   * With the WebGPU backend: how long one GPU forward may take, in ms, before it is given up and
+   * the request (and every later one) runs on wasm; the load-time check of the GPU (see
+   * `ModelInfo.fallback`) gets the same limit. Default 60 000; `Infinity` waits for ever. A
+   * hardware GPU answers in milliseconds; a software adapter (SwiftShader) can take a minute for
+   * its first forward, which compiles the kernels.
+   */
+  gpuTimeoutMs?: number;
   /** Download and load progress. */
   onProgress?: (event: ProgressEvent) => void;
   /**

@@ -126,6 +126,13 @@ describe('package API', () => {
         th2: await code(c.suggest('mug', { threshold: 2 })),
         notString: await code(c.suggest(42)),
         after: (await c.suggest('ceramic coffee mug')).suggestions.length,
+        // Bad createClassifier options are refused before anything loads.
+        badOptions: await Promise.all(
+          [{ backend: 'gpu' }, { gpuTimeoutMs: -1 }, { gpuTimeoutMs: 0 }, { gpuTimeoutMs: NaN }, { gpuTimeoutMs: '5000' }].map(async (o) => {
+            const mod = await import('/dist/index.js');
+            return code(mod.createClassifier({ modelUrl: '/model/model.shelfwise', ...o }));
+          }),
+        ),
       };
     });
     assert.deepEqual(r.empty, { suggestions: [], abstained: true, backOff: null, meta: r.empty.meta });
@@ -138,6 +145,7 @@ describe('package API', () => {
     assert.ok(r.kBig > 5);
     for (const k of ['kNeg', 'kFrac', 'thNaN', 'th2', 'notString']) assert.equal(r[k], 'true:INVALID_ARGUMENT', k);
     assert.equal(r.after, 5);
+    assert.deepEqual(r.badOptions, Array(5).fill('true:INVALID_ARGUMENT'));
   });
 
   test('corrupted model files reject with their code; the page stays usable', async () => {

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use shelfwise_core::Decision;
-use shelfwise_gpu::{GpuEncoder, GpuError};
+use shelfwise_gpu::{GpuEncoder, GpuError, PROBE_TITLE};
 use shelfwise_model::classifier::load_tensors;
 use shelfwise_model::format::ModelFile;
 use shelfwise_model::Classifier;
@@ -17,9 +17,11 @@ pub const GPU_BATCH: usize = 64;
 pub enum Backend {
     /// The CPU, every core for a batch.
     Cpu,
-    /// The GPU; fails with GPU_UNAVAILABLE when there is no usable adapter.
+    /// The GPU; fails with GPU_UNAVAILABLE when there is no usable adapter, GPU_ERROR when it
+    /// disagrees with the CPU on a probe title.
     Gpu,
-    /// The GPU when there is a usable adapter, else the CPU (the reason is printed).
+    /// The GPU when there is a usable adapter that agrees with the CPU on a probe title, else the
+    /// CPU (the reason is printed).
     Auto,
 }
 
@@ -40,9 +42,15 @@ impl Engine {
         // classifier first, so a broken file gets the CPU path's error code.
         let file = ModelFile::from_bytes(bytes)?;
         let clf = Classifier::from_model_file(&file)?;
-        let (gpu, fallback) = match GpuEncoder::new(&file.manifest.encoder, &load_tensors(&file.tensors)?) {
+        // The GPU is used only once its embedding of a probe title agrees with the CPU's (as in
+        // the browser); auto falls back when it has no adapter or disagrees.
+        let opened = GpuEncoder::new(&file.manifest.encoder, &load_tensors(&file.tensors)?).and_then(|g| {
+            g.check_blocking(&clf.encode(PROBE_TITLE)?, &clf.embedding(PROBE_TITLE)?)?;
+            Ok(g)
+        });
+        let (gpu, fallback) = match opened {
             Ok(g) => (Some(g), None),
-            Err(e @ GpuError::Unavailable(_)) if backend == Backend::Auto => (None, Some(e.to_string())),
+            Err(e @ (GpuError::Unavailable(_) | GpuError::Gpu(_))) if backend == Backend::Auto => (None, Some(e.to_string())),
             Err(e) => return Err(e.into()),
         };
         Ok(Self { clf, gpu, fallback })

@@ -24,5 +24,5 @@ pub mod reference;
 pub mod weights;
 
 pub use context::Gpu;
-pub use encoder::GpuEncoder;
+pub use encoder::{cosine, GpuEncoder, PROBE_MIN_COSINE, PROBE_TITLE};
 pub use error::{GpuError, Result};

@@ -11,11 +11,12 @@ use candle_core::{Device, Tensor};
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shelfwise_gpu::{GpuEncoder, GpuError};
+use shelfwise_gpu::{GpuEncoder, GpuError, PROBE_MIN_COSINE, PROBE_TITLE};
 use shelfwise_model::classifier::load_tensors;
 use shelfwise_model::encoder::{pad_batch, tensor_shapes, Encoder, WORD_EMBEDDINGS, WORD_ROWS};
 use shelfwise_model::format::{EncoderConfig, ModelFile};
 use shelfwise_model::tokenize::{Encoding, TitleTokenizer};
+use shelfwise_model::Classifier;
 
 /// Pooled embeddings of f32 models must match the CPU encoder's within this (absolute, per value;
 /// the vectors have entries of magnitude up to ~1). The same bound as the golden files' scores;
@@ -70,9 +71,7 @@ fn compare(label: &str, gpu: &GpuEncoder, encodings: &[Encoding], cpu_rows: &[Ve
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
+    f64::from(shelfwise_gpu::cosine(a, b))
 }
 
 /// All titles at once, save the 128-token one (lavapipe is slow, and it would pad every title to
@@ -161,6 +160,33 @@ fn shipped_q4_model_stays_quantized_and_matches_cpu_encoder() {
     let tensors = load_tensors(&file.tensors).unwrap();
     let encodings = fixture_encodings(&file);
     quantized_matches_cpu("shipped q4 vs the CPU q4 encoder", g, &cfg, &tensors, &encodings);
+}
+
+/// The check a GPU passes before it is used (browser and CLI): on the shipped model, its embedding
+/// of the probe title agrees with the CPU's far above the bar; the CPU's embedding of any other
+/// fixture title (what a GPU computing on wrong ids would give) falls below it: GPU_ERROR.
+#[test]
+fn probe_check_passes_on_the_shipped_model_and_refuses_another_titles_embedding() {
+    let Some(g) = gpu_or_skip("probe check") else { return };
+    let bytes = std::fs::read(repo().join("models/flipkart-minilm/model.shelfwise")).unwrap();
+    let clf = Classifier::from_bytes(&bytes).unwrap();
+    let file = ModelFile::from_bytes(&bytes).unwrap();
+    let gpu = GpuEncoder::with_gpu(g, &file.manifest.encoder, &load_tensors(&file.tensors).unwrap()).unwrap();
+    let probe = clf.encode(PROBE_TITLE).unwrap();
+    let want = clf.embedding(PROBE_TITLE).unwrap();
+    let cos = gpu.check_blocking(&probe, &want).unwrap();
+    assert!(cos >= 0.999, "probe: cosine {cos}"); // measured 0.99993 on lavapipe
+    let titles = std::fs::read_to_string(repo().join("tests/fixtures/titles.txt")).unwrap();
+    let mut highest = f32::MIN;
+    for t in titles.lines().filter(|l| !l.trim().is_empty()) {
+        let other = clf.embedding(t).unwrap();
+        highest = highest.max(shelfwise_gpu::cosine(&want, &other));
+        let err = gpu.check_blocking(&probe, &other).unwrap_err();
+        assert_eq!(err.code(), "GPU_ERROR", "{t}: {err}");
+        assert!(err.to_string().contains("disagrees"), "{err}");
+    }
+    eprintln!("probe check: GPU vs CPU cosine {cos:.7}; CPU probe vs other fixture titles at most {highest:.4} (bar {PROBE_MIN_COSINE})");
+    assert_eq!(gpu.check_blocking(&probe, &want[1..]).unwrap_err().code(), "GPU_ERROR");
 }
 
 /// int8 model (per-row scales, the first int8 scheme): against the CPU encoder on the same int8

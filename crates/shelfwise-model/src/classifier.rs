@@ -141,6 +141,14 @@ impl Classifier {
         self.embedder.tokenizer.encode(title)
     }
 
+    /// The title's pooled embedding as this (CPU) encoder computes it: what
+    /// [`Self::suggest_with_embedding`] takes. Another encoder's output is checked against it
+    /// (the browser's WebGPU encoder, on a probe title, before it is used). `INPUT_TOO_LONG`.
+    pub fn embedding(&self, title: &str) -> Result<Vec<f32>> {
+        check_title(title)?;
+        Ok(self.embedder.embed(&[title])?.flatten_all()?.to_vec1()?)
+    }
+
     /// Calibrated label probabilities for a batch of titles.
     pub fn probs(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
         let t = self.manifest.head.temperature;

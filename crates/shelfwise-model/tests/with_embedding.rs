@@ -1,5 +1,6 @@
 //! `Classifier::suggest_with_embedding` (the head on an embedding computed by another encoder, as
-//! the browser's WebGPU path does) equals `suggest` when given the CPU encoder's embedding.
+//! the browser's WebGPU path does) equals `suggest` when given the CPU encoder's embedding
+//! (`Classifier::embedding`, the reference the browser checks the GPU's against).
 
 mod common;
 
@@ -15,7 +16,8 @@ fn suggest_with_the_cpu_embedding_equals_suggest() {
     for t in titles {
         let enc = clf.encode(t).unwrap();
         assert_eq!(enc.ids.len(), enc.mask.len());
-        let pooled = clf.embedder().embed(&[t]).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let pooled = clf.embedding(t).unwrap();
+        assert_eq!(pooled, clf.embedder().embed(&[t]).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
         let via = clf.suggest_with_embedding(t, &pooled, 5, 0.5).unwrap();
         let direct = clf.suggest(t, 5, 0.5).unwrap();
         assert_eq!(via, direct, "{t:?}");
@@ -35,4 +37,5 @@ fn suggest_with_embedding_checks_its_input() {
     let long = "x".repeat(shelfwise_model::MAX_TITLE_BYTES + 1);
     assert_eq!(clf.suggest_with_embedding(&long, &vec![0.0; h], 5, 0.5).unwrap_err().code(), "INPUT_TOO_LONG");
     assert_eq!(clf.encode(&long).unwrap_err().code(), "INPUT_TOO_LONG");
+    assert_eq!(clf.embedding(&long).unwrap_err().code(), "INPUT_TOO_LONG");
 }

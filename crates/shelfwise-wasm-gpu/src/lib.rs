@@ -27,6 +27,12 @@ mod bindings {
         VERSION.to_string()
     }
 
+    /// The title a GPU is checked on before it is used (`GpuEncoder.check`).
+    #[wasm_bindgen(js_name = probeTitle)]
+    pub fn probe_title() -> String {
+        shelfwise_gpu::PROBE_TITLE.to_string()
+    }
+
     fn js_error(code: &str, message: &str) -> JsValue {
         let err = js_sys::Error::new(message);
         err.set_name("ShelfwiseError");
@@ -82,6 +88,23 @@ mod bindings {
             }
             let out = self.inner.embed(&encodings).await.map_err(gpu_error)?;
             Ok(js_sys::Float32Array::from(&out[..]))
+        }
+
+        /// The check before first use: embeds `ids` (the main bundle's `Classifier.encode` of
+        /// `probeTitle()`) and compares the result with `reference` (its `Classifier.embedding`
+        /// of the same title). Resolves to their cosine; throws `Error{code}`: `GPU_ERROR` when
+        /// they disagree, or the forward's own code.
+        pub async fn check(&self, ids: Vec<u32>, reference: Vec<f32>) -> Result<f32, JsValue> {
+            let n = ids.len();
+            let probe = Encoding { ids, mask: vec![1; n] };
+            self.inner.check(&probe, &reference).await.map_err(gpu_error)
+        }
+
+        /// Destroys the device: a forward in flight fails (`GPU_DEVICE_LOST`) instead of running
+        /// on, so a forward given up on (too slow) stops using the machine. Safe to call during
+        /// `embed`, unlike `free`.
+        pub fn destroy(&self) {
+            self.inner.gpu().device.destroy();
         }
 
         /// Width of one embedding.

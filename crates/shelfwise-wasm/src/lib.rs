@@ -124,6 +124,12 @@ mod bindings {
             self.inner.encode(title).map(|e| e.ids).map_err(model_error)
         }
 
+        /// The title's pooled embedding from this (wasm) encoder: the reference the WebGPU
+        /// encoder's output is checked against. Throws `Error{code}` (`INPUT_TOO_LONG`).
+        pub fn embedding(&self, title: &str) -> Result<Vec<f32>, JsValue> {
+            self.inner.embedding(title).map_err(model_error)
+        }
+
         /// [`Classifier::suggest`] on the title's pooled embedding computed elsewhere (the WebGPU
         /// encoder): the same head and decision as `suggest`. Throws `Error{code}`.
         #[wasm_bindgen(js_name = suggestWithEmbedding)]
