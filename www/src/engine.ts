@@ -305,7 +305,8 @@ const GPU_CODES = new Set(['GPU_UNAVAILABLE', 'GPU_DEVICE_LOST', 'GPU_ERROR']);
  * needs, and its own promise settles (GPU_DEVICE_LOST, ignored).
  */
 function gpuWithin<T>(gpu: GpuEncoder, call: Promise<T>, ms: number): Promise<T> {
-  if (!Number.isFinite(ms)) return call;
+  // setTimeout takes at most 2^31 - 1 ms (about 25 days) and fires at once beyond: no limit then.
+  if (!(ms <= 2 ** 31 - 1)) return call;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

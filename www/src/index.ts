@@ -99,8 +99,8 @@ function relaxedSimdWorks(): boolean {
 /**
  * A GPU forward that has not answered in this long is given up and the request runs on wasm: a
  * hung device or a trapped GPU instance must not stall the queue. Generous, because a software
- * adapter (SwiftShader) compiles the kernels in its first forward, which took over a minute on a
- * busy 2-core CI machine; pages that know better set `gpuTimeoutMs`.
+ * adapter (SwiftShader) takes seconds a title (its first forward once took over a minute on a
+ * 2-core CI machine); pages that know better set `gpuTimeoutMs`.
  */
 const DEFAULT_GPU_TIMEOUT_MS = 60_000;
 

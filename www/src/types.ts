@@ -98,9 +98,9 @@ export interface CreateClassifierOptions {
   /**
    * With the WebGPU backend: how long one GPU forward may take, in ms, before it is given up and
    * the request (and every later one) runs on wasm; the load-time check of the GPU (see
-   * `ModelInfo.fallback`) gets the same limit. Default 60 000; `Infinity` waits for ever. A
-   * hardware GPU answers in milliseconds; a software adapter (SwiftShader) can take a minute for
-   * its first forward, which compiles the kernels.
+   * `ModelInfo.fallback`) gets the same limit. Default 60 000; `Infinity` (or anything over
+   * 2^31 - 1, setTimeout's limit) waits for ever. A software adapter (SwiftShader) takes
+   * seconds a title, and once took over a minute for its first forward on a 2-core CI machine.
    */
   gpuTimeoutMs?: number;
   /** Download and load progress. */

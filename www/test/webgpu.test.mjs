@@ -121,7 +121,8 @@ describe('WebGPU backend (headless chromium, --enable-unsafe-webgpu)', () => {
   test("backend 'webgpu', blank and over-long titles behave as on wasm (suggest and suggestMany)", async () => {
     const r = await page.evaluate(async () => {
       const mod = await import('/dist/index.js');
-      const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, backend: 'webgpu', gpuTimeoutMs: Infinity });
+      // 1e12 ms: past setTimeout's 2^31 - 1, which must mean no limit (not a timer that fires at once).
+      const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, backend: 'webgpu', gpuTimeoutMs: 1e12 });
       const blank = await clf.suggest('   ');
       const long = await clf.suggest('x'.repeat(5000)).then(() => 'resolved', (e) => e.code);
       const after = await clf.suggest('ceramic coffee mug');
