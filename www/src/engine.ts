@@ -300,41 +300,33 @@ interface GpuModule {
 const GPU_CODES = new Set(['GPU_UNAVAILABLE', 'GPU_DEVICE_LOST', 'GPU_ERROR']);
 
 /**
- * A GPU call, given up with GPU_ERROR after `ms` (the caller's gpuTimeoutMs; Infinity: never).
- * Given up, the device is destroyed: the forward stops using the machine the wasm fallback now
- * needs, and its own promise settles (GPU_DEVICE_LOST, ignored).
+ * A GPU call, given up with GPU_ERROR after `ms` (the caller's gpuTimeoutMs). Every caller then
+ * drops the GPU (dropGpu), whose device.destroy() stops the abandoned forward.
  */
-function gpuWithin<T>(gpu: GpuEncoder, call: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(call: Promise<T>, ms: number): Promise<T> {
   // setTimeout takes at most 2^31 - 1 ms (about 25 days) and fires at once beyond: no limit then.
   if (!(ms <= 2 ** 31 - 1)) return call;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new ShelfwiseError('GPU_ERROR', `no answer from the GPU in ${ms / 1000} s (gpuTimeoutMs)`));
-      try {
-        gpu.destroy();
-      } catch {
-        // a trapped instance: nothing left to stop
-      }
-    }, ms);
+    timer = setTimeout(() => reject(new ShelfwiseError('GPU_ERROR', `no answer from the GPU in ${ms / 1000} s (gpuTimeoutMs)`)), ms);
   });
   return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
- * The GPU's first forward, before any seller waits on it: it compiles the kernels (the slow part
- * on a software adapter) and its embedding of the GPU bundle's probe title must agree with the
+ * The GPU's first forward, at load rather than on a seller's first title (whatever the driver
+ * sets up on first use is paid here), and its embedding of the GPU bundle's probe title must agree with the
  * wasm encoder's (GpuEncoder.check), so that a GPU which answers wrongly is never used. Rejects
  * with GPU_ERROR (disagreeing, or too slow) or the forward's own GPU_* code.
  */
 async function checkGpu(mod: GpuModule, encoder: GpuEncoder, clf: WasmClassifier, timeoutMs: number): Promise<void> {
   const t0 = performance.now();
   const probe = mod.probeTitle();
-  const cos = await gpuWithin(encoder, encoder.check(clf.encode(probe), clf.embedding(probe)), timeoutMs);
+  const cos = await withTimeout(encoder.check(clf.encode(probe), clf.embedding(probe)), timeoutMs);
   console.debug(`shelfwise: WebGPU checked on a probe title: cosine ${cos.toFixed(6)} to wasm, first forward ${Math.round(performance.now() - t0)} ms`);
 }
 
-/** Lets go of a GPU encoder that will not be used again. */
+/** Lets go of a GPU encoder that will not be used again; destroying its device stops a forward still in flight. */
 function dropGpu(gpu: GpuEncoder): void {
   try {
     gpu.destroy();
@@ -525,7 +517,7 @@ export class Engine {
     const ids = new Uint32Array(encoded.reduce((n, e) => n + e.length, 0));
     encoded.reduce((at, e) => (ids.set(e, at), at + e.length), 0);
     const hidden = this.clf.hidden;
-    const emb = encoded.length ? await gpuWithin(gpu, gpu.embed(ids, Uint32Array.from(encoded, (e) => e.length)), this.gpuTimeoutMs) : new Float32Array(0);
+    const emb = encoded.length ? await withTimeout(gpu.embed(ids, Uint32Array.from(encoded, (e) => e.length)), this.gpuTimeoutMs) : new Float32Array(0);
     let row = 0;
     return titles.map((t) => {
       if (!t.trim()) return this.clf.suggest(t, k, threshold) as Decision; // the empty decision

@@ -20,11 +20,11 @@ const GPU_TOL = 5e-2;
 // A few golden titles (SwiftShader runs a forward in about a second): the shortest, a long one.
 const byLen = [...golden.items].sort((a, b) => a.title.length - b.title.length);
 const ITEMS = [byLen[0], byLen[Math.floor(byLen.length / 2)], byLen[byLen.length - 1]];
-// SwiftShader's first forward compiles every kernel: 6 s here, but over the default 60 s limit
-// once on a 2-core CI machine (the test then got wasm). These tests are about results, not speed:
-// no GPU time limit; a hung GPU fails them by the test's own timeout.
+// SwiftShader's first forward: 6 s here, but over the default 60 s limit once on a 2-core CI
+// machine (the test then got wasm). These tests are about results, not speed: no GPU time limit;
+// a hung GPU fails them by the test's own timeout.
 const SLOW_GPU = { gpuTimeoutMs: Infinity };
-// The first test to use the GPU pays for that compile: it gets twice the suite's 300 s.
+// The first test to use the GPU met that slow start on CI: it gets twice the suite's 300 s.
 const FIRST_GPU_TEST = { timeout: 600_000 };
 
 function assertGpuGolden(got, item) {
@@ -178,7 +178,7 @@ describe('WebGPU backend (headless chromium, --enable-unsafe-webgpu)', () => {
     await p.goto(env.server.url + 'favicon.svg');
     const r = await p.evaluate(async (title) => {
       const mod = await import('/dist/index.js');
-      const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, backend: 'webgpu', worker: false, gpuTimeoutMs: Infinity });
+      const clf = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', cache: false, backend: 'webgpu', worker: false, gpuTimeoutMs: Infinity }); // in the page: SLOW_GPU is not in scope
       const before = await clf.suggest(title);
       for (const d of window.__devices) d.destroy();
       const lost = await clf.suggest(title);

@@ -226,8 +226,8 @@ impl GpuEncoder {
     /// The check a GPU passes before it is used: embeds `probe` (the tokenized [`PROBE_TITLE`])
     /// and compares the result with `reference`, the CPU encoder's embedding of the same title.
     /// Returns the cosine of the two; `GPU_ERROR` when it is under [`PROBE_MIN_COSINE`] (a driver
-    /// that miscomputes), or the forward's own error. The first forward also compiles the
-    /// kernels, so a caller that runs this at load keeps that wait off the first title.
+    /// that miscomputes), or the forward's own error. Run at load, it is also the first forward,
+    /// so whatever the driver sets up on first use is not paid on a seller's first title.
     pub async fn check(&self, probe: &Encoding, reference: &[f32]) -> Result<f32> {
         let got = self.embed(std::slice::from_ref(probe)).await?;
         let cos = cosine(&got, reference);
