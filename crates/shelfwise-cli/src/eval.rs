@@ -7,10 +7,10 @@ use anyhow::Result;
 use clap::Args;
 use rayon::prelude::*;
 use serde_json::{json, Value};
-use shelfwise_core::baseline::{LinearSvm, TfidfVectorizer};
+use shelfwise_core::baseline::{self, LinearSvm, TfidfVectorizer};
 use shelfwise_core::calibration::softmax;
-use shelfwise_core::metrics::{evaluate, Example, DEFAULT_THRESHOLDS};
-use shelfwise_core::ngram::NgramConfig;
+use shelfwise_core::decision::top_k;
+use shelfwise_core::metrics::{confusions, evaluate, per_category, reliability, Example, DEFAULT_THRESHOLDS};
 use shelfwise_core::{prefix, LabelSpace};
 use shelfwise_model::Classifier;
 
@@ -18,6 +18,8 @@ use crate::data::{read_labelled, sha256_file, Row};
 use crate::embed::in_length_batches;
 
 pub const PREFIX_FRACTIONS: [f64; 2] = [0.3, 0.6];
+/// The report's typing curve: acc@1 on the first 10 %, 20 %, … of each title's words.
+const CURVE_FRACTIONS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -26,12 +28,15 @@ pub struct EvalArgs {
     /// Labelled CSV to evaluate on.
     #[arg(long)]
     pub data: PathBuf,
-    /// Also train the TF-IDF (word 1–2 + char 2–5) linear SVM baseline on this CSV and evaluate it.
+    /// Also train the TF-IDF (word 1–2 + char_wb 2–5) LinearSVC baseline, scikit-learn's recipe, on this CSV and evaluate it.
     #[arg(long)]
     pub baseline_train: Option<PathBuf>,
     /// Write all results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report here (tables and charts; it loads nothing).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     #[arg(long, default_value = "title")]
     pub text_col: String,
     #[arg(long, default_value = "category_path")]
@@ -42,21 +47,49 @@ pub struct EvalArgs {
 type Probs = Result<Vec<Vec<f32>>>;
 type Scorer<'a> = dyn Fn(&[String]) -> Probs + 'a;
 
-/// Metrics JSON for one scorer: whole titles plus prefix accuracy.
-fn report(space: &LabelSpace, rows: &[Row], score: &Scorer) -> Result<Value> {
+/// Metrics JSON for one scorer: whole titles plus prefix accuracy; with `detailed`, also what
+/// the HTML report draws (reliability bins, per-category scores, confusions, the typing curve).
+fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> Result<Value> {
     let whole: Vec<String> = rows.iter().map(|r| r.title.clone()).collect();
     let probs = score(&whole)?;
     let examples: Vec<Example> = rows.iter().zip(&probs).map(|(r, p)| Example { gold: &r.path, probs: p }).collect();
     let m = evaluate(space, &examples, &DEFAULT_THRESHOLDS);
     let mut v = serde_json::to_value(&m)?;
-    let mut pre = serde_json::Map::new();
-    for f in PREFIX_FRACTIONS {
+    let prefix_acc = |f: f64| -> Result<f64> {
         let texts: Vec<String> = rows.iter().map(|r| prefix(&r.title, f)).collect();
         let probs = score(&texts)?;
         let ex: Vec<Example> = rows.iter().zip(&probs).map(|(r, p)| Example { gold: &r.path, probs: p }).collect();
-        pre.insert(f.to_string(), json!(evaluate(space, &ex, &[]).acc_at_1));
+        Ok(evaluate(space, &ex, &[]).acc_at_1)
+    };
+    let mut pre = serde_json::Map::new();
+    for f in PREFIX_FRACTIONS {
+        pre.insert(f.to_string(), json!(prefix_acc(f)?));
     }
     v["prefix_acc_at_1"] = Value::Object(pre);
+    if detailed {
+        let top: Vec<usize> = probs.iter().map(|p| top_k(p, 1)[0]).collect();
+        let gold: Vec<String> = rows.iter().map(Row::label).collect();
+        let pred: Vec<String> = top.iter().map(|&t| space.label_string(t)).collect();
+        let conf: Vec<f32> = probs.iter().zip(&top).map(|(p, &t)| p[t]).collect();
+        let correct: Vec<bool> = gold.iter().zip(&pred).map(|(g, p)| g == p).collect();
+        let curve = CURVE_FRACTIONS
+            .iter()
+            .map(|&f| Ok(json!({ "fraction": f, "acc_at_1": if f == 1.0 { m.acc_at_1 } else { prefix_acc(f)? } })))
+            .collect::<Result<Vec<_>>>()?;
+        let pairs: Vec<Value> = confusions(&gold, &pred, 20, 3)
+            .into_iter()
+            .map(|c| {
+                let titles: Vec<&str> = c.examples.iter().map(|&i| rows[i].title.as_str()).collect();
+                json!({ "gold": c.gold, "predicted": c.predicted, "count": c.count, "examples": titles })
+            })
+            .collect();
+        v["details"] = json!({
+            "reliability": reliability(&conf, &correct, 10),
+            "per_category": per_category(&gold, &pred),
+            "confusions": pairs,
+            "typing_curve": curve,
+        });
+    }
     Ok(v)
 }
 
@@ -85,20 +118,18 @@ pub fn baseline(rows: &[Row]) -> Result<(LabelSpace, impl Fn(&[String]) -> Probs
     let labels: Vec<String> = rows.iter().map(Row::label).collect();
     let space = LabelSpace::from_raw_paths(labels.iter().map(String::as_str))?;
     let titles: Vec<&str> = rows.iter().map(|r| r.title.as_str()).collect();
-    let vec = TfidfVectorizer::fit(&titles, NgramConfig { max_features: usize::MAX, ..Default::default() });
+    let vec = TfidfVectorizer::fit(&titles);
     let x: Vec<_> = titles.par_iter().map(|t| vec.transform(t)).collect();
     let y: Vec<usize> = labels.iter().map(|l| space.find(l).expect("label from these rows")).collect();
     eprintln!("baseline: {} features, {} classes", vec.n_features(), space.len());
-    let svm = LinearSvm::train(&x, &y, vec.n_features(), space.len(), 1.0, parallel_classes);
-    let score = move |texts: &[String]| -> Result<Vec<Vec<f32>>> {
-        Ok(texts.par_iter().map(|t| softmax(&svm.scores(&vec.transform(t)), 1.0)).collect())
-    };
+    let svm = LinearSvm::train(&x, &y, vec.n_features(), space.len(), baseline::C, parallel_classes);
+    let score =
+        move |texts: &[String]| -> Result<Vec<Vec<f32>>> { Ok(texts.par_iter().map(|t| softmax(&svm.scores(&vec.transform(t)), 1.0)).collect()) };
     Ok((space, score))
 }
 
-const KEYS: [&str; 11] = [
-    "n", "acc_at_1", "acc_at_3", "acc_at_5", "hier_precision", "hier_recall", "hier_f1", "macro_f1", "weighted_f1", "ece", "unseen_gold",
-];
+const KEYS: [&str; 11] =
+    ["n", "acc_at_1", "acc_at_3", "acc_at_5", "hier_precision", "hier_recall", "hier_f1", "macro_f1", "weighted_f1", "ece", "unseen_gold"];
 
 fn cell(v: &Value) -> String {
     match v {
@@ -114,11 +145,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let bytes = std::fs::read(&a.model).map_err(|e| anyhow::anyhow!("cannot read model {}: {e}", a.model.display()))?;
     let clf = Classifier::from_bytes(&bytes)?;
     let rows = read_labelled(&a.data, &a.text_col, &a.label_col)?;
-    let mut out = report(clf.labels(), &rows, &|t| model_probs(&clf, t, "eval"))?;
+    let detailed = a.report.is_some();
+    let mut out = report(clf.labels(), &rows, &|t| model_probs(&clf, t, "eval"), detailed)?;
     if let Some(bt) = &a.baseline_train {
         let brows = read_labelled(bt, &a.text_col, &a.label_col)?;
         let (space, score) = baseline(&brows)?;
-        out["baseline"] = report(&space, &rows, &score)?;
+        out["baseline"] = report(&space, &rows, &score, detailed)?;
         out["baseline"]["train_csv"] = json!({ "file": bt.display().to_string(), "sha256": sha256_file(bt)? });
     }
     out["model"] = json!({ "name": clf.manifest().name, "file_sha256": shelfwise_model::format::sha256_hex(&[&bytes]) });
@@ -145,6 +177,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(p) = &a.report {
+        std::fs::write(p, crate::report::html(&out))?;
         eprintln!("wrote {}", p.display());
     }
     Ok(())

@@ -7,6 +7,7 @@ mod data;
 mod embed;
 mod eval;
 mod prior;
+mod report;
 mod train;
 
 use std::path::PathBuf;

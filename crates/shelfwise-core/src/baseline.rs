@@ -1,43 +1,118 @@
-//! The TF-IDF baseline every model is measured against: word 1–2 and char 2–5 n-grams, sublinear
-//! TF, smoothed IDF, each family L2-normalised (scikit-learn's two `TfidfVectorizer`s stacked),
-//! and a one-vs-rest L2-regularised squared-hinge linear SVM solved by dual coordinate descent
-//! (the liblinear solver behind scikit-learn's `LinearSVC`, C = 1, bias feature 1).
+//! The textbook baseline every model is measured against, as an engineer evaluating shelfwise
+//! runs it with scikit-learn (`scripts/sklearn-baseline.py`):
+//! `TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)` on words stacked with
+//! `TfidfVectorizer(analyzer='char_wb', ngram_range=(2, 5), sublinear_tf=True, min_df=2)` on
+//! characters, and `LinearSVC(C=0.5)`: one-vs-rest, L2-regularised squared hinge, bias feature 1,
+//! solved by liblinear's dual coordinate descent (random order, shrinking, tolerance 1e-4).
+//! Its analyzers are scikit-learn's, not the head's n-grams (`crate::ngram`), so that the two
+//! agree title for title (a test checks predictions that scikit-learn recorded).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::ngram::{for_each_ngram, Family, NgramConfig};
+/// scikit-learn's `C` in the recipe.
+pub const C: f64 = 0.5;
+/// liblinear's stopping tolerance (`LinearSVC(tol=1e-4)`) and pass limit (`max_iter=1000`).
+const TOL: f64 = 1e-4;
+const MAX_PASSES: usize = 1000;
+/// Character n-grams seen in fewer training titles are dropped (`min_df=2`).
+const CHAR_MIN_DF: u32 = 2;
 
 /// A sparse row: (feature, value) sorted by feature.
 pub type SparseRow = Vec<(u32, f32)>;
 
+/// scikit-learn's default word tokens: lower-cased maximal runs of word characters (`\w`:
+/// alphanumerics and '_'), at least two long (`(?u)\b\w\w+\b`), and the bigrams of those tokens.
+fn word_grams(lower: &str, mut f: impl FnMut(&str)) {
+    let tokens: Vec<&str> = lower.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|t| t.chars().nth(1).is_some()).collect();
+    for t in &tokens {
+        f(t);
+    }
+    let mut key = String::new();
+    for pair in tokens.windows(2) {
+        key.clear();
+        key.push_str(pair[0]);
+        key.push(' ');
+        key.push_str(pair[1]);
+        f(&key);
+    }
+}
+
+/// scikit-learn's `char_wb` n-grams of length 2..=5: each whitespace-separated word (punctuation
+/// kept) padded with one space each side; a padded word shorter than n gives itself once.
+fn char_grams(lower: &str, mut f: impl FnMut(&str)) {
+    let mut key = String::new();
+    for w in lower.split_whitespace() {
+        let padded: Vec<char> = std::iter::once(' ').chain(w.chars()).chain(std::iter::once(' ')).collect();
+        for n in 2..=5 {
+            if padded.len() <= n {
+                key.clear();
+                key.extend(padded.iter());
+                f(&key);
+                break;
+            }
+            for win in padded.windows(n) {
+                key.clear();
+                key.extend(win.iter());
+                f(&key);
+            }
+        }
+    }
+}
+
+/// The two vectorizers of the recipe, fitted together: feature ids `0..n_word` are words, the rest
+/// characters; each family is L2-normalised on its own (two matrices stacked).
 pub struct TfidfVectorizer {
-    cfg: NgramConfig,
-    vocab: HashMap<String, u32>,
-    family: Vec<Family>,
+    word: HashMap<String, u32>,
+    char: HashMap<String, u32>,
     idf: Vec<f32>,
 }
 
+fn smooth_idf(n_docs: usize, df: u32) -> f32 {
+    (((1 + n_docs) as f64 / (1 + df) as f64).ln() + 1.0) as f32
+}
+
+fn document_frequencies(titles: &[String], grams: fn(&str, &mut dyn FnMut(&str))) -> HashMap<String, u32> {
+    let mut df: HashMap<String, u32> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for t in titles {
+        seen.clear();
+        grams(t, &mut |g| {
+            if !seen.contains(g) {
+                seen.insert(g.to_string());
+                *df.entry(g.to_string()).or_default() += 1;
+            }
+        });
+    }
+    df
+}
+
+fn words_dyn(t: &str, f: &mut dyn FnMut(&str)) {
+    word_grams(t, f)
+}
+
+fn chars_dyn(t: &str, f: &mut dyn FnMut(&str)) {
+    char_grams(t, f)
+}
+
 impl TfidfVectorizer {
-    pub fn fit(titles: &[&str], cfg: NgramConfig) -> Self {
-        let mut vocab: HashMap<String, u32> = HashMap::new();
-        let mut family = Vec::new();
-        let mut df: Vec<u32> = Vec::new();
-        for t in titles {
-            let mut seen = std::collections::HashSet::new();
-            for_each_ngram(t, &cfg, |fam, k| {
-                let id = *vocab.entry(k.to_string()).or_insert_with(|| {
-                    family.push(fam);
-                    df.push(0);
-                    (family.len() - 1) as u32
-                });
-                if seen.insert(id) {
-                    df[id as usize] += 1;
-                }
-            });
-        }
-        let n = titles.len() as f32;
-        let idf = df.iter().map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0).collect();
-        Self { cfg, vocab, family, idf }
+    pub fn fit(titles: &[&str]) -> Self {
+        let lower: Vec<String> = titles.iter().map(|t| t.to_lowercase()).collect();
+        let n = lower.len();
+        let mut idf = Vec::new();
+        let mut index = |df: HashMap<String, u32>, min_df: u32| -> HashMap<String, u32> {
+            // Sorted, so feature ids do not depend on hash order.
+            let mut kept: Vec<(String, u32)> = df.into_iter().filter(|&(_, d)| d >= min_df).collect();
+            kept.sort_unstable();
+            kept.into_iter()
+                .map(|(g, d)| {
+                    idf.push(smooth_idf(n, d));
+                    (g, (idf.len() - 1) as u32)
+                })
+                .collect()
+        };
+        let word = index(document_frequencies(&lower, words_dyn), 1);
+        let char = index(document_frequencies(&lower, chars_dyn), CHAR_MIN_DF);
+        Self { word, char, idf }
     }
 
     pub fn n_features(&self) -> usize {
@@ -45,29 +120,23 @@ impl TfidfVectorizer {
     }
 
     pub fn transform(&self, title: &str) -> SparseRow {
-        let mut tf: HashMap<u32, f32> = HashMap::new();
-        for_each_ngram(title, &self.cfg, |_, k| {
-            if let Some(&id) = self.vocab.get(k) {
-                *tf.entry(id).or_default() += 1.0;
-            }
-        });
-        let mut row: SparseRow = tf.into_iter().map(|(id, c)| (id, (1.0 + c.ln()) * self.idf[id as usize])).collect();
-        row.sort_unstable_by_key(|&(id, _)| id);
-        for fam in [Family::Word, Family::Char] {
-            let norm = row
-                .iter()
-                .filter(|(id, _)| self.family[*id as usize] == fam)
-                .map(|(_, v)| v * v)
-                .sum::<f32>()
-                .sqrt();
-            if norm > 0.0 {
-                for (id, v) in row.iter_mut() {
-                    if self.family[*id as usize] == fam {
-                        *v /= norm;
-                    }
+        let lower = title.to_lowercase();
+        let mut row = Vec::new();
+        for (vocab, grams) in [(&self.word, words_dyn as fn(&str, &mut dyn FnMut(&str))), (&self.char, chars_dyn)] {
+            let mut tf: HashMap<u32, f32> = HashMap::new();
+            grams(&lower, &mut |g| {
+                if let Some(&id) = vocab.get(g) {
+                    *tf.entry(id).or_default() += 1.0;
                 }
+            });
+            let mut part: SparseRow = tf.into_iter().map(|(id, c)| (id, (1.0 + c.ln()) * self.idf[id as usize])).collect();
+            let norm = part.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                part.iter_mut().for_each(|(_, v)| *v /= norm);
             }
+            row.extend(part);
         }
+        row.sort_unstable_by_key(|&(id, _)| id);
         row
     }
 }
@@ -78,45 +147,97 @@ pub struct LinearSvm {
     weights: Vec<Vec<f32>>,
 }
 
-fn dot(w: &[f32], row: &SparseRow, bias_idx: usize) -> f32 {
-    row.iter().map(|&(i, v)| w[i as usize] * v).sum::<f32>() + w[bias_idx]
+fn dot(w: &[f64], row: &SparseRow, bias_idx: usize) -> f64 {
+    row.iter().map(|&(i, v)| w[i as usize] * v as f64).sum::<f64>() + w[bias_idx]
+}
+
+/// A small fixed generator for liblinear's random visiting order (deterministic results).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) % n as u64) as usize
+    }
+}
+
+/// liblinear's `solve_l2r_l1l2_svc` for the squared hinge: the dual of
+/// min ½‖w‖² + C Σ max(0, 1 − yᵢ w·xᵢ)², by coordinate descent over a shrinking active set.
+fn train_binary(rows: &[SparseRow], y: &[f64], sq_norms: &[f64], n_features: usize, c: f64, seed: u64) -> Vec<f64> {
+    let l = rows.len();
+    let diag = 0.5 / c;
+    let mut w = vec![0.0f64; n_features + 1];
+    let mut alpha = vec![0.0f64; l];
+    let mut index: Vec<usize> = (0..l).collect();
+    let mut active = l;
+    // The shrinking threshold (liblinear's PGmax_old; its PGmin_old guards an upper bound on
+    // alpha, which the squared hinge does not have).
+    let mut pg_max_old = f64::INFINITY;
+    let mut rng = SplitMix(seed);
+    for _ in 0..MAX_PASSES {
+        let (mut pg_max, mut pg_min) = (f64::NEG_INFINITY, f64::INFINITY);
+        for i in 0..active {
+            let j = i + rng.below(active - i);
+            index.swap(i, j);
+        }
+        let mut s = 0;
+        while s < active {
+            let i = index[s];
+            let g = y[i] * dot(&w, &rows[i], n_features) - 1.0 + alpha[i] * diag;
+            let mut pg = g;
+            if alpha[i] == 0.0 {
+                if g > pg_max_old {
+                    // Shrink: at its bound and likely to stay there.
+                    active -= 1;
+                    index.swap(s, active);
+                    continue;
+                }
+                pg = g.min(0.0);
+            }
+            pg_max = pg_max.max(pg);
+            pg_min = pg_min.min(pg);
+            if pg.abs() > 1e-12 {
+                let old = alpha[i];
+                alpha[i] = (old - g / (sq_norms[i] + diag)).max(0.0);
+                let d = (alpha[i] - old) * y[i];
+                for &(f, v) in &rows[i] {
+                    w[f as usize] += d * v as f64;
+                }
+                w[n_features] += d;
+            }
+            s += 1;
+        }
+        if pg_max - pg_min <= TOL {
+            if active == l {
+                break;
+            }
+            // Converged on the active set: check every title once more.
+            active = l;
+            pg_max_old = f64::INFINITY;
+            continue;
+        }
+        pg_max_old = if pg_max <= 0.0 { f64::INFINITY } else { pg_max };
+    }
+    w
 }
 
 impl LinearSvm {
     /// Trains class `c` against the rest for every class; `labels[i] < n_classes`.
     /// Runs the classes in parallel through `map`, which the caller provides (rayon in the CLI),
     /// so the core stays free of threading choices.
-    pub fn train<M>(rows: &[SparseRow], labels: &[usize], n_features: usize, n_classes: usize, c: f32, map: M) -> Self
+    pub fn train<M>(rows: &[SparseRow], labels: &[usize], n_features: usize, n_classes: usize, c: f64, map: M) -> Self
     where
         M: FnOnce(&(dyn Fn(usize) -> Vec<f32> + Sync), usize) -> Vec<Vec<f32>>,
     {
-        let sq_norms: Vec<f32> = rows.iter().map(|r| r.iter().map(|(_, v)| v * v).sum::<f32>() + 1.0).collect();
+        // Each row's squared norm, the bias feature's 1 included.
+        let sq_norms: Vec<f64> = rows.iter().map(|r| r.iter().map(|&(_, v)| (v as f64).powi(2)).sum::<f64>() + 1.0).collect();
         let train_one = |class: usize| -> Vec<f32> {
-            let d = 0.5 / c; // squared hinge: D_ii = 1 / (2C)
-            let mut w = vec![0.0f32; n_features + 1];
-            let mut alpha = vec![0.0f32; rows.len()];
-            for _pass in 0..50 {
-                let mut max_pg = 0.0f32;
-                for (i, row) in rows.iter().enumerate() {
-                    let y = if labels[i] == class { 1.0 } else { -1.0 };
-                    let g = y * dot(&w, row, n_features) - 1.0 + d * alpha[i];
-                    let pg = if alpha[i] == 0.0 { g.min(0.0) } else { g };
-                    max_pg = max_pg.max(pg.abs());
-                    if pg.abs() > 1e-12 {
-                        let old = alpha[i];
-                        alpha[i] = (old - g / (sq_norms[i] + d)).max(0.0);
-                        let delta = (alpha[i] - old) * y;
-                        for &(j, v) in row {
-                            w[j as usize] += delta * v;
-                        }
-                        w[n_features] += delta;
-                    }
-                }
-                if max_pg < 0.1 {
-                    break;
-                }
-            }
-            w
+            let y: Vec<f64> = labels.iter().map(|&l| if l == class { 1.0 } else { -1.0 }).collect();
+            let w = train_binary(rows, &y, &sq_norms, n_features, c, class as u64);
+            w.into_iter().map(|v| v as f32).collect()
         };
         let weights = map(&train_one, n_classes);
         Self { n_features, weights }
@@ -124,7 +245,7 @@ impl LinearSvm {
 
     /// Decision values for every class.
     pub fn scores(&self, row: &SparseRow) -> Vec<f32> {
-        self.weights.iter().map(|w| dot(w, row, self.n_features)).collect()
+        self.weights.iter().map(|w| row.iter().map(|&(i, v)| w[i as usize] * v).sum::<f32>() + w[self.n_features]).collect()
     }
 }
 
@@ -136,13 +257,36 @@ mod tests {
         (0..n).map(f).collect()
     }
 
+    fn grams(t: &str, f: fn(&str, &mut dyn FnMut(&str))) -> Vec<String> {
+        let mut out = Vec::new();
+        f(t, &mut |g| out.push(g.to_string()));
+        out
+    }
+
     #[test]
-    fn tfidf_rows_are_normalised_per_family() {
-        let v = TfidfVectorizer::fit(&["red shoe", "blue shoe"], NgramConfig::default());
+    fn analyzers_match_scikit_learn() {
+        // TfidfVectorizer().build_analyzer()("nike air-zoom x 10") in scikit-learn 1.9, with
+        // ngram_range=(1, 2): single characters are not tokens, punctuation splits.
+        assert_eq!(grams("nike air-zoom x 10", words_dyn), ["nike", "air", "zoom", "10", "nike air", "air zoom", "zoom 10"]);
+        // TfidfVectorizer(analyzer='char_wb', ngram_range=(2, 5)).build_analyzer()("ab x-y"):
+        // words split on whitespace only, a short padded word given once.
+        assert_eq!(
+            grams("ab x-y", chars_dyn),
+            [" a", "ab", "b ", " ab", "ab ", " ab ", " x", "x-", "-y", "y ", " x-", "x-y", "-y ", " x-y", "x-y ", " x-y "]
+        );
+    }
+
+    #[test]
+    fn tfidf_rows_are_normalised_per_family_and_rare_chars_dropped() {
+        let v = TfidfVectorizer::fit(&["red shoe", "blue shoe"]);
+        let n_word = v.word.len() as u32;
         let row = v.transform("red shoe");
-        let word: f32 = row.iter().filter(|(i, _)| v.family[*i as usize] == Family::Word).map(|(_, x)| x * x).sum();
-        let chr: f32 = row.iter().filter(|(i, _)| v.family[*i as usize] == Family::Char).map(|(_, x)| x * x).sum();
+        let word: f32 = row.iter().filter(|(i, _)| *i < n_word).map(|(_, x)| x * x).sum();
+        let chr: f32 = row.iter().filter(|(i, _)| *i >= n_word).map(|(_, x)| x * x).sum();
         assert!((word - 1.0).abs() < 1e-5 && (chr - 1.0).abs() < 1e-5);
+        // Only " shoe"'s grams occur in both titles (min_df=2); "red" is a word feature.
+        assert!(v.char.contains_key(" sh") && !v.char.contains_key(" re"));
+        assert!(v.word.contains_key("red"));
         assert!(v.transform("zzz qqq").is_empty(), "unknown n-grams are dropped");
     }
 
@@ -150,12 +294,23 @@ mod tests {
     fn svm_separates_a_toy_problem() {
         let titles = ["red running shoe", "trail running shoe", "steel kettle", "electric kettle 2l"];
         let labels = [0, 0, 1, 1];
-        let v = TfidfVectorizer::fit(&titles, NgramConfig::default());
+        let v = TfidfVectorizer::fit(&titles);
         let rows: Vec<SparseRow> = titles.iter().map(|t| v.transform(t)).collect();
-        let svm = LinearSvm::train(&rows, &labels, v.n_features(), 2, 1.0, serial);
+        let svm = LinearSvm::train(&rows, &labels, v.n_features(), 2, C, serial);
         let s = svm.scores(&v.transform("blue shoe"));
         assert!(s[0] > s[1]);
         let s = svm.scores(&v.transform("kettle"));
         assert!(s[1] > s[0]);
+    }
+
+    #[test]
+    fn svm_matches_a_hand_solved_problem() {
+        // One feature, x = ±1 (plus the bias 1), C = 0.5: by symmetry b = 0 and the primal
+        // ½w² + 2C(1 − w)² is least at w = 4C / (1 + 4C) = 2/3 (scikit-learn's
+        // LinearSVC(C=0.5).fit([[1], [-1]], [0, 1]) gives coef −0.6667 for the second class).
+        let rows: Vec<SparseRow> = vec![vec![(0, 1.0)], vec![(0, -1.0)]];
+        let svm = LinearSvm::train(&rows, &[0, 1], 1, 2, 0.5, serial);
+        let w = &svm.weights[0];
+        assert!((w[0] - 2.0 / 3.0).abs() < 1e-3 && w[1].abs() < 1e-3, "{w:?}");
     }
 }

@@ -48,15 +48,26 @@ pub struct Metrics {
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
-/// Expected calibration error of top-1 confidences, `bins` equal-width bins.
-pub fn ece(confidences: &[f32], correct: &[bool], bins: usize) -> f64 {
-    let n = confidences.len();
-    if n == 0 {
-        return 0.0;
-    }
+/// One bin of a reliability diagram: the titles whose top-1 confidence falls in `[lo, hi)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    pub lo: f64,
+    pub hi: f64,
+    pub count: usize,
+    /// Mean top-1 confidence and accuracy of the bin's titles (0 when empty).
+    pub confidence: f64,
+    pub accuracy: f64,
+}
+
+/// Top-1 confidences against accuracy in `bins` equal-width bins (the last one includes 1.0).
+pub fn reliability(confidences: &[f32], correct: &[bool], bins: usize) -> Vec<ReliabilityBin> {
     let mut conf_sum = vec![0.0f64; bins];
     let mut acc_sum = vec![0.0f64; bins];
     let mut count = vec![0usize; bins];
@@ -67,14 +78,48 @@ pub fn ece(confidences: &[f32], correct: &[bool], bins: usize) -> f64 {
         count[b] += 1;
     }
     (0..bins)
-        .filter(|&b| count[b] > 0)
-        .map(|b| (acc_sum[b] - conf_sum[b]).abs() / n as f64)
-        .sum()
+        .map(|b| ReliabilityBin {
+            lo: b as f64 / bins as f64,
+            hi: (b + 1) as f64 / bins as f64,
+            count: count[b],
+            confidence: ratio_f(conf_sum[b], count[b]),
+            accuracy: ratio_f(acc_sum[b], count[b]),
+        })
+        .collect()
 }
 
-/// Per-class F1 averaged plainly (macro) and by gold support (weighted), over the classes that occur
-/// as gold or as prediction.
-pub fn f1_scores(gold: &[String], pred: &[String]) -> (f64, f64) {
+fn ratio_f(a: f64, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a / b as f64
+    }
+}
+
+/// Expected calibration error of top-1 confidences, `bins` equal-width bins.
+pub fn ece(confidences: &[f32], correct: &[bool], bins: usize) -> f64 {
+    let n = confidences.len();
+    if n == 0 {
+        return 0.0;
+    }
+    reliability(confidences, correct, bins).iter().map(|b| b.count as f64 / n as f64 * (b.accuracy - b.confidence).abs()).sum()
+}
+
+/// Precision, recall and F1 of one category, as a leaf prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryScore {
+    pub path: String,
+    /// Titles whose gold label it is, and titles predicted as it.
+    pub support: usize,
+    pub predicted: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+/// Per-category scores over the categories that occur as gold or as prediction, worst F1 first
+/// (ties: larger support first, then by path).
+pub fn per_category(gold: &[String], pred: &[String]) -> Vec<CategoryScore> {
     let mut stats: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new(); // tp, fp, fn
     for (g, p) in gold.iter().zip(pred) {
         if g == p {
@@ -84,13 +129,61 @@ pub fn f1_scores(gold: &[String], pred: &[String]) -> (f64, f64) {
             stats.entry(g).or_default().2 += 1;
         }
     }
-    let (mut macro_sum, mut weighted_sum) = (0.0, 0.0);
-    for &(tp, fp, fn_) in stats.values() {
-        let f1 = if tp == 0 { 0.0 } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 };
-        macro_sum += f1;
-        weighted_sum += f1 * (tp + fn_) as f64;
+    let mut out: Vec<CategoryScore> = stats
+        .into_iter()
+        .map(|(path, (tp, fp, fn_))| CategoryScore {
+            path: path.to_string(),
+            support: tp + fn_,
+            predicted: tp + fp,
+            precision: ratio(tp, tp + fp),
+            recall: ratio(tp, tp + fn_),
+            f1: if tp == 0 { 0.0 } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 },
+        })
+        .collect();
+    out.sort_by(|a, b| a.f1.total_cmp(&b.f1).then(b.support.cmp(&a.support)).then(a.path.cmp(&b.path)));
+    out
+}
+
+/// Per-class F1 averaged plainly (macro) and by gold support (weighted), over the classes that occur
+/// as gold or as prediction.
+pub fn f1_scores(gold: &[String], pred: &[String]) -> (f64, f64) {
+    let scores = per_category(gold, pred);
+    let macro_sum: f64 = scores.iter().map(|c| c.f1).sum();
+    let weighted_sum: f64 = scores.iter().map(|c| c.f1 * c.support as f64).sum();
+    (macro_sum / scores.len().max(1) as f64, weighted_sum / gold.len().max(1) as f64)
+}
+
+/// A pair of categories the model mixes up: titles of `gold` predicted as `predicted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confusion {
+    pub gold: String,
+    pub predicted: String,
+    pub count: usize,
+    /// Indices (into the evaluated titles) of up to `max_examples` of them, in input order.
+    pub examples: Vec<usize>,
+}
+
+/// The `top` most frequent (gold, predicted) pairs among wrong predictions, most frequent first.
+pub fn confusions(gold: &[String], pred: &[String], top: usize, max_examples: usize) -> Vec<Confusion> {
+    let mut pairs: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for (i, (g, p)) in gold.iter().zip(pred).enumerate() {
+        if g != p {
+            pairs.entry((g, p)).or_default().push(i);
+        }
     }
-    (macro_sum / stats.len().max(1) as f64, weighted_sum / gold.len().max(1) as f64)
+    let mut out: Vec<Confusion> = pairs
+        .into_iter()
+        .map(|((g, p), idx)| Confusion {
+            gold: g.to_string(),
+            predicted: p.to_string(),
+            count: idx.len(),
+            examples: idx.into_iter().take(max_examples).collect(),
+        })
+        .collect();
+    // Stable: equal counts keep the BTreeMap's (gold, predicted) order.
+    out.sort_by(|a, b| b.count.cmp(&a.count));
+    out.truncate(top);
+    out
 }
 
 /// All prefixes of a path, as joined strings: the hierarchical label set of a category.
@@ -137,21 +230,13 @@ pub fn evaluate(space: &LabelSpace, examples: &[Example<'_>], thresholds: &[f32]
     }
     let hier_precision = ratio(hp_num, hp_den);
     let hier_recall = ratio(hp_num, hr_den);
-    let hier_f1 = if hier_precision + hier_recall > 0.0 {
-        2.0 * hier_precision * hier_recall / (hier_precision + hier_recall)
-    } else {
-        0.0
-    };
+    let hier_f1 = if hier_precision + hier_recall > 0.0 { 2.0 * hier_precision * hier_recall / (hier_precision + hier_recall) } else { 0.0 };
     let (macro_f1, weighted_f1) = f1_scores(&gold_s, &pred_s);
     let thresholds = thresholds
         .iter()
         .map(|&t| {
             let covered: Vec<usize> = (0..n).filter(|&i| confs[i] >= t).collect();
-            let acc = if covered.is_empty() {
-                1.0
-            } else {
-                ratio(covered.iter().filter(|&&i| correct[i]).count(), covered.len())
-            };
+            let acc = if covered.is_empty() { 1.0 } else { ratio(covered.iter().filter(|&&i| correct[i]).count(), covered.len()) };
             let good_decisions = examples
                 .iter()
                 .filter(|e| {
@@ -167,12 +252,7 @@ pub fn evaluate(space: &LabelSpace, examples: &[Example<'_>], thresholds: &[f32]
                     path.len() <= e.gold.len() && path[..] == e.gold[..path.len()]
                 })
                 .count();
-            ThresholdPoint {
-                threshold: t,
-                coverage: ratio(covered.len(), n),
-                accuracy: acc,
-                decision_precision: ratio(good_decisions, n),
-            }
+            ThresholdPoint { threshold: t, coverage: ratio(covered.len(), n), accuracy: acc, decision_precision: ratio(good_decisions, n) }
         })
         .collect();
     Metrics {
@@ -210,6 +290,35 @@ mod tests {
     }
 
     #[test]
+    fn reliability_hand_computed() {
+        let r = reliability(&[0.1, 0.3, 0.35, 1.0], &[false, true, false, true], 4);
+        let counts: Vec<usize> = r.iter().map(|b| b.count).collect();
+        assert_eq!(counts, [1, 2, 0, 1]);
+        assert!((r[1].confidence - 0.325).abs() < 1e-6 && r[1].accuracy == 0.5);
+        assert_eq!((r[2].confidence, r[2].accuracy), (0.0, 0.0), "an empty bin");
+        assert_eq!((r[3].lo, r[3].hi, r[3].accuracy), (0.75, 1.0, 1.0));
+    }
+
+    #[test]
+    fn per_category_and_confusions_hand_computed() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let g = s(&["a", "a", "b", "c", "a"]);
+        let pr = s(&["a", "b", "b", "a", "b"]);
+        let c = per_category(&g, &pr);
+        // c: tp0 → F1 0 first; a: tp1 fp1 fn2 → P 1/2, R 1/3, F1 0.4; b: tp1 fp2 → F1 0.5.
+        let paths: Vec<&str> = c.iter().map(|x| x.path.as_str()).collect();
+        assert_eq!(paths, ["c", "a", "b"]);
+        assert_eq!((c[1].support, c[1].predicted), (3, 2));
+        assert!((c[1].precision - 0.5).abs() < 1e-12 && (c[1].recall - 1.0 / 3.0).abs() < 1e-12);
+        assert!((c[1].f1 - 0.4).abs() < 1e-12 && (c[2].f1 - 0.5).abs() < 1e-12);
+        let x = confusions(&g, &pr, 10, 1);
+        assert_eq!(x[0], Confusion { gold: "a".into(), predicted: "b".into(), count: 2, examples: vec![1] });
+        assert_eq!((x[1].gold.as_str(), x[1].predicted.as_str(), x[1].count), ("c", "a", 1));
+        assert_eq!(x.len(), 2);
+        assert_eq!(confusions(&g, &pr, 1, 3).len(), 1);
+    }
+
+    #[test]
     fn f1_hand_computed() {
         let g: Vec<String> = ["a", "a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let pr: Vec<String> = ["a", "b", "b", "a"].iter().map(|s| s.to_string()).collect();
@@ -230,11 +339,7 @@ mod tests {
             [0.6, 0.3, 0.1],    // wrong leaf, right parent; gold at rank 2
             [0.1, 0.1, 0.8],    // unseen gold: wrong leaf, right level 1
         ];
-        let ex: Vec<Example> = [&g1, &g2, &g3]
-            .iter()
-            .zip(probs.iter())
-            .map(|(g, pr)| Example { gold: g, probs: pr })
-            .collect();
+        let ex: Vec<Example> = [&g1, &g2, &g3].iter().zip(probs.iter()).map(|(g, pr)| Example { gold: g, probs: pr }).collect();
         let m = evaluate(&s, &ex, &[0.75]);
         assert_eq!(m.n, 3);
         assert!((m.acc_at_1 - 1.0 / 3.0).abs() < 1e-9);
