@@ -13,8 +13,9 @@ export interface EngineOptions {
   fallbackWasmUrl?: string;
   cache: string | false;
   backend: BackendRequest;
-  /** URL of the WebGPU bundle's module (dist/gpu.js); its wasm is found next to it. */
+  /** URL of the WebGPU bundle's module (dist/gpu.js) and of its wasm. */
   gpuUrl: string;
+  gpuWasmUrl: string;
   /** How long a GPU forward may take before it is given up (CreateClassifierOptions.gpuTimeoutMs). */
   gpuTimeoutMs: number;
   /** The page's read of the cached model (see createClassifier), instead of reading it here. */
@@ -348,7 +349,7 @@ function gpuFallback(e: unknown): BackendFallback {
  * (loaded only here). Rejects with `{ code: GPU_* }`: GPU_UNAVAILABLE without `navigator.gpu`, an
  * adapter or the bundle itself.
  */
-async function openGpu(gpuUrl: string, loaded: Loaded, timeoutMs: number): Promise<{ encoder: GpuEncoder; adapter: string }> {
+async function openGpu(gpuUrl: string, gpuWasmUrl: string, loaded: Loaded, timeoutMs: number): Promise<{ encoder: GpuEncoder; adapter: string }> {
   const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
   if (!gpu) throw new ShelfwiseError('GPU_UNAVAILABLE', 'no WebGPU here (navigator.gpu is missing)');
   // Ask for an adapter before downloading the bundle: most machines without one stop here.
@@ -364,7 +365,7 @@ async function openGpu(gpuUrl: string, loaded: Loaded, timeoutMs: number): Promi
   let mod: GpuModule;
   try {
     mod = (await import(/* @vite-ignore */ /* webpackIgnore: true */ gpuUrl)) as GpuModule;
-    await mod.default({ module_or_path: new URL('./shelfwise_wasm_gpu_bg.wasm', gpuUrl).href });
+    await mod.default({ module_or_path: gpuWasmUrl });
   } catch (e) {
     throw new ShelfwiseError('GPU_UNAVAILABLE', `cannot load the WebGPU bundle ${gpuUrl}: ${String(e)}`, { cause: e });
   }
@@ -424,7 +425,7 @@ export class Engine {
     let fallback: BackendFallback | undefined;
     if (opts.backend === 'webgpu') {
       try {
-        ({ encoder: gpu, adapter } = await openGpu(opts.gpuUrl, loaded, opts.gpuTimeoutMs));
+        ({ encoder: gpu, adapter } = await openGpu(opts.gpuUrl, opts.gpuWasmUrl, loaded, opts.gpuTimeoutMs));
       } catch (e) {
         fallback = gpuFallback(e);
         console.warn(`shelfwise: WebGPU backend not used (${fallback.code}); running on wasm`, e);

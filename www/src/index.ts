@@ -127,6 +127,9 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     // A site that deployed only the plain runtime (as before there were two) still works.
     ...(relaxed ? { fallbackWasmUrl: plainWasm } : {}),
     gpuUrl: abs(options.gpuUrl ?? new URL('./gpu.js', import.meta.url)),
+    // Written out for bundlers, which emit both files (gpu.js alone would lose its wasm); with
+    // `gpuUrl` set, the wasm sits next to it.
+    gpuWasmUrl: options.gpuUrl !== undefined ? new URL('./shelfwise_wasm_gpu_bg.wasm', abs(options.gpuUrl)).href : abs(new URL('./shelfwise_wasm_gpu_bg.wasm', import.meta.url)),
     gpuTimeoutMs,
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,

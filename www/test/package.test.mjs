@@ -163,13 +163,13 @@ async function checkApp(root, serverArgs = []) {
   }
 }
 
-/** The bundler emitted the worker (as a bundle of its own) and both wasm runtimes with no configuration. */
+/** The bundler emitted the worker (as a bundle of its own), both wasm runtimes and the WebGPU bundle's wasm, with no configuration. */
 function emitted(dist, what) {
   const files = readdirSync(dist, { recursive: true }).map(String);
   console.log(`# ${what} emitted: ${files.filter((f) => !f.endsWith('.map')).sort().join(', ')}`);
   const wasm = files.filter((f) => f.endsWith('.wasm')).map((f) => readFileSync(join(dist, f)));
-  const want = ['shelfwise_wasm_bg.wasm', 'shelfwise_wasm_relaxed_bg.wasm'].map((f) => readFileSync(join(WWW, 'dist', f)));
-  for (const w of want) assert.ok(wasm.some((x) => x.equals(w)), `${what} emitted each wasm runtime`);
+  const want = ['shelfwise_wasm_bg.wasm', 'shelfwise_wasm_relaxed_bg.wasm', 'shelfwise_wasm_gpu_bg.wasm'].map((f) => readFileSync(join(WWW, 'dist', f)));
+  for (const w of want) assert.ok(wasm.some((x) => x.equals(w)), `${what} emitted each wasm file`);
   const workers = files.filter((f) => f.endsWith('.js') && /addEventListener\("message"/.test(readFileSync(join(dist, f), 'utf8')) && readFileSync(join(dist, f), 'utf8').includes('model not loaded'));
   assert.ok(workers.length >= 1, `${what} emitted a worker bundle`);
 }
