@@ -37,7 +37,25 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
 const esm = { outdir: dist, bundle: true, format: 'esm', target: 'es2022', platform: 'browser', minify: true, legalComments: 'none', logLevel: 'warning' };
-await build({ ...esm, entryPoints: ['index', 'worker', 'picker', 'host'].map((n) => join(root, 'src', `${n}.ts`)) });
+// One build with shared chunks: code that several entry points use (ShelfwiseError, the engine)
+// is one module, so `instanceof ShelfwiseError` holds for errors from any of them and nothing is
+// shipped twice. host.js is both an entry (imported by worker.js) and index.js's dynamic import
+// for `worker: false`.
+await build({ ...esm, splitting: true, chunkNames: 'chunk-[hash]', entryPoints: ['index', 'worker', 'picker', 'host'].map((n) => join(root, 'src', `${n}.ts`)) });
+// Minifying drops the comments that tell bundlers to leave the one computed import (the WebGPU
+// bundle's URL, known at run time) alone; without them webpack replaces it with a module that
+// always fails. Put them back.
+const IGNORE = '/* @vite-ignore */ /* webpackIgnore: true */ ';
+let computed = 0;
+for (const f of readdirSync(dist).filter((n) => n.endsWith('.js'))) {
+  const js = readFileSync(join(dist, f), 'utf8');
+  const out = js.replace(/\bimport\(([A-Za-z_$][\w$]*)\)/g, (_, v) => (computed++, `import(${IGNORE}${v})`));
+  if (out !== js) writeFileSync(join(dist, f), out);
+}
+if (computed !== 1) {
+  console.error(`expected one computed import() in the bundle (the WebGPU bundle's), found ${computed}`);
+  process.exit(1);
+}
 copyFileSync(join(pkg, 'shelfwise_wasm_bg.wasm'), join(dist, 'shelfwise_wasm_bg.wasm'));
 copyFileSync(join(pkgRelaxed, 'shelfwise_wasm_bg.wasm'), join(dist, 'shelfwise_wasm_relaxed_bg.wasm'));
 

@@ -4,6 +4,8 @@
 //   /model/model.shelfwise -> the model file (--model, $SHELFWISE_MODEL, or the shipped one)
 //   --static /prefix/=dir   extra roots (repeatable; a file instead of a dir serves that one URL);
 //                           used by scripts/bench-compare.mjs for www/bench/, node_modules, models
+//   --script-src source     one more script-src source (repeatable), e.g. the 'sha256-…' hash of
+//                           a page's inline import map (the fixture apps' test)
 //   --isolate               adds COEP require-corp (with the COOP below: crossOriginIsolated, which
 //                           performance.measureUserAgentSpecificMemory() needs)
 // Every response carries a strict CSP (no 'unsafe-eval', no inline script or style).
@@ -30,10 +32,11 @@ const statics = args
   })
   .sort((a, b) => b[0].length - a[0].length);
 const isolate = args.includes('--isolate');
+const scriptSources = args.flatMap((a, i) => (a === '--script-src' ? [args[i + 1]] : []));
 
 export const CSP = [
   "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval'",
+  ["script-src 'self' 'wasm-unsafe-eval'", ...scriptSources].join(' '),
   "worker-src 'self'",
   "connect-src 'self'",
   "style-src 'self'",

@@ -3,7 +3,7 @@
 // it by loading it, caches it keyed by its sha256, and answers suggest calls.
 import init, { Classifier as WasmClassifier, kernels as wasmKernels, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
 import { H_ETAG, H_LM, H_SHA, H_URL, cachedEntries, type Prefetched } from './cache.js';
-import { ShelfwiseError, aborted } from './errors.js';
+import { ShelfwiseError, aborted, type WireError } from './errors.js';
 import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
 
 export interface EngineOptions {
@@ -13,8 +13,9 @@ export interface EngineOptions {
   fallbackWasmUrl?: string;
   cache: string | false;
   backend: BackendRequest;
-  /** URL of the WebGPU bundle's module (dist/gpu.js); its wasm is found next to it. */
+  /** URL of the WebGPU bundle's module (dist/gpu.js) and of its wasm. */
   gpuUrl: string;
+  gpuWasmUrl: string;
   /** How long a GPU forward may take before it is given up (CreateClassifierOptions.gpuTimeoutMs). */
   gpuTimeoutMs: number;
   /** The page's read of the cached model (see createClassifier), instead of reading it here. */
@@ -348,7 +349,7 @@ function gpuFallback(e: unknown): BackendFallback {
  * (loaded only here). Rejects with `{ code: GPU_* }`: GPU_UNAVAILABLE without `navigator.gpu`, an
  * adapter or the bundle itself.
  */
-async function openGpu(gpuUrl: string, loaded: Loaded, timeoutMs: number): Promise<{ encoder: GpuEncoder; adapter: string }> {
+async function openGpu(gpuUrl: string, gpuWasmUrl: string, loaded: Loaded, timeoutMs: number): Promise<{ encoder: GpuEncoder; adapter: string }> {
   const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
   if (!gpu) throw new ShelfwiseError('GPU_UNAVAILABLE', 'no WebGPU here (navigator.gpu is missing)');
   // Ask for an adapter before downloading the bundle: most machines without one stop here.
@@ -363,8 +364,8 @@ async function openGpu(gpuUrl: string, loaded: Loaded, timeoutMs: number): Promi
   const name = [ai?.vendor, ai?.architecture, ai?.description].filter(Boolean).join(' ');
   let mod: GpuModule;
   try {
-    mod = (await import(/* @vite-ignore */ gpuUrl)) as GpuModule;
-    await mod.default({ module_or_path: new URL('./shelfwise_wasm_gpu_bg.wasm', gpuUrl).href });
+    mod = (await import(/* @vite-ignore */ /* webpackIgnore: true */ gpuUrl)) as GpuModule;
+    await mod.default({ module_or_path: gpuWasmUrl });
   } catch (e) {
     throw new ShelfwiseError('GPU_UNAVAILABLE', `cannot load the WebGPU bundle ${gpuUrl}: ${String(e)}`, { cause: e });
   }
@@ -381,8 +382,12 @@ async function openGpu(gpuUrl: string, loaded: Loaded, timeoutMs: number): Promi
 /** Titles a `suggestMany` chunk: one encoder pass (or GPU batch), then a chance to cancel. */
 const MANY_CHUNK = 16;
 
+/** A title of a batch: its decision, or its own error (a title over the limit). */
+export type ManyItem = Decision | { error: WireError };
+
 export interface EngineManyResult {
-  decisions: Decision[];
+  items: ManyItem[];
+  /** The batch's own time (not that of requests answered between its chunks). */
   elapsedMs: number;
   backend: Backend;
   fallback?: BackendFallback;
@@ -420,7 +425,7 @@ export class Engine {
     let fallback: BackendFallback | undefined;
     if (opts.backend === 'webgpu') {
       try {
-        ({ encoder: gpu, adapter } = await openGpu(opts.gpuUrl, loaded, opts.gpuTimeoutMs));
+        ({ encoder: gpu, adapter } = await openGpu(opts.gpuUrl, opts.gpuWasmUrl, loaded, opts.gpuTimeoutMs));
       } catch (e) {
         fallback = gpuFallback(e);
         console.warn(`shelfwise: WebGPU backend not used (${fallback.code}); running on wasm`, e);
@@ -470,42 +475,43 @@ export class Engine {
   }
 
   /**
-   * Many titles, in chunks of MANY_CHUNK: one encoder pass a chunk (on the GPU, one batch), and a
-   * pause between chunks so that a cancel message can arrive; `cancelled()` is asked after each.
-   * A GPU failure falls back to wasm for that chunk and the rest, as in `suggest`.
+   * Many titles, in chunks of MANY_CHUNK: one encoder pass a chunk (on the GPU, one batch), then
+   * `afterChunk(done)`, where the caller reports progress, answers requests that came meanwhile
+   * (keystrokes overtake a batch) and throws to cancel. A title over the limit gets its own error
+   * (the rest of the batch runs). A GPU failure falls back to wasm for that chunk and the rest, as
+   * in `suggest`.
    */
-  async suggestMany(titles: string[], k: number, threshold: number, cancelled: () => boolean): Promise<EngineManyResult> {
-    const t0 = performance.now();
-    // Every title is checked first (INPUT_TOO_LONG before any work), as the wasm call does.
+  async suggestMany(titles: string[], k: number, threshold: number, afterChunk: (done: number) => Promise<void>): Promise<EngineManyResult> {
     const utf8 = new TextEncoder();
-    titles.forEach((t, i) => {
-      const len = utf8.encode(t).length;
-      if (len > this.info.maxTitleBytes) {
-        throw new ShelfwiseError('INPUT_TOO_LONG', `title ${i} is ${len} bytes of UTF-8, over the limit of ${this.info.maxTitleBytes}`);
-      }
-    });
-    const decisions: Decision[] = [];
+    const items: ManyItem[] = [];
+    let elapsedMs = 0;
     let fallback: BackendFallback | undefined;
     let backend: Backend = this.gpu ? 'webgpu' : 'wasm';
     for (let i = 0; i < titles.length; i += MANY_CHUNK) {
-      if (i > 0) {
-        await new Promise((r) => setTimeout(r, 0));
-        if (cancelled()) throw aborted('suggestMany');
-      }
+      const t0 = performance.now();
       const chunk = titles.slice(i, i + MANY_CHUNK);
+      const errors = chunk.map((t, j): WireError | null => {
+        const len = utf8.encode(t).length;
+        return len > this.info.maxTitleBytes ? { code: 'INPUT_TOO_LONG', message: `title ${i + j} is ${len} bytes of UTF-8, over the limit of ${this.info.maxTitleBytes}` } : null;
+      });
+      const ok = chunk.filter((_, j) => !errors[j]);
+      let decided: Decision[] | null = null;
       if (this.gpu) {
-        const encoded = chunk.filter((t) => t.trim()).map((t) => this.clf.encode(t)); // lengths checked above
+        const encoded = ok.filter((t) => t.trim()).map((t) => this.clf.encode(t)); // lengths checked above
         try {
-          decisions.push(...(await this.gpuDecide(this.gpu, chunk, encoded, k, threshold)));
-          continue;
+          decided = await this.gpuDecide(this.gpu, ok, encoded, k, threshold);
         } catch (e) {
           fallback = this.gpuFailed(e);
           backend = 'wasm';
         }
       }
-      decisions.push(...(this.clf.suggestMany(chunk, k, threshold) as Decision[]));
+      decided ??= ok.length ? (this.clf.suggestMany(ok, k, threshold) as Decision[]) : [];
+      let n = 0;
+      for (const e of errors) items.push(e ? { error: e } : (decided[n++] as Decision));
+      elapsedMs += performance.now() - t0;
+      await afterChunk(i + chunk.length);
     }
-    return { decisions, elapsedMs: performance.now() - t0, backend, ...(fallback ? { fallback } : {}) };
+    return { items, elapsedMs, backend, ...(fallback ? { fallback } : {}) };
   }
 
   /**

@@ -1,9 +1,10 @@
 // The message handler behind the worker (and behind `worker: false`, on the calling thread).
-// Requests run one at a time (a WebGPU one is asynchronous: the next waits for it); cancelled ones
-// (superseded while queued) are skipped.
+// Requests run one at a time (a WebGPU one is asynchronous: the next waits for it), except that
+// single titles queued during a batch run between its chunks; cancelled ones (superseded while
+// queued) are skipped.
 import type { Prefetched } from './cache.js';
 import { Engine } from './engine.js';
-import { toWire } from './errors.js';
+import { aborted, toWire } from './errors.js';
 import type { Request, Response } from './protocol.js';
 
 export function createHost(post: (msg: Response) => void): (msg: Request) => void {
@@ -11,42 +12,56 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
   const queue: Array<Extract<Request, { type: 'suggest' | 'suggest-many' }>> = [];
   const cancelled = new Set<number>();
   let scheduled = false; // a drain is queued or running
-  let running: number | null = null; // the request being answered (a batch can be cancelled between chunks)
+  const running = new Set<number>(); // being answered (a batch, and a title between its chunks)
   let onPrefetched: ((p: Prefetched) => void) | null = null;
   let onCompiled: ((m: WebAssembly.Module | null) => void) | null = null;
+  const tick = () => new Promise((r) => setTimeout(r, 0)); // lets queued messages (cancel, suggest) arrive
+
+  const answer = async (req: Extract<Request, { type: 'suggest' | 'suggest-many' }>) => {
+    if (!engine) {
+      post({ type: 'error', id: req.id, error: { code: 'INTERNAL', message: 'model not loaded' }, fatal: false });
+      return;
+    }
+    const id = req.id;
+    running.add(id);
+    try {
+      if (req.type === 'suggest-many') {
+        const total = req.titles.length;
+        const r = await engine.suggestMany(req.titles, req.k, req.threshold, async (done) => {
+          post({ type: 'many-progress', id, done, total });
+          if (done === total) return;
+          // Between chunks, titles typed meanwhile go first: a keystroke waits for one chunk at most.
+          await tick();
+          for (let i = queue.findIndex((q) => q.type === 'suggest'); i >= 0; i = queue.findIndex((q) => q.type === 'suggest')) {
+            const q = queue.splice(i, 1)[0]!;
+            if (!cancelled.delete(q.id)) await answer(q);
+          }
+          if (cancelled.has(id)) throw aborted('suggestMany');
+        });
+        post({ type: 'result-many', id, items: r.items, elapsedMs: r.elapsedMs, backend: r.backend, ...(r.fallback ? { fallback: r.fallback } : {}) });
+      } else {
+        const r = await engine.suggest(req.title, req.k, req.threshold);
+        post({ type: 'result', id, decision: r.decision, elapsedMs: r.elapsedMs, backend: r.backend, ...(r.fallback ? { fallback: r.fallback } : {}) });
+      }
+    } catch (e) {
+      // A wasm trap (a bug, never expected) leaves the instance unusable: the client restarts it.
+      post({ type: 'error', id, error: toWire(e), fatal: e instanceof WebAssembly.RuntimeError });
+    } finally {
+      running.delete(id);
+      cancelled.delete(id);
+    }
+  };
 
   const drain = async () => {
     try {
       let req = queue.shift();
       while (req && cancelled.delete(req.id)) req = queue.shift();
-      if (!req) return;
-      if (!engine) {
-        post({ type: 'error', id: req.id, error: { code: 'INTERNAL', message: 'model not loaded' }, fatal: false });
-        return;
-      }
-      const id = req.id;
-      running = id;
-      try {
-        if (req.type === 'suggest-many') {
-          const r = await engine.suggestMany(req.titles, req.k, req.threshold, () => cancelled.has(id));
-          post({ type: 'result-many', id, decisions: r.decisions, elapsedMs: r.elapsedMs, backend: r.backend, ...(r.fallback ? { fallback: r.fallback } : {}) });
-        } else {
-          const r = await engine.suggest(req.title, req.k, req.threshold);
-          post({ type: 'result', id, decision: r.decision, elapsedMs: r.elapsedMs, backend: r.backend, ...(r.fallback ? { fallback: r.fallback } : {}) });
-        }
-      } catch (e) {
-        // A wasm trap (a bug, never expected) leaves the instance unusable: the client restarts it.
-        post({ type: 'error', id, error: toWire(e), fatal: e instanceof WebAssembly.RuntimeError });
-      } finally {
-        running = null;
-        cancelled.delete(id);
-      }
+      if (req) await answer(req);
     } finally {
       if (queue.length) setTimeout(drain, 0); // let queued cancel messages arrive before the next request runs
       else scheduled = false;
     }
   };
-
   return (msg: Request) => {
     switch (msg.type) {
       case 'init': {
@@ -78,7 +93,7 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
         }
         break;
       case 'cancel':
-        if (running === msg.id || queue.some((r) => r.id === msg.id)) cancelled.add(msg.id);
+        if (running.has(msg.id) || queue.some((r) => r.id === msg.id)) cancelled.add(msg.id);
         break;
     }
   };

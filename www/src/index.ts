@@ -5,7 +5,7 @@
 import { readCachedCopy } from './cache.js';
 import { ShelfwiseError, aborted, fromWire } from './errors.js';
 import type { Request, Response } from './protocol.js';
-import type { Classifier, CreateClassifierOptions, Decision, ModelInfo, SuggestManyOptions, SuggestOptions, SuggestResult } from './types.js';
+import type { BatchProgress, Classifier, CreateClassifierOptions, Decision, ModelInfo, SuggestManyOptions, SuggestManyResult, SuggestOptions, SuggestResult } from './types.js';
 
 export { ShelfwiseError } from './errors.js';
 export type * from './types.js';
@@ -23,6 +23,7 @@ interface Pending {
   reject: (e: ShelfwiseError) => void;
   group: string | null;
   cleanup: () => void;
+  onProgress?: ((p: BatchProgress) => void) | undefined;
 }
 
 function abs(url: string | URL): string {
@@ -30,25 +31,27 @@ function abs(url: string | URL): string {
   return new URL(String(url), base).href;
 }
 
-async function openPort(workerMode: boolean, workerUrl: string, onMessage: (m: Response) => void, onFatal: (e: ShelfwiseError) => void): Promise<Port> {
+async function openPort(workerMode: boolean, workerUrl: string | undefined, onMessage: (m: Response) => void, onFatal: (e: ShelfwiseError) => void): Promise<Port> {
   if (workerMode && typeof Worker !== 'undefined') {
     let w: Worker;
     try {
-      w = new Worker(workerUrl, { type: 'module', name: 'shelfwise' });
+      // The literal `new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })` form
+      // is what Vite, webpack 5, Rollup and esbuild recognise: they bundle and emit the worker.
+      w = workerUrl !== undefined ? new Worker(workerUrl, { type: 'module', name: 'shelfwise' }) : new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'shelfwise' });
     } catch (e) {
-      throw new ShelfwiseError('WORKER', `cannot start the worker ${workerUrl}: ${String(e)}`, { cause: e });
+      throw new ShelfwiseError('WORKER', `cannot start the worker ${workerUrl ?? 'worker.js'}: ${String(e)}`, { cause: e });
     }
     w.addEventListener('message', (e: MessageEvent<Response>) => onMessage(e.data));
     w.addEventListener('error', (e: ErrorEvent) => {
       e.preventDefault();
-      onFatal(new ShelfwiseError('WORKER', `worker failed: ${e.message || 'could not load ' + workerUrl}`));
+      onFatal(new ShelfwiseError('WORKER', `worker failed: ${e.message || 'could not load ' + (workerUrl ?? 'worker.js')}`));
     });
     w.addEventListener('messageerror', () => onFatal(new ShelfwiseError('WORKER', 'worker message could not be decoded')));
     return { post: (m, transfer) => w.postMessage(m, transfer ?? []), terminate: () => w.terminate() };
   }
-  // Same protocol on this thread (no worker): messages are delivered asynchronously.
-  // host.js is its own bundle next to this one: only `worker: false` loads it on this thread.
-  const { createHost } = (await import(/* @vite-ignore */ new URL('./host.js', import.meta.url).href)) as typeof import('./host.js');
+  // Same protocol on this thread (no worker): messages are delivered asynchronously. host.js is
+  // a chunk of its own (shared with worker.js): only `worker: false` loads it on this thread.
+  const { createHost } = await import('./host.js');
   let alive = true;
   const handle = createHost((m) => queueMicrotask(() => alive && onMessage(m)));
   return { post: (m) => setTimeout(() => alive && handle(m), 0), terminate: () => (alive = false) };
@@ -124,12 +127,15 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     // A site that deployed only the plain runtime (as before there were two) still works.
     ...(relaxed ? { fallbackWasmUrl: plainWasm } : {}),
     gpuUrl: abs(options.gpuUrl ?? new URL('./gpu.js', import.meta.url)),
+    // Written out for bundlers, which emit both files (gpu.js alone would lose its wasm); with
+    // `gpuUrl` set, the wasm sits next to it.
+    gpuWasmUrl: options.gpuUrl !== undefined ? new URL('./shelfwise_wasm_gpu_bg.wasm', abs(options.gpuUrl)).href : abs(new URL('./shelfwise_wasm_gpu_bg.wasm', import.meta.url)),
     gpuTimeoutMs,
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,
     prefetch: false,
   };
-  const workerUrl = abs(options.workerUrl ?? new URL('./worker.js', import.meta.url));
+  const workerUrl = options.workerUrl !== undefined ? abs(options.workerUrl) : undefined;
   const workerMode = options.worker !== false;
   // With a worker, this thread compiles the wasm and reads the cached model while the worker
   // starts, and hands both over (the bytes without a copy): a start's longest waits, overlapped.
@@ -145,6 +151,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
   let starting: Promise<ModelInfo> | null = null;
   let info: ModelInfo | null = null;
   let disposed = false;
+  let epoch = 0; // bumped when the worker is dropped: a port that opens after that is stopped
   let onReady: ((i: ModelInfo) => void) | null = null;
   let onInitError: ((e: ShelfwiseError) => void) | null = null;
 
@@ -160,6 +167,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     port?.terminate();
     port = null;
     starting = null;
+    epoch += 1;
     onInitError?.(e);
     failAll(e);
   };
@@ -174,6 +182,13 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         break;
       case 'ready':
         onReady?.(m.info);
+        break;
+      case 'many-progress':
+        try {
+          pending.get(m.id)?.onProgress?.({ done: m.done, total: m.total });
+        } catch (e) {
+          console.error('shelfwise: suggestMany onProgress threw', e);
+        }
         break;
       case 'init-error':
         crash(fromWire(m.error));
@@ -209,7 +224,10 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
       };
       compiled ??= prefetch ? compileOnPage(init.wasmUrl) : null;
       const cached = !prefetch ? null : init.cache === false ? Promise.resolve({ looked: true, copy: null }) : readCachedCopy(init.cache, init.modelUrl);
+      const mine = epoch;
       openPort(workerMode, workerUrl, onMessage, crash).then((p) => {
+        // Aborted or disposed before the port opened: nothing else will stop this worker.
+        if (disposed || epoch !== mine) return p.terminate();
         port = p;
         p.post({ ...init, prefetch });
         void compiled?.then((module) => {
@@ -256,7 +274,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     return { ...d, meta };
   };
   /** Sends one request (after a restart, once the worker is back) and waits for its reply. */
-  const request = (group: string | null, signal: AbortSignal | undefined, make: (id: number) => Request) => {
+  const request = (group: string | null, signal: AbortSignal | undefined, make: (id: number) => Request, onProgress?: (p: BatchProgress) => void) => {
     const id = nextId++;
     // A newer request supersedes older pending ones of its group: they reject with ABORTED.
     if (group !== null) {
@@ -275,7 +293,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         reject(aborted());
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      pending.set(id, { resolve, reject, group, cleanup: () => signal?.removeEventListener('abort', onAbort) });
+      pending.set(id, { resolve, reject, group, cleanup: () => signal?.removeEventListener('abort', onAbort), onProgress });
       const send = () => {
         if (pending.has(id)) port?.post(make(id));
       };
@@ -298,16 +316,17 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
       if (m.type !== 'result') throw new ShelfwiseError('INTERNAL', 'unexpected reply');
       return withMeta(m.decision, m, 1);
     },
-    async suggestMany(titles: readonly string[], opts: SuggestManyOptions = {}): Promise<SuggestResult[]> {
+    async suggestMany(titles: readonly string[], opts: SuggestManyOptions = {}): Promise<SuggestManyResult[]> {
       if (!Array.isArray(titles) || titles.some((t) => typeof t !== 'string')) {
         throw new ShelfwiseError('INVALID_ARGUMENT', 'suggestMany: titles must be an array of strings');
       }
       const { k, threshold } = checkOptions('suggestMany', opts);
       if (titles.length === 0) return [];
       const list = [...titles];
-      const m = await request(null, opts.signal, (id) => ({ type: 'suggest-many', id, titles: list, k, threshold }));
+      const m = await request(null, opts.signal, (id) => ({ type: 'suggest-many', id, titles: list, k, threshold }), opts.onProgress);
       if (m.type !== 'result-many') throw new ShelfwiseError('INTERNAL', 'unexpected reply');
-      return m.decisions.map((d) => withMeta(d, m, list.length));
+      // A title over the limit is its own error (as the CLI marks the row), not the batch's.
+      return m.items.map((d) => ('error' in d ? { ...withMeta({ suggestions: [], abstained: true, backOff: null }, m, list.length), error: fromWire(d.error) } : withMeta(d, m, list.length)));
     },
     dispose() {
       disposed = true;

@@ -9,7 +9,7 @@
 // `name` attribute and fires `shelfwise-select` ({ id, path, label, score }). Text is rendered with
 // textContent only. Styles: `shelfwise/picker.css`.
 import { createClassifier, ShelfwiseError } from './index.js';
-import type { Classifier, PathSegment, ProgressEvent, Suggestion, SuggestResult } from './types.js';
+import type { BackendRequest, Classifier, PathSegment, ProgressEvent, Suggestion, SuggestResult } from './types.js';
 
 export interface SelectDetail {
   id: number;
@@ -40,8 +40,15 @@ function pathNode(path: PathSegment[]): HTMLElement {
 const pct = (x: number) => (x > 0 && x < 0.005 ? '<1%' : `${Math.round(x * 100)}%`);
 const labelOf = (path: PathSegment[]) => path.map((s) => s.name).join(' > ');
 
-export class CategoryPicker extends HTMLElement {
-  static observedAttributes = ['model-url'];
+// Importing this module where there is no DOM (server-side rendering) must not throw: the class
+// then extends a stand-in, and the element is registered only where `customElements` exists.
+const Base = (typeof HTMLElement === 'undefined' ? class {} : HTMLElement) as typeof HTMLElement;
+
+/** Attributes that choose how the picker's own classifier is created: changing one reloads it. */
+const LOAD_ATTRS = ['model-url', 'backend', 'worker-url', 'wasm-url', 'cache'] as const;
+
+export class CategoryPicker extends Base {
+  static observedAttributes = [...LOAD_ATTRS];
 
   private input: HTMLInputElement | null = null;
   private field = el('input');
@@ -56,6 +63,8 @@ export class CategoryPicker extends HTMLElement {
   private group = `picker-${++counter}`;
   private clf: Classifier | null = null;
   private loading: Promise<Classifier> | null = null;
+  /** Aborts (or disposes, once loaded) the classifier this picker created; null for a shared one. */
+  private own: AbortController | null = null;
   private selection: SelectDetail | null = null;
   private seq = 0;
   private failure: { at: number; error: ShelfwiseError } | null = null;
@@ -65,8 +74,76 @@ export class CategoryPicker extends HTMLElement {
     return this.clf;
   }
   set classifier(c: Classifier | null) {
+    this.release();
     this.clf = c;
     this.loading = c ? Promise.resolve(c) : null;
+  }
+
+  // Properties reflect their attributes: `picker.backend = 'webgpu'` is `backend="webgpu"`.
+  /** URL of the model file (`model-url`). */
+  get modelUrl(): string | null {
+    return this.getAttribute('model-url');
+  }
+  set modelUrl(v: string | null) {
+    this.setOrRemove('model-url', v);
+  }
+  /** `backend`: 'auto' (default), 'wasm' or 'webgpu' (see createClassifier). */
+  get backend(): BackendRequest {
+    return (this.getAttribute('backend') as BackendRequest | null) ?? 'auto';
+  }
+  set backend(v: BackendRequest | null) {
+    this.setOrRemove('backend', v);
+  }
+  /** `worker-url`: the worker module, where a bundler or CDN moved it (default: next to the package). */
+  get workerUrl(): string | null {
+    return this.getAttribute('worker-url');
+  }
+  set workerUrl(v: string | null) {
+    this.setOrRemove('worker-url', v);
+  }
+  /** `wasm-url`: the wasm runtime, used as is (default: the package's choice, next to it). */
+  get wasmUrl(): string | null {
+    return this.getAttribute('wasm-url');
+  }
+  set wasmUrl(v: string | null) {
+    this.setOrRemove('wasm-url', v);
+  }
+  /** `cache`: the Cache Storage name (default 'shelfwise-models-v1'); the attribute "false" (or the property `false`) turns caching off. */
+  get cacheName(): string | false {
+    const v = this.getAttribute('cache');
+    return v === null || v === '' ? 'shelfwise-models-v1' : v === 'false' ? false : v;
+  }
+  set cacheName(v: string | false | null) {
+    this.setOrRemove('cache', v === false ? 'false' : v);
+  }
+  /** `k`: suggestions shown (1–50, default 5). */
+  get k(): number {
+    return this.numberAttr('k', 5, 1, 50, true);
+  }
+  set k(v: number) {
+    this.setAttribute('k', String(v));
+  }
+  /** `threshold`: abstain below this top score (0–1, default 0.5). */
+  get threshold(): number {
+    return this.numberAttr('threshold', 0.5, 0, 1, false);
+  }
+  set threshold(v: number) {
+    this.setAttribute('threshold', String(v));
+  }
+
+  private setOrRemove(name: string, v: string | null | undefined) {
+    if (v === null || v === undefined) this.removeAttribute(name);
+    else this.setAttribute(name, v);
+  }
+
+  /** Disposes the classifier this picker created (loaded or loading); a shared one is left alone. */
+  private release() {
+    if (!this.own) return;
+    this.own.abort();
+    this.own = null;
+    this.clf?.dispose();
+    this.clf = null;
+    this.loading = null;
   }
 
   /** The picked category, or null. */
@@ -75,7 +152,11 @@ export class CategoryPicker extends HTMLElement {
   }
 
   connectedCallback() {
-    if (this.input) return;
+    if (this.input) {
+      // Connected again after a removal: load again (a shared classifier is still there).
+      void this.ensureClassifier().catch(() => {});
+      return;
+    }
     const input = this.querySelector<HTMLInputElement>('input:not([type=hidden])');
     if (!input) {
       console.error('shelfwise-category-picker: put a text <input> inside the element');
@@ -120,12 +201,20 @@ export class CategoryPicker extends HTMLElement {
     );
   }
 
-  attributeChangedCallback() {
-    if (this.input && !this.clf) void this.ensureClassifier().catch(() => {});
+  attributeChangedCallback(_name: string, old: string | null, value: string | null) {
+    if (old === value) return;
+    this.release(); // its own classifier no longer matches the attributes
+    this.failure = null;
+    if (this.input && this.isConnected && !this.clf) void this.ensureClassifier().catch(() => {});
   }
 
   disconnectedCallback() {
     this.close();
+    // A picker removed from the page stops its worker and frees its model, unless it is only being
+    // moved (connected again in the same task).
+    queueMicrotask(() => {
+      if (!this.isConnected) this.release();
+    });
   }
 
   private ensureClassifier(): Promise<Classifier> {
@@ -135,22 +224,34 @@ export class CategoryPicker extends HTMLElement {
     const modelUrl = this.getAttribute('model-url');
     if (!modelUrl) return Promise.reject(new ShelfwiseError('INVALID_ARGUMENT', 'no model-url'));
     this.setStatus('Loading category suggestions…');
+    const own = new AbortController();
+    this.own = own;
     this.loading = createClassifier({
       modelUrl,
-      wasmUrl: this.getAttribute('wasm-url') ?? undefined,
+      backend: this.backend,
+      workerUrl: this.workerUrl ?? undefined,
+      wasmUrl: this.wasmUrl ?? undefined,
+      cache: this.cacheName,
+      signal: own.signal,
       onProgress: (p: ProgressEvent) => {
         if (p.phase === 'download' && p.total) this.setStatus(`Loading category suggestions… ${pct(p.loaded / p.total)}`);
         this.dispatchEvent(new CustomEvent('shelfwise-progress', { detail: p, bubbles: true }));
       },
     }).then(
       (c) => {
+        if (own.signal.aborted) {
+          c.dispose(); // released while it loaded
+          throw new ShelfwiseError('ABORTED', 'the picker was removed or reconfigured while its model loaded');
+        }
         this.clf = c;
         this.setStatus('');
         this.dispatchEvent(new CustomEvent('shelfwise-ready', { detail: c.info, bubbles: true }));
         return c;
       },
       (e: ShelfwiseError) => {
+        if (own.signal.aborted) throw e;
         this.loading = null;
+        this.own = null;
         this.failure = { at: Date.now(), error: e };
         this.setStatus('Category suggestions are unavailable.');
         this.dispatchEvent(new CustomEvent('shelfwise-error', { detail: e, bubbles: true }));
@@ -185,8 +286,8 @@ export class CategoryPicker extends HTMLElement {
     try {
       const clf = await this.ensureClassifier();
       result = await clf.suggest(title, {
-        k: this.numberAttr('k', 5, 1, 50, true),
-        threshold: this.numberAttr('threshold', 0.5, 0, 1, false),
+        k: this.k,
+        threshold: this.threshold,
         group: this.group,
       });
     } catch (e) {

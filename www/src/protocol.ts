@@ -1,11 +1,12 @@
 import type { Prefetched } from './cache.js';
+import type { ManyItem } from './engine.js';
 import type { WireError } from './errors.js';
 import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
 
 /** Main thread -> worker. */
 export type Request =
   /** `prefetch`: 'compiled' (the page's wasm module) and 'prefetched' (its read of the cached model) follow. */
-  | { type: 'init'; modelUrl: string; wasmUrl: string; fallbackWasmUrl?: string; gpuUrl: string; gpuTimeoutMs: number; cache: string | false; backend: BackendRequest; prefetch: boolean }
+  | { type: 'init'; modelUrl: string; wasmUrl: string; fallbackWasmUrl?: string; gpuUrl: string; gpuWasmUrl: string; gpuTimeoutMs: number; cache: string | false; backend: BackendRequest; prefetch: boolean }
   | { type: 'prefetched'; result: Prefetched }
   | { type: 'compiled'; module: WebAssembly.Module | null }
   | { type: 'suggest'; id: number; title: string; k: number; threshold: number }
@@ -18,6 +19,8 @@ export type Response =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'init-error'; error: WireError }
   | { type: 'result'; id: number; decision: Decision; elapsedMs: number; backend: Backend; fallback?: BackendFallback }
-  /** `elapsedMs`: the whole batch's time in the worker. */
-  | { type: 'result-many'; id: number; decisions: Decision[]; elapsedMs: number; backend: Backend; fallback?: BackendFallback }
+  /** After each chunk of a batch: `done` of `total` titles. */
+  | { type: 'many-progress'; id: number; done: number; total: number }
+  /** `elapsedMs`: the batch's own time in the worker; a title over the limit has its own error. */
+  | { type: 'result-many'; id: number; items: ManyItem[]; elapsedMs: number; backend: Backend; fallback?: BackendFallback }
   | { type: 'error'; id: number; error: WireError; fatal: boolean };

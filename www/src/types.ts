@@ -1,3 +1,5 @@
+import type { ShelfwiseError } from './errors.js';
+
 /** One segment of a category path; level 1 is the top-level category. */
 export interface PathSegment {
   name: string;
@@ -193,6 +195,24 @@ export interface SuggestManyOptions {
   threshold?: number;
   /** Abort the batch (checked between chunks of titles); it then rejects with code 'ABORTED'. */
   signal?: AbortSignal;
+  /** Called after each chunk of titles the worker has done. */
+  onProgress?: (progress: BatchProgress) => void;
+}
+
+/** How far a `suggestMany` batch is. */
+export interface BatchProgress {
+  /** Titles done so far. */
+  done: number;
+  /** Titles in the batch. */
+  total: number;
+}
+
+/**
+ * One title's result in a batch: what `suggest` gives it, or, for a title `suggest` rejects
+ * (`INPUT_TOO_LONG`), `error` set with no suggestions (`abstained: true`).
+ */
+export interface SuggestManyResult extends SuggestResult {
+  error?: ShelfwiseError;
 }
 
 export interface Classifier {
@@ -201,11 +221,12 @@ export interface Classifier {
   /**
    * Suggestions for many titles in one request (a catalogue import): one result a title, in
    * order, the same as `suggest` on each (scores within 1e-5). Runs in chunks of 16 titles in the
-   * worker; requests made meanwhile wait for it. `meta.elapsedMs` of each result is the batch's
-   * time in the worker divided by its titles. Rejects with a `ShelfwiseError` (`INPUT_TOO_LONG`
-   * when any title is over the limit, before any work).
+   * worker; `suggest` calls made meanwhile are answered between chunks (after one chunk at most).
+   * `meta.elapsedMs` of each result is the batch's own time in the worker divided by its titles.
+   * A title over the limit gets `error` (`INPUT_TOO_LONG`) in its result; the others are
+   * answered. Rejects with a `ShelfwiseError` for the batch as a whole (arguments, abort).
    */
-  suggestMany(titles: readonly string[], options?: SuggestManyOptions): Promise<SuggestResult[]>;
+  suggestMany(titles: readonly string[], options?: SuggestManyOptions): Promise<SuggestManyResult[]>;
   /** The loaded model. */
   readonly info: ModelInfo;
   /** Stops the worker; later calls reject with code 'DISPOSED'. */
