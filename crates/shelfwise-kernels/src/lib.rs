@@ -81,12 +81,14 @@ macro_rules! tiled_matmul_t {
     };
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 #[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
 mod sse2;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 /// Values per quantization block along `k`.
 pub const BLOCK: usize = 32;
@@ -213,14 +215,16 @@ pub struct QMatrix {
     /// like `scales`: what the activations' offset adds to a block's sum (see `QRows::digits`).
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     offsets: Vec<i32>,
+    /// x86-64 with VNNI only (else empty): `−128 · Σ codes` of each (row, block), laid out like
+    /// `scales`: the activations' shift's share (see `vnni.rs`).
+    #[cfg(target_arch = "x86_64")]
+    vnni_sums: Vec<i32>,
 }
 
 impl QMatrix {
     /// From per-row int8 codes (`[n, k]` row-major) and one scale per row.
     pub fn from_row_scaled(n: usize, k: usize, codes: &[i8], row_scales: &[f32]) -> Result<Self, ShapeError> {
-        check(codes.len() == n * k && row_scales.len() == n, || {
-            format!("{} codes and {} scales for a {n}x{k} matrix", codes.len(), row_scales.len())
-        })?;
+        check(codes.len() == n * k && row_scales.len() == n, || format!("{} codes and {} scales for a {n}x{k} matrix", codes.len(), row_scales.len()))?;
         Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(&row_scales_as_blocks(row_scales, k), n, padded(k) / BLOCK)))
     }
 
@@ -245,6 +249,8 @@ impl QMatrix {
         } else {
             imp::offsets(&codes)
         };
+        #[cfg(target_arch = "x86_64")]
+        let vnni_sums = if vnni::detect().is_some() { vnni::block_sums(&codes) } else { Vec::new() };
         Self {
             n,
             k,
@@ -253,6 +259,8 @@ impl QMatrix {
             scales,
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             offsets,
+            #[cfg(target_arch = "x86_64")]
+            vnni_sums,
         }
     }
 
@@ -327,6 +335,8 @@ impl QMatrix {
             scales: parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat(),
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             offsets: parts.iter().map(|p| p.offsets.as_slice()).collect::<Vec<_>>().concat(),
+            #[cfg(target_arch = "x86_64")]
+            vnni_sums: parts.iter().map(|p| p.vnni_sums.as_slice()).collect::<Vec<_>>().concat(),
         })
     }
 
@@ -334,7 +344,9 @@ impl QMatrix {
     pub fn bytes(&self) -> usize {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         let offsets = 4 * self.offsets.len();
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+        #[cfg(target_arch = "x86_64")]
+        let offsets = 4 * self.vnni_sums.len();
+        #[cfg(not(any(all(target_arch = "wasm32", target_feature = "relaxed-simd"), target_arch = "x86_64")))]
         let offsets = 0;
         self.codes.len() + 4 * self.scales.len() + offsets
     }
@@ -400,6 +412,10 @@ pub struct QRows {
     /// like `scales`.
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     offsets: Vec<i32>,
+    /// x86-64 with VNNI only (else empty): the codes plus 128 as bytes, each 16 reordered into
+    /// runs of four a block (`vnni::to_digits`).
+    #[cfg(target_arch = "x86_64")]
+    digits: Vec<u8>,
 }
 
 impl QRows {
@@ -435,6 +451,10 @@ impl QRows {
             self.digits.resize(m * kg, 0);
             self.offsets.resize(if bits == ActBits::Eight { m * kg / BLOCK } else { 0 }, 0);
         }
+        #[cfg(target_arch = "x86_64")]
+        let vnni = vnni::detect().is_some();
+        #[cfg(target_arch = "x86_64")]
+        self.digits.resize(if vnni { m * kg } else { 0 }, 0);
         for (r, row) in x.chunks_exact(k.max(1)).take(m).enumerate() {
             for g in 0..kg / GROUP {
                 let vals = &row[g * GROUP..((g + 1) * GROUP).min(k)];
@@ -445,6 +465,10 @@ impl QRows {
                 match bits {
                     ActBits::Seven => imp::to_digits(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP]),
                     ActBits::Eight => imp::to_bytes(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP], &mut self.offsets[sc..sc + GROUP_BLOCKS]),
+                }
+                #[cfg(target_arch = "x86_64")]
+                if vnni {
+                    vnni::to_digits(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP]);
                 }
             }
         }
@@ -515,7 +539,9 @@ pub fn linear(x: &[f32], m: usize, w: &QMatrix, bias: Option<&[f32]>) -> Result<
 
 /// The shapes a plain (no bias) product of `x` and `w` into `out` needs.
 fn check_plain(x: &QRows, w: &QMatrix, out: &[f32]) -> Result<(), ShapeError> {
-    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))
+    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || {
+        format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len())
+    })
 }
 
 /// [`matmul_t`] (no bias) on the portable path whatever this build uses, so that the tests check
@@ -540,6 +566,17 @@ pub fn matmul_t_sse2(x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<(), Shap
     check_plain(x, w, out)?;
     sse2::matmul_t_baseline(x, w, out);
     Ok(())
+}
+
+/// [`matmul_t`] (no bias) on the x86-64 path named as [`implementation`] names it
+/// (`"x86-64-sse2"`, `"x86-64-avx2"`, `"x86-64-avx-vnni"`, `"x86-64-avx512-vnni"`), so that the
+/// tests hold every path this CPU has to the others bit for bit: `Ok(false)`, untouched `out`,
+/// where this CPU lacks it (or an unknown name).
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+pub fn matmul_t_x86(path: &str, x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<bool, ShapeError> {
+    check_plain(x, w, out)?;
+    Ok(sse2::matmul_t_on(path, x, w, out))
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -606,6 +643,12 @@ impl QRows {
         (&self.codes, &self.scales)
     }
 
+    /// Every row's VNNI digits and scales (see `QRows::digits`; empty digits without VNNI).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn vnni_parts(&self) -> (&[u8], &[f32]) {
+        (&self.digits, &self.scales)
+    }
+
     /// Every row's relaxed SIMD operands, scales and (8-bit codes) offset corrections (see
     /// `QRows::digits`).
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
@@ -620,6 +663,12 @@ impl QMatrix {
     #[cfg_attr(all(target_arch = "wasm32", target_feature = "relaxed-simd"), allow(dead_code))] // relaxed_parts instead
     pub(crate) fn all(&self) -> (&[i8], &[f32]) {
         (&self.codes, &self.scales)
+    }
+
+    /// Every row's stored codes, scales and VNNI block sums (see `QMatrix::vnni_sums`).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn vnni_parts(&self) -> (&[i8], &[f32], &[i32]) {
+        (&self.codes, &self.scales, &self.vnni_sums)
     }
 
     /// Every row's stored codes, scales and (wide matrices) offset corrections (see

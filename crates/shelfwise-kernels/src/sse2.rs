@@ -4,13 +4,15 @@
 
 use core::arch::x86_64::*;
 
+use crate::vnni::Vnni;
 use crate::{QMatrix, QRows, GROUP, GROUP_BLOCKS};
 
 pub fn name() -> &'static str {
-    if std::is_x86_feature_detected!("avx2") {
-        "x86-64-avx2"
-    } else {
-        "x86-64-sse2"
+    match crate::vnni::detect() {
+        Some(Vnni::Avx512) => "x86-64-avx512-vnni",
+        Some(Vnni::Avx) => "x86-64-avx-vnni",
+        None if std::is_x86_feature_detected!("avx2") => "x86-64-avx2",
+        None => "x86-64-sse2",
     }
 }
 
@@ -77,13 +79,25 @@ mod baseline {
 
 pub use baseline::matmul_t as matmul_t_baseline;
 
-/// AVX2's tiles where this CPU has them (the same sums, twice the multiply-adds an instruction),
-/// else SSE2's. `is_x86_feature_detected!` caches its answer: a load and a test a call.
+/// The widest path this CPU has: VNNI (`vpdpbusd`, AVX-512 first), else AVX2's tiles (the same
+/// sums, twice SSE2's multiply-adds an instruction), else SSE2's. `is_x86_feature_detected!`
+/// caches its answer: a load and a test a call.
 pub fn matmul_t(x: &QRows, w: &QMatrix, out: &mut [f32]) {
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: this CPU has AVX2, checked just above.
-        unsafe { crate::avx2::matmul_t(x, w, out) }
-    } else {
-        matmul_t_baseline(x, w, out)
+    matmul_t_on(name(), x, w, out);
+}
+
+/// `matmul_t` on the path [`name`] calls `path`, if this CPU has it: whether it ran.
+pub fn matmul_t_on(path: &str, x: &QRows, w: &QMatrix, out: &mut [f32]) -> bool {
+    let vnni = crate::vnni::detect();
+    match path {
+        // SAFETY: this CPU has the path's instructions, checked in the same arm; `x` and `w`
+        // carry their VNNI parts wherever `detect` finds VNNI.
+        "x86-64-avx512-vnni" if vnni == Some(Vnni::Avx512) => unsafe { crate::vnni::matmul_t(Vnni::Avx512, x, w, out) },
+        "x86-64-avx-vnni" if vnni.is_some() && std::is_x86_feature_detected!("avxvnni") => unsafe { crate::vnni::matmul_t(Vnni::Avx, x, w, out) },
+        // SAFETY: this CPU has AVX2, checked in the same arm.
+        "x86-64-avx2" if std::is_x86_feature_detected!("avx2") => unsafe { crate::avx2::matmul_t(x, w, out) },
+        "x86-64-sse2" => matmul_t_baseline(x, w, out),
+        _ => return false,
     }
+    true
 }
