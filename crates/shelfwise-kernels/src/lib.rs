@@ -26,8 +26,10 @@
 //!   widening) on one 8-bit and one 7-bit unsigned operand: int8 weights against 7-bit
 //!   activation codes shifted to 0..=127, or 8-bit activation codes against narrow (4-bit)
 //!   weight codes shifted to 0..=127; runs of 4 values a block in the interleave instead of 2;
-//! - `sse2` (x86-64): the same tiles with `pmaddwd`, or with 256-bit `vpmaddwd` (`avx2`) where
-//!   the CPU has AVX2 (checked at run time; the same bits either way);
+//! - `sse2` (x86-64): the same tiles with `pmaddwd`, with 256-bit `vpmaddwd` (`avx2`) where the
+//!   CPU has AVX2, or with `vpdpbusd` (`vnni`: AVX-512 VNNI on 512-bit registers, else AVX-VNNI
+//!   on 256-bit ones) on activation codes + 128 as bytes (checked at run time, widest first; the
+//!   same bits on every path);
 //! - portable (everything else): scalar Rust, per group.
 //!
 //! Integer sums are exact (a block's |sum| ≤ 32·32767·128 < 2³¹), so the SIMD and portable paths
@@ -37,25 +39,29 @@ pub mod ops;
 pub mod reference;
 
 /// `matmul_t` over a `tile::<W, R>(x, w, i, j) -> [[f32; R]; W]` in scope (the SIMD paths' dot
-/// products of weight rows `j..j + W` with activation rows `i..i + R`): two weight rows at a
-/// time, so they share every activation load, and activation rows in tiles of at most 4, as even
-/// as possible (13 = 4+3+3+3, not 4+4+4+1: a lone row would widen every weight load for one row).
+/// products of weight rows `j..j + W` with activation rows `i..i + R`): weight rows `W` at a time
+/// (the widest of the listed widths that fits, default `2, 1`), so they share every activation
+/// load, and activation rows in tiles of at most 4, as even as possible (13 = 4+3+3+3, not
+/// 4+4+4+1: a lone row would widen every weight load for one row).
 #[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
 macro_rules! tiled_matmul_t {
     ($(#[$attr:meta])*) => {
+        tiled_matmul_t!(2, 1; $(#[$attr])*);
+    };
+    ($($w:literal),+; $(#[$attr:meta])*) => {
         $(#[$attr])*
         pub fn matmul_t(x: &$crate::QRows, w: &$crate::QMatrix, out: &mut [f32]) {
             let (m, n) = (x.rows(), w.rows());
             let tiles = m.div_ceil(4);
             let mut j = 0;
             while j < n {
-                let wn = if j + 2 <= n { 2 } else { 1 };
+                let wn = [$($w),+].into_iter().find(|&wn| j + wn <= n).unwrap_or(1);
                 let mut i = 0;
                 for t in 0..tiles {
                     let rn = m / tiles + usize::from(t < m % tiles);
                     macro_rules! run {
-                        ($w:literal, $r:literal) => {{
-                            let t = tile::<$w, $r>(x, w, i, j);
+                        ($tw:literal, $tr:literal) => {{
+                            let t = tile::<$tw, $tr>(x, w, i, j);
                             for (c, col) in t.iter().enumerate() {
                                 for (r, v) in col.iter().enumerate() {
                                     out[(i + r) * n + j + c] = *v;
@@ -63,16 +69,16 @@ macro_rules! tiled_matmul_t {
                             }
                         }};
                     }
-                    match (wn, rn) {
-                        (2, 4) => run!(2, 4),
-                        (2, 3) => run!(2, 3),
-                        (2, 2) => run!(2, 2),
-                        (2, _) => run!(2, 1),
-                        (_, 4) => run!(1, 4),
-                        (_, 3) => run!(1, 3),
-                        (_, 2) => run!(1, 2),
-                        _ => run!(1, 1),
-                    }
+                    $(
+                        if wn == $w {
+                            match rn {
+                                4 => run!($w, 4),
+                                3 => run!($w, 3),
+                                2 => run!($w, 2),
+                                _ => run!($w, 1),
+                            }
+                        }
+                    )+
                     i += rn;
                 }
                 j += wn;
@@ -713,6 +719,10 @@ mod tests {
                 x[..BLOCK].fill(0.0);
                 x[2 * BLOCK + 3] = f32::INFINITY;
                 x[3 * BLOCK..].iter_mut().for_each(|v| *v *= 1e-30);
+            }
+            // x86-64's form matches the scalar one on NaNs too (simd128's zeroes the block).
+            if cfg!(target_arch = "x86_64") && case % 8 == 5 {
+                x[BLOCK + 7] = f32::NAN;
             }
             for bits in [ActBits::Seven, ActBits::Eight] {
                 let (mut a, mut sa) = (vec![1i16; GROUP], vec![1f32; GROUP_BLOCKS]);

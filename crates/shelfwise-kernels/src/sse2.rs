@@ -16,8 +16,65 @@ pub fn name() -> &'static str {
     }
 }
 
+/// With SSE4.1 (whole groups), the scalar form in 128-bit vectors; its `round_ties_even` is a
+/// libm call a value at the x86-64 baseline, which cost as much as the VNNI products themselves.
 pub fn quantize_group(x: &[f32], out: &mut [i16], scales: &mut [f32], act_max: f32) {
-    crate::quantize_group_scalar(x, out, scales, act_max)
+    if x.len() == GROUP && out.len() == GROUP && scales.len() == GROUP_BLOCKS && std::is_x86_feature_detected!("sse4.1") {
+        // SAFETY: this CPU has SSE4.1, checked just above; the lengths too.
+        unsafe { quantize_group_sse41(x, out, scales, act_max) }
+    } else {
+        crate::quantize_group_scalar(x, out, scales, act_max)
+    }
+}
+
+/// [`crate::quantize_group_scalar`] for a whole group, bit for bit (NaNs included: the maximum
+/// skips them, their code is 0), as simd128's form does it otherwise: per block 8 vectors of
+/// codes, then a 4x4 transpose of i16 pairs into the stored layout.
+#[target_feature(enable = "sse4.1")]
+fn quantize_group_sse41(x: &[f32], out: &mut [i16], scales: &mut [f32], act_max: f32) {
+    assert!(x.len() == GROUP && out.len() == GROUP && scales.len() == GROUP_BLOCKS);
+    let abs = _mm_castsi128_ps(_mm_set1_epi32(i32::MAX));
+    let (hi, lo) = (_mm_set1_ps(act_max), _mm_set1_ps(-act_max));
+    // Per block: 16 i32 lanes of i16 pairs, as 4 vectors (pairs 4c..4c+4 in vector c).
+    let mut pairs = [[_mm_setzero_si128(); 4]; GROUP_BLOCKS];
+    for (b, (p, scale)) in pairs.iter_mut().zip(scales.iter_mut()).enumerate() {
+        let mut v = [_mm_setzero_ps(); 8];
+        for (i, v) in v.iter_mut().enumerate() {
+            // SAFETY: x holds GROUP f32 (asserted); block b is x[32b..32b+32].
+            *v = unsafe { _mm_loadu_ps(x.as_ptr().add(b * crate::BLOCK + 4 * i)) };
+        }
+        // max_ps(a, b) returns b when either is NaN: NaNs drop out, as in f32::max.
+        let m = v.iter().fold(_mm_setzero_ps(), |m, &v| _mm_max_ps(_mm_and_ps(v, abs), m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let max = _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)));
+        // A zero or non-finite block keeps scale 0 and codes 0.
+        let ok = max > 0.0 && max.is_finite();
+        *scale = if ok { max / act_max } else { 0.0 };
+        if !ok {
+            continue; // `pairs` is already zero
+        }
+        let inv = _mm_set1_ps(act_max / max);
+        let code = |v: __m128| {
+            let y = _mm_mul_ps(v, inv);
+            let r = _mm_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+            // Clamped, and a NaN's code 0 (what `NaN as i16` gives).
+            _mm_cvtps_epi32(_mm_and_ps(_mm_min_ps(_mm_max_ps(r, lo), hi), _mm_cmpord_ps(y, y)))
+        };
+        for (c, p) in p.iter_mut().enumerate() {
+            *p = _mm_packs_epi32(code(v[2 * c]), code(v[2 * c + 1]));
+        }
+    }
+    // Stored vector 4c + t holds pair 4c + t of blocks 0..4: a 4x4 transpose of i32 lanes.
+    for c in 0..4 {
+        let [b0, b1, b2, b3] = pairs.map(|p| p[c]);
+        let (t0, t1) = (_mm_unpacklo_epi32(b0, b1), _mm_unpackhi_epi32(b0, b1));
+        let (t2, t3) = (_mm_unpacklo_epi32(b2, b3), _mm_unpackhi_epi32(b2, b3));
+        let outs = [_mm_unpacklo_epi64(t0, t2), _mm_unpackhi_epi64(t0, t2), _mm_unpacklo_epi64(t1, t3), _mm_unpackhi_epi64(t1, t3)];
+        for (t, v) in outs.into_iter().enumerate() {
+            // SAFETY: out holds GROUP i16 (asserted); vector 4c + t is out[8(4c+t)..+8].
+            unsafe { _mm_storeu_si128(out.as_mut_ptr().add(8 * (4 * c + t)) as *mut __m128i, v) };
+        }
+    }
 }
 
 /// Dot products of `W` weight rows with `R` activation rows, over all groups: `[W][R]`.

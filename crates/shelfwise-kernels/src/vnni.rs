@@ -351,7 +351,8 @@ mod avx512 {
         }
     }
 
-    tiled_matmul_t!(#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]);
+    // Four weight rows a tile: 32 registers hold their 16 sums.
+    tiled_matmul_t!(4, 2, 1; #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]);
 }
 
 mod avx {
