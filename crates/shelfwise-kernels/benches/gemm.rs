@@ -1,5 +1,6 @@
 //! Criterion bench of the quantized linear layer at MiniLM shapes (tokens × 384 → 384 / 1536),
-//! against the same product in plain f32 loops. `cargo bench -p shelfwise-kernels`.
+//! against the same product in plain f32 loops, and (x86-64) the product alone on every path the
+//! CPU has. `cargo bench -p shelfwise-kernels`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shelfwise_kernels::{linear, padded, QMatrix, BLOCK};
@@ -25,6 +26,19 @@ fn bench(c: &mut Criterion) {
         let id = format!("{m}x{n}x{k}");
         g.bench_with_input(BenchmarkId::new("int8", &id), &(), |b, _| b.iter(|| linear(black_box(&x), m, &w, None).unwrap()));
         g.bench_with_input(BenchmarkId::new("f32-loop", &id), &(), |b, _| b.iter(|| f32_linear(black_box(&x), m, &wf, n, k)));
+        // Every x86-64 path this CPU has, on the same quantized activations (the product alone).
+        #[cfg(target_arch = "x86_64")]
+        {
+            let q = shelfwise_kernels::quantize_rows(&x, m, k, w.act_bits()).unwrap();
+            let mut out = vec![0f32; m * n];
+            for path in ["x86-64-sse2", "x86-64-avx2", "x86-64-avx-vnni", "x86-64-avx512-vnni"] {
+                if shelfwise_kernels::matmul_t_x86(path, &q, &w, &mut out).unwrap() {
+                    g.bench_with_input(BenchmarkId::new(path, &id), &(), |b, _| {
+                        b.iter(|| shelfwise_kernels::matmul_t_x86(path, black_box(&q), &w, &mut out).unwrap())
+                    });
+                }
+            }
+        }
     }
     g.finish();
 }

@@ -26,8 +26,10 @@
 //!   widening) on one 8-bit and one 7-bit unsigned operand: int8 weights against 7-bit
 //!   activation codes shifted to 0..=127, or 8-bit activation codes against narrow (4-bit)
 //!   weight codes shifted to 0..=127; runs of 4 values a block in the interleave instead of 2;
-//! - `sse2` (x86-64): the same tiles with `pmaddwd`, or with 256-bit `vpmaddwd` (`avx2`) where
-//!   the CPU has AVX2 (checked at run time; the same bits either way);
+//! - `sse2` (x86-64): the same tiles with `pmaddwd`, with 256-bit `vpmaddwd` (`avx2`) where the
+//!   CPU has AVX2, or with `vpdpbusd` (`vnni`: AVX-512 VNNI on 512-bit registers, else AVX-VNNI
+//!   on 256-bit ones) on activation codes + 128 as bytes (checked at run time, widest first; the
+//!   same bits on every path);
 //! - portable (everything else): scalar Rust, per group.
 //!
 //! Integer sums are exact (a block's |sum| ≤ 32·32767·128 < 2³¹), so the SIMD and portable paths
@@ -37,25 +39,29 @@ pub mod ops;
 pub mod reference;
 
 /// `matmul_t` over a `tile::<W, R>(x, w, i, j) -> [[f32; R]; W]` in scope (the SIMD paths' dot
-/// products of weight rows `j..j + W` with activation rows `i..i + R`): two weight rows at a
-/// time, so they share every activation load, and activation rows in tiles of at most 4, as even
-/// as possible (13 = 4+3+3+3, not 4+4+4+1: a lone row would widen every weight load for one row).
+/// products of weight rows `j..j + W` with activation rows `i..i + R`): weight rows `W` at a time
+/// (the widest of the listed widths that fits, default `2, 1`), so they share every activation
+/// load, and activation rows in tiles of at most 4, as even as possible (13 = 4+3+3+3, not
+/// 4+4+4+1: a lone row would widen every weight load for one row).
 #[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
 macro_rules! tiled_matmul_t {
     ($(#[$attr:meta])*) => {
+        tiled_matmul_t!(2, 1; $(#[$attr])*);
+    };
+    ($($w:literal),+; $(#[$attr:meta])*) => {
         $(#[$attr])*
         pub fn matmul_t(x: &$crate::QRows, w: &$crate::QMatrix, out: &mut [f32]) {
             let (m, n) = (x.rows(), w.rows());
             let tiles = m.div_ceil(4);
             let mut j = 0;
             while j < n {
-                let wn = if j + 2 <= n { 2 } else { 1 };
+                let wn = [$($w),+].into_iter().find(|&wn| j + wn <= n).unwrap_or(1);
                 let mut i = 0;
                 for t in 0..tiles {
                     let rn = m / tiles + usize::from(t < m % tiles);
                     macro_rules! run {
-                        ($w:literal, $r:literal) => {{
-                            let t = tile::<$w, $r>(x, w, i, j);
+                        ($tw:literal, $tr:literal) => {{
+                            let t = tile::<$tw, $tr>(x, w, i, j);
                             for (c, col) in t.iter().enumerate() {
                                 for (r, v) in col.iter().enumerate() {
                                     out[(i + r) * n + j + c] = *v;
@@ -63,16 +69,16 @@ macro_rules! tiled_matmul_t {
                             }
                         }};
                     }
-                    match (wn, rn) {
-                        (2, 4) => run!(2, 4),
-                        (2, 3) => run!(2, 3),
-                        (2, 2) => run!(2, 2),
-                        (2, _) => run!(2, 1),
-                        (_, 4) => run!(1, 4),
-                        (_, 3) => run!(1, 3),
-                        (_, 2) => run!(1, 2),
-                        _ => run!(1, 1),
-                    }
+                    $(
+                        if wn == $w {
+                            match rn {
+                                4 => run!($w, 4),
+                                3 => run!($w, 3),
+                                2 => run!($w, 2),
+                                _ => run!($w, 1),
+                            }
+                        }
+                    )+
                     i += rn;
                 }
                 j += wn;
@@ -81,12 +87,14 @@ macro_rules! tiled_matmul_t {
     };
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 #[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
 mod sse2;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 /// Values per quantization block along `k`.
 pub const BLOCK: usize = 32;
@@ -213,14 +221,16 @@ pub struct QMatrix {
     /// like `scales`: what the activations' offset adds to a block's sum (see `QRows::digits`).
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     offsets: Vec<i32>,
+    /// x86-64 with VNNI only (else empty): `−128 · Σ codes` of each (row, block), laid out like
+    /// `scales`: the activations' shift's share (see `vnni.rs`).
+    #[cfg(target_arch = "x86_64")]
+    vnni_sums: Vec<i32>,
 }
 
 impl QMatrix {
     /// From per-row int8 codes (`[n, k]` row-major) and one scale per row.
     pub fn from_row_scaled(n: usize, k: usize, codes: &[i8], row_scales: &[f32]) -> Result<Self, ShapeError> {
-        check(codes.len() == n * k && row_scales.len() == n, || {
-            format!("{} codes and {} scales for a {n}x{k} matrix", codes.len(), row_scales.len())
-        })?;
+        check(codes.len() == n * k && row_scales.len() == n, || format!("{} codes and {} scales for a {n}x{k} matrix", codes.len(), row_scales.len()))?;
         Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(&row_scales_as_blocks(row_scales, k), n, padded(k) / BLOCK)))
     }
 
@@ -245,6 +255,8 @@ impl QMatrix {
         } else {
             imp::offsets(&codes)
         };
+        #[cfg(target_arch = "x86_64")]
+        let vnni_sums = if vnni::detect().is_some() { vnni::block_sums(&codes) } else { Vec::new() };
         Self {
             n,
             k,
@@ -253,6 +265,8 @@ impl QMatrix {
             scales,
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             offsets,
+            #[cfg(target_arch = "x86_64")]
+            vnni_sums,
         }
     }
 
@@ -327,6 +341,8 @@ impl QMatrix {
             scales: parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat(),
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             offsets: parts.iter().map(|p| p.offsets.as_slice()).collect::<Vec<_>>().concat(),
+            #[cfg(target_arch = "x86_64")]
+            vnni_sums: parts.iter().map(|p| p.vnni_sums.as_slice()).collect::<Vec<_>>().concat(),
         })
     }
 
@@ -334,7 +350,9 @@ impl QMatrix {
     pub fn bytes(&self) -> usize {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         let offsets = 4 * self.offsets.len();
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+        #[cfg(target_arch = "x86_64")]
+        let offsets = 4 * self.vnni_sums.len();
+        #[cfg(not(any(all(target_arch = "wasm32", target_feature = "relaxed-simd"), target_arch = "x86_64")))]
         let offsets = 0;
         self.codes.len() + 4 * self.scales.len() + offsets
     }
@@ -400,6 +418,10 @@ pub struct QRows {
     /// like `scales`.
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     offsets: Vec<i32>,
+    /// x86-64 with VNNI only (else empty): the codes plus 128 as bytes, each 16 reordered into
+    /// runs of four a block (`vnni::to_digits`).
+    #[cfg(target_arch = "x86_64")]
+    digits: Vec<u8>,
 }
 
 impl QRows {
@@ -435,6 +457,10 @@ impl QRows {
             self.digits.resize(m * kg, 0);
             self.offsets.resize(if bits == ActBits::Eight { m * kg / BLOCK } else { 0 }, 0);
         }
+        #[cfg(target_arch = "x86_64")]
+        let vnni = vnni::detect().is_some();
+        #[cfg(target_arch = "x86_64")]
+        self.digits.resize(if vnni { m * kg } else { 0 }, 0);
         for (r, row) in x.chunks_exact(k.max(1)).take(m).enumerate() {
             for g in 0..kg / GROUP {
                 let vals = &row[g * GROUP..((g + 1) * GROUP).min(k)];
@@ -445,6 +471,10 @@ impl QRows {
                 match bits {
                     ActBits::Seven => imp::to_digits(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP]),
                     ActBits::Eight => imp::to_bytes(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP], &mut self.offsets[sc..sc + GROUP_BLOCKS]),
+                }
+                #[cfg(target_arch = "x86_64")]
+                if vnni {
+                    vnni::to_digits(&self.codes[at..at + GROUP], &mut self.digits[at..at + GROUP]);
                 }
             }
         }
@@ -515,7 +545,9 @@ pub fn linear(x: &[f32], m: usize, w: &QMatrix, bias: Option<&[f32]>) -> Result<
 
 /// The shapes a plain (no bias) product of `x` and `w` into `out` needs.
 fn check_plain(x: &QRows, w: &QMatrix, out: &[f32]) -> Result<(), ShapeError> {
-    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len()))
+    check(x.k == w.k && x.bits == w.act_bits() && out.len() == x.m * w.n, || {
+        format!("{}x{} activations, {}x{} weights, {} outputs", x.m, x.k, w.n, w.k, out.len())
+    })
 }
 
 /// [`matmul_t`] (no bias) on the portable path whatever this build uses, so that the tests check
@@ -540,6 +572,17 @@ pub fn matmul_t_sse2(x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<(), Shap
     check_plain(x, w, out)?;
     sse2::matmul_t_baseline(x, w, out);
     Ok(())
+}
+
+/// [`matmul_t`] (no bias) on the x86-64 path named as [`implementation`] names it
+/// (`"x86-64-sse2"`, `"x86-64-avx2"`, `"x86-64-avx-vnni"`, `"x86-64-avx512-vnni"`), so that the
+/// tests hold every path this CPU has to the others bit for bit: `Ok(false)`, untouched `out`,
+/// where this CPU lacks it (or an unknown name).
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+pub fn matmul_t_x86(path: &str, x: &QRows, w: &QMatrix, out: &mut [f32]) -> Result<bool, ShapeError> {
+    check_plain(x, w, out)?;
+    Ok(sse2::matmul_t_on(path, x, w, out))
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -606,6 +649,12 @@ impl QRows {
         (&self.codes, &self.scales)
     }
 
+    /// Every row's VNNI digits and scales (see `QRows::digits`; empty digits without VNNI).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn vnni_parts(&self) -> (&[u8], &[f32]) {
+        (&self.digits, &self.scales)
+    }
+
     /// Every row's relaxed SIMD operands, scales and (8-bit codes) offset corrections (see
     /// `QRows::digits`).
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
@@ -620,6 +669,12 @@ impl QMatrix {
     #[cfg_attr(all(target_arch = "wasm32", target_feature = "relaxed-simd"), allow(dead_code))] // relaxed_parts instead
     pub(crate) fn all(&self) -> (&[i8], &[f32]) {
         (&self.codes, &self.scales)
+    }
+
+    /// Every row's stored codes, scales and VNNI block sums (see `QMatrix::vnni_sums`).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn vnni_parts(&self) -> (&[i8], &[f32], &[i32]) {
+        (&self.codes, &self.scales, &self.vnni_sums)
     }
 
     /// Every row's stored codes, scales and (wide matrices) offset corrections (see
@@ -664,6 +719,10 @@ mod tests {
                 x[..BLOCK].fill(0.0);
                 x[2 * BLOCK + 3] = f32::INFINITY;
                 x[3 * BLOCK..].iter_mut().for_each(|v| *v *= 1e-30);
+            }
+            // x86-64's form matches the scalar one on NaNs too (simd128's zeroes the block).
+            if cfg!(target_arch = "x86_64") && case % 8 == 5 {
+                x[BLOCK + 7] = f32::NAN;
             }
             for bits in [ActBits::Seven, ActBits::Eight] {
                 let (mut a, mut sa) = (vec![1i16; GROUP], vec![1f32; GROUP_BLOCKS]);

@@ -94,11 +94,20 @@ fn this_build_uses_the_expected_implementation() {
     } else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
         "wasm-simd128"
     } else if cfg!(target_arch = "x86_64") {
+        // The widest path the CPU has (tests/vnni.rs checks the VNNI choice).
         #[cfg(target_arch = "x86_64")]
-        let avx2 = std::is_x86_feature_detected!("avx2");
+        let (avx512_vnni, avx_vnni, avx2) = (
+            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni"),
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("avxvnni"),
+            std::is_x86_feature_detected!("avx2"),
+        );
         #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
-        if avx2 {
+        let (avx512_vnni, avx_vnni, avx2) = (false, false, false);
+        if avx512_vnni {
+            "x86-64-avx512-vnni"
+        } else if avx_vnni {
+            "x86-64-avx-vnni"
+        } else if avx2 {
             "x86-64-avx2"
         } else {
             "x86-64-sse2"
