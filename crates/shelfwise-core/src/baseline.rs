@@ -71,7 +71,10 @@ fn smooth_idf(n_docs: usize, df: u32) -> f32 {
     (((1 + n_docs) as f64 / (1 + df) as f64).ln() + 1.0) as f32
 }
 
-fn document_frequencies(titles: &[String], grams: fn(&str, &mut dyn FnMut(&str))) -> HashMap<String, u32> {
+/// One analyzer: calls back with every n-gram of a lower-cased title.
+type Analyzer = fn(&str, &mut dyn FnMut(&str));
+
+fn document_frequencies(titles: &[String], grams: Analyzer) -> HashMap<String, u32> {
     let mut df: HashMap<String, u32> = HashMap::new();
     let mut seen: HashSet<String> = HashSet::new();
     for t in titles {
@@ -122,7 +125,7 @@ impl TfidfVectorizer {
     pub fn transform(&self, title: &str) -> SparseRow {
         let lower = title.to_lowercase();
         let mut row = Vec::new();
-        for (vocab, grams) in [(&self.word, words_dyn as fn(&str, &mut dyn FnMut(&str))), (&self.char, chars_dyn)] {
+        for (vocab, grams) in [(&self.word, words_dyn as Analyzer), (&self.char, chars_dyn)] {
             let mut tf: HashMap<u32, f32> = HashMap::new();
             grams(&lower, &mut |g| {
                 if let Some(&id) = vocab.get(g) {
@@ -257,7 +260,7 @@ mod tests {
         (0..n).map(f).collect()
     }
 
-    fn grams(t: &str, f: fn(&str, &mut dyn FnMut(&str))) -> Vec<String> {
+    fn grams(t: &str, f: Analyzer) -> Vec<String> {
         let mut out = Vec::new();
         f(t, &mut |g| out.push(g.to_string()));
         out

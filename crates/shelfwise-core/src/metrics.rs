@@ -181,7 +181,7 @@ pub fn confusions(gold: &[String], pred: &[String], top: usize, max_examples: us
         })
         .collect();
     // Stable: equal counts keep the BTreeMap's (gold, predicted) order.
-    out.sort_by(|a, b| b.count.cmp(&a.count));
+    out.sort_by_key(|c| std::cmp::Reverse(c.count));
     out.truncate(top);
     out
 }
