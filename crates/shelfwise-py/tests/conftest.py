@@ -14,6 +14,7 @@ GOLDEN = ROOT / "tests" / "golden" / "flipkart-minilm.json"
 SHOP_DEV = ROOT / "tests" / "fixtures" / "shop_dev.csv"
 # The project reads its datasets from ../shared/data beside the repository (never committed).
 FLIPKART_DEV = ROOT.parent / "shared" / "data" / "flipkart" / "dev.csv"
+MYNTRA = ROOT.parent / "shared" / "data" / "myntra" / "products.csv"
 CLI = Path(os.environ.get("SHELFWISE_CLI", ROOT / "target" / "release" / "shelfwise"))
 
 

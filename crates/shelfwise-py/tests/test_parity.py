@@ -1,11 +1,12 @@
 """Parity with `shelfwise classify --batch` (the CLI, run as a subprocess): top-1 identical, scores
-within 1e-5, on the fixture catalogue and on Flipkart's dev titles (../shared/data, when present)."""
+within 1e-5, on the fixture catalogue, on Flipkart's dev titles and on Myntra titles, another shop
+whose titles the model never saw in training (../shared/data, when present)."""
 
 import csv
 
 import pytest
 
-from conftest import CLI, FLIPKART_DEV, fixture_titles, cli_batch
+from conftest import CLI, FLIPKART_DEV, MYNTRA, cli_batch, fixture_titles
 
 TOL = 1e-5  # the CLI writes scores with 6 decimals
 
@@ -46,3 +47,11 @@ def test_parity_on_flipkart_dev(clf, tmp_path):
         titles = [row["title"] for row in csv.DictReader(f)]
     assert len(titles) > 1000
     assert_parity(clf, titles, tmp_path, threads=None)
+
+
+@pytest.mark.skipif(not MYNTRA.exists(), reason="../shared/data/myntra/products.csv not present")
+def test_parity_on_myntra_titles(clf, tmp_path):
+    with open(MYNTRA, newline="") as f:
+        titles = [row["title"] for row in csv.DictReader(f)]
+    titles = titles[:: len(titles) // 1000][:1000]  # 1,000 titles spread over the file
+    assert_parity(clf, titles, tmp_path, threads=1)

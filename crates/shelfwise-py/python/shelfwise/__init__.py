@@ -2,9 +2,9 @@
 
 >>> import shelfwise
 >>> clf = shelfwise.Classifier()            # the shipped model, inside the wheel
->>> clf.suggest("Pigeon 1.5 L electric kettle")["suggestions"][0]["path"]
-'Home & Kitchen > Kitchen Appliances > Electric Kettles'
->>> table = clf.classify(["Pigeon 1.5 L electric kettle", "Nike running shoe"], threads=2)
+>>> clf.suggest("Nike Air Zoom Pegasus 39 men's running shoe")["suggestions"][0]["path"]
+"Footwear > Men's Footwear > Sports Shoes"
+>>> table = clf.classify(["Nike Air Zoom Pegasus 39 men's running shoe", "Pigeon 1.5 L electric kettle"], threads=2)
 
 The work is the Rust model crate's (the same code as ``shelfwise classify --batch``); this package
 converts types. Every failure is a :class:`ShelfwiseError` with a stable ``.code``.
