@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 VENV=${SHELFWISE_PY_VENV:-.cache/py}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet -r crates/shelfwise-py/requirements-test.txt onnxruntime==1.32.0 onnx==1.23.2 tokenizers==0.23.3
-CARGO_TARGET_DIR="$PWD/target" "$VENV/bin/pip" install --quiet --no-deps ./crates/shelfwise-py
+CARGO_TARGET_DIR="$PWD/target" "$VENV/bin/pip" install --quiet --force-reinstall --no-deps ./crates/shelfwise-py
 bash www/scripts/setup-bench.sh
 "$VENV/bin/python" crates/shelfwise-py/bench/bench.py "$@"
