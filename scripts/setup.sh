@@ -45,6 +45,15 @@ if ! dpkg -s mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 
+# Java 17 for PySpark in the Python package's tests (scripts/test-python.sh).
+if ! java -version 2>&1 | grep -q 'version "17\.'; then
+  say "installing Java 17 for PySpark (apt: openjdk-17-jre-headless)"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
 say "building the shelfwise CLI (release)"
 cargo build --release --locked -p shelfwise-cli
 

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # shelfwise-gpu's tests skip without a GPU adapter; setup installs lavapipe, so here none is a failure.
 SHELFWISE_REQUIRE_GPU=1 cargo test --release --workspace --locked 2>&1
+# The Python package (crates/shelfwise-py): API, parity with the CLI, Ray Data and Spark.
+bash scripts/test-python.sh 2>&1
 # The quantized-matmul kernels again in wasm with simd128 (Node, via wasm-bindgen-test-runner from setup).
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-kernels 2>&1
