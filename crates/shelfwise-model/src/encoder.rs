@@ -9,6 +9,8 @@ use shelfwise_kernels::{ops, QMatrix};
 
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
+// Where these always were for other crates; they belong to the storage layer.
+pub use crate::storage::{take, tensor_shapes, WORD_EMBEDDINGS, WORD_ROWS};
 
 mod plain;
 
@@ -40,7 +42,7 @@ impl Linear {
     fn load(t: &HashMap<String, Tensor>, prefix: &str, out: usize, inp: usize) -> Result<Self> {
         let name = format!("{prefix}.weight");
         let b = take(t, &format!("{prefix}.bias"), &[out])?;
-        match crate::quant::load_qmatrix(t, &name, &[out, inp])? {
+        match crate::storage::load_qmatrix(t, &name, &[out, inp])? {
             Some(q) => Ok(Self { w: Weight::Quant(q, b.to_vec1()?), b }),
             None => Ok(Self::new(&take(t, &name, &[out, inp])?, &b)),
         }
@@ -210,15 +212,11 @@ pub fn mean_pool(x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
     x.broadcast_mul(&m)?.sum(1)?.broadcast_div(&counts)
 }
 
-pub const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
-/// Optional U32 `[vocab]`: the row of each token id in a pruned word-embedding table.
-pub const WORD_ROWS: &str = "embeddings.word_embeddings.rows";
-
 /// The word-embedding table: f32, or quantized (rows dequantized as they are gathered), with an
 /// optional id → row map when the vocabulary was pruned.
 enum WordTable {
     F32(Tensor),
-    Quant(crate::quant::RowTable),
+    Quant(crate::storage::RowTable),
 }
 
 pub struct Encoder {
@@ -234,55 +232,6 @@ pub struct Encoder {
     plain: bool,
     /// Buffers of the plain forward, one set per concurrent caller, reused across calls.
     scratch: plain::Pool,
-}
-
-/// Tensor names the encoder reads (BERT/HF names), with their shapes.
-pub fn tensor_shapes(cfg: &EncoderConfig) -> Vec<(String, Vec<usize>)> {
-    let (h, i) = (cfg.hidden, cfg.intermediate);
-    let mut v = vec![
-        ("embeddings.word_embeddings.weight".to_string(), vec![cfg.vocab_size, h]),
-        ("embeddings.position_embeddings.weight".into(), vec![cfg.max_positions, h]),
-        ("embeddings.token_type_embeddings.weight".into(), vec![2, h]),
-        ("embeddings.LayerNorm.weight".into(), vec![h]),
-        ("embeddings.LayerNorm.bias".into(), vec![h]),
-    ];
-    for l in 0..cfg.layers {
-        let p = format!("encoder.layer.{l}.");
-        for (name, shape) in [
-            ("attention.self.query.weight", vec![h, h]),
-            ("attention.self.query.bias", vec![h]),
-            ("attention.self.key.weight", vec![h, h]),
-            ("attention.self.key.bias", vec![h]),
-            ("attention.self.value.weight", vec![h, h]),
-            ("attention.self.value.bias", vec![h]),
-            ("attention.output.dense.weight", vec![h, h]),
-            ("attention.output.dense.bias", vec![h]),
-            ("attention.output.LayerNorm.weight", vec![h]),
-            ("attention.output.LayerNorm.bias", vec![h]),
-            ("intermediate.dense.weight", vec![i, h]),
-            ("intermediate.dense.bias", vec![i]),
-            ("output.dense.weight", vec![h, i]),
-            ("output.dense.bias", vec![h]),
-            ("output.LayerNorm.weight", vec![h]),
-            ("output.LayerNorm.bias", vec![h]),
-        ] {
-            v.push((format!("{p}{name}"), shape));
-        }
-    }
-    v
-}
-
-/// Looks a tensor up by name and checks its shape; converts to f32. A tensor stored quantized
-/// (`<name>.q8` + `<name>.scale`, see [`crate::quant`]) is dequantized here, so every loader reads
-/// f32 weights whatever the file holds.
-pub fn take(t: &HashMap<String, Tensor>, name: &str, shape: &[usize]) -> Result<Tensor> {
-    let Some(x) = t.get(name) else {
-        return crate::quant::take_quantized(t, name, shape);
-    };
-    if x.dims() != shape {
-        return Err(ModelError::BadTensors(format!("tensor {name} has shape {:?}, expected {shape:?}", x.dims())));
-    }
-    Ok(x.to_dtype(DType::F32)?)
 }
 
 impl Encoder {
@@ -303,7 +252,7 @@ impl Encoder {
             Some(r) => r.iter().max().map_or(0, |&m| m as usize + 1),
         };
         let shape = [table_rows, cfg.hidden];
-        let word = match crate::quant::RowTable::load(t, WORD_EMBEDDINGS, shape)? {
+        let word = match crate::storage::RowTable::load(t, WORD_EMBEDDINGS, shape)? {
             Some(q) => WordTable::Quant(q),
             None => WordTable::F32(take(t, WORD_EMBEDDINGS, &shape)?),
         };

@@ -2,12 +2,16 @@
 //! classification head, and the [`Classifier`] that ties them together.
 
 pub mod classifier;
+pub mod codec;
 pub mod encoder;
 pub mod error;
 pub mod format;
 pub mod gptq;
 pub mod head;
+pub mod part;
+pub mod progress;
 pub mod quant;
+pub mod storage;
 pub mod tokenize;
 pub mod train;
 pub mod warm;
