@@ -25,10 +25,11 @@
 use half::f16;
 use shelfwise_kernels::{padded, BLOCK};
 
-/// Quantizes a row-major `[rows, cols]` matrix to int8: the codes (row-major) and one scale per
-/// row. `w.len()` must be `rows * cols`.
-pub fn quantize_rows(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
-    assert_eq!(w.len(), rows * cols, "quantize_rows: {} values for {rows}x{cols}", w.len());
+/// Quantizes a row-major `[rows, cols]` weight matrix to int8: the codes (row-major) and one scale
+/// per row. `w.len()` must be `rows * cols`. (Activations are quantized at run time by
+/// `shelfwise_kernels::quantize_rows`, per token and block.)
+pub fn quantize_i8_per_row(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    assert_eq!(w.len(), rows * cols, "quantize_i8_per_row: {} values for {rows}x{cols}", w.len());
     let mut codes = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(rows);
     for row in w.chunks(cols.max(1)).take(rows) {
@@ -44,13 +45,13 @@ pub fn quantize_rows(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>)
 
 /// int8 with one scale per (row, block of 32): the row-wise rule applied to each block.
 /// Returns codes (row-major) and scales `[rows, ceil(cols/32)]`.
-pub fn quantize_blocks_i8(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
-    assert_eq!(w.len(), rows * cols, "quantize_blocks_i8: {} values for {rows}x{cols}", w.len());
+pub fn quantize_i8_per_block(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    assert_eq!(w.len(), rows * cols, "quantize_i8_per_block: {} values for {rows}x{cols}", w.len());
     let mut codes = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(rows * padded(cols) / BLOCK);
     for row in w.chunks(cols.max(1)).take(rows) {
         for blk in row.chunks(BLOCK) {
-            let (c, s) = quantize_rows(blk, 1, blk.len());
+            let (c, s) = quantize_i8_per_row(blk, 1, blk.len());
             codes.extend(c);
             scales.push(s[0]);
         }
@@ -58,9 +59,9 @@ pub fn quantize_blocks_i8(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<
     (codes, scales)
 }
 
-/// The inverse of [`quantize_rows`]: `w_rj = q_rj · scale_r`.
-pub fn dequantize_rows(codes: &[i8], scales: &[f32], cols: usize) -> Vec<f32> {
-    assert_eq!(codes.len(), scales.len() * cols, "dequantize_rows: {} codes for {} rows of {cols}", codes.len(), scales.len());
+/// The inverse of [`quantize_i8_per_row`]: `w_rj = q_rj · scale_r`.
+pub fn dequantize_i8_per_row(codes: &[i8], scales: &[f32], cols: usize) -> Vec<f32> {
+    assert_eq!(codes.len(), scales.len() * cols, "dequantize_i8_per_row: {} codes for {} rows of {cols}", codes.len(), scales.len());
     codes.chunks(cols.max(1)).zip(scales).flat_map(|(row, &s)| row.iter().map(move |&q| q as f32 * s)).collect()
 }
 
@@ -227,7 +228,7 @@ pub(crate) fn scale_codes(out: &mut [f32], scales: &[f32], mut codes: impl Itera
 /// forward pass through this.
 pub fn fake_quant(w: &[f32], rows: usize, cols: usize, bits: u32) -> Vec<f32> {
     let (codes, scales) = if bits >= 8 {
-        quantize_blocks_i8(w, rows, cols)
+        quantize_i8_per_block(w, rows, cols)
     } else {
         let lb = quantize_lowbit(w, rows, cols, bits);
         let s = lb.scales();
@@ -281,11 +282,11 @@ mod tests {
 
         #[test]
         fn round_trip_error_is_at_most_half_a_step((rows, cols, w) in matrix()) {
-            let (codes, scales) = quantize_rows(&w, rows, cols);
+            let (codes, scales) = quantize_i8_per_row(&w, rows, cols);
             prop_assert_eq!(codes.len(), w.len());
             prop_assert_eq!(scales.len(), rows);
             prop_assert!(codes.iter().all(|&c| (-127..=127).contains(&c)));
-            let back = dequantize_rows(&codes, &scales, cols);
+            let back = dequantize_i8_per_row(&codes, &scales, cols);
             for (i, (a, b)) in w.iter().zip(&back).enumerate() {
                 let s = scales[i / cols];
                 // Half a step, plus f32 rounding of w/s and q·s (relative ~1e-7 of the step).
@@ -352,9 +353,9 @@ mod tests {
 
     #[test]
     fn zero_row_gets_scale_one_and_zero_codes() {
-        let (codes, scales) = quantize_rows(&[0.0, 0.0, 0.0, 50.0, -127.0, 0.2], 2, 3);
+        let (codes, scales) = quantize_i8_per_row(&[0.0, 0.0, 0.0, 50.0, -127.0, 0.2], 2, 3);
         assert_eq!(scales, vec![1.0, 1.0]);
         assert_eq!(codes, vec![0, 0, 0, 50, -127, 0]);
-        assert_eq!(dequantize_rows(&codes, &scales, 3), vec![0.0, 0.0, 0.0, 50.0, -127.0, 0.0]);
+        assert_eq!(dequantize_i8_per_row(&codes, &scales, 3), vec![0.0, 0.0, 0.0, 50.0, -127.0, 0.0]);
     }
 }

@@ -138,8 +138,15 @@ pub struct Layer {
     ff1: Linear,
     ff2: Linear,
     ln2: Norm,
-    /// Built for training: use only ops with a backward pass.
-    pub differentiable: bool,
+}
+
+/// Which candle ops a block's forward uses: the fused kernels for inference, or only ops with a
+/// backward pass, for training (the fused CPU layer norm and last-dim softmax have none). The
+/// trainer asks for the latter; the inference types hold no training state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ops {
+    Fused,
+    Differentiable,
 }
 
 impl Layer {
@@ -155,18 +162,23 @@ impl Layer {
             ff1: Linear::load(t, &format!("{p}.intermediate.dense"), i, h)?,
             ff2: Linear::load(t, &format!("{p}.output.dense"), h, i)?,
             ln2: ln(&format!("{p}.output.LayerNorm"))?,
-            differentiable: false,
         })
     }
 
     /// `x`: [batch, seq, hidden]; `bias`: [batch, 1, 1, seq] additive attention mask.
     pub fn forward(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
-        self.forward_recording(cfg, x, bias, None)
+        self.forward_recording(cfg, x, bias, None, Ops::Fused)
+    }
+
+    /// [`Self::forward`] through ops with a backward pass only: what training differentiates.
+    pub fn forward_differentiable(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_recording(cfg, x, bias, None, Ops::Differentiable)
     }
 
     /// [`Self::forward`], also handing `record` the inputs of the block's Q/K/V, output,
     /// intermediate and output-dense layers, in that order: what GPTQ calibrates on.
-    fn forward_recording(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor, mut record: Option<&mut Vec<Tensor>>) -> candle_core::Result<Tensor> {
+    fn forward_recording(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor, mut record: Option<&mut Vec<Tensor>>, ops: Ops) -> candle_core::Result<Tensor> {
+        let differentiable = ops == Ops::Differentiable;
         let (b, t, h) = x.dims3()?;
         let (nh, hd) = (cfg.heads, h / cfg.heads);
         let split = |y: Tensor| y.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous();
@@ -179,7 +191,7 @@ impl Layer {
         };
         let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(bias)?;
-        let probs = if self.differentiable {
+        let probs = if differentiable {
             candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
@@ -188,13 +200,13 @@ impl Layer {
         if let Some(r) = record.as_deref_mut() {
             r.extend([x.clone(), ctx.clone()]);
         }
-        let x = self.ln1.forward(&(self.o.forward(&ctx)? + x)?, self.differentiable)?;
+        let x = self.ln1.forward(&(self.o.forward(&ctx)? + x)?, differentiable)?;
         let g = self.ff1.forward(&x)?.gelu_erf()?;
         if let Some(r) = record {
             r.extend([x.clone(), g.clone()]);
         }
         let ff = self.ff2.forward(&g)?;
-        self.ln2.forward(&(ff + &x)?, self.differentiable)
+        self.ln2.forward(&(ff + &x)?, differentiable)
     }
 }
 
@@ -324,7 +336,7 @@ impl Encoder {
         let layer = self.layers.get(l).ok_or_else(|| ModelError::Compute(format!("no block {l}")))?;
         let bias = Tensor::zeros((1, 1, 1, x.dim(1)?), DType::F32, x.device())?;
         let mut inputs = Vec::with_capacity(4);
-        let y = layer.forward_recording(&self.cfg, x, &bias, Some(&mut inputs))?;
+        let y = layer.forward_recording(&self.cfg, x, &bias, Some(&mut inputs), Ops::Fused)?;
         Ok((y, inputs))
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
-use crate::codec::{dequantize_rows, quantize_rows};
+use crate::codec::{dequantize_i8_per_row, quantize_i8_per_row};
 use crate::error::{ModelError, Result};
 use crate::format::{EncoderWeights, ModelFile};
 use crate::storage::{base_encoder_tensors, flat_f32, load_tensors, tensors_to_bytes};
@@ -62,7 +62,7 @@ pub fn part_tensors(full: HashMap<String, Tensor>, base: &HashMap<String, Tensor
         match *t.dims() {
             [rows, cols] => {
                 let delta: Vec<f32> = w.iter().zip(&w0).map(|(a, b)| a - b).collect();
-                let (codes, scales) = quantize_rows(&delta, rows, cols);
+                let (codes, scales) = quantize_i8_per_row(&delta, rows, cols);
                 let bytes: Vec<u8> = codes.into_iter().map(|c| c as u8).collect();
                 kept.insert(format!("{name}{DELTA_CODES_SUFFIX}"), Tensor::from_vec(bytes, (rows, cols), &Device::Cpu)?);
                 kept.insert(format!("{name}{DELTA_SCALE_SUFFIX}"), Tensor::from_vec(scales, rows, &Device::Cpu)?);
@@ -105,7 +105,7 @@ pub fn merge_part(mut base: HashMap<String, Tensor>, part: HashMap<String, Tenso
             return Err(bad(format!("delta for {name}: {} scales (finite ones expected, one per row of {rows})", s.len())));
         }
         let codes: Vec<i8> = codes.flatten_all()?.to_vec1::<u8>()?.into_iter().map(|c| c as i8).collect();
-        let delta = dequantize_rows(&codes, &s, cols);
+        let delta = dequantize_i8_per_row(&codes, &s, cols);
         let w0 = flat_f32(w0)?;
         let w: Vec<f32> = w0.iter().zip(&delta).map(|(a, d)| a + d).collect();
         base.insert(name, Tensor::from_vec(w, (rows, cols), &Device::Cpu)?);

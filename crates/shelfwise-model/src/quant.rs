@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use shelfwise_kernels::padded;
 
 // The codec and storage names this module's callers have always found here.
-pub use crate::codec::{dequantize_rows, fake_quant, pack_bits, quantize_blocks_i8, quantize_lowbit, quantize_rows, snap, unpack_bits, LowBit};
+pub use crate::codec::{dequantize_i8_per_row, fake_quant, pack_bits, quantize_i8_per_block, quantize_lowbit, quantize_i8_per_row, snap, unpack_bits, LowBit};
 use crate::codec::packed_cols;
 pub use crate::storage::{
     load_codes, lowbit_suffix, row_scales_as_blocks, targets, targets_for, ActBits, Codes, Scheme, BLOCK, BLOCK_SCALE_SUFFIX, CODES_SUFFIX, INT8_BLOCK32,
@@ -125,7 +125,7 @@ pub fn quantize(file: ModelFile, opts: &QuantizeOptions) -> Result<ModelFile> {
             tensors.insert(format!("{name}{BLOCK_SCALE_SUFFIX}"), Tensor::from_vec(block, (rows, nb), &Device::Cpu)?);
             tensors.insert(format!("{name}{ROW_STEP_SUFFIX}"), Tensor::from_vec(lb.row_steps, rows, &Device::Cpu)?.to_dtype(DType::F16)?);
         } else {
-            let (codes, scales) = quantize_blocks_i8(&w, rows, cols);
+            let (codes, scales) = quantize_i8_per_block(&w, rows, cols);
             let codes: Vec<u8> = codes.into_iter().map(|c| c as u8).collect();
             tensors.insert(format!("{name}{CODES_SUFFIX}"), Tensor::from_vec(codes, (rows, cols), &Device::Cpu)?);
             tensors.insert(format!("{name}{SCALE_SUFFIX}"), Tensor::from_vec(scales, (rows, nb), &Device::Cpu)?);

@@ -373,7 +373,7 @@ pub fn targets_for(enc: &EncoderConfig, head: &HeadConfig, labels: usize, scheme
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{pack_bits, quantize_lowbit, quantize_rows};
+    use crate::codec::{pack_bits, quantize_lowbit, quantize_i8_per_row};
 
     /// A row table reads every row exactly as the kernel matrix of the same codes does (odd widths,
     /// 3, 4 and 8 bits: the general and the fast unpacking paths).
@@ -382,7 +382,7 @@ mod tests {
         for (bits, rows, cols) in [(3u32, 5usize, 384usize), (4, 3, 64), (3, 2, 37), (4, 4, 33), (8, 3, 70)] {
             let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
             let (codes, scales, packed) = if bits == 8 {
-                let (codes, row_scales) = quantize_rows(&w, rows, cols);
+                let (codes, row_scales) = quantize_i8_per_row(&w, rows, cols);
                 let scales = row_scales_as_blocks(&row_scales, cols);
                 let bytes = codes.iter().map(|&c| c as u8).collect();
                 (codes, scales, bytes)

@@ -253,9 +253,8 @@ impl Blocks {
         let map = self.map()?;
         let mut x = x;
         for l in self.first..self.cfg.layers {
-            let mut layer = Layer::from_tensors(&self.cfg, &map, l)?;
-            layer.differentiable = true;
-            x = layer.forward(&self.cfg, &x, &bias)?;
+            let layer = Layer::from_tensors(&self.cfg, &map, l)?;
+            x = layer.forward_differentiable(&self.cfg, &x, &bias)?;
         }
         Ok(mean_pool(&x, &mask)?)
     }
