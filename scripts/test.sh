@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Lint gates, cheapest first: formatting, then clippy on every crate and target (warnings fail).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings 2>&1
 # shelfwise-gpu's tests skip without a GPU adapter; setup installs lavapipe, so here none is a failure.
 SHELFWISE_REQUIRE_GPU=1 cargo test --release --workspace --locked 2>&1
 # The Python package (crates/shelfwise-py): API, parity with the CLI, Ray Data and Spark.

@@ -11,7 +11,7 @@ use shelfwise_core::Decision;
 use shelfwise_model::classifier::MAX_TITLE_BYTES;
 
 use crate::backend::{Backend, Engine, GPU_BATCH};
-use crate::embed::bar;
+use crate::progress::bar;
 
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {

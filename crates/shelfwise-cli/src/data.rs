@@ -4,16 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-pub struct Row {
-    pub title: String,
-    pub path: Vec<String>,
-}
-
-impl Row {
-    pub fn label(&self) -> String {
-        self.path.join(" > ")
-    }
-}
+/// A labelled title, as the model crate's trainer takes it.
+pub use shelfwise_model::train::Example as Row;
 
 /// Reads `title` / `category_path` (or the given names) from a CSV with a header.
 pub fn read_labelled(path: &Path, text_col: &str, label_col: &str) -> Result<Vec<Row>> {
@@ -70,14 +62,18 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// Token ids that the lines of `files` tokenize to at least `min_count` times in all
 /// (`--keep-vocab`: the word pieces whose embedding rows a pruned model keeps).
 pub fn keep_tokens(tok: &shelfwise_model::tokenize::TitleTokenizer, files: &[PathBuf], min_count: usize) -> Result<std::collections::BTreeSet<u32>> {
-    let mut counts = std::collections::BTreeMap::new();
+    let lines = read_lines(files)?;
+    Ok(tok.ids_at_least(lines.iter().map(String::as_str), min_count)?)
+}
+
+/// Every line of `files`, in order.
+pub fn read_lines(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
     for p in files {
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        for (id, n) in tok.id_counts(text.lines())? {
-            *counts.entry(id).or_insert(0) += n;
-        }
+        out.extend(text.lines().map(String::from));
     }
-    Ok(counts.into_iter().filter(|&(_, n)| n >= min_count).map(|(id, _)| id).collect())
+    Ok(out)
 }
 
 /// The files' names (no folders), comma-separated: where a manifest says data came from.

@@ -12,10 +12,11 @@ use shelfwise_core::calibration::softmax;
 use shelfwise_core::decision::top_k;
 use shelfwise_core::metrics::{confusions, evaluate, per_category, reliability, Example, DEFAULT_THRESHOLDS};
 use shelfwise_core::{prefix, LabelSpace};
+use shelfwise_model::train::embed::in_length_batches;
 use shelfwise_model::Classifier;
 
 use crate::data::{read_labelled, sha256_file, Row};
-use crate::embed::in_length_batches;
+use crate::progress::Bars;
 
 pub const PREFIX_FRACTIONS: [f64; 2] = [0.3, 0.6];
 /// The report's typing curve: acc@1 on the first 10 %, 20 %, … of each title's words.
@@ -96,7 +97,7 @@ fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> R
 /// Calibrated probabilities for many titles, in length-sorted batches.
 pub fn model_probs(clf: &Classifier, texts: &[String], msg: &str) -> Result<Vec<Vec<f32>>> {
     let mut out = vec![Vec::new(); texts.len()];
-    in_length_batches(texts, msg, |idx, batch| {
+    in_length_batches(texts, msg, &Bars::default(), |idx, batch| {
         for (&i, p) in idx.iter().zip(clf.probs(batch)?) {
             out[i] = p;
         }

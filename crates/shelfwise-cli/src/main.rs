@@ -4,9 +4,8 @@ mod backend;
 mod bench;
 mod classify;
 mod data;
-mod embed;
 mod eval;
-mod prior;
+mod progress;
 mod report;
 mod train;
 
@@ -150,14 +149,14 @@ fn main() {
 fn run() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Train(a) => train::run(*a),
-        Cmd::Calibrate { model, data, out, text_col, label_col, no_label_prior } => prior::calibrate(&model, &data, &out, &text_col, &label_col, !no_label_prior),
+        Cmd::Calibrate { model, data, out, text_col, label_col, no_label_prior } => train::calibrate(&model, &data, &out, &text_col, &label_col, !no_label_prior),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Classify(a) => classify::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Assemble { part, base, out } => {
             let part = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&part).with_context(|| format!("cannot read {}", part.display()))?)?;
             let base = std::fs::read(base.join("model.safetensors")).context("cannot read the base model.safetensors (run scripts/setup.sh)")?;
-            let file = shelfwise_model::classifier::assemble(part, &base)?;
+            let file = shelfwise_model::part::assemble(part, &base)?;
             let bytes = file.to_bytes()?;
             // Prove the result loads before writing it.
             shelfwise_model::Classifier::from_bytes(&bytes)?;
@@ -166,7 +165,7 @@ fn run() -> Result<()> {
         Cmd::Part { model, base, out } => {
             let full = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?)?;
             let base = std::fs::read(base.join("model.safetensors")).context("cannot read the base model.safetensors (run scripts/setup.sh)")?;
-            train::write(&out, &shelfwise_model::classifier::split_part(full, &base)?.to_bytes()?)
+            train::write(&out, &shelfwise_model::part::split_part(full, &base)?.to_bytes()?)
         }
         Cmd::Quantize { input, out, scheme, keep_vocab, min_count, calibration, calibration_titles, text_col } => {
             let before = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;

@@ -96,7 +96,7 @@ fn fine_tuned_blocks_go_into_the_part_as_int8_deltas_and_assemble_to_the_same_mo
     let p = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&part).unwrap()).unwrap();
     let names: Vec<String> = shelfwise_model::classifier::load_tensors(&p.tensors).unwrap().into_keys().collect();
     // The top block's six matrices as deltas; the blocks below are the base's.
-    let deltas: Vec<&String> = names.iter().filter(|n| n.ends_with(shelfwise_model::classifier::DELTA_CODES_SUFFIX)).collect();
+    let deltas: Vec<&String> = names.iter().filter(|n| n.ends_with(shelfwise_model::part::DELTA_CODES_SUFFIX)).collect();
     assert_eq!(deltas.len(), 6, "{names:?}");
     assert!(deltas.iter().all(|n| n.starts_with("encoder.layer.5.")), "{deltas:?}");
     assert!(!names.iter().any(|n| n.starts_with("encoder.layer.4.")), "{names:?}");
@@ -192,7 +192,7 @@ fn calibrate_fits_the_label_prior_once_and_the_temperature() {
     assert!(b.manifest.head.temperature > 0.0);
     // The prior lives in the label weights: nothing else moves.
     let (at, bt) = (shelfwise_model::classifier::load_tensors(&a.tensors).unwrap(), shelfwise_model::classifier::load_tensors(&b.tensors).unwrap());
-    let f32s = |t: &candle_core::Tensor| t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let f32s = |t| shelfwise_model::storage::flat_f32(t).unwrap();
     for (name, t) in &at {
         let same = f32s(t) == f32s(&bt[name]);
         assert_eq!(same, name != shelfwise_model::head::LABEL_WEIGHT || w == 0.0, "{name}");

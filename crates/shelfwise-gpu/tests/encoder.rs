@@ -237,7 +237,7 @@ fn quantize(t: &HashMap<String, Tensor>, names: &[String]) -> HashMap<String, Te
     for name in names {
         let x = t.remove(name).unwrap();
         let (rows, cols) = x.dims2().unwrap();
-        let (codes, scales) = shelfwise_model::quant::quantize_rows(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), rows, cols);
+        let (codes, scales) = shelfwise_model::quant::quantize_i8_per_row(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), rows, cols);
         t.insert(format!("{name}.q8"), Tensor::from_vec(codes.iter().map(|&c| c as u8).collect::<Vec<u8>>(), (rows, cols), &Device::Cpu).unwrap());
         t.insert(format!("{name}.scale"), Tensor::from_vec(scales, rows, &Device::Cpu).unwrap());
     }

@@ -104,7 +104,7 @@ fn q8_activations(rng: &mut StdRng, m: usize, k: usize) -> Vec<f32> {
     x
 }
 
-// Quantized weights: int8 with per-row scales (quant.rs's quantize_rows) and 4-bit codes with
+// Quantized weights: int8 with per-row scales (codec.rs's quantize_i8_per_row) and 4-bit codes with
 // block scales (quantize_lowbit), odd K so rows end mid-word and mid-block, with and without the
 // GELU epilogue. Against the reference of the CPU kernels' computation (activations quantized to
 // 7 bits per block of 32, 8 against the 4-bit codes, exact integer block sums, then Σ_b s_b·(ascale·wscale) + b): the codes,
@@ -127,7 +127,7 @@ async fn matmul_q8_matches_quantized_reference_body() {
             let s = if r == n / 2 && n > 2 { 0.0 } else { 10f32.powi(rng.random_range(-3..2)) };
             w.extend(vals(&mut rng, k, s));
         }
-        let (codes, scales) = shelfwise_model::quant::quantize_rows(&w, n, k);
+        let (codes, scales) = shelfwise_model::quant::quantize_i8_per_row(&w, n, k);
         let per_row = HostMatrix::q8_row_scaled(n, k, codes.iter().map(|&c| c as u8).collect(), &scales);
         let lb = shelfwise_model::quant::quantize_lowbit(&w, n, k, 4);
         let blocks = HostMatrix::Q8 { rows: n, cols: k, codes: lb.codes.iter().map(|&c| c as u8).collect(), scales: lb.scales() };
@@ -320,7 +320,7 @@ async fn embed_matches_reference_body() {
         let gamma: Vec<f32> = vals(&mut rng, hidden, 0.5).iter().map(|g| g + 1.0).collect();
         let beta = vals(&mut rng, hidden, 0.5);
         let ids: Vec<u32> = (0..batch * seq).map(|_| rng.random_range(0..vocab as u32)).collect();
-        let (codes, scales) = shelfwise_model::quant::quantize_rows(&w, vocab, hidden);
+        let (codes, scales) = shelfwise_model::quant::quantize_i8_per_row(&w, vocab, hidden);
         let q = HostMatrix::q8_row_scaled(vocab, hidden, codes.iter().map(|&c| c as u8).collect(), &scales);
         let lb = shelfwise_model::quant::quantize_lowbit(&w, vocab, hidden, 3);
         let q3 = HostMatrix::Q8 { rows: vocab, cols: hidden, codes: lb.codes.iter().map(|&c| c as u8).collect(), scales: lb.scales() };

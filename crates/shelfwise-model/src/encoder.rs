@@ -9,6 +9,8 @@ use shelfwise_kernels::{ops, QMatrix};
 
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
+// Where these always were for other crates; they belong to the storage layer.
+pub use crate::storage::{take, tensor_shapes, WORD_EMBEDDINGS, WORD_ROWS};
 
 mod plain;
 
@@ -40,7 +42,7 @@ impl Linear {
     fn load(t: &HashMap<String, Tensor>, prefix: &str, out: usize, inp: usize) -> Result<Self> {
         let name = format!("{prefix}.weight");
         let b = take(t, &format!("{prefix}.bias"), &[out])?;
-        match crate::quant::load_qmatrix(t, &name, &[out, inp])? {
+        match crate::storage::load_qmatrix(t, &name, &[out, inp])? {
             Some(q) => Ok(Self { w: Weight::Quant(q, b.to_vec1()?), b }),
             None => Ok(Self::new(&take(t, &name, &[out, inp])?, &b)),
         }
@@ -136,8 +138,15 @@ pub struct Layer {
     ff1: Linear,
     ff2: Linear,
     ln2: Norm,
-    /// Built for training: use only ops with a backward pass.
-    pub differentiable: bool,
+}
+
+/// Which candle ops a block's forward uses: the fused kernels for inference, or only ops with a
+/// backward pass, for training (the fused CPU layer norm and last-dim softmax have none). The
+/// trainer asks for the latter; the inference types hold no training state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ops {
+    Fused,
+    Differentiable,
 }
 
 impl Layer {
@@ -153,18 +162,23 @@ impl Layer {
             ff1: Linear::load(t, &format!("{p}.intermediate.dense"), i, h)?,
             ff2: Linear::load(t, &format!("{p}.output.dense"), h, i)?,
             ln2: ln(&format!("{p}.output.LayerNorm"))?,
-            differentiable: false,
         })
     }
 
     /// `x`: [batch, seq, hidden]; `bias`: [batch, 1, 1, seq] additive attention mask.
     pub fn forward(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
-        self.forward_recording(cfg, x, bias, None)
+        self.forward_recording(cfg, x, bias, None, Ops::Fused)
+    }
+
+    /// [`Self::forward`] through ops with a backward pass only: what training differentiates.
+    pub fn forward_differentiable(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_recording(cfg, x, bias, None, Ops::Differentiable)
     }
 
     /// [`Self::forward`], also handing `record` the inputs of the block's Q/K/V, output,
     /// intermediate and output-dense layers, in that order: what GPTQ calibrates on.
-    fn forward_recording(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor, mut record: Option<&mut Vec<Tensor>>) -> candle_core::Result<Tensor> {
+    fn forward_recording(&self, cfg: &EncoderConfig, x: &Tensor, bias: &Tensor, mut record: Option<&mut Vec<Tensor>>, ops: Ops) -> candle_core::Result<Tensor> {
+        let differentiable = ops == Ops::Differentiable;
         let (b, t, h) = x.dims3()?;
         let (nh, hd) = (cfg.heads, h / cfg.heads);
         let split = |y: Tensor| y.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous();
@@ -177,7 +191,7 @@ impl Layer {
         };
         let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(bias)?;
-        let probs = if self.differentiable {
+        let probs = if differentiable {
             candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
@@ -186,13 +200,13 @@ impl Layer {
         if let Some(r) = record.as_deref_mut() {
             r.extend([x.clone(), ctx.clone()]);
         }
-        let x = self.ln1.forward(&(self.o.forward(&ctx)? + x)?, self.differentiable)?;
+        let x = self.ln1.forward(&(self.o.forward(&ctx)? + x)?, differentiable)?;
         let g = self.ff1.forward(&x)?.gelu_erf()?;
         if let Some(r) = record {
             r.extend([x.clone(), g.clone()]);
         }
         let ff = self.ff2.forward(&g)?;
-        self.ln2.forward(&(ff + &x)?, self.differentiable)
+        self.ln2.forward(&(ff + &x)?, differentiable)
     }
 }
 
@@ -210,15 +224,11 @@ pub fn mean_pool(x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
     x.broadcast_mul(&m)?.sum(1)?.broadcast_div(&counts)
 }
 
-pub const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
-/// Optional U32 `[vocab]`: the row of each token id in a pruned word-embedding table.
-pub const WORD_ROWS: &str = "embeddings.word_embeddings.rows";
-
 /// The word-embedding table: f32, or quantized (rows dequantized as they are gathered), with an
 /// optional id → row map when the vocabulary was pruned.
 enum WordTable {
     F32(Tensor),
-    Quant(crate::quant::RowTable),
+    Quant(crate::storage::RowTable),
 }
 
 pub struct Encoder {
@@ -234,55 +244,6 @@ pub struct Encoder {
     plain: bool,
     /// Buffers of the plain forward, one set per concurrent caller, reused across calls.
     scratch: plain::Pool,
-}
-
-/// Tensor names the encoder reads (BERT/HF names), with their shapes.
-pub fn tensor_shapes(cfg: &EncoderConfig) -> Vec<(String, Vec<usize>)> {
-    let (h, i) = (cfg.hidden, cfg.intermediate);
-    let mut v = vec![
-        ("embeddings.word_embeddings.weight".to_string(), vec![cfg.vocab_size, h]),
-        ("embeddings.position_embeddings.weight".into(), vec![cfg.max_positions, h]),
-        ("embeddings.token_type_embeddings.weight".into(), vec![2, h]),
-        ("embeddings.LayerNorm.weight".into(), vec![h]),
-        ("embeddings.LayerNorm.bias".into(), vec![h]),
-    ];
-    for l in 0..cfg.layers {
-        let p = format!("encoder.layer.{l}.");
-        for (name, shape) in [
-            ("attention.self.query.weight", vec![h, h]),
-            ("attention.self.query.bias", vec![h]),
-            ("attention.self.key.weight", vec![h, h]),
-            ("attention.self.key.bias", vec![h]),
-            ("attention.self.value.weight", vec![h, h]),
-            ("attention.self.value.bias", vec![h]),
-            ("attention.output.dense.weight", vec![h, h]),
-            ("attention.output.dense.bias", vec![h]),
-            ("attention.output.LayerNorm.weight", vec![h]),
-            ("attention.output.LayerNorm.bias", vec![h]),
-            ("intermediate.dense.weight", vec![i, h]),
-            ("intermediate.dense.bias", vec![i]),
-            ("output.dense.weight", vec![h, i]),
-            ("output.dense.bias", vec![h]),
-            ("output.LayerNorm.weight", vec![h]),
-            ("output.LayerNorm.bias", vec![h]),
-        ] {
-            v.push((format!("{p}{name}"), shape));
-        }
-    }
-    v
-}
-
-/// Looks a tensor up by name and checks its shape; converts to f32. A tensor stored quantized
-/// (`<name>.q8` + `<name>.scale`, see [`crate::quant`]) is dequantized here, so every loader reads
-/// f32 weights whatever the file holds.
-pub fn take(t: &HashMap<String, Tensor>, name: &str, shape: &[usize]) -> Result<Tensor> {
-    let Some(x) = t.get(name) else {
-        return crate::quant::take_quantized(t, name, shape);
-    };
-    if x.dims() != shape {
-        return Err(ModelError::BadTensors(format!("tensor {name} has shape {:?}, expected {shape:?}", x.dims())));
-    }
-    Ok(x.to_dtype(DType::F32)?)
 }
 
 impl Encoder {
@@ -303,7 +264,7 @@ impl Encoder {
             Some(r) => r.iter().max().map_or(0, |&m| m as usize + 1),
         };
         let shape = [table_rows, cfg.hidden];
-        let word = match crate::quant::RowTable::load(t, WORD_EMBEDDINGS, shape)? {
+        let word = match crate::storage::RowTable::load(t, WORD_EMBEDDINGS, shape)? {
             Some(q) => WordTable::Quant(q),
             None => WordTable::F32(take(t, WORD_EMBEDDINGS, &shape)?),
         };
@@ -375,7 +336,7 @@ impl Encoder {
         let layer = self.layers.get(l).ok_or_else(|| ModelError::Compute(format!("no block {l}")))?;
         let bias = Tensor::zeros((1, 1, 1, x.dim(1)?), DType::F32, x.device())?;
         let mut inputs = Vec::with_capacity(4);
-        let y = layer.forward_recording(&self.cfg, x, &bias, Some(&mut inputs))?;
+        let y = layer.forward_recording(&self.cfg, x, &bias, Some(&mut inputs), Ops::Fused)?;
         Ok((y, inputs))
     }
 

@@ -54,6 +54,33 @@ impl EncoderConfig {
             max_tokens: 128,
         }
     }
+
+    /// The shape a Hugging Face BERT `config.json` describes, titles cut at `max_tokens`. Only
+    /// what this encoder computes is accepted (GELU, absolute positions, two token types);
+    /// anything else is `MODEL_MANIFEST`.
+    pub fn from_hf_config(json: &[u8], max_tokens: usize) -> Result<Self> {
+        let bad = |why: String| ModelError::BadManifest(format!("base config.json: {why}"));
+        let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+        let int = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).map(|n| n as usize).ok_or_else(|| bad(format!("no integer {k:?}")));
+        for (k, want) in [("hidden_act", "gelu"), ("position_embedding_type", "absolute")] {
+            if let Some(x) = v.get(k).filter(|x| x.as_str() != Some(want)) {
+                return Err(bad(format!("{k} is {x}, this encoder computes {want:?}")));
+            }
+        }
+        if let Some(n) = v.get("type_vocab_size").filter(|n| n.as_u64() != Some(2)) {
+            return Err(bad(format!("type_vocab_size is {n}, this encoder reads 2")));
+        }
+        Ok(Self {
+            vocab_size: int("vocab_size")?,
+            hidden: int("hidden_size")?,
+            layers: int("num_hidden_layers")?,
+            heads: int("num_attention_heads")?,
+            intermediate: int("intermediate_size")?,
+            max_positions: int("max_position_embeddings")?,
+            layer_norm_eps: v.get("layer_norm_eps").and_then(serde_json::Value::as_f64).unwrap_or(1e-12),
+            max_tokens,
+        })
+    }
 }
 
 /// The hybrid head: a linear layer over the sentence embedding plus a bag of hashed n-gram vectors.
@@ -284,7 +311,9 @@ impl<'a> ModelFileRef<'a> {
 }
 
 /// Rewrites a file's trailing checksum so that it matches its body: lets tests build files that
-/// are well-formed on the outside but wrong inside (bad manifest, bad payload hash).
+/// are well-formed on the outside but wrong inside (bad manifest, bad payload hash). Test-only API
+/// (feature `test-util`, which this crate's own tests turn on).
+#[cfg(feature = "test-util")]
 pub fn reseal(bytes: &mut [u8]) {
     if bytes.len() >= CHECKSUM_LEN {
         let n = bytes.len() - CHECKSUM_LEN;
@@ -293,7 +322,8 @@ pub fn reseal(bytes: &mut [u8]) {
     }
 }
 
-/// Byte offset of the manifest and its length, for tests that tamper with it.
+/// Byte offset of the manifest and its length, for tests that tamper with it (feature `test-util`).
+#[cfg(feature = "test-util")]
 pub fn manifest_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
     (bytes.len() >= HEADER_LEN).then(|| HEADER_LEN..HEADER_LEN + u32_at(bytes, 12) as usize)
 }

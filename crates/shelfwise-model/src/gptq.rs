@@ -5,7 +5,7 @@
 //!
 //! [`input_hessians`] runs the f32 encoder over calibration titles and sums `XᵀX` for every
 //! linear layer's input; [`quantize_lowbit_gptq`] quantizes one matrix with it into the same
-//! [`LowBit`] form (and file format) as [`crate::quant::quantize_lowbit`].
+//! [`LowBit`] form (and file format) as [`crate::codec::quantize_lowbit`].
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use crate::encoder::Encoder;
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
-use crate::quant::{lowbit_block, row_step, LowBit};
+use crate::codec::{lowbit_block, row_step, LowBit};
 use crate::tokenize::TitleTokenizer;
 use shelfwise_kernels::{padded, BLOCK};
 
@@ -115,7 +115,7 @@ fn inverse_upper_factor(h: &[f64], n: usize) -> Result<Vec<f64>> {
     Ok((0..n * n).map(|x| inv[(n - 1 - x / n) * n + (n - 1 - x % n)]).collect())
 }
 
-/// GPTQ to `bits` with the block-32, two-level scales of [`crate::quant::quantize_lowbit`]: a
+/// GPTQ to `bits` with the block-32, two-level scales of [`crate::codec::quantize_lowbit`]: a
 /// block's scale is chosen (by the same search) when the sweep reaches it, from the weights as
 /// the earlier columns' errors have updated them. `hessian`: `XᵀX` over the layer's inputs
 /// (`cols × cols`). Dampened by 1 % of its mean diagonal, as in the paper.
@@ -166,7 +166,7 @@ pub fn quantize_lowbit_gptq(w: &[f32], rows: usize, cols: usize, bits: u32, hess
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::quantize_lowbit;
+    use crate::codec::quantize_lowbit;
 
     fn det(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

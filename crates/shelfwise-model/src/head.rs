@@ -9,14 +9,11 @@ use std::collections::HashMap;
 use candle_core::{Tensor, D};
 
 
-use crate::encoder::take;
+use crate::storage::take;
 use crate::error::Result;
 use crate::format::HeadConfig;
 
-pub const LABEL_WEIGHT: &str = "head.label_weight";
-pub const BIAS: &str = "head.bias";
-pub const NGRAM_TABLE: &str = "head.ngram_table";
-pub const NGRAM_WEIGHT: &str = "head.ngram_weight";
+pub use crate::storage::{BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
 
 /// A head tensor as model files store it: the n-gram table in f16 (half the bytes; its ±0.1-scale
 /// values lose nothing that changes a ranking), everything else as it is.
@@ -102,7 +99,7 @@ pub fn fold_label_prior(tensors: &mut HashMap<String, Tensor>, cfg: &HeadConfig,
 /// they are dequantized as read: 1 MB of codes in memory instead of 8 MB of f32).
 enum NgramTable {
     F32(Tensor),
-    Quant(crate::quant::RowTable),
+    Quant(crate::storage::RowTable),
 }
 
 /// A loaded head.
@@ -122,7 +119,7 @@ impl Head {
             bias: take(t, BIAS, &[labels])?,
             ngram_table: {
                 let shape = [cfg.buckets as usize, cfg.ngram_dim];
-                match crate::quant::RowTable::load(t, NGRAM_TABLE, shape)? {
+                match crate::storage::RowTable::load(t, NGRAM_TABLE, shape)? {
                     Some(q) => NgramTable::Quant(q),
                     None => NgramTable::F32(take(t, NGRAM_TABLE, &shape)?),
                 }

@@ -1,13 +1,22 @@
 //! shelfwise-model: the model file format, tokenizer, candle BERT encoder and hybrid
-//! classification head, and the [`Classifier`] that ties them together.
+//! classification head, the [`Classifier`] that ties them together, and the transforms and
+//! training that make model files.
+//!
+//! Layers, bottom up (a module imports only from the layers below it, plus `error` and
+//! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] and
+//! [`head`] ← [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]) and [`train`].
 
 pub mod classifier;
+pub mod codec;
 pub mod encoder;
 pub mod error;
 pub mod format;
 pub mod gptq;
 pub mod head;
+pub mod part;
+pub mod progress;
 pub mod quant;
+pub mod storage;
 pub mod tokenize;
 pub mod train;
 pub mod warm;

@@ -54,6 +54,12 @@ impl TitleTokenizer {
         Ok(out)
     }
 
+    /// The token ids that `lines` tokenize to at least `min_count` times in all (no special
+    /// tokens): the word pieces whose embedding rows a pruned vocabulary keeps.
+    pub fn ids_at_least<'a>(&self, lines: impl IntoIterator<Item = &'a str>, min_count: usize) -> Result<std::collections::BTreeSet<u32>> {
+        Ok(self.id_counts(lines)?.into_iter().filter(|&(_, n)| n >= min_count).map(|(id, _)| id).collect())
+    }
+
     /// Every token id that `lines` tokenize to (no special tokens).
     pub fn ids_of<'a>(&self, lines: impl IntoIterator<Item = &'a str>) -> Result<std::collections::BTreeSet<u32>> {
         Ok(self.id_counts(lines)?.into_keys().collect())

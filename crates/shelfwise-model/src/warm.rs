@@ -6,7 +6,7 @@
 
 use shelfwise_kernels::{matmul_t, ops, QMatrix, QRows, BLOCK};
 
-use crate::quant::{pack_bits, unpack_bits, LowBit};
+use crate::codec::{pack_bits, unpack_bits, LowBit};
 
 /// A few milliseconds of work; call it while the model bytes are being read.
 pub fn warm_up() {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use shelfwise_model::classifier::{merge_part, part_tensors, DELTA_CODES_SUFFIX, DELTA_SCALE_SUFFIX};
+use shelfwise_model::part::{merge_part, part_tensors, DELTA_CODES_SUFFIX, DELTA_SCALE_SUFFIX};
 use shelfwise_model::head::{BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
 
 const QUERY: &str = "encoder.layer.0.attention.self.query.weight";

@@ -91,7 +91,7 @@ fn part_files_are_not_quantized() {
 #[test]
 fn no_part_file_from_a_quantized_model() {
     let q = quantize_int8(tiny_file()).unwrap();
-    let err = shelfwise_model::classifier::split_part(q, b"").unwrap_err();
+    let err = shelfwise_model::part::split_part(q, b"").unwrap_err();
     assert_eq!(err.code(), "MODEL_MANIFEST", "{err}");
 }
 

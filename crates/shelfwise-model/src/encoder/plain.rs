@@ -154,9 +154,9 @@ mod tests {
 
     use candle_core::{Device, Tensor};
 
-    use crate::encoder::{mean_pool, tensor_shapes, Encoder};
+    use crate::encoder::{mean_pool, Encoder};
     use crate::format::EncoderConfig;
-    use crate::quant::{CODES_SUFFIX, SCALE_SUFFIX};
+    use crate::storage::{tensor_shapes, CODES_SUFFIX, SCALE_SUFFIX};
 
     fn det(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;

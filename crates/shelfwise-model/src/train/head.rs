@@ -12,11 +12,13 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::encoder::{attention_bias, mean_pool, take, tensor_shapes, Layer};
+use crate::encoder::{attention_bias, mean_pool, Layer};
 use crate::error::Result;
 use crate::format::{EncoderConfig, HeadConfig};
 use crate::head::{HeadParams, BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
-use crate::quant::{fake_quant, snap_tensors, targets_for, Scheme};
+use crate::codec::fake_quant;
+use crate::quant::snap_tensors;
+use crate::storage::{take, targets_for, tensor_shapes, Scheme};
 
 /// Bits of each weight under quantization-aware training (empty: plain training).
 type QatBits = HashMap<String, u32>;
@@ -251,9 +253,8 @@ impl Blocks {
         let map = self.map()?;
         let mut x = x;
         for l in self.first..self.cfg.layers {
-            let mut layer = Layer::from_tensors(&self.cfg, &map, l)?;
-            layer.differentiable = true;
-            x = layer.forward(&self.cfg, &x, &bias)?;
+            let layer = Layer::from_tensors(&self.cfg, &map, l)?;
+            x = layer.forward_differentiable(&self.cfg, &x, &bias)?;
         }
         Ok(mean_pool(&x, &mask)?)
     }

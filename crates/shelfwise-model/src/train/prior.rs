@@ -1,28 +1,30 @@
 //! The label-name prior: `logits += weight · cos(title, category text)`, with each category's path
 //! embedded by the model's own encoder and the weight fitted on held-out titles
 //! (`shelfwise_core::calibration::fit_prior_weight`), then folded into the head's label weights
-//! (`shelfwise_model::head::fold_label_prior`). It gives a category with one or two training titles
-//! the meaning of its name to lean on. `train` fits it at the end; `calibrate` fits it (once) and
-//! the temperature on another held-out file for a model already trained.
+//! ([`crate::head::fold_label_prior`]). It gives a category with one or two training titles
+//! the meaning of its name to lean on. Training fits it at the end; [`calibrate`] fits it (once)
+//! and the temperature on another held-out set for a model already trained.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use serde_json::{json, Value};
 use shelfwise_core::calibration::{fit_prior_weight, fit_temperature_top1, with_prior};
 use shelfwise_core::taxonomy::LabelSpace;
-use shelfwise_model::format::{EncoderConfig, HeadConfig};
-use shelfwise_model::head::{fold_label_prior, label_text, normalize, LABEL_WEIGHT};
-use shelfwise_model::quant::{snap_tensors, targets_for, Scheme};
-use shelfwise_model::{classifier, Classifier, Embedder, ModelFile};
 
-use crate::embed::{bar, embed_all};
+use crate::classifier::{Classifier, Embedder};
+use crate::error::Result;
+use crate::format::{EncoderConfig, HeadConfig, ModelFile};
+use crate::head::{fold_label_prior, label_text, normalize, LABEL_WEIGHT};
+use crate::progress::Progress;
+use crate::quant::snap_tensors;
+use crate::storage::{load_tensors, targets_for, tensors_to_bytes, Scheme};
+use crate::train::embed::{embed_all, EmbeddingCache};
+use crate::train::examples::{with_prefixes, DataSource, Example, TrainError};
 
 /// Where the encoder's embeddings of the held-out texts may come from the training cache: the
-/// frozen encoder's cache key and folder.
-pub type Cache<'a> = Option<(&'a str, &'a Path)>;
+/// frozen encoder's cache key and the cache.
+pub type Cache<'a> = Option<(&'a str, &'a dyn EmbeddingCache)>;
 
 /// What the prior fit chose, for the manifest and the temperature fit.
 pub struct PriorFit {
@@ -47,11 +49,12 @@ pub fn fit_and_fold(
     tensors: &mut HashMap<String, Tensor>,
     qat: Option<(Scheme, &EncoderConfig)>,
     cache: Cache,
+    progress: &dyn Progress,
 ) -> Result<PriorFit> {
     let label_texts: Vec<String> = (0..labels.len()).map(|i| label_text(labels.label(i))).collect();
     let unit = |t: &[String], cache: Cache, msg: &str| -> Result<Tensor> {
-        let (key, dir) = cache.map_or(("", None), |(k, d)| (k, Some(d)));
-        Ok(normalize(&embed_all(embedder, key, t, dir, msg)?, 1.0)?)
+        let (key, c) = cache.map_or(("", None), |(k, c)| (k, Some(c)));
+        Ok(normalize(&embed_all(embedder, key, t, c, msg, progress)?, 1.0)?)
     };
     let label_emb = unit(&label_texts, None, "embed labels")?;
     let sims: Vec<Vec<f32>> = unit(texts, cache, "embed held-out")?.matmul(&label_emb.t()?)?.to_vec2()?;
@@ -71,19 +74,17 @@ pub fn record(weight: f32, n: usize) -> Value {
     json!({ "weight": weight, "text": "category path, segments joined by spaces", "fitted_on": "held-out titles and prefixes (NLL)", "n": n })
 }
 
-/// `shelfwise calibrate`: the label-name prior (when the model has none yet) and the temperature,
-/// fitted on a held-out CSV, written as a new model file.
-pub fn calibrate(model: &Path, data: &Path, out: &Path, text_col: &str, label_col: &str, label_prior: bool) -> Result<()> {
-    let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
-    let file = ModelFile::from_bytes(&bytes)?;
+/// `shelfwise calibrate`: the label-name prior (when the model has none yet, and `label_prior`)
+/// and the temperature, fitted on held-out `rows` (from `source`), as a new model file. For an
+/// f32 model: a quantized one is refused (`MODEL_MANIFEST`).
+pub fn calibrate(file: ModelFile, rows: &[Example], source: &DataSource, label_prior: bool, progress: &dyn Progress) -> std::result::Result<ModelFile, TrainError> {
     if file.manifest.quantization.is_some() {
-        bail!("{} is quantized: calibrate the f32 model it was made from (shelfwise dequantize gives it for a --qat model), then quantize that", model.display());
+        return Err(TrainError::Quantized);
     }
-    let mut tensors = classifier::load_tensors(&file.tensors)?;
+    let mut tensors = load_tensors(&file.tensors)?;
     let clf = Classifier::from_model_file(&file)?;
     let mut manifest = file.manifest.clone();
     let labels = clf.labels();
-    let rows = crate::data::read_labelled(data, text_col, label_col)?;
     // The held-out texts as training made them: whole titles and the model's prefix fractions.
     let training = &manifest.training;
     let fractions: Vec<f64> = match training.get("prefix_fractions").and_then(Value::as_array) {
@@ -91,38 +92,37 @@ pub fn calibrate(model: &Path, data: &Path, out: &Path, text_col: &str, label_co
         None => vec![0.3, 0.6],
     };
     let marker = training.get("prefix_marker").and_then(Value::as_str).map(str::to_string);
-    let (texts, gold, whole) = crate::train::with_prefixes(&rows, &fractions, marker.as_deref(), labels);
+    let (texts, gold, whole) = with_prefixes(rows, &fractions, marker.as_deref(), labels);
     if gold.iter().all(Option::is_none) {
-        bail!("{}: none of its categories is one of the model's {}", data.display(), labels.len());
+        return Err(TrainError::NoKnownCategory(labels.len()));
     }
-    let pb = bar(texts.len() as u64, "score");
+    progress.start("score", texts.len() as u64);
     let mut logits = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(64) {
         logits.extend(clf.logits(&chunk.iter().map(String::as_str).collect::<Vec<_>>())?);
-        pb.inc(chunk.len() as u64);
+        progress.advance(chunk.len() as u64);
     }
-    pb.finish_and_clear();
+    progress.finish(false);
     let before = training.get("label_prior").filter(|v| !v.is_null()).cloned();
     if let (true, None) = (label_prior, &before) {
         let qat = match training.get("qat").and_then(|q| q.get("scheme")).and_then(Value::as_str) {
             Some(name) => Some((Scheme::from_manifest_name(name)?, &manifest.encoder)),
             None => None,
         };
-        let fit = fit_and_fold(clf.embedder(), labels, &manifest.head, &texts, &logits, &gold, &mut tensors, qat, None)?;
-        eprintln!("label prior: weight {} (fitted on {} held-out texts)", fit.weight, texts.len());
+        let fit = fit_and_fold(clf.embedder(), labels, &manifest.head, &texts, &logits, &gold, &mut tensors, qat, None, progress)?;
+        progress.note(&format!("label prior: weight {} (fitted on {} held-out texts)", fit.weight, texts.len()));
         manifest.training["label_prior"] = record(fit.weight, texts.len());
         logits = fit.logits;
     } else if let Some(b) = before {
-        eprintln!("label prior already fitted (weight {}): refitting the temperature only", b["weight"]);
+        progress.note(&format!("label prior already fitted (weight {}): refitting the temperature only", b["weight"]));
     }
     let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) = (0..texts.len()).filter(|&i| whole[i]).map(|i| (logits[i].clone(), gold[i])).unzip();
     manifest.head.temperature = fit_temperature_top1(&l, &g);
     manifest.training["calibration"] = json!({
         "temperature": manifest.head.temperature, "on": "held-out whole titles", "n": l.len(),
-        "file": data.file_name().map(|f| f.to_string_lossy().to_string()), "sha256": crate::data::sha256_file(data)?,
+        "file": source.file, "sha256": source.sha256,
         "by": "shelfwise calibrate",
     });
-    eprintln!("temperature {:.4} (fitted on {} held-out titles)", manifest.head.temperature, l.len());
-    let out_file = ModelFile { manifest, tensors: classifier::tensors_to_bytes(&tensors)?, tokenizer: file.tokenizer };
-    crate::train::write(out, &out_file.to_bytes()?)
+    progress.note(&format!("temperature {:.4} (fitted on {} held-out titles)", manifest.head.temperature, l.len()));
+    Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: file.tokenizer })
 }

@@ -1,0 +1,345 @@
+//! Making a model: `run` takes labelled examples, a base encoder and options, and returns the
+//! model file (and a head-only part file). It augments titles with their typed prefixes, sets up
+//! quantization-aware training (vocabulary pruning, weights on the scheme's grid), trains the head
+//! and any fine-tuned blocks ([`head`]), selects the epoch, fits the label-name prior ([`prior`])
+//! and the temperature on held-out data. Reading and writing files is the caller's.
+
+pub mod embed;
+pub mod examples;
+pub mod head;
+pub mod prior;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use serde_json::json;
+use shelfwise_core::calibration::fit_temperature_top1;
+use shelfwise_core::ngram::{hashed_ngrams, NgramConfig};
+use shelfwise_core::LabelSpace;
+
+pub use self::embed::EmbeddingCache;
+pub use self::examples::{split_heldout, with_prefixes, DataSource, Example, TrainError};
+pub use self::head::{train_head, EpochReport, Inputs, Samples, TrainConfig, TrainedHead};
+use crate::classifier::Embedder;
+use crate::encoder::Encoder;
+use crate::error::Result;
+use crate::format::{BaseModel, EncoderConfig, EncoderWeights, HeadConfig, Manifest, ModelFile, PrunedVocab};
+use crate::part::{merge_part, part_tensors};
+use crate::progress::Progress;
+use crate::quant::{prune_vocab, snap_tensors};
+use crate::storage::{encoder_tensors, load_tensors, targets_for, tensors_to_bytes, Scheme};
+use crate::tokenize::TitleTokenizer;
+
+/// The base encoder training starts from: its weights, tokenizer and config, as read from its
+/// folder (`model.safetensors`, `tokenizer.json`, `config.json`).
+pub struct Base {
+    pub embedder: Embedder,
+    pub cfg: EncoderConfig,
+    pub info: BaseModel,
+    pub tokenizer_json: Vec<u8>,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// What a manifest records of a base model besides its hash.
+#[derive(Debug, Clone)]
+pub struct BaseProvenance {
+    pub name: String,
+    pub source: String,
+    pub license: String,
+}
+
+impl Base {
+    /// The base from its files' bytes: the encoder's shape from `config_json` (a Hugging Face
+    /// BERT config), titles cut at `max_tokens` word pieces.
+    pub fn from_bytes(weights: &[u8], tokenizer_json: &[u8], config_json: &[u8], max_tokens: usize, provenance: BaseProvenance) -> Result<Self> {
+        let cfg = EncoderConfig::from_hf_config(config_json, max_tokens)?;
+        let tensors = encoder_tensors(&cfg, &load_tensors(weights)?)?;
+        let tokenizer = TitleTokenizer::from_bytes(tokenizer_json, cfg.max_tokens)?;
+        let tokenizer_json = tokenizer.to_json()?;
+        let encoder = Encoder::from_tensors(&cfg, &tensors)?;
+        let BaseProvenance { name, source, license } = provenance;
+        let info = BaseModel { name, source, license, sha256: crate::format::sha256_hex(&[weights]) };
+        Ok(Base { embedder: Embedder { tokenizer, encoder }, cfg, info, tokenizer_json, tensors })
+    }
+}
+
+/// Texts whose word pieces a pruned vocabulary keeps (`--keep-vocab`).
+#[derive(Debug, Clone)]
+pub struct KeepVocab {
+    /// Lines of text (titles, category paths).
+    pub lines: Vec<String>,
+    /// Keep a piece only if it occurs at least this often.
+    pub min_count: usize,
+    /// Where the lines came from, for the manifest.
+    pub source: String,
+}
+
+/// Everything [`run`] needs besides the data and the base.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Model name recorded in the manifest.
+    pub name: String,
+    pub train: TrainConfig,
+    /// Hash buckets and width of the n-gram table, and the scale of the normalised embedding.
+    pub buckets: u32,
+    pub ngram_dim: usize,
+    pub embed_scale: f32,
+    /// Prefixes (fractions of a title's words) trained on besides whole titles, their loss
+    /// weight, and a word put before each (tagged augmentation; `None`: untagged).
+    pub prefix_fractions: Vec<f64>,
+    pub prefix_weight: f32,
+    pub prefix_marker: Option<String>,
+    /// With `train.qat`: prune the vocabulary to these texts' pieces before training.
+    pub keep_vocab: Option<KeepVocab>,
+    /// Fit the label-name prior on the held-out data.
+    pub label_prior: bool,
+    /// Also make the head-only part file (not with QAT).
+    pub part: bool,
+}
+
+/// Labelled data: what to train on, and held-out data for epoch selection and calibration
+/// (`None`: 10 % of `train`, see [`split_heldout`]).
+pub struct TrainData {
+    pub train: Vec<Example>,
+    pub train_source: DataSource,
+    pub dev: Option<(Vec<Example>, DataSource)>,
+}
+
+/// What [`run`] made.
+pub struct Trained {
+    pub model: ModelFile,
+    /// The head-only part file, when asked for.
+    pub part: Option<ModelFile>,
+    /// Seconds spent embedding and training.
+    pub embed_secs: f64,
+    pub train_secs: f64,
+}
+
+/// The starting point of quantization-aware training: the base encoder on the scheme's grid.
+struct Qat {
+    scheme: Scheme,
+    tensors: HashMap<String, Tensor>,
+    tokenizer_json: Vec<u8>,
+    pruned: Option<PrunedVocab>,
+    embedder: Embedder,
+}
+
+/// Trains a model on `data` from `base`; see the module docs.
+pub fn run(data: TrainData, base: &Base, opts: &TrainOptions, cache: Option<&dyn EmbeddingCache>, progress: &dyn Progress) -> std::result::Result<Trained, TrainError> {
+    let started = Instant::now();
+    if opts.train.qat.is_some() && opts.part {
+        return Err(TrainError::PartWithQat);
+    }
+    let TrainData { train: all, train_source, dev } = data;
+    let (train_rows, heldout_rows, dev_source) = match dev {
+        Some((rows, source)) => (all, rows, Some(source)),
+        None => {
+            let (t, h) = split_heldout(all);
+            (t, h, None)
+        }
+    };
+    if train_rows.is_empty() {
+        return Err(TrainError::NoTrainingRows);
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &train_rows {
+        *counts.entry(r.label()).or_default() += 1;
+    }
+    let labels = LabelSpace::from_raw_paths(counts.keys().map(String::as_str)).map_err(|e| TrainError::Labels(e.to_string()))?;
+    let singletons = counts.values().filter(|&&c| c == 1).count();
+    if labels.len() < 2 {
+        return Err(TrainError::OneCategory(labels.label_string(0)));
+    }
+    if singletons > 0 {
+        progress.note(&format!(
+            "note: {singletons} of {} categories have a single example: they are learned, but their scores rest on one title",
+            labels.len()
+        ));
+    }
+    progress.note(&format!(
+        "train: {} rows, {} categories (depth ≤ {}); held out: {} rows",
+        train_rows.len(),
+        labels.len(),
+        labels.max_depth(),
+        heldout_rows.len()
+    ));
+
+    let enc_cfg = &base.cfg;
+    let mut head_cfg = HeadConfig {
+        ngram: NgramConfig::default(),
+        buckets: opts.buckets,
+        ngram_dim: opts.ngram_dim,
+        embed_scale: opts.embed_scale,
+        temperature: 1.0,
+    };
+    // QAT starts from the base encoder as the scheme stores it (vocabulary pruned first), so the
+    // frozen layers' outputs the training caches are the quantized model's.
+    let qat = match opts.train.qat {
+        None => None,
+        Some(scheme) => {
+            let mut tensors = base.tensors.clone();
+            let (tokenizer_json, pruned) = match &opts.keep_vocab {
+                None => (base.tokenizer_json.clone(), None),
+                Some(k) => {
+                    let keep: BTreeSet<u32> = base.embedder.tokenizer.ids_at_least(k.lines.iter().map(String::as_str), k.min_count)?;
+                    let (json, p) = prune_vocab(enc_cfg, &mut tensors, &base.embedder.tokenizer, &keep, &k.source)?;
+                    progress.note(&format!("vocabulary: kept {} of {} word pieces", p.kept, p.of));
+                    (json, Some(p))
+                }
+            };
+            snap_tensors(&mut tensors, &targets_for(enc_cfg, &head_cfg, labels.len(), scheme))?;
+            let embedder = Embedder {
+                tokenizer: TitleTokenizer::from_bytes(&tokenizer_json, enc_cfg.max_tokens)?,
+                encoder: Encoder::from_tensors(enc_cfg, &tensors)?,
+            };
+            Some(Qat { scheme, tensors, tokenizer_json, pruned, embedder })
+        }
+    };
+    let (embedder, start_tensors) = match &qat {
+        Some(q) => (&q.embedder, &q.tensors),
+        None => (&base.embedder, &base.tensors),
+    };
+    let marker = opts.prefix_marker.as_deref().map(str::trim).filter(|m| !m.is_empty());
+    let (train_texts, train_y, train_whole) = with_prefixes(&train_rows, &opts.prefix_fractions, marker, &labels);
+    let (held_texts, held_y, held_whole) = with_prefixes(&heldout_rows, &opts.prefix_fractions, marker, &labels);
+    let key = match &qat {
+        None => format!("{}:{}", base.info.sha256, enc_cfg.max_tokens),
+        Some(q) => format!("{}:{}:qat-{:?}:{}", base.info.sha256, enc_cfg.max_tokens, q.scheme, crate::format::sha256_hex(&[&q.tokenizer_json])),
+    };
+    let finetune = opts.train.finetune_layers;
+    let frozen_upto = enc_cfg.layers - finetune.min(enc_cfg.layers);
+    let t_embed = Instant::now();
+    let samples = |texts: &[String], y: Vec<Option<usize>>, whole: &[bool], msg: &str| -> Result<Samples> {
+        let inputs = if finetune == 0 {
+            Inputs::Pooled(embed::embed_all(embedder, &key, texts, cache, msg, progress)?)
+        } else {
+            Inputs::Hidden(embed::hidden_all(embedder, texts, frozen_upto, msg, progress)?)
+        };
+        Ok(Samples {
+            weights: whole.iter().map(|&w| if w { 1.0 } else { opts.prefix_weight }).collect(),
+            inputs,
+            ngrams: texts.iter().map(|t| hashed_ngrams(t, &head_cfg.ngram, head_cfg.buckets)).collect(),
+            labels: y,
+        })
+    };
+    let train = samples(&train_texts, train_y, &train_whole, "embed train")?;
+    let held = if held_texts.is_empty() { None } else { Some(samples(&held_texts, held_y, &held_whole, "embed dev")?) };
+    let embed_secs = t_embed.elapsed().as_secs_f64();
+
+    let tcfg = &opts.train;
+    let t_train = Instant::now();
+    progress.start("train head", 1000);
+    let mut trained = train_head(
+        &head_cfg,
+        tcfg,
+        (enc_cfg, start_tensors),
+        labels.len(),
+        &train,
+        held.as_ref(),
+        |r| {
+            progress.note(&format!(
+                "epoch {:>2}: loss {:.4}{}",
+                r.epoch,
+                r.train_loss,
+                r.heldout_acc.map(|x| format!(", held-out acc@1 {x:.4}")).unwrap_or_default()
+            ))
+        },
+        |p| progress.set_position(p as u64),
+    )?;
+    progress.finish(true);
+    let train_secs = t_train.elapsed().as_secs_f64();
+
+    // The label-name prior, read through the final encoder (the base one when it was frozen: its
+    // held-out embeddings are then in the cache already).
+    let mut prior = json!(null);
+    let mut held_logits = trained.heldout_logits.take();
+    if let (Some(h), Some(logits), true) = (&held, &held_logits, opts.label_prior) {
+        let tokenizer_json = qat.as_ref().map_or(&base.tokenizer_json, |q| &q.tokenizer_json);
+        let tuned;
+        let (final_embedder, prior_cache) = if finetune == 0 {
+            (embedder, cache.map(|c| (key.as_str(), c)))
+        } else {
+            let mut t = start_tensors.clone();
+            t.extend(trained.tensors.iter().map(|(k, v)| (k.clone(), v.clone())));
+            tuned = Embedder { tokenizer: TitleTokenizer::from_bytes(tokenizer_json, enc_cfg.max_tokens)?, encoder: Encoder::from_tensors(enc_cfg, &t)? };
+            (&tuned, None)
+        };
+        let qat_grid = qat.as_ref().map(|q| (q.scheme, enc_cfg));
+        let fit = prior::fit_and_fold(final_embedder, &labels, &head_cfg, &held_texts, logits, &h.labels, &mut trained.tensors, qat_grid, prior_cache, progress)?;
+        progress.note(&format!("label prior: weight {} (fitted on {} held-out texts)", fit.weight, held_texts.len()));
+        prior = prior::record(fit.weight, held_texts.len());
+        held_logits = Some(fit.logits);
+    }
+
+    // Calibrate on whole held-out titles: the confidence ECE is measured on.
+    let mut calib = json!(null);
+    if let (Some(h), Some(logits)) = (&held, &held_logits) {
+        let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) =
+            (0..h.len()).filter(|&i| held_whole[i]).map(|i| (logits[i].clone(), h.labels[i])).unzip();
+        head_cfg.temperature = fit_temperature_top1(&l, &g);
+        calib = json!({ "temperature": head_cfg.temperature, "on": "held-out whole titles", "n": l.len() });
+        progress.note(&format!("temperature {:.4} (fitted on {} held-out titles)", head_cfg.temperature, l.len()));
+    }
+
+    let training = json!({
+        "train_csv": { "file": train_source.file, "sha256": train_source.sha256, "rows": train_rows.len() },
+        "heldout": match &dev_source {
+            Some(d) => json!({ "file": d.file, "sha256": d.sha256, "rows": heldout_rows.len() }),
+            None => json!({ "split": "10% of train by fnv1a(lowercase title) % 10 == 0", "rows": heldout_rows.len() }),
+        },
+        "samples": train.len(),
+        "prefix_fractions": opts.prefix_fractions,
+        "prefix_weight": opts.prefix_weight,
+        "prefix_marker": marker,
+        "singleton_categories": singletons,
+        "config": tcfg,
+        "best_epoch": trained.best_epoch,
+        "history": trained.history,
+        "calibration": calib,
+        "label_prior": prior,
+        "seconds": { "embed": embed_secs, "train_head": train_secs, "total": started.elapsed().as_secs_f64() },
+        "encoder": if finetune == 0 { "frozen".to_string() } else { format!("top {finetune} blocks fine-tuned") },
+        "machine": format!("{} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        "qat": qat.as_ref().map(|q| json!({ "scheme": q.scheme.manifest_name(), "pruned_vocab": q.pruned })),
+    });
+    let manifest = Manifest {
+        name: opts.name.clone(),
+        created_by: format!("shelfwise {}", env!("CARGO_PKG_VERSION")),
+        base_model: base.info.clone(),
+        encoder: enc_cfg.clone(),
+        encoder_weights: EncoderWeights::Embedded,
+        head: head_cfg,
+        labels: (0..labels.len()).map(|i| labels.label_string(i)).collect(),
+        training,
+        metrics: json!({}),
+        payload_sha256: String::new(),
+        quantization: None,
+    };
+    let (tensors, tokenizer, part) = match qat {
+        // Every weight already on the scheme's grid: the file holds them as they are.
+        Some(q) => {
+            let mut tensors = q.tensors;
+            tensors.extend(trained.tensors);
+            (tensors, q.tokenizer_json, None)
+        }
+        // Both files below hold exactly the stored values (f16 n-gram table, int8 encoder
+        // deltas): the full model is the part as `assemble` completes it.
+        None => {
+            let part_tensors = part_tensors(trained.tensors, &base.tensors)?;
+            let tensors = merge_part(base.tensors.clone(), part_tensors.clone())?;
+            let part = match opts.part {
+                false => None,
+                true => Some(ModelFile {
+                    manifest: Manifest { encoder_weights: EncoderWeights::Base { sha256: base.info.sha256.clone() }, ..manifest.clone() },
+                    tensors: tensors_to_bytes(&part_tensors)?,
+                    tokenizer: base.tokenizer_json.clone(),
+                }),
+            };
+            (tensors, base.tokenizer_json.clone(), part)
+        }
+    };
+    let model = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer };
+    Ok(Trained { model, part, embed_secs, train_secs })
+}
+
