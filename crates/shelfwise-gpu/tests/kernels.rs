@@ -13,8 +13,8 @@ mod common;
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shelfwise_kernels::reference;
 use shelfwise_gpu::weights::HostMatrix;
+use shelfwise_kernels::reference;
 
 const U: f64 = 1.0 / (1u64 << 24) as f64; // f32 unit roundoff
 

@@ -169,7 +169,10 @@ pub fn attention(qkv: &[f32], t: usize, heads: usize, head_dim: usize, mask: &[u
     for hd in 0..heads {
         for i in 0..t {
             let s: Vec<Option<f64>> = (0..t)
-                .map(|j| (mask[j] != 0).then(|| (0..head_dim).map(|d| at(i, hd * head_dim + d) * at(j, h + hd * head_dim + d)).sum::<f64>() / (head_dim as f64).sqrt()))
+                .map(|j| {
+                    (mask[j] != 0)
+                        .then(|| (0..head_dim).map(|d| at(i, hd * head_dim + d) * at(j, h + hd * head_dim + d)).sum::<f64>() / (head_dim as f64).sqrt())
+                })
                 .collect();
             let max = s.iter().flatten().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
             let e: Vec<f64> = s.iter().map(|s| s.map_or(0.0, |s| (s - max).exp())).collect();
@@ -186,7 +189,9 @@ pub fn attention(qkv: &[f32], t: usize, heads: usize, head_dim: usize, mask: &[u
 /// [`attention`] of `batch` padded sequences of `seq` rows each (`qkv [batch·seq, 3·hidden]`,
 /// `mask [batch·seq]`): the GPU's layout. Returns `[batch·seq, hidden]`.
 pub fn attention_batch(qkv: &[f32], mask: &[u32], batch: usize, seq: usize, hidden: usize, heads: usize) -> Vec<f32> {
-    (0..batch).flat_map(|b| attention(&qkv[b * seq * 3 * hidden..(b + 1) * seq * 3 * hidden], seq, heads, hidden / heads, &mask[b * seq..(b + 1) * seq])).collect()
+    (0..batch)
+        .flat_map(|b| attention(&qkv[b * seq * 3 * hidden..(b + 1) * seq * 3 * hidden], seq, heads, hidden / heads, &mask[b * seq..(b + 1) * seq]))
+        .collect()
 }
 
 /// `word[ids[i]] + pos[i % seq] + typ[0]` (summed in f32, as every path does), then LayerNorm
