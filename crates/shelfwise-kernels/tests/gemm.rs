@@ -36,6 +36,15 @@ fn acts(g: &mut Lcg, m: usize, k: usize) -> Vec<f32> {
     x
 }
 
+/// A seeded generator after drawing a random shape (m < 10, n < 24, k ≤ `max_k`) and its
+/// activations.
+fn random_case(seed: u64, max_k: usize) -> (Lcg, (usize, usize, usize), Vec<f32>) {
+    let mut g = Lcg(seed);
+    let (m, n, k) = (1 + g.below(9), 1 + g.below(23), 1 + g.below(max_k));
+    let x = acts(&mut g, m, k);
+    (g, (m, n, k), x)
+}
+
 fn weights(g: &mut Lcg, n: usize, k: usize) -> QMatrix {
     if g.below(2) == 0 {
         let codes: Vec<i8> = (0..n * k).map(|_| (g.below(255) as i32 - 127) as i8).collect();
@@ -191,9 +200,7 @@ fn codes_and_scales_round_trip_through_the_stored_layout() {
 #[test]
 fn x86_paths_agree_bit_for_bit() {
     for seed in 0..200 {
-        let mut g = Lcg(1000 + seed);
-        let (m, n, k) = (1 + g.below(9), 1 + g.below(23), 1 + g.below(1600));
-        let x = acts(&mut g, m, k);
+        let (mut g, (m, n, k), x) = random_case(1000 + seed, 1600);
         let w = weights(&mut g, n, k);
         let q = quantize_rows(&x, m, k, w.act_bits()).unwrap();
         let (mut fast, mut base) = (vec![0f32; m * n], vec![0f32; m * n]);
@@ -210,9 +217,7 @@ fn x86_paths_agree_bit_for_bit() {
 #[test]
 fn linear_matches_the_independent_reference() {
     for seed in 0..100 {
-        let mut g = Lcg(5000 + seed);
-        let (m, n, k) = (1 + g.below(9), 1 + g.below(23), 1 + g.below(300));
-        let x = acts(&mut g, m, k);
+        let (mut g, (m, n, k), x) = random_case(5000 + seed, 300);
         let nb = padded(k) / BLOCK;
         let narrow = g.below(2) == 0;
         let codes: Vec<i8> = (0..n * k).map(|_| if narrow { g.below(16) as i8 - 8 } else { (g.below(255) as i32 - 127) as i8 }).collect();
