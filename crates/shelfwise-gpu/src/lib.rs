@@ -10,7 +10,8 @@
 //!   block products summed exactly, then scaled (see src/kernels/matmul.wgsl). The CPU does that
 //!   so the browser can use relaxed SIMD's 8-bit dot products; the GPU follows so that a model
 //!   gives one result on every backend (up to f32 summation order), not one per backend.
-//! - [`ops::Ops`]: single kernels on host data; [`reference`]: their plain CPU definitions.
+//! - [`ops::Ops`]: single kernels on host data, which the tests hold to
+//!   `shelfwise_kernels::reference` (the plain f64 definitions the CPU kernels are held to).
 //!
 //! Errors carry stable codes ([`GpuError::code`]): `GPU_UNAVAILABLE`, `GPU_DEVICE_LOST`,
 //! `GPU_ERROR`, or the model's own codes for bad tensors.
@@ -20,7 +21,6 @@ pub mod encoder;
 pub mod error;
 pub mod kernels;
 pub mod ops;
-pub mod reference;
 pub mod weights;
 
 pub use context::Gpu;

@@ -1,6 +1,6 @@
 //! Kernel launches: the parameters and workgroup counts of each kernel for a (batch, seq) shape,
 //! shared by the encoder, and [`Ops`], one-shot runs of single kernels on host data (what the
-//! kernel tests compare with the CPU references in [`crate::reference`]).
+//! kernel tests compare with the CPU references in `shelfwise_kernels::reference`).
 
 use crate::context::Gpu;
 use crate::error::{GpuError, Result};

@@ -1,4 +1,5 @@
-//! Every kernel against its plain CPU reference (shelfwise_gpu::reference, f64 inside) over seeded
+//! Every kernel against its plain CPU reference (shelfwise_kernels::reference, the one f64
+//! reference the CPU kernels are held to as well) over seeded
 //! random shapes, including 1, odd sizes, and sizes just off the 64-row/64-column/16-deep matmul
 //! tile (32-deep, one quantization block, for the quantized matmul) and the 128-wide row-kernel
 //! workgroup. Tolerances are stated per test.
@@ -12,8 +13,8 @@ mod common;
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shelfwise_gpu::reference;
 use shelfwise_gpu::weights::HostMatrix;
+use shelfwise_kernels::reference;
 
 const U: f64 = 1.0 / (1u64 << 24) as f64; // f32 unit roundoff
 
@@ -74,7 +75,7 @@ async fn matmul_f32_matches_reference_body() {
         let w = vals(&mut rng, n * k, 1.0);
         let b = vals(&mut rng, n, 1.0);
         let got = ops.matmul(&x, m, &HostMatrix::F32 { rows: n, cols: k, w: w.clone() }, &b, false).await.unwrap();
-        let (want, mag) = reference::matmul(&x, m, &w, n, k, &b, false);
+        let (want, mag) = reference::linear_f32(&x, m, &w, n, k, &b, false);
         worst = worst.max(check_matmul(&got, &want, &mag, (m, n, k), 2.0));
     }
     eprintln!("matmul_f32: worst error / tolerance = {worst:.3}");
@@ -135,7 +136,7 @@ async fn matmul_q8_matches_quantized_reference_body() {
             let HostMatrix::Q8 { codes, scales, .. } = &q else { unreachable!() };
             let b = vals(&mut rng, n, 1.0);
             let got = ops.matmul(&x, m, &q, &b, gelu).await.unwrap();
-            let (want, mag) = reference::matmul_q8(&x, m, codes, scales, n, k, &b, gelu);
+            let (want, mag) = reference::linear_q8(&x, m, bytemuck::cast_slice(codes), scales, n, k, &b, gelu);
             let nb = k.div_ceil(32) as f64;
             for i in 0..m * n {
                 let err = (got[i] - want[i]).abs() as f64;
@@ -156,35 +157,6 @@ fn random_q8(rng: &mut StdRng, n: usize, k: usize) -> HostMatrix {
     HostMatrix::Q8 { rows: n, cols: k, codes, scales }
 }
 
-// The reference's activation quantization on known values: ties round to even, the clamp, an
-// all-zero block, a partial last block, and blocks quantized independently; at 7 bits and, against
-// 4-bit weight codes, at 8.
-#[cfg_attr(not(target_arch = "wasm32"), test)]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-fn reference_quantizes_activations_to_7_or_8_bits() {
-    let mut x = vec![0f32; 32 + 32 + 3];
-    x[0] = 63.0;
-    x[1] = 2.5;
-    x[2] = -3.5;
-    x[3] = 0.4;
-    x[4] = -62.5;
-    x[64] = -0.5; // partial block: max 0.5, inverse 126
-    x[65] = 0.25;
-    x[66] = 0.001;
-    assert_eq!(reference::act_max_for(&[0x80, 0x7f]), 63.0);
-    assert_eq!(reference::act_max_for(&[0xc0, 0x3f]), 127.0); // -64 and 63
-    let (codes, scales) = reference::quantize_activations(&x, 1, x.len(), 63.0);
-    assert_eq!(&codes[..5], &[63, 2, -4, 0, -62]);
-    assert!(codes[5..64].iter().all(|&c| c == 0));
-    assert_eq!(&codes[64..], &[-63, 32, 0]);
-    assert_eq!(scales, vec![1.0, 0.0, 0.5 / 63.0]);
-    // 8 bits: inverse 127 / 63 in the first block, 254 in the last.
-    let (codes, scales) = reference::quantize_activations(&x, 1, x.len(), 127.0);
-    assert_eq!(&codes[..5], &[127, 5, -7, 1, -126]);
-    assert_eq!(&codes[64..], &[-127, 64, 0]);
-    assert_eq!(scales, vec![63.0 / 127.0, 0.0, 0.5 / 127.0]);
-}
-
 // Matmul with the GELU epilogue (the encoder's intermediate layer): the matmul bound above
 // times GELU's slope (< 1.13), plus 2e-7·(1 + |y|) for the erf approximation.
 gpu_test!(matmul_gelu_epilogue_matches_reference, matmul_gelu_epilogue_matches_reference_body);
@@ -196,7 +168,7 @@ async fn matmul_gelu_epilogue_matches_reference_body() {
         let w = vals(&mut rng, n * k, 0.5);
         let b = vals(&mut rng, n, 1.0);
         let got = ops.matmul(&x, m, &HostMatrix::F32 { rows: n, cols: k, w: w.clone() }, &b, true).await.unwrap();
-        let (want, mag) = reference::matmul(&x, m, &w, n, k, &b, true);
+        let (want, mag) = reference::linear_f32(&x, m, &w, n, k, &b, true);
         for i in 0..m * n {
             let err = (got[i] - want[i]).abs() as f64;
             let tol = 1.13 * ((k as f64 + 2.0) * U * mag[i] as f64 + 1e-6) + 2e-7 * (1.0 + want[i].abs() as f64);
@@ -219,7 +191,7 @@ async fn gelu_matches_reference_and_candle_body() {
     let candle = candle_core::Tensor::from_vec(x.clone(), x.len(), &candle_core::Device::Cpu).unwrap().gelu_erf().unwrap().to_vec1::<f32>().unwrap();
     let mut worst = 0f64;
     for i in 0..x.len() {
-        let want = reference::gelu_erf(x[i] as f64);
+        let want = reference::gelu_erf_f64(x[i] as f64);
         let err = (got[i] as f64 - want).abs();
         let tol = 2e-7 * (1.0 + x[i].abs() as f64);
         assert!(err <= tol, "gelu({}) = {} vs {want} (err {err:e})", x[i], got[i]);
@@ -232,7 +204,7 @@ async fn gelu_matches_reference_and_candle_body() {
     let big: Vec<f32> = (0..256 * 65535 + 300).map(|i| ((i % 2001) as f32 - 1000.0) / 100.0).collect();
     let got = ops.gelu(&big).await.unwrap();
     for i in (0..big.len()).step_by(997).chain(big.len() - 300..big.len()) {
-        let want = reference::gelu_erf(big[i] as f64);
+        let want = reference::gelu_erf_f64(big[i] as f64);
         assert!((got[i] as f64 - want).abs() <= 2e-7 * (1.0 + big[i].abs() as f64), "big gelu at {i}");
     }
 }
@@ -257,7 +229,7 @@ async fn layer_norm_matches_reference_body() {
             for with_res in [false, true] {
                 let r = with_res.then_some(res.as_slice());
                 let got = ops.layer_norm(&a, r, &gamma, &beta, rows, n, eps).await.unwrap();
-                let want = reference::layer_norm(&a, r, &gamma, &beta, n, eps);
+                let want = reference::add_layer_norm(&a, r, &gamma, &beta, eps);
                 for i in 0..rows * n {
                     let err = (got[i] - want[i]).abs();
                     assert!(err <= 1e-5 * (1.0 + want[i].abs()), "rows={rows} n={n} res={with_res} at {i}: {} vs {}", got[i], want[i]);
@@ -297,7 +269,7 @@ async fn attention_matches_reference_body() {
             }
         }
         let got = ops.attention(&qkv, &mask, batch, seq, hidden, heads).await.unwrap();
-        let want = reference::attention(&qkv, &mask, batch, seq, hidden, heads);
+        let want = reference::attention_batch(&qkv, &mask, batch, seq, hidden, heads);
         let err = max_abs_diff(&got, &want);
         assert!(err <= 2e-6, "batch={batch} seq={seq} hidden={hidden} heads={heads}: max err {err:e}");
         worst = worst.max(err);
@@ -359,13 +331,4 @@ async fn mean_pool_matches_reference_body() {
         }
     }
     eprintln!("mean_pool: max abs error {worst:e}");
-}
-
-/// The f64 erf of the reference against known values (A&S tables / high-precision values).
-#[cfg_attr(not(target_arch = "wasm32"), test)]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-fn reference_erf_is_accurate() {
-    for (x, want) in [(0.0, 0.0), (0.5, 0.5204998778130465), (1.0, 0.8427007929497149), (2.0, 0.9953222650189527), (2.5, 0.999593047982555), (3.0, 0.9999779095030014), (4.0, 0.9999999845827421), (-1.0, -0.8427007929497149)] {
-        assert!((reference::erf(x) - want).abs() < 1e-14, "erf({x}) = {} vs {want}", reference::erf(x));
-    }
 }

@@ -36,6 +36,15 @@ fn acts(g: &mut Lcg, m: usize, k: usize) -> Vec<f32> {
     x
 }
 
+/// A seeded generator after drawing a random shape (m < 10, n < 24, k ≤ `max_k`) and its
+/// activations.
+fn random_case(seed: u64, max_k: usize) -> (Lcg, (usize, usize, usize), Vec<f32>) {
+    let mut g = Lcg(seed);
+    let (m, n, k) = (1 + g.below(9), 1 + g.below(23), 1 + g.below(max_k));
+    let x = acts(&mut g, m, k);
+    (g, (m, n, k), x)
+}
+
 fn weights(g: &mut Lcg, n: usize, k: usize) -> QMatrix {
     if g.below(2) == 0 {
         let codes: Vec<i8> = (0..n * k).map(|_| (g.below(255) as i32 - 127) as i8).collect();
@@ -200,9 +209,7 @@ fn codes_and_scales_round_trip_through_the_stored_layout() {
 #[test]
 fn x86_paths_agree_bit_for_bit() {
     for seed in 0..200 {
-        let mut g = Lcg(1000 + seed);
-        let (m, n, k) = (1 + g.below(9), 1 + g.below(23), 1 + g.below(1600));
-        let x = acts(&mut g, m, k);
+        let (mut g, (m, n, k), x) = random_case(1000 + seed, 1600);
         let w = weights(&mut g, n, k);
         let q = quantize_rows(&x, m, k, w.act_bits()).unwrap();
         let (mut fast, mut base) = (vec![0f32; m * n], vec![0f32; m * n]);
@@ -210,4 +217,55 @@ fn x86_paths_agree_bit_for_bit() {
         shelfwise_kernels::matmul_t_sse2(&q, &w, &mut base).unwrap();
         assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), base.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "seed {seed} {m}x{n}x{k}");
     }
+}
+
+/// `linear` (the kernels' own activation quantization, then the fast product) against
+/// `reference::linear_q8`, which quantizes the activations itself: the same codes and scales give
+/// the same block sums, so only f32 summation order differs (|Δ| ≤ 1e-5 · Σ|terms| + 1e-6). One
+/// activation code rounded differently moves an output by ~1/(30·k) of Σ|terms|, well outside.
+#[test]
+fn linear_matches_the_independent_reference() {
+    for seed in 0..100 {
+        let (mut g, (m, n, k), x) = random_case(5000 + seed, 300);
+        let nb = padded(k) / BLOCK;
+        let narrow = g.below(2) == 0;
+        let codes: Vec<i8> = (0..n * k).map(|_| if narrow { g.below(16) as i8 - 8 } else { (g.below(255) as i32 - 127) as i8 }).collect();
+        let scales: Vec<f32> = (0..n * nb).map(|_| g.f().abs() * 0.05 + 1e-4).collect();
+        let bias: Vec<f32> = (0..n).map(|_| g.f()).collect();
+        let w = QMatrix::from_block_scaled(n, k, &codes, &scales).unwrap();
+        let got = linear(&x, m, &w, Some(&bias)).unwrap();
+        let (want, mag) = reference::linear_q8(&x, m, &codes, &scales, n, k, &bias, false);
+        for i in 0..m * n {
+            let tol = 1e-5 * mag[i] + 1e-6;
+            assert!((got[i] - want[i]).abs() <= tol, "seed {seed} {m}x{n}x{k} [{i}]: kernel {} reference {} tol {tol}", got[i], want[i]);
+        }
+    }
+}
+
+// The reference's activation quantization on known values: ties round to even, the clamp, an
+// all-zero block, a partial last block, and blocks quantized independently; at 7 bits and, against
+// 4-bit weight codes, at 8.
+#[test]
+fn reference_quantizes_activations_to_7_or_8_bits() {
+    let mut x = vec![0f32; 32 + 32 + 3];
+    x[0] = 63.0;
+    x[1] = 2.5;
+    x[2] = -3.5;
+    x[3] = 0.4;
+    x[4] = -62.5;
+    x[64] = -0.5; // partial block: max 0.5, inverse 126
+    x[65] = 0.25;
+    x[66] = 0.001;
+    assert_eq!(reference::act_max_for(&[-128, 127]), 63.0);
+    assert_eq!(reference::act_max_for(&[-64, 63]), 127.0);
+    let (codes, scales) = reference::quantize_activations(&x, 1, x.len(), 63.0);
+    assert_eq!(&codes[..5], &[63, 2, -4, 0, -62]);
+    assert!(codes[5..64].iter().all(|&c| c == 0));
+    assert_eq!(&codes[64..], &[-63, 32, 0]);
+    assert_eq!(scales, vec![1.0, 0.0, 0.5 / 63.0]);
+    // 8 bits: inverse 127 / 63 in the first block, 254 in the last.
+    let (codes, scales) = reference::quantize_activations(&x, 1, x.len(), 127.0);
+    assert_eq!(&codes[..5], &[127, 5, -7, 1, -126]);
+    assert_eq!(&codes[64..], &[-127, 64, 0]);
+    assert_eq!(scales, vec![63.0 / 127.0, 0.0, 0.5 / 127.0]);
 }

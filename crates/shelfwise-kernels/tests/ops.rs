@@ -97,3 +97,21 @@ fn attention_matches_masked_reference() {
     let mut out = [];
     attention(&[], 0, 12, 32, &mut scores, &mut out).unwrap();
 }
+
+/// The reference's f64 erf against known values (A&S tables / high-precision values).
+#[test]
+fn reference_erf_is_accurate() {
+    for (x, want) in [
+        (0.0, 0.0),
+        (0.5, 0.5204998778130465),
+        (1.0, 0.8427007929497149),
+        (2.0, 0.9953222650189527),
+        (2.5, 0.999593047982555),
+        (3.0, 0.9999779095030014),
+        (4.0, 0.9999999845827421),
+        (5.5, 0.9999999999999927),
+        (-1.0, -0.8427007929497149),
+    ] {
+        assert!((reference::erf(x) - want).abs() < 1e-14, "erf({x}) = {} vs {want}", reference::erf(x));
+    }
+}

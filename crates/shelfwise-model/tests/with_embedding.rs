@@ -1,6 +1,7 @@
 //! `Classifier::suggest_with_embedding` (the head on an embedding computed by another encoder, as
 //! the browser's WebGPU path does) equals `suggest` when given the CPU encoder's embedding
-//! (`Classifier::embedding`, the reference the browser checks the GPU's against).
+//! (`Classifier::embedding`, the reference the browser checks the GPU's against; that embedding
+//! itself is held to an independent numpy forward in tests/quant_reference.rs).
 
 mod common;
 
@@ -17,7 +18,6 @@ fn suggest_with_the_cpu_embedding_equals_suggest() {
         let enc = clf.encode(t).unwrap();
         assert_eq!(enc.ids.len(), enc.mask.len());
         let pooled = clf.embedding(t).unwrap();
-        assert_eq!(pooled, clf.embedder().embed(&[t]).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
         let via = clf.suggest_with_embedding(t, &pooled, 5, 0.5).unwrap();
         let direct = clf.suggest(t, 5, 0.5).unwrap();
         assert_eq!(via, direct, "{t:?}");
