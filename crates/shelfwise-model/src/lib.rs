@@ -10,6 +10,7 @@ pub mod head;
 pub mod quant;
 pub mod tokenize;
 pub mod train;
+pub mod validate;
 pub mod warm;
 
 pub use classifier::{Classifier, Embedder, MAX_TITLE_BYTES};

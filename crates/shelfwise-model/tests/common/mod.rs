@@ -1,6 +1,8 @@
 //! Shared test helpers: the repo's paths and a tiny random model that loads in milliseconds.
 #![allow(dead_code)]
 
+pub mod mutate;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
