@@ -110,24 +110,6 @@ fn every_field_of_the_shipped_model_too() {
     assert!(failures.is_empty(), "{} of {cases} mutations:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// A mutated value: any JSON scalar, small numbers near real settings, strings, containers, removal.
-pub fn any_value() -> impl Strategy<Value = Option<Value>> {
-    prop_oneof![
-        Just(None),
-        (-3i64..70_000).prop_map(|v| Some(json!(v))),
-        any::<i64>().prop_map(|v| Some(json!(v))),
-        any::<u64>().prop_map(|v| Some(json!(v))),
-        any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(|v| Some(json!(v))),
-        (-2.0f64..2.0).prop_map(|v| Some(json!(v))),
-        "[a-zA-Z> ]{0,16}".prop_map(|s| Some(json!(s))),
-        any::<bool>().prop_map(|v| Some(json!(v))),
-        Just(Some(Value::Null)),
-        Just(Some(json!([]))),
-        Just(Some(json!({}))),
-        Just(Some(json!(["A > B", "A > C"]))),
-    ]
-}
-
 /// Up to three random fields of the manifest changed at once.
 fn check_random_mutation(bytes: &[u8], picks: &[(usize, Option<Value>)]) -> Result<(), TestCaseError> {
     let m = manifest_json(bytes);
