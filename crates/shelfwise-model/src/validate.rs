@@ -89,7 +89,7 @@ fn check_encoder(e: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<()> {
     at_least_one("encoder.max_positions", e.max_positions)?;
     let positions = stored_2d(t, "embeddings.position_embeddings.weight").map(|(r, _)| r);
     agrees("encoder.max_positions", e.max_positions, positions, "the position table has rows:")?;
-    if e.max_tokens < 2 || e.max_tokens > e.max_positions {
+    if !(2..=e.max_positions).contains(&e.max_tokens) {
         return Err(bad("encoder.max_tokens", format!("{} must be between 2 ([CLS] and [SEP]) and max_positions {}", e.max_tokens, e.max_positions)));
     }
     at_least_one("encoder.vocab_size", e.vocab_size)?;
@@ -130,7 +130,7 @@ fn check_head(h: &HeadConfig, hidden: usize, t: &HashMap<String, Tensor>) -> Res
         return Err(bad("head.embed_scale", format!("{} must be positive, finite and at most {MAX_EMBED_SCALE}", h.embed_scale)));
     }
     let (lo, hi) = TEMPERATURE;
-    if !(h.temperature.is_finite() && h.temperature >= lo && h.temperature <= hi) {
+    if !(lo..=hi).contains(&h.temperature) {
         return Err(bad("head.temperature", format!("{} must be between {lo} and {hi}", h.temperature)));
     }
     Ok(())
