@@ -11,7 +11,7 @@ use candle_core::{DType, Tensor};
 use crate::encoder::{WORD_EMBEDDINGS, WORD_ROWS};
 use crate::error::{ModelError, Result};
 use crate::format::{EncoderConfig, HeadConfig, Manifest, Quantization};
-use crate::head::{BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
+use crate::head::{BIAS, NGRAM_TABLE, NGRAM_WEIGHT};
 use crate::quant::{lowbit_suffix, CODES_SUFFIX, INT8_BLOCK32, INT8_PER_CHANNEL, Q4_BLOCK32};
 
 /// Bounds on fields that nothing in the file pins down but that size loops (n-gram lengths) or
@@ -30,7 +30,7 @@ fn bad(field: &str, why: impl std::fmt::Display) -> ModelError {
 /// are left to the loaders (`MODEL_TENSORS` for a missing or misshapen one).
 pub fn check(m: &Manifest, t: &HashMap<String, Tensor>) -> Result<()> {
     check_encoder(&m.encoder, t)?;
-    check_head(&m.head, m.encoder.hidden, t)?;
+    check_head(&m.head, t)?;
     check_labels(&m.labels, t)?;
     if let Some(q) = &m.quantization {
         check_quantization(q, &m.encoder, t)?;
@@ -105,7 +105,7 @@ fn check_encoder(e: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<()> {
     Ok(())
 }
 
-fn check_head(h: &HeadConfig, hidden: usize, t: &HashMap<String, Tensor>) -> Result<()> {
+fn check_head(h: &HeadConfig, t: &HashMap<String, Tensor>) -> Result<()> {
     let n = &h.ngram;
     if n.word_max == 0 || n.word_max > MAX_NGRAM_LEN {
         return Err(bad("head.ngram.word_max", format!("{} must be between 1 and {MAX_NGRAM_LEN}", n.word_max)));
@@ -123,9 +123,13 @@ fn check_head(h: &HeadConfig, hidden: usize, t: &HashMap<String, Tensor>) -> Res
     let table = stored_2d(t, NGRAM_TABLE);
     agrees("head.buckets", h.buckets as usize, table.map(|(r, _)| r), "the n-gram table has rows:")?;
     at_least_one("head.ngram_dim", h.ngram_dim)?;
-    let width = stored_2d(t, NGRAM_WEIGHT).and_then(|(_, c)| c).or(table.and_then(|(_, c)| c));
+    // Only where the tensors agree among themselves: a tensor that disagrees with the others is
+    // the tensor's fault (MODEL_TENSORS, from the loader), not the manifest's.
+    let width = match (stored_2d(t, NGRAM_WEIGHT).and_then(|(_, c)| c), table.and_then(|(_, c)| c)) {
+        (Some(a), Some(b)) if a != b => None,
+        (a, b) => a.or(b),
+    };
     agrees("head.ngram_dim", h.ngram_dim, width, "the n-gram weights have columns:")?;
-    agrees("encoder.hidden", hidden, stored_2d(t, LABEL_WEIGHT).and_then(|(_, c)| c), "the label weights have columns:")?;
     if !(h.embed_scale.is_finite() && h.embed_scale > 0.0 && h.embed_scale <= MAX_EMBED_SCALE) {
         return Err(bad("head.embed_scale", format!("{} must be positive, finite and at most {MAX_EMBED_SCALE}", h.embed_scale)));
     }
@@ -140,8 +144,7 @@ fn check_labels(labels: &[String], t: &HashMap<String, Tensor>) -> Result<()> {
     if labels.is_empty() {
         return Err(bad("labels", "no labels"));
     }
-    agrees("labels", labels.len(), vec_len(t, BIAS), "the head's bias has entries:")?;
-    agrees("labels", labels.len(), stored_2d(t, LABEL_WEIGHT).map(|(r, _)| r), "the label weights have rows:")
+    agrees("labels", labels.len(), vec_len(t, BIAS), "the head's bias has entries:")
 }
 
 fn check_quantization(q: &Quantization, e: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<()> {
