@@ -30,16 +30,16 @@ pub struct BenchArgs {
     #[arg(long, default_value = "title")]
     pub text_col: String,
     /// At most this many titles (spread evenly over the file).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = crate::args::count(1, crate::args::MAX_COUNT))]
     pub titles: usize,
     /// Titles typed character by character (every prefix classified, as a listing form does).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::args::count(0, crate::args::MAX_COUNT))]
     pub typed: usize,
     /// Untimed calls before timing each model (caches, allocator, branch predictors).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = crate::args::count(0, crate::args::MAX_COUNT))]
     pub warmup: usize,
     /// Times each model is loaded (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::args::count(1, 1000))]
     pub loads: usize,
     /// Also write the results as JSON.
     #[arg(long)]
@@ -105,8 +105,8 @@ pub struct BenchReport {
 /// The titles to time: a CSV's `text_col`, or one a line; blanks dropped, at most `max` spread evenly.
 fn read_titles(path: &Path, text_col: &str, max: usize) -> Result<Vec<String>> {
     let all: Vec<String> = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
-        let (_, recs, ti) = crate::data::read_titles(path, text_col)?;
-        recs.iter().filter_map(|r| r.get(ti)).map(|t| t.trim().to_string()).collect()
+        let (table, ti) = crate::data::read_titles(path, text_col)?;
+        table.texts(ti).map(|t| t.trim().to_string()).collect()
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?.lines().map(|t| t.trim().to_string()).collect()
     };

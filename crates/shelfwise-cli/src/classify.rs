@@ -9,8 +9,10 @@ use clap::Args;
 use rayon::prelude::*;
 use shelfwise_core::Decision;
 use shelfwise_model::classifier::MAX_TITLE_BYTES;
+use shelfwise_model::ModelError;
 
 use crate::backend::{Backend, Engine, GPU_BATCH};
+use crate::data::CsvRow;
 use crate::progress::bar;
 
 #[derive(Args, Debug)]
@@ -18,10 +20,10 @@ pub struct ClassifyArgs {
     #[arg(long, default_value_os_t = crate::default_model())]
     pub model: PathBuf,
     /// How many categories to suggest.
-    #[arg(short, long, default_value_t = 5)]
+    #[arg(short, long, default_value_t = 5, value_parser = crate::args::count(1, 100_000))]
     pub k: usize,
     /// Below this score the top category is not trusted and the answer backs off to a parent.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = crate::args::unit)]
     pub threshold: f32,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -88,50 +90,63 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
     Ok(())
 }
 
+/// A row's title (column `ti` of a header `width` wide), or its error code for the `error`
+/// column: one pasted description, broken row or non-UTF-8 cell must not cost the rest of the
+/// catalogue.
+fn row_title(r: &CsvRow, ti: usize, width: usize) -> std::result::Result<&str, &'static str> {
+    if r.cells.len() > width {
+        return Err(crate::data::EXTRA_CELLS); // an unquoted comma: the title may be cut
+    }
+    let t = r.cell(ti)?;
+    if t.len() > MAX_TITLE_BYTES {
+        return Err(ModelError::InputTooLong { len: t.len(), max: MAX_TITLE_BYTES }.code());
+    }
+    Ok(t)
+}
+
 fn batch(engine: &Engine, a: &ClassifyArgs, input: &std::path::Path) -> Result<()> {
-    let (headers, recs, ti) = crate::data::read_titles(input, &a.text_col)?;
-    let pb = bar(recs.len() as u64, "classify");
+    let (table, ti) = crate::data::read_titles(input, &a.text_col)?;
+    let width = table.headers.len();
+    let pb = bar(table.rows.len() as u64, "classify");
     let done = AtomicU64::new(0);
-    // A title over the limit gets no suggestions and its error code in the `error` column: one
-    // pasted description must not cost the rest of the catalogue.
-    let fits = |t: &&str| t.len() <= MAX_TITLE_BYTES;
-    let run = |chunk: &[csv::StringRecord]| -> Result<Vec<Decision>> {
-        let titles: Vec<&str> = chunk.iter().map(|r| r.get(ti).unwrap_or("")).collect();
-        let fitting: Vec<&str> = titles.iter().copied().filter(fits).collect();
+    let run = |chunk: &[CsvRow]| -> Result<Vec<Decision>> {
+        let titles: Vec<_> = chunk.iter().map(|r| row_title(r, ti, width)).collect();
+        let fitting: Vec<&str> = titles.iter().filter_map(|t| t.ok()).collect();
         let mut decided = engine.suggest_many(&fitting, a.k, a.threshold)?.into_iter();
         pb.set_position(done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64);
-        Ok(titles.iter().map(|t| if fits(t) { decided.next().expect("one per title") } else { Decision::empty() }).collect())
+        Ok(titles.iter().map(|t| if t.is_ok() { decided.next().expect("one per title") } else { Decision::empty() }).collect())
     };
     // On the CPU, chunks run on all cores, each one padded batch through the encoder; the GPU
     // takes larger batches, one at a time.
-    let results: Vec<Result<Vec<Decision>>> = if engine.on_gpu() { recs.chunks(GPU_BATCH).map(run).collect() } else { recs.par_chunks(32).map(run).collect() };
+    let rows = &table.rows;
+    let results: Vec<Result<Vec<Decision>>> =
+        if engine.on_gpu() { rows.chunks(GPU_BATCH).map(run).collect() } else { rows.par_chunks(32).map(run).collect() };
     pb.finish();
     let out = a.out.as_ref().expect("clap requires --out with --batch");
     let mut w = csv::Writer::from_path(out)?;
-    let mut h = headers.clone();
-    for c in ["predicted_path", "score", "abstained", "back_off_path", "back_off_score", "top_k", "error"] {
-        h.push_field(c);
-    }
+    let mut h = table.headers.clone();
+    h.extend(["predicted_path", "score", "abstained", "back_off_path", "back_off_score", "top_k", "error"].map(String::from));
     w.write_record(&h)?;
-    for (rec, d) in recs.iter().zip(results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten()) {
-        let mut r = rec.clone();
-        let top = if d.suggestions.is_empty() { String::new() } else { path_string(&d, 0) };
-        r.push_field(&top);
-        r.push_field(&d.suggestions.first().map(|s| format!("{:.6}", s.score)).unwrap_or_default());
-        r.push_field(&d.abstained.to_string());
+    for (row, d) in rows.iter().zip(results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten()) {
+        // The row's own cells, as many as the header has (a short row padded).
+        let mut r: Vec<String> = row.cells.iter().take(width).cloned().collect();
+        r.resize(width, String::new());
+        r.push(if d.suggestions.is_empty() { String::new() } else { path_string(&d, 0) });
+        r.push(d.suggestions.first().map(|s| format!("{:.6}", s.score)).unwrap_or_default());
+        r.push(d.abstained.to_string());
         let (bp, bs) = d
             .back_off
             .as_ref()
             .map(|b| (b.path.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" > "), format!("{:.6}", b.score)))
             .unwrap_or_default();
-        r.push_field(&bp);
-        r.push_field(&bs);
+        r.push(bp);
+        r.push(bs);
         let topk: Vec<String> = (0..d.suggestions.len()).map(|i| format!("{}|{:.6}", path_string(&d, i), d.suggestions[i].score)).collect();
-        r.push_field(&topk.join(";"));
-        r.push_field(if rec.get(ti).unwrap_or("").len() > MAX_TITLE_BYTES { "INPUT_TOO_LONG" } else { "" });
+        r.push(topk.join(";"));
+        r.push(row_title(row, ti, width).err().unwrap_or_default().to_string());
         w.write_record(&r)?;
     }
     w.flush()?;
-    eprintln!("wrote {} ({} rows)", out.display(), recs.len());
+    eprintln!("wrote {} ({} rows)", out.display(), rows.len());
     Ok(())
 }

@@ -7,33 +7,100 @@ use anyhow::{bail, Context, Result};
 /// A labelled title, as the model crate's trainer takes it.
 pub use shelfwise_model::train::Example as Row;
 
-/// Reads `title` / `category_path` (or the given names) from a CSV with a header.
-pub fn read_labelled(path: &Path, text_col: &str, label_col: &str) -> Result<Vec<Row>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let headers = rdr.headers().with_context(|| format!("{}: cannot read the header row", path.display()))?.clone();
-    let find = |name: &str, flag: &str| {
-        headers.iter().position(|h| h.trim_start_matches('\u{feff}') == name).with_context(|| {
-            format!(
-                "{}: no column {name:?} (columns: {}); pass {flag} to name another",
-                path.display(),
-                headers.iter().collect::<Vec<_>>().join(", ")
-            )
+/// A CSV as read for any command: a header row and data rows, each row on its own. Rows are read
+/// as bytes, so one row that is not UTF-8 or has the wrong number of cells is that row's problem
+/// (an `error` in `classify --batch`, a message naming its line in `train`/`eval`), not the file's.
+/// BOM, CRLF and quoted newlines are the csv crate's.
+pub struct Table {
+    pub path: PathBuf,
+    pub headers: Vec<String>,
+    pub rows: Vec<CsvRow>,
+}
+
+pub struct CsvRow {
+    /// Line where the record starts (a quoted newline makes a record span several).
+    pub line: u64,
+    /// Cells as text (invalid UTF-8 replaced by U+FFFD: what is echoed in `--batch` output).
+    pub cells: Vec<String>,
+    invalid: Vec<bool>,
+}
+
+/// Row-level errors of `classify --batch` (its `error` column).
+pub const MISSING_CELL: &str = "MISSING_CELL";
+pub const EXTRA_CELLS: &str = "EXTRA_CELLS";
+pub const INVALID_UTF8: &str = "INVALID_UTF8";
+
+impl CsvRow {
+    /// Cell `i`: `MISSING_CELL` when the row is shorter, `INVALID_UTF8` when its bytes are not text.
+    pub fn cell(&self, i: usize) -> std::result::Result<&str, &'static str> {
+        match (self.cells.get(i), self.invalid.get(i)) {
+            (Some(_), Some(true)) => Err(INVALID_UTF8),
+            (Some(c), _) => Ok(c),
+            (None, _) => Err(MISSING_CELL),
+        }
+    }
+
+    /// Cell `i` of a row that must be whole (training and evaluation data), else why not.
+    pub fn strict_cell(&self, t: &Table, i: usize) -> Result<&str> {
+        let (n, h) = (self.cells.len(), t.headers.len());
+        if n != h {
+            bail!("{}: line {}: {n} cells, the header has {h} (an unquoted comma, or a missing cell?)", t.path.display(), self.line);
+        }
+        match self.cell(i) {
+            Ok(c) => Ok(c),
+            Err(_) => bail!("{}: line {}: column {:?} is not valid UTF-8 (save the file as UTF-8)", t.path.display(), self.line, t.headers[i]),
+        }
+    }
+}
+
+impl Table {
+    pub fn read(path: &Path) -> Result<Self> {
+        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let raw = rdr.byte_headers().with_context(|| format!("{}: cannot read the header row", path.display()))?.clone();
+        let mut headers = Vec::with_capacity(raw.len());
+        for h in raw.iter() {
+            let h = std::str::from_utf8(h).with_context(|| format!("{}: the header row is not valid UTF-8", path.display()))?;
+            headers.push(h.trim_start_matches('\u{feff}').to_string());
+        }
+        let mut rows = Vec::new();
+        for rec in rdr.byte_records() {
+            let rec = rec.with_context(|| format!("{}: cannot read row {}", path.display(), rows.len() + 2))?;
+            let line = rec.position().map_or(rows.len() as u64 + 2, |p| p.line());
+            let invalid: Vec<bool> = rec.iter().map(|c| std::str::from_utf8(c).is_err()).collect();
+            let cells = rec.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+            rows.push(CsvRow { line, cells, invalid });
+        }
+        Ok(Self { path: path.to_path_buf(), headers, rows })
+    }
+
+    /// The column named `name`: exactly, else ignoring case and surrounding spaces ("Title ").
+    pub fn column(&self, name: &str, flag: &str) -> Result<usize> {
+        let loose = |h: &String| h.trim().eq_ignore_ascii_case(name.trim());
+        self.headers.iter().position(|h| h == name).or_else(|| self.headers.iter().position(loose)).with_context(|| {
+            format!("{}: no column {name:?} (columns: {}); pass {flag} to name another", self.path.display(), self.headers.join(", "))
         })
-    };
-    let (ti, li) = (find(text_col, "--text-col")?, find(label_col, "--label-col")?);
+    }
+
+    /// The text of one column, rows whose cell is missing or not text left out.
+    pub fn texts(&self, col: usize) -> impl Iterator<Item = &str> {
+        self.rows.iter().filter_map(move |r| r.cell(col).ok())
+    }
+}
+
+/// Reads `title` / `category_path` (or the given names) from a CSV with a header. A row that is
+/// not whole (cells missing or extra, not UTF-8) stops the read with its line: a training or
+/// evaluation set with silently dropped rows measures something else.
+pub fn read_labelled(path: &Path, text_col: &str, label_col: &str) -> Result<Vec<Row>> {
+    let t = Table::read(path)?;
+    let (ti, li) = (t.column(text_col, "--text-col")?, t.column(label_col, "--label-col")?);
     let mut rows = Vec::new();
-    for (n, rec) in rdr.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: bad CSV record {}", path.display(), n + 2))?;
-        let title = rec.get(ti).unwrap_or("").trim().to_string();
-        let raw = rec.get(li).unwrap_or("");
+    for r in &t.rows {
+        let title = r.strict_cell(&t, ti)?.trim().to_string();
+        let raw = r.strict_cell(&t, li)?;
         if title.is_empty() {
             continue;
         }
-        let p = shelfwise_core::parse_path(raw)
-            .with_context(|| format!("{}: line {}: bad {label_col} {raw:?}", path.display(), n + 2))?;
+        let p = shelfwise_core::parse_path(raw).with_context(|| format!("{}: line {}: bad {label_col} {raw:?}", path.display(), r.line))?;
         rows.push(Row { title, path: p });
     }
     if rows.is_empty() {
@@ -42,16 +109,11 @@ pub fn read_labelled(path: &Path, text_col: &str, label_col: &str) -> Result<Vec
     Ok(rows)
 }
 
-/// Reads one text column of an unlabelled CSV (for `classify --batch`).
-pub fn read_titles(path: &Path, text_col: &str) -> Result<(csv::StringRecord, Vec<csv::StringRecord>, usize)> {
-    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let headers = rdr.headers()?.clone();
-    let ti = headers
-        .iter()
-        .position(|h| h == text_col)
-        .with_context(|| format!("{}: no column {text_col:?}; pass --text-col", path.display()))?;
-    let recs = rdr.records().collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok((headers, recs, ti))
+/// Reads a CSV and finds its text column (for `classify --batch`, calibration and bench titles).
+pub fn read_titles(path: &Path, text_col: &str) -> Result<(Table, usize)> {
+    let t = Table::read(path)?;
+    let ti = t.column(text_col, "--text-col")?;
+    Ok((t, ti))
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -70,8 +132,9 @@ pub fn keep_tokens(tok: &shelfwise_model::tokenize::TitleTokenizer, files: &[Pat
 pub fn read_lines(files: &[PathBuf]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for p in files {
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        out.extend(text.lines().map(String::from));
+        // Lossy: a keep-vocab text that is not all UTF-8 still gives its other lines.
+        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        out.extend(String::from_utf8_lossy(&bytes).lines().map(String::from));
     }
     Ok(out)
 }

@@ -1,5 +1,6 @@
 //! The `shelfwise` command.
 
+mod args;
 mod backend;
 mod bench;
 mod classify;
@@ -83,14 +84,14 @@ enum Cmd {
         #[arg(long = "keep-vocab")]
         keep_vocab: Vec<PathBuf>,
         /// With --keep-vocab: keep a word piece only if it occurs at least this often there.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = crate::args::count(1, crate::args::MAX_COUNT))]
         min_count: usize,
         /// q4: round the encoder weights with GPTQ, calibrated on the titles of this CSV (a
         /// `title` column, see --text-col) instead of to nearest.
         #[arg(long)]
         calibration: Option<PathBuf>,
         /// How many titles of --calibration to use (spread evenly over the file).
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = 512, value_parser = crate::args::count(1, crate::args::MAX_COUNT))]
         calibration_titles: usize,
         #[arg(long, default_value = "title")]
         text_col: String,
@@ -180,8 +181,8 @@ fn run() -> Result<()> {
             let (calibration, calibration_source) = match &calibration {
                 None => (Vec::new(), String::new()),
                 Some(p) => {
-                    let (_, recs, ti) = data::read_titles(p, &text_col)?;
-                    let all: Vec<String> = recs.iter().filter_map(|r| r.get(ti)).map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
+                    let (table, ti) = data::read_titles(p, &text_col)?;
+                    let all: Vec<String> = table.texts(ti).map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
                     // Every n-th title: the whole file's spread, not its first rows' (often one category).
                     let every = all.len().div_ceil(calibration_titles.max(1)).max(1);
                     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

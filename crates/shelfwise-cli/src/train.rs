@@ -48,36 +48,36 @@ pub struct TrainArgs {
     #[arg(long, default_value = "shelfwise-model")]
     pub name: String,
     /// Fine-tune this many top encoder blocks with candle autograd (0: frozen encoder).
-    #[arg(long, default_value_t = TrainConfig::default().finetune_layers)]
+    #[arg(long, default_value_t = TrainConfig::default().finetune_layers, value_parser = crate::args::count(0, 64))]
     pub finetune_layers: usize,
     /// Learning rate of the fine-tuned encoder blocks.
-    #[arg(long, default_value_t = TrainConfig::default().encoder_lr)]
+    #[arg(long, default_value_t = TrainConfig::default().encoder_lr, value_parser = crate::args::non_negative)]
     pub encoder_lr: f64,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs, value_parser = crate::args::count(1, 10_000))]
     pub epochs: usize,
-    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size, value_parser = crate::args::count(1, 1 << 16))]
     pub batch_size: usize,
-    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    #[arg(long, default_value_t = TrainConfig::default().lr, value_parser = crate::args::positive)]
     pub lr: f64,
-    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay, value_parser = crate::args::non_negative)]
     pub weight_decay: f64,
     /// Hash buckets of the n-gram table (power of two recommended).
-    #[arg(long, default_value_t = 1 << 15)]
+    #[arg(long, default_value_t = 1 << 15, value_parser = crate::args::count_u32(1, crate::args::MAX_COUNT))]
     pub buckets: u32,
     /// Width of the n-gram vectors.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::args::count(1, 4096))]
     pub ngram_dim: usize,
     /// Scale of the normalised sentence embedding fed to the head.
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = 8.0, value_parser = crate::args::scale)]
     pub embed_scale: f32,
     /// Train also on these prefixes of every title (fractions of its words): sellers type left to
     /// right. "none" to train on whole titles only.
     #[arg(long, default_value = "0.3,0.6", value_parser = parse_fractions)]
     pub prefix_fractions: Fractions,
     /// Loss weight of a prefix relative to a whole title.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.3, value_parser = crate::args::non_negative_f32)]
     pub prefix_weight: f32,
     /// Put this word before every prefix sample (e.g. "…"): tagged augmentation, so that the
     /// prefixes teach the model without pulling whole titles towards them. Nothing is added at
@@ -95,7 +95,7 @@ pub struct TrainArgs {
     #[arg(long = "keep-vocab", requires = "qat")]
     pub keep_vocab: Vec<PathBuf>,
     /// With --keep-vocab: keep a word piece only if it occurs at least this often there.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::count(1, crate::args::MAX_COUNT))]
     pub min_count: usize,
     /// Cache folder for encoder embeddings (speeds up re-training on the same titles).
     #[arg(long)]

@@ -90,14 +90,12 @@ impl Classifier {
             return Err(ModelError::Incomplete(format!("base model sha256 {sha256}")));
         }
         let labels = LabelSpace::from_raw_paths(m.labels.iter().map(String::as_str))
-            .map_err(|e| ModelError::BadManifest(e.to_string()))?;
+            .map_err(|e| ModelError::BadManifest(format!("labels: {e}")))?;
         if labels.len() != m.labels.len() || labels.labels().iter().zip(&m.labels).any(|(a, b)| a.join(" > ") != *b) {
-            return Err(ModelError::BadManifest("labels must be distinct, normalised and sorted".into()));
-        }
-        if !(m.head.temperature > 0.0 && m.head.temperature.is_finite()) || m.head.buckets == 0 {
-            return Err(ModelError::BadManifest("head temperature and buckets must be positive".into()));
+            return Err(ModelError::BadManifest("labels: must be distinct, normalised and sorted".into()));
         }
         let tensors = load_tensors(file.tensors)?;
+        crate::validate::check(&m, &tensors)?;
         let encoder = Encoder::from_tensors(&m.encoder, &tensors)?;
         let head = Head::from_tensors(&m.head, labels.len(), m.encoder.hidden, &tensors)?;
         let tokenizer = TitleTokenizer::from_bytes(file.tokenizer, m.encoder.max_tokens)?;

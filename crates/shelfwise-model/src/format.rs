@@ -297,8 +297,9 @@ impl<'a> ModelFileRef<'a> {
             return Err(ModelError::ChecksumMismatch { expected: stored, actual });
         }
         let (m_end, s_end) = (HEADER_LEN + m_len as usize, HEADER_LEN + (m_len + s_len) as usize);
-        let manifest: Manifest =
-            serde_json::from_slice(&b[HEADER_LEN..m_end]).map_err(|e| ModelError::BadManifest(e.to_string()))?;
+        // Through serde_path_to_error: a wrong type or a missing field is named by its path.
+        let mut json = serde_json::Deserializer::from_slice(&b[HEADER_LEN..m_end]);
+        let manifest: Manifest = serde_path_to_error::deserialize(&mut json).map_err(|e| ModelError::BadManifest(e.to_string()))?;
         let payload = match digests {
             None => Some(sha256_hex(&[&b[m_end..body.len()]])),
             Some(d) => d.payload.as_ref().map(|p| p.to_ascii_lowercase()),

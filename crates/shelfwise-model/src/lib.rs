@@ -19,6 +19,7 @@ pub mod quant;
 pub mod storage;
 pub mod tokenize;
 pub mod train;
+pub mod validate;
 pub mod warm;
 
 pub use classifier::{Classifier, Embedder, MAX_TITLE_BYTES};

@@ -1,6 +1,8 @@
 //! Shared test helpers: the repo's paths and a tiny random model that loads in milliseconds.
 #![allow(dead_code)]
 
+pub mod mutate;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -80,4 +82,25 @@ pub fn tiny_file() -> ModelFile {
 
 pub fn tiny_bytes() -> Vec<u8> {
     tiny_file().to_bytes().unwrap()
+}
+
+/// A mutated manifest value (proptest): any JSON scalar, small numbers near real settings,
+/// strings, containers, or `None` (the field removed).
+pub fn any_value() -> impl proptest::strategy::Strategy<Value = Option<serde_json::Value>> {
+    use proptest::prelude::*;
+    use serde_json::json;
+    prop_oneof![
+        Just(None),
+        (-3i64..70_000).prop_map(|v| Some(json!(v))),
+        any::<i64>().prop_map(|v| Some(json!(v))),
+        any::<u64>().prop_map(|v| Some(json!(v))),
+        any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(|v| Some(json!(v))),
+        (-2.0f64..2.0).prop_map(|v| Some(json!(v))),
+        "\\PC{0,16}".prop_map(|s| Some(json!(s))),
+        any::<bool>().prop_map(|v| Some(json!(v))),
+        Just(Some(serde_json::Value::Null)),
+        Just(Some(json!([]))),
+        Just(Some(json!({}))),
+        Just(Some(json!(["A > B", "A > C"]))),
+    ]
 }

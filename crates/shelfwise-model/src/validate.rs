@@ -1,0 +1,161 @@
+//! Manifest validation: every field of a model file's manifest range-checked, and checked against
+//! the tensors the file actually holds, before any of them sizes an allocation, a loop or a
+//! kernel. A checksum is not a signature: a resealed file saying `char_min: 0`, `layers: 0` or
+//! `embed_scale: -1` is untrusted input like any other, and gets `MODEL_MANIFEST` naming the field
+//! rather than a panic or silently wrong answers.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Tensor};
+
+use crate::encoder::{WORD_EMBEDDINGS, WORD_ROWS};
+use crate::error::{ModelError, Result};
+use crate::format::{EncoderConfig, HeadConfig, Manifest, Quantization};
+use crate::head::{BIAS, NGRAM_TABLE, NGRAM_WEIGHT};
+use crate::quant::{lowbit_suffix, CODES_SUFFIX, INT8_BLOCK32, INT8_PER_CHANNEL, Q4_BLOCK32};
+
+/// Bounds on fields that nothing in the file pins down but that size loops (n-gram lengths) or
+/// that no fitted model comes near (temperatures are fitted in [0.05, 20]).
+const MAX_NGRAM_LEN: usize = 32;
+const MAX_FEATURES: usize = 1 << 16;
+const TEMPERATURE: (f32, f32) = (1e-3, 1e3);
+const MAX_EMBED_SCALE: f32 = 1e4;
+const MAX_LAYER_NORM_EPS: f64 = 1e-2;
+
+fn bad(field: &str, why: impl std::fmt::Display) -> ModelError {
+    ModelError::BadManifest(format!("{field}: {why}"))
+}
+
+/// Checks `m` against the (parsed, not yet loaded) tensors `t`. Tensors the manifest does not size
+/// are left to the loaders (`MODEL_TENSORS` for a missing or misshapen one).
+pub fn check(m: &Manifest, t: &HashMap<String, Tensor>) -> Result<()> {
+    check_encoder(&m.encoder, t)?;
+    check_head(&m.head, t)?;
+    check_labels(&m.labels, t)?;
+    if let Some(q) = &m.quantization {
+        check_quantization(q, &m.encoder, t)?;
+    }
+    Ok(())
+}
+
+/// Rows (and columns, where the stored form tells them exactly) of a 2-D weight in whatever form
+/// the file holds it: plain, int8 codes, or packed 3- / 4-bit codes (columns unknown).
+fn stored_2d(t: &HashMap<String, Tensor>, name: &str) -> Option<(usize, Option<usize>)> {
+    if let Some(x) = t.get(name).or_else(|| t.get(&format!("{name}{CODES_SUFFIX}"))) {
+        return match *x.dims() {
+            [r, c] => Some((r, Some(c))),
+            _ => None,
+        };
+    }
+    [4, 3].iter().find_map(|&b| t.get(&format!("{name}{}", lowbit_suffix(b)))).and_then(|x| x.dims().first().map(|&r| (r, None)))
+}
+
+/// Length of a stored vector (biases, LayerNorm parameters: never quantized).
+fn vec_len(t: &HashMap<String, Tensor>, name: &str) -> Option<usize> {
+    match *t.get(name)?.dims() {
+        [n] => Some(n),
+        _ => None,
+    }
+}
+
+/// `value` must be `want` (what the tensors say) when the tensors say anything.
+fn agrees(field: &str, value: usize, want: Option<usize>, what: &str) -> Result<()> {
+    match want {
+        Some(w) if w != value => Err(bad(field, format!("{value}, but {what} {w}"))),
+        _ => Ok(()),
+    }
+}
+
+fn at_least_one(field: &str, value: usize) -> Result<()> {
+    if value == 0 {
+        return Err(bad(field, "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn check_encoder(e: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<()> {
+    at_least_one("encoder.hidden", e.hidden)?;
+    agrees("encoder.hidden", e.hidden, vec_len(t, "embeddings.LayerNorm.weight"), "the embedding LayerNorm has width")?;
+    if e.heads == 0 || !e.hidden.is_multiple_of(e.heads) {
+        return Err(bad("encoder.heads", format!("{} does not divide hidden {}", e.heads, e.hidden)));
+    }
+    at_least_one("encoder.layers", e.layers)?;
+    // Blocks actually present: the manifest's count must be exactly that (fewer would silently
+    // skip blocks, more would fail deep in the loader, after sizing a list by it).
+    let present = (0..).take_while(|l| t.contains_key(&format!("encoder.layer.{l}.output.LayerNorm.weight"))).count();
+    agrees("encoder.layers", e.layers, Some(present), "the file holds encoder blocks:")?;
+    at_least_one("encoder.intermediate", e.intermediate)?;
+    agrees("encoder.intermediate", e.intermediate, vec_len(t, "encoder.layer.0.intermediate.dense.bias"), "the feed-forward bias has width")?;
+    at_least_one("encoder.max_positions", e.max_positions)?;
+    let positions = stored_2d(t, "embeddings.position_embeddings.weight").map(|(r, _)| r);
+    agrees("encoder.max_positions", e.max_positions, positions, "the position table has rows:")?;
+    if !(2..=e.max_positions).contains(&e.max_tokens) {
+        return Err(bad("encoder.max_tokens", format!("{} must be between 2 ([CLS] and [SEP]) and max_positions {}", e.max_tokens, e.max_positions)));
+    }
+    at_least_one("encoder.vocab_size", e.vocab_size)?;
+    let vocab = match t.get(WORD_ROWS) {
+        Some(r) => Some(r.dims().first().copied().unwrap_or(0)),
+        None => stored_2d(t, WORD_EMBEDDINGS).map(|(r, _)| r),
+    };
+    agrees("encoder.vocab_size", e.vocab_size, vocab, "the word-embedding table covers ids:")?;
+    let eps = e.layer_norm_eps;
+    if !(eps.is_finite() && eps > 0.0 && eps <= MAX_LAYER_NORM_EPS && (eps as f32) > 0.0) {
+        return Err(bad("encoder.layer_norm_eps", format!("{eps} must be positive, finite and at most {MAX_LAYER_NORM_EPS}")));
+    }
+    Ok(())
+}
+
+fn check_head(h: &HeadConfig, t: &HashMap<String, Tensor>) -> Result<()> {
+    let n = &h.ngram;
+    if n.word_max == 0 || n.word_max > MAX_NGRAM_LEN {
+        return Err(bad("head.ngram.word_max", format!("{} must be between 1 and {MAX_NGRAM_LEN}", n.word_max)));
+    }
+    if n.char_min == 0 || n.char_min > n.char_max {
+        return Err(bad("head.ngram.char_min", format!("{} must be between 1 and char_max {}", n.char_min, n.char_max)));
+    }
+    if n.char_max > MAX_NGRAM_LEN {
+        return Err(bad("head.ngram.char_max", format!("{} is over {MAX_NGRAM_LEN}", n.char_max)));
+    }
+    if n.max_features == 0 || n.max_features > MAX_FEATURES {
+        return Err(bad("head.ngram.max_features", format!("{} must be between 1 and {MAX_FEATURES}", n.max_features)));
+    }
+    at_least_one("head.buckets", h.buckets as usize)?;
+    let table = stored_2d(t, NGRAM_TABLE);
+    agrees("head.buckets", h.buckets as usize, table.map(|(r, _)| r), "the n-gram table has rows:")?;
+    at_least_one("head.ngram_dim", h.ngram_dim)?;
+    // Only where the tensors agree among themselves: a tensor that disagrees with the others is
+    // the tensor's fault (MODEL_TENSORS, from the loader), not the manifest's.
+    let width = match (stored_2d(t, NGRAM_WEIGHT).and_then(|(_, c)| c), table.and_then(|(_, c)| c)) {
+        (Some(a), Some(b)) if a != b => None,
+        (a, b) => a.or(b),
+    };
+    agrees("head.ngram_dim", h.ngram_dim, width, "the n-gram weights have columns:")?;
+    if !(h.embed_scale.is_finite() && h.embed_scale > 0.0 && h.embed_scale <= MAX_EMBED_SCALE) {
+        return Err(bad("head.embed_scale", format!("{} must be positive, finite and at most {MAX_EMBED_SCALE}", h.embed_scale)));
+    }
+    let (lo, hi) = TEMPERATURE;
+    if !(lo..=hi).contains(&h.temperature) {
+        return Err(bad("head.temperature", format!("{} must be between {lo} and {hi}", h.temperature)));
+    }
+    Ok(())
+}
+
+fn check_labels(labels: &[String], t: &HashMap<String, Tensor>) -> Result<()> {
+    if labels.is_empty() {
+        return Err(bad("labels", "no labels"));
+    }
+    agrees("labels", labels.len(), vec_len(t, BIAS), "the head's bias has entries:")
+}
+
+fn check_quantization(q: &Quantization, e: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<()> {
+    if ![INT8_PER_CHANNEL, INT8_BLOCK32, Q4_BLOCK32].contains(&q.scheme.as_str()) {
+        return Err(bad("quantization.scheme", format!("unknown scheme {:?}", q.scheme)));
+    }
+    if let Some(p) = &q.pruned_vocab {
+        agrees("quantization.pruned_vocab.of", p.of, Some(e.vocab_size), "encoder.vocab_size is")?;
+        // The kept rows are the word table's rows (only checkable when the map is there).
+        let rows = t.get(WORD_ROWS).filter(|r| r.dtype() == DType::U32).and_then(|_| stored_2d(t, WORD_EMBEDDINGS)).map(|(r, _)| r);
+        agrees("quantization.pruned_vocab.kept", p.kept, rows, "the word-embedding table has rows:")?;
+    }
+    Ok(())
+}
