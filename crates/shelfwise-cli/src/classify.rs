@@ -119,8 +119,7 @@ fn batch(engine: &Engine, a: &ClassifyArgs, input: &std::path::Path) -> Result<(
     // On the CPU, chunks run on all cores, each one padded batch through the encoder; the GPU
     // takes larger batches, one at a time.
     let rows = &table.rows;
-    let results: Vec<Result<Vec<Decision>>> =
-        if engine.on_gpu() { rows.chunks(GPU_BATCH).map(run).collect() } else { rows.par_chunks(32).map(run).collect() };
+    let results: Vec<Result<Vec<Decision>>> = if engine.on_gpu() { rows.chunks(GPU_BATCH).map(run).collect() } else { rows.par_chunks(32).map(run).collect() };
     pb.finish();
     let out = a.out.as_ref().expect("clap requires --out with --batch");
     let mut w = csv::Writer::from_path(out)?;

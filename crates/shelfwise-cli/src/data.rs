@@ -76,9 +76,11 @@ impl Table {
     /// The column named `name`: exactly, else ignoring case and surrounding spaces ("Title ").
     pub fn column(&self, name: &str, flag: &str) -> Result<usize> {
         let loose = |h: &String| h.trim().eq_ignore_ascii_case(name.trim());
-        self.headers.iter().position(|h| h == name).or_else(|| self.headers.iter().position(loose)).with_context(|| {
-            format!("{}: no column {name:?} (columns: {}); pass {flag} to name another", self.path.display(), self.headers.join(", "))
-        })
+        self.headers
+            .iter()
+            .position(|h| h == name)
+            .or_else(|| self.headers.iter().position(loose))
+            .with_context(|| format!("{}: no column {name:?} (columns: {}); pass {flag} to name another", self.path.display(), self.headers.join(", ")))
     }
 
     /// The text of one column, rows whose cell is missing or not text left out.

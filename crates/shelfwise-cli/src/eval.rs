@@ -124,13 +124,11 @@ pub fn baseline(rows: &[Row]) -> Result<(LabelSpace, impl Fn(&[String]) -> Probs
     let y: Vec<usize> = labels.iter().map(|l| space.find(l).expect("label from these rows")).collect();
     eprintln!("baseline: {} features, {} classes", vec.n_features(), space.len());
     let svm = LinearSvm::train(&x, &y, vec.n_features(), space.len(), baseline::C, parallel_classes);
-    let score =
-        move |texts: &[String]| -> Result<Vec<Vec<f32>>> { Ok(texts.par_iter().map(|t| softmax(&svm.scores(&vec.transform(t)), 1.0)).collect()) };
+    let score = move |texts: &[String]| -> Result<Vec<Vec<f32>>> { Ok(texts.par_iter().map(|t| softmax(&svm.scores(&vec.transform(t)), 1.0)).collect()) };
     Ok((space, score))
 }
 
-const KEYS: [&str; 11] =
-    ["n", "acc_at_1", "acc_at_3", "acc_at_5", "hier_precision", "hier_recall", "hier_f1", "macro_f1", "weighted_f1", "ece", "unseen_gold"];
+const KEYS: [&str; 11] = ["n", "acc_at_1", "acc_at_3", "acc_at_5", "hier_precision", "hier_recall", "hier_f1", "macro_f1", "weighted_f1", "ece", "unseen_gold"];
 
 fn cell(v: &Value) -> String {
     match v {

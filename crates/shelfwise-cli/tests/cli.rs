@@ -48,7 +48,10 @@ fn train_eval_classify_on_a_fixture_shop() {
     // Same seed, same bytes: training is deterministic.
     let again = tmp("shop2.shelfwise");
     ok(&["train", "--train", s(&train), "--dev", s(&dev), "--out", s(&again), "--epochs", "30", "--buckets", "4096", "--seed", "7"]);
-    let (a, b) = (shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap(), shelfwise_model::ModelFile::from_bytes(&std::fs::read(&again).unwrap()).unwrap());
+    let (a, b) = (
+        shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap(),
+        shelfwise_model::ModelFile::from_bytes(&std::fs::read(&again).unwrap()).unwrap(),
+    );
     assert_eq!(a.tensors, b.tensors, "same seed must give the same weights");
 
     // The part file assembles into the same model.
@@ -60,7 +63,21 @@ fn train_eval_classify_on_a_fixture_shop() {
     let table = ok(&["eval", "--model", s(&model), "--data", s(&dev), "--baseline-train", s(&train), "--json", s(&json)]);
     assert!(table.contains("acc_at_1") && table.contains("baseline"), "{table}");
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    for k in ["n", "acc_at_1", "acc_at_3", "acc_at_5", "level_acc", "hier_precision", "hier_recall", "hier_f1", "macro_f1", "weighted_f1", "ece", "prefix_acc_at_1", "thresholds"] {
+    for k in [
+        "n",
+        "acc_at_1",
+        "acc_at_3",
+        "acc_at_5",
+        "level_acc",
+        "hier_precision",
+        "hier_recall",
+        "hier_f1",
+        "macro_f1",
+        "weighted_f1",
+        "ece",
+        "prefix_acc_at_1",
+        "thresholds",
+    ] {
         assert!(j.get(k).is_some(), "missing {k}");
         assert!(j["baseline"].get(k).is_some(), "baseline missing {k}");
     }
@@ -91,7 +108,25 @@ fn train_eval_classify_on_a_fixture_shop() {
 fn fine_tuned_blocks_go_into_the_part_as_int8_deltas_and_assemble_to_the_same_model() {
     let (model, part, assembled) = (tmp("ft.shelfwise"), tmp("ft.swpart"), tmp("ft-assembled.shelfwise"));
     let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
-    ok(&["train", "--train", s(&train), "--dev", s(&dev), "--out", s(&model), "--part", s(&part), "--epochs", "3", "--buckets", "4096", "--seed", "7", "--finetune-layers", "1"]);
+    ok(&[
+        "train",
+        "--train",
+        s(&train),
+        "--dev",
+        s(&dev),
+        "--out",
+        s(&model),
+        "--part",
+        s(&part),
+        "--epochs",
+        "3",
+        "--buckets",
+        "4096",
+        "--seed",
+        "7",
+        "--finetune-layers",
+        "1",
+    ]);
 
     let p = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&part).unwrap()).unwrap();
     let names: Vec<String> = shelfwise_model::classifier::load_tensors(&p.tensors).unwrap().into_keys().collect();
@@ -105,7 +140,10 @@ fn fine_tuned_blocks_go_into_the_part_as_int8_deltas_and_assemble_to_the_same_mo
 
     // What train wrote as the full model is exactly what assemble makes of the part.
     ok(&["assemble", "--part", s(&part), "--out", s(&assembled)]);
-    let (a, c) = (shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap(), shelfwise_model::ModelFile::from_bytes(&std::fs::read(&assembled).unwrap()).unwrap());
+    let (a, c) = (
+        shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap(),
+        shelfwise_model::ModelFile::from_bytes(&std::fs::read(&assembled).unwrap()).unwrap(),
+    );
     assert_eq!(c.manifest.payload_sha256, a.manifest.payload_sha256);
 
     let out = ok(&["classify", "--model", s(&assembled), "--json", "-k", "2", "Orbit 1.5 litre electric kettle"]);
@@ -162,7 +200,10 @@ fn quantization_aware_training_saves_the_weights_that_q4_stores() {
     ok(&["quantize", "--in", s(&back), "--out", s(&again), "--scheme", "q4"]);
     assert_eq!(read(&again).tensors, q.tensors);
     let bt = shelfwise_model::classifier::load_tensors(&read(&back).tensors).unwrap();
-    assert_eq!(bt["encoder.layer.5.output.dense.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap(), ft["encoder.layer.5.output.dense.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    assert_eq!(
+        bt["encoder.layer.5.output.dense.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        ft["encoder.layer.5.output.dense.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
     fails_with(&["dequantize", "--in", s(&model), "--out", s(&tmp("x.shelfwise"))], "not quantized");
 
     let out = ok(&["classify", "--model", s(&q4), "--json", "-k", "1", "Orbit 1.5 litre electric kettle"]);
@@ -290,7 +331,25 @@ fn shipped_model_classifies_example_titles() {
 fn bench_times_models_side_by_side() {
     let (q4, json) = (repo().join("models/flipkart-minilm/model.shelfwise"), tmp("bench.json"));
     let titles = fixture("shop_dev.csv");
-    let table = ok(&["bench", "--model", s(&q4), "--model", s(&q4), "--data", s(&titles), "--titles", "5", "--typed", "2", "--warmup", "1", "--loads", "1", "--json", s(&json)]);
+    let table = ok(&[
+        "bench",
+        "--model",
+        s(&q4),
+        "--model",
+        s(&q4),
+        "--data",
+        s(&titles),
+        "--titles",
+        "5",
+        "--typed",
+        "2",
+        "--warmup",
+        "1",
+        "--loads",
+        "1",
+        "--json",
+        s(&json),
+    ]);
     assert!(table.contains("model.shelfwise") && table.contains("q4"), "{table}");
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(j["titles"], 5, "at most --titles, spread over the file");

@@ -273,10 +273,7 @@ mod tests {
         assert_eq!(grams("nike air-zoom x 10", words_dyn), ["nike", "air", "zoom", "10", "nike air", "air zoom", "zoom 10"]);
         // TfidfVectorizer(analyzer='char_wb', ngram_range=(2, 5)).build_analyzer()("ab x-y"):
         // words split on whitespace only, a short padded word given once.
-        assert_eq!(
-            grams("ab x-y", chars_dyn),
-            [" a", "ab", "b ", " ab", "ab ", " ab ", " x", "x-", "-y", "y ", " x-", "x-y", "-y ", " x-y", "x-y ", " x-y "]
-        );
+        assert_eq!(grams("ab x-y", chars_dyn), [" a", "ab", "b ", " ab", "ab ", " ab ", " x", "x-", "-y", "y ", " x-", "x-y", "-y ", " x-y", "x-y ", " x-y "]);
     }
 
     #[test]

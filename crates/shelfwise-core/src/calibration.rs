@@ -25,7 +25,11 @@ pub fn nll(logits: &[Vec<f32>], gold: &[Option<usize>], t: f32) -> f64 {
             n += 1;
         }
     }
-    if n == 0 { 0.0 } else { total / n as f64 }
+    if n == 0 {
+        0.0
+    } else {
+        total / n as f64
+    }
 }
 
 /// Mean binary cross-entropy between the top-1 confidence under temperature `t` and whether the

@@ -67,11 +67,7 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
 }
 
 fn segments(space: &LabelSpace, node: usize) -> Vec<PathSegment> {
-    space
-        .node_chain(node)
-        .into_iter()
-        .map(|n| PathSegment { name: space.nodes()[n].name.clone(), level: space.nodes()[n].level })
-        .collect()
+    space.node_chain(node).into_iter().map(|n| PathSegment { name: space.nodes()[n].name.clone(), level: space.nodes()[n].level }).collect()
 }
 
 /// Builds the decision for one title. `threshold` is in [0, 1]; 0 never abstains.
@@ -130,10 +126,7 @@ mod tests {
         assert_eq!(d.back_off, None);
         assert_eq!(d.suggestions.len(), 2);
         assert_eq!(d.suggestions[0].id, 2);
-        assert_eq!(d.suggestions[0].path, vec![
-            PathSegment { name: "Shoes".into(), level: 1 },
-            PathSegment { name: "Running".into(), level: 2 }
-        ]);
+        assert_eq!(d.suggestions[0].path, vec![PathSegment { name: "Shoes".into(), level: 1 }, PathSegment { name: "Running".into(), level: 2 }]);
         assert!((d.suggestions[0].level_scores[0] - 0.95).abs() < 1e-6);
         assert!((d.suggestions[0].level_scores[1] - 0.8).abs() < 1e-6);
     }

@@ -23,11 +23,7 @@ impl Default for NgramConfig {
 
 /// Lower-cased alphanumeric words of a title.
 pub fn words(title: &str) -> Vec<String> {
-    title
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
+    title.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
 }
 
 /// Which family a feature belongs to (the baseline normalises each family separately).
@@ -104,10 +100,7 @@ mod tests {
         let cfg = NgramConfig { word_max: 2, char_min: 2, char_max: 3, max_features: 100 };
         let mut keys = Vec::new();
         for_each_ngram("Ab cd", &cfg, |_, k| keys.push(k.to_string()));
-        assert_eq!(keys, vec![
-            "w:ab", "w:cd", "w:ab cd", "c: a", "c:ab", "c:b ", "c: ab", "c:ab ", "c: c", "c:cd", "c:d ", "c: cd",
-            "c:cd "
-        ]);
+        assert_eq!(keys, vec!["w:ab", "w:cd", "w:ab cd", "c: a", "c:ab", "c:b ", "c: ab", "c:ab ", "c: c", "c:cd", "c:d ", "c: cd", "c:cd "]);
     }
 
     #[test]

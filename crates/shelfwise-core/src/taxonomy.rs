@@ -16,10 +16,7 @@ pub const PATH_SEPARATOR: &str = " > ";
 /// Parses `"A > B > C"` into trimmed segments. Whitespace inside a segment is collapsed so that
 /// `"Home  >Decor"` and `"Home > Decor"` are the same category.
 pub fn parse_path(raw: &str) -> Result<Vec<String>, CoreError> {
-    let segments: Vec<String> = raw
-        .split('>')
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let segments: Vec<String> = raw.split('>').map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
     if segments.iter().any(|s| s.is_empty()) {
         return Err(CoreError::BadPath(raw.to_string()));
     }
@@ -154,10 +151,7 @@ impl LabelSpace {
     /// probability therefore never exceeds its parent's, which is what makes backing off sound.
     pub fn node_scores(&self, label_probs: &[f32]) -> Vec<f32> {
         debug_assert_eq!(label_probs.len(), self.labels.len());
-        self.node_labels
-            .iter()
-            .map(|ls| ls.iter().map(|&l| label_probs[l]).sum::<f32>().min(1.0))
-            .collect()
+        self.node_labels.iter().map(|ls| ls.iter().map(|&l| label_probs[l]).sum::<f32>().min(1.0)).collect()
     }
 
     pub fn max_depth(&self) -> usize {
@@ -170,13 +164,7 @@ mod tests {
     use super::*;
 
     fn space() -> LabelSpace {
-        LabelSpace::from_raw_paths([
-            "Clothing > Women > Tops",
-            "Clothing > Women",
-            "Clothing > Men > Shirts",
-            "Footwear > Women > Ballerinas",
-        ])
-        .unwrap()
+        LabelSpace::from_raw_paths(["Clothing > Women > Tops", "Clothing > Women", "Clothing > Men > Shirts", "Footwear > Women > Ballerinas"]).unwrap()
     }
 
     #[test]

@@ -64,7 +64,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = args.first().map(Into::into).unwrap_or_else(|| root.join("models/flipkart-minilm/model.shelfwise"));
     let csv = args.get(1).map(Into::into).unwrap_or_else(|| {
         let dev = root.join("../shared/data/flipkart/dev.csv");
-        if dev.exists() { dev } else { root.join("tests/fixtures/titles.txt") }
+        if dev.exists() {
+            dev
+        } else {
+            root.join("tests/fixtures/titles.txt")
+        }
     });
     let bytes = std::fs::read(&model).map_err(|e| format!("{}: {e}", model.display()))?;
     let clf = Classifier::from_bytes(&bytes)?;

@@ -130,9 +130,7 @@ impl GpuEncoder {
         let word_rows = match t.get(WORD_ROWS) {
             None => None,
             Some(r) if r.dtype() == DType::U32 && r.dims() == [cfg.vocab_size] => Some(r.to_vec1::<u32>()?),
-            Some(r) => {
-                return Err(ModelError::BadTensors(format!("{WORD_ROWS} is {:?} {:?}, expected U32 [{}]", r.dtype(), r.dims(), cfg.vocab_size)).into())
-            }
+            Some(r) => return Err(ModelError::BadTensors(format!("{WORD_ROWS} is {:?} {:?}, expected U32 [{}]", r.dtype(), r.dims(), cfg.vocab_size)).into()),
         };
         let table_rows = match &word_rows {
             None => cfg.vocab_size,
@@ -322,14 +320,21 @@ impl GpuEncoder {
         });
         let k = &self.kernels;
         let mut steps: Vec<(Step, Launch)> = Vec::with_capacity(n_steps);
-        fn push<'a>(g: &Gpu, steps: &mut Vec<(Step, Launch)>, params: &'a wgpu::Buffer, slot: u64, pipeline: &wgpu::ComputePipeline, mut entries: Vec<(u32, BufRange<'a>)>, launch: Launch) {
+        fn push<'a>(
+            g: &Gpu,
+            steps: &mut Vec<(Step, Launch)>,
+            params: &'a wgpu::Buffer,
+            slot: u64,
+            pipeline: &wgpu::ComputePipeline,
+            mut entries: Vec<(u32, BufRange<'a>)>,
+            launch: Launch,
+        ) {
             let at = steps.len() as u64 * slot;
             entries.push((0, (params, at, Some(32))));
             steps.push((Step::new(g, pipeline, &entries, [1, 1, 1]), launch));
         }
-        let mut add = |pipeline: &wgpu::ComputePipeline, entries: Vec<(u32, BufRange<'_>)>, launch: Launch| {
-            push(g, &mut steps, &params, slot, pipeline, entries, launch)
-        };
+        let mut add =
+            |pipeline: &wgpu::ComputePipeline, entries: Vec<(u32, BufRange<'_>)>, launch: Launch| push(g, &mut steps, &params, slot, pipeline, entries, launch);
         let eps = self.cfg.layer_norm_eps as f32;
         let (embed, mut entries) = match &self.word {
             GpuMatrix::F32 { w, .. } => (&k.embed_f32, vec![(2, all(w))]),

@@ -42,10 +42,7 @@ impl Kernels {
     pub fn new(gpu: &Gpu) -> Self {
         let d = &gpu.device;
         let module = |name: &str, src: &str| {
-            d.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{src}").into()),
-            })
+            d.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{src}").into()) })
         };
         let pipeline = |m: &wgpu::ShaderModule, entry: &str| {
             d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -92,18 +89,10 @@ impl Step {
             .iter()
             .map(|(binding, r)| wgpu::BindGroupEntry {
                 binding: *binding,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: r.0,
-                    offset: r.1,
-                    size: r.2.and_then(wgpu::BufferSize::new),
-                }),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: r.0, offset: r.1, size: r.2.and_then(wgpu::BufferSize::new) }),
             })
             .collect();
-        let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &pipeline.get_bind_group_layout(0), entries: &entries });
         Self { pipeline: pipeline.clone(), bind, groups }
     }
 

@@ -82,7 +82,15 @@ impl Ops {
         Ok(Self::new(Gpu::new_blocking()?))
     }
 
-    async fn run(&self, pipeline: &wgpu::ComputePipeline, launch: Launch, batch: usize, seq: usize, mut entries: Vec<(u32, crate::kernels::BufRange<'_>)>, out_words: usize) -> Result<Vec<f32>> {
+    async fn run(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        launch: Launch,
+        batch: usize,
+        seq: usize,
+        mut entries: Vec<(u32, crate::kernels::BufRange<'_>)>,
+        out_words: usize,
+    ) -> Result<Vec<f32>> {
         self.gpu.check()?;
         let (params, groups) = launch.shape(batch, seq);
         let pbuf = uniform(&self.gpu, &params);
@@ -168,7 +176,12 @@ impl Ops {
     #[allow(clippy::too_many_arguments)]
     pub async fn embed(&self, ids: &[u32], seq: usize, word: &HostMatrix, pos: &[f32], typ: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Result<Vec<f32>> {
         let hidden = word.cols();
-        if hidden > MAX_ROW || !ids.len().is_multiple_of(seq.max(1)) || ids.iter().any(|&i| i as usize >= word.rows()) || pos.len() < seq * hidden || typ.len() < hidden {
+        if hidden > MAX_ROW
+            || !ids.len().is_multiple_of(seq.max(1))
+            || ids.iter().any(|&i| i as usize >= word.rows())
+            || pos.len() < seq * hidden
+            || typ.len() < hidden
+        {
             return Err(GpuError::Gpu("embed: inconsistent shapes or ids".into()));
         }
         let gw = word.upload(&self.gpu, "word");

@@ -135,7 +135,12 @@ fn quantized_matches_cpu(label: &str, g: shelfwise_gpu::Gpu, cfg: &EncoderConfig
     let mut diffs: Vec<f32> = encodings.iter().zip(&cpu).map(|(e, want)| max_abs_diff(&gpu.embed_blocking(std::slice::from_ref(e)).unwrap(), want)).collect();
     diffs.sort_by(f32::total_cmp);
     let exact = diffs.iter().filter(|&&d| d <= ONE_LAYER_EXACT).count();
-    eprintln!("{label}, one layer: {exact} of {} titles within {ONE_LAYER_EXACT:e}, median {:e}, max {:e}", diffs.len(), diffs[diffs.len() / 2], diffs[diffs.len() - 1]);
+    eprintln!(
+        "{label}, one layer: {exact} of {} titles within {ONE_LAYER_EXACT:e}, median {:e}, max {:e}",
+        diffs.len(),
+        diffs[diffs.len() / 2],
+        diffs[diffs.len() - 1]
+    );
     assert!(2 * exact >= diffs.len(), "{label}, one layer: only {exact} of {} titles within {ONE_LAYER_EXACT:e}", diffs.len());
     assert!(diffs[diffs.len() - 1] <= ONE_LAYER_TOL, "{label}, one layer: max abs diff {:e} > {ONE_LAYER_TOL:e}", diffs[diffs.len() - 1]);
 
@@ -260,11 +265,8 @@ fn tiny_models_match_cpu_encoder() {
     let gpu = GpuEncoder::with_gpu(g, &cfg, &f32_tensors).unwrap();
     compare("tiny f32", &gpu, &encodings, &cpu, &[(0..9).collect()], 1e-4);
 
-    let targets: Vec<String> = tensor_shapes(&cfg)
-        .into_iter()
-        .filter(|(n, s)| s.len() == 2 && !n.contains("position_") && !n.contains("token_type"))
-        .map(|(n, _)| n)
-        .collect();
+    let targets: Vec<String> =
+        tensor_shapes(&cfg).into_iter().filter(|(n, s)| s.len() == 2 && !n.contains("position_") && !n.contains("token_type")).map(|(n, _)| n).collect();
     let q = quantize(&f32_tensors, &targets);
     let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &q).unwrap(), &encodings);
     let gpu = GpuEncoder::with_gpu(Gpu(), &cfg, &q).unwrap();

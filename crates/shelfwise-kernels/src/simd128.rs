@@ -161,11 +161,8 @@ fn relaxed_tile<const W: usize, const R: usize, const NARROW: bool>(x: &QRows, w
                 for r in 0..R {
                     let dv = ld(d[r].add(o + q));
                     for c in 0..W {
-                        s[c][r] = if NARROW {
-                            i32x4_relaxed_dot_i8x16_i7x16_add(dv, wv[c], s[c][r])
-                        } else {
-                            i32x4_relaxed_dot_i8x16_i7x16_add(wv[c], dv, s[c][r])
-                        };
+                        s[c][r] =
+                            if NARROW { i32x4_relaxed_dot_i8x16_i7x16_add(dv, wv[c], s[c][r]) } else { i32x4_relaxed_dot_i8x16_i7x16_add(wv[c], dv, s[c][r]) };
                     }
                 }
             }

@@ -8,8 +8,8 @@ use crate::encoder::{pad_batch, Encoder};
 use crate::error::{ModelError, Result};
 use crate::format::{EncoderWeights, Manifest, ModelFile, ModelFileRef};
 // The storage layer's tensor I/O, where other crates have always found it.
-pub use crate::storage::{base_encoder_tensors, encoder_tensors, load_tensors, tensors_to_bytes};
 use crate::head::Head;
+pub use crate::storage::{base_encoder_tensors, encoder_tensors, load_tensors, tensors_to_bytes};
 use crate::tokenize::{Encoding, TitleTokenizer};
 
 /// Titles longer than this (in UTF-8 bytes) are refused with `INPUT_TOO_LONG` rather than cut
@@ -31,10 +31,7 @@ impl Embedder {
 
     /// Checked, tokenized titles and their padded [batch, seq] ids and mask.
     fn batch(&self, titles: &[&str]) -> Result<(Vec<Encoding>, Tensor, Tensor)> {
-        let encodings = titles
-            .iter()
-            .map(|t| check_title(t).and_then(|_| self.tokenizer.encode(t)))
-            .collect::<Result<Vec<_>>>()?;
+        let encodings = titles.iter().map(|t| check_title(t).and_then(|_| self.tokenizer.encode(t))).collect::<Result<Vec<_>>>()?;
         let (ids, mask) = pad_batch(&encodings, &Device::Cpu)?;
         Ok((encodings, ids, mask))
     }
@@ -44,11 +41,7 @@ impl Embedder {
     pub fn hidden(&self, titles: &[&str], upto: usize) -> Result<Vec<Tensor>> {
         let (encodings, ids, mask) = self.batch(titles)?;
         let x = self.encoder.run_layers(self.encoder.embeddings(&ids)?, &mask, 0..upto)?;
-        encodings
-            .iter()
-            .enumerate()
-            .map(|(i, e)| Ok(x.get(i)?.narrow(0, 0, e.ids.len())?.contiguous()?))
-            .collect()
+        encodings.iter().enumerate().map(|(i, e)| Ok(x.get(i)?.narrow(0, 0, e.ids.len())?.contiguous()?)).collect()
     }
 }
 
@@ -89,8 +82,7 @@ impl Classifier {
         if let EncoderWeights::Base { sha256 } = &m.encoder_weights {
             return Err(ModelError::Incomplete(format!("base model sha256 {sha256}")));
         }
-        let labels = LabelSpace::from_raw_paths(m.labels.iter().map(String::as_str))
-            .map_err(|e| ModelError::BadManifest(format!("labels: {e}")))?;
+        let labels = LabelSpace::from_raw_paths(m.labels.iter().map(String::as_str)).map_err(|e| ModelError::BadManifest(format!("labels: {e}")))?;
         if labels.len() != m.labels.len() || labels.labels().iter().zip(&m.labels).any(|(a, b)| a.join(" > ") != *b) {
             return Err(ModelError::BadManifest("labels: must be distinct, normalised and sorted".into()));
         }

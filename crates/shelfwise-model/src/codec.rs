@@ -113,7 +113,11 @@ pub(crate) fn row_step(row: &[f32], lo: f32) -> f32 {
     // A step under half the smallest f16 would round to zero and zero a row of small but nonzero
     // weights (max |w| under ~3e-5 at 4 bits): the smallest subnormal keeps them.
     let step = if step == 0.0 && widest > 0.0 { f16::from_bits(1).to_f32() } else { step };
-    if step.is_finite() { step } else { 0.0 }
+    if step.is_finite() {
+        step
+    } else {
+        0.0
+    }
 }
 
 fn signed_max(blk: &[f32]) -> f32 {
@@ -266,8 +270,13 @@ mod tests {
     /// Rows of mixed magnitudes: each row has its own exponent (tiny to huge), some rows are zero.
     fn matrix() -> impl Strategy<Value = (usize, usize, Vec<f32>)> {
         (1usize..7, 1usize..71).prop_flat_map(|(rows, cols)| {
-            let row = (prop_oneof![Just(0i32), -30i32..30], proptest::collection::vec(-1f32..1f32, cols))
-                .prop_map(|(e, v)| if e == 0 { vec![0.0; v.len()] } else { v.iter().map(|x| x * 10f32.powi(e)).collect::<Vec<_>>() });
+            let row = (prop_oneof![Just(0i32), -30i32..30], proptest::collection::vec(-1f32..1f32, cols)).prop_map(|(e, v)| {
+                if e == 0 {
+                    vec![0.0; v.len()]
+                } else {
+                    v.iter().map(|x| x * 10f32.powi(e)).collect::<Vec<_>>()
+                }
+            });
             (Just(rows), Just(cols), proptest::collection::vec(row, rows).prop_map(|r| r.concat()))
         })
     }

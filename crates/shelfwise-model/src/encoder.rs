@@ -191,11 +191,7 @@ impl Layer {
         };
         let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(bias)?;
-        let probs = if differentiable {
-            candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        };
+        let probs = if differentiable { candle_nn::ops::softmax(&scores, candle_core::D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
         if let Some(r) = record.as_deref_mut() {
             r.extend([x.clone(), ctx.clone()]);

@@ -43,16 +43,7 @@ pub struct EncoderConfig {
 impl EncoderConfig {
     /// all-MiniLM-L6-v2.
     pub fn minilm_l6() -> Self {
-        Self {
-            vocab_size: 30522,
-            hidden: 384,
-            layers: 6,
-            heads: 12,
-            intermediate: 1536,
-            max_positions: 512,
-            layer_norm_eps: 1e-12,
-            max_tokens: 128,
-        }
+        Self { vocab_size: 30522, hidden: 384, layers: 6, heads: 12, intermediate: 1536, max_positions: 512, layer_norm_eps: 1e-12, max_tokens: 128 }
     }
 
     /// The shape a Hugging Face BERT `config.json` describes, titles cut at `max_tokens`. Only
@@ -285,10 +276,7 @@ impl<'a> ModelFileRef<'a> {
             return Err(ModelError::Truncated(format!("{} bytes, the header announces {expected}", b.len())));
         }
         if (b.len() as u64) > expected {
-            return Err(ModelError::ChecksumMismatch {
-                expected: format!("{expected} bytes"),
-                actual: format!("{} bytes (trailing data)", b.len()),
-            });
+            return Err(ModelError::ChecksumMismatch { expected: format!("{expected} bytes"), actual: format!("{} bytes (trailing data)", b.len()) });
         }
         let body = &b[..b.len() - CHECKSUM_LEN];
         let actual = digests.map_or_else(|| sha256_hex(&[body]), |d| d.body.to_ascii_lowercase());

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
+use crate::codec::{lowbit_block, row_step, LowBit};
 use crate::encoder::Encoder;
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
-use crate::codec::{lowbit_block, row_step, LowBit};
 use crate::tokenize::TitleTokenizer;
 use shelfwise_kernels::{padded, BLOCK};
 
@@ -45,12 +45,8 @@ pub fn input_hessians(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, tok: &Ti
             *x = y;
         }
         let p = format!("encoder.layer.{l}");
-        let names: [&[&str]; 4] = [
-            &["attention.self.query", "attention.self.key", "attention.self.value"],
-            &["attention.output.dense"],
-            &["intermediate.dense"],
-            &["output.dense"],
-        ];
+        let names: [&[&str]; 4] =
+            [&["attention.self.query", "attention.self.key", "attention.self.value"], &["attention.output.dense"], &["intermediate.dense"], &["output.dense"]];
         for (rows, names) in inputs.iter().zip(names) {
             let x = Tensor::cat(rows, 0)?;
             let d = x.dim(1)?;
@@ -216,10 +212,13 @@ mod tests {
             let sc = lb.scales();
             let nb = padded(cols) / BLOCK;
             let wq: Vec<f32> = (0..rows * cols).map(|i| lb.codes[i] as f32 * sc[(i / cols) * nb + (i % cols) / BLOCK]).collect();
-            (0..n).flat_map(|s| (0..rows).map(move |r| (s, r))).map(|(s, r)| {
-                let d: f32 = (0..cols).map(|c| x[s * cols + c] * (w[r * cols + c] - wq[r * cols + c])).sum();
-                (d as f64).powi(2)
-            }).sum()
+            (0..n)
+                .flat_map(|s| (0..rows).map(move |r| (s, r)))
+                .map(|(s, r)| {
+                    let d: f32 = (0..cols).map(|c| x[s * cols + c] * (w[r * cols + c] - wq[r * cols + c])).sum();
+                    (d as f64).powi(2)
+                })
+                .sum()
         };
         for bits in [3u32, 4] {
             let g = quantize_lowbit_gptq(&w, rows, cols, bits, &h).unwrap();

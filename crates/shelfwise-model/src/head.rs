@@ -8,10 +8,9 @@ use std::collections::HashMap;
 
 use candle_core::{Tensor, D};
 
-
-use crate::storage::take;
 use crate::error::Result;
 use crate::format::HeadConfig;
+use crate::storage::take;
 
 pub use crate::storage::{BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
 
@@ -70,7 +69,14 @@ impl HeadParams<'_> {
 }
 
 /// The head's formula once the n-gram bags ([N, dim]) are computed.
-fn logits_with_bag(cfg: &HeadConfig, pooled: &Tensor, bag: &Tensor, label_weight: &Tensor, ngram_weight: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+fn logits_with_bag(
+    cfg: &HeadConfig,
+    pooled: &Tensor,
+    bag: &Tensor,
+    label_weight: &Tensor,
+    ngram_weight: &Tensor,
+    bias: &Tensor,
+) -> candle_core::Result<Tensor> {
     let e = normalize(pooled, cfg.embed_scale)?;
     e.matmul(&label_weight.t()?)?.add(&bag.matmul(&ngram_weight.t()?)?)?.broadcast_add(bias)
 }

@@ -9,15 +9,15 @@ use candle_core::{DType, Device, Tensor};
 use shelfwise_kernels::padded;
 
 // The codec and storage names this module's callers have always found here.
-pub use crate::codec::{dequantize_i8_per_row, fake_quant, pack_bits, quantize_i8_per_block, quantize_lowbit, quantize_i8_per_row, snap, unpack_bits, LowBit};
 use crate::codec::packed_cols;
+pub use crate::codec::{dequantize_i8_per_row, fake_quant, pack_bits, quantize_i8_per_block, quantize_i8_per_row, quantize_lowbit, snap, unpack_bits, LowBit};
+use crate::error::{ModelError, Result};
+use crate::format::{EncoderConfig, EncoderWeights, ModelFile, PrunedVocab, Quantization};
+use crate::storage::{flat_f32, load_tensors, take, tensors_to_bytes, POSITIONS, WORD_EMBEDDINGS, WORD_ROWS};
 pub use crate::storage::{
     load_codes, lowbit_suffix, row_scales_as_blocks, targets, targets_for, ActBits, Codes, Scheme, BLOCK, BLOCK_SCALE_SUFFIX, CODES_SUFFIX, INT8_BLOCK32,
     INT8_PER_CHANNEL, Q4_BLOCK32, ROW_STEP_SUFFIX, SCALE_SUFFIX,
 };
-use crate::storage::{flat_f32, load_tensors, take, tensors_to_bytes, POSITIONS, WORD_EMBEDDINGS, WORD_ROWS};
-use crate::error::{ModelError, Result};
-use crate::format::{EncoderConfig, EncoderWeights, ModelFile, PrunedVocab, Quantization};
 use crate::tokenize::TitleTokenizer;
 
 /// [`snap`] on every tensor of `targets` that `t` holds, at its stored shape (a pruned word
@@ -35,7 +35,13 @@ pub fn snap_tensors(t: &mut HashMap<String, Tensor>, targets: &[(String, Vec<usi
 /// Cuts the word-embedding table down to the rows of `keep` (plus special tokens, `[UNK]` and
 /// every single-character piece, so any word still splits into kept pieces) and adds the id →
 /// row map; returns the tokenizer pruned the same way.
-pub fn prune_vocab(cfg: &EncoderConfig, t: &mut HashMap<String, Tensor>, tok: &TitleTokenizer, keep: &BTreeSet<u32>, source: &str) -> Result<(Vec<u8>, PrunedVocab)> {
+pub fn prune_vocab(
+    cfg: &EncoderConfig,
+    t: &mut HashMap<String, Tensor>,
+    tok: &TitleTokenizer,
+    keep: &BTreeSet<u32>,
+    source: &str,
+) -> Result<(Vec<u8>, PrunedVocab)> {
     if t.contains_key(WORD_ROWS) {
         return Err(ModelError::BadManifest("the vocabulary is already pruned".into()));
     }
@@ -161,14 +167,18 @@ pub fn dequantize(file: ModelFile) -> Result<ModelFile> {
         }
         tensors.insert(name.clone(), w);
     }
-    manifest.training["dequantized_from"] = serde_json::json!({ "scheme": q.scheme, "payload_sha256": manifest.payload_sha256, "pruned_vocab": q.pruned_vocab });
+    manifest.training["dequantized_from"] =
+        serde_json::json!({ "scheme": q.scheme, "payload_sha256": manifest.payload_sha256, "pruned_vocab": q.pruned_vocab });
     manifest.quantization = None;
     Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: file.tokenizer })
 }
 
 /// int8 (block 32), full vocabulary.
 pub fn quantize_int8(file: ModelFile) -> Result<ModelFile> {
-    quantize(file, &QuantizeOptions { scheme: Scheme::Int8, keep_tokens: None, vocab_source: String::new(), calibration: Vec::new(), calibration_source: String::new() })
+    quantize(
+        file,
+        &QuantizeOptions { scheme: Scheme::Int8, keep_tokens: None, vocab_source: String::new(), calibration: Vec::new(), calibration_source: String::new() },
+    )
 }
 
 /// For each vocabulary id, its row in the pruned table, and the kept ids in row order. Kept: the

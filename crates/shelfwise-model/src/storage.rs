@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
-pub use shelfwise_kernels::{row_scales_as_blocks, ActBits, BLOCK};
 use shelfwise_kernels::{padded, QMatrix};
+pub use shelfwise_kernels::{row_scales_as_blocks, ActBits, BLOCK};
 
 use crate::codec::{decode_codes, packed_cols, scale_codes, unpack_bits, LowBit};
 use crate::error::{ModelError, Result};
@@ -106,10 +106,7 @@ pub fn base_encoder_tensors(cfg: &EncoderConfig, base: &[u8], sha256: &str) -> R
 
 /// The encoder's tensors (f32, shapes checked) out of a larger set, e.g. a whole BERT checkpoint.
 pub fn encoder_tensors(cfg: &EncoderConfig, all: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
-    tensor_shapes(cfg)
-        .into_iter()
-        .map(|(name, shape)| Ok((name.clone(), take(all, &name, &shape)?)))
-        .collect()
+    tensor_shapes(cfg).into_iter().map(|(name, shape)| Ok((name.clone(), take(all, &name, &shape)?))).collect()
 }
 
 /// Tensor names the encoder reads (BERT/HF names), with their shapes.
@@ -256,11 +253,9 @@ fn read_q8<'t>(t: &'t HashMap<String, Tensor>, name: &str, rows: usize, cols: us
 fn read_lowbit<'t>(t: &'t HashMap<String, Tensor>, name: &str, rows: usize, cols: usize) -> Result<Option<(u32, &'t Tensor, Vec<f32>)>> {
     let bad = |why: String| ModelError::BadTensors(format!("quantized tensor {name}: {why}"));
     for bits in [4, 3] {
-        let (Some(q), Some(bs), Some(rs)) = (
-            t.get(&format!("{name}{}", lowbit_suffix(bits))),
-            t.get(&format!("{name}{BLOCK_SCALE_SUFFIX}")),
-            t.get(&format!("{name}{ROW_STEP_SUFFIX}")),
-        ) else {
+        let (Some(q), Some(bs), Some(rs)) =
+            (t.get(&format!("{name}{}", lowbit_suffix(bits))), t.get(&format!("{name}{BLOCK_SCALE_SUFFIX}")), t.get(&format!("{name}{ROW_STEP_SUFFIX}")))
+        else {
             continue;
         };
         let nb = padded(cols) / BLOCK;
@@ -373,7 +368,7 @@ pub fn targets_for(enc: &EncoderConfig, head: &HeadConfig, labels: usize, scheme
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{pack_bits, quantize_lowbit, quantize_i8_per_row};
+    use crate::codec::{pack_bits, quantize_i8_per_row, quantize_lowbit};
 
     /// A row table reads every row exactly as the kernel matrix of the same codes does (odd widths,
     /// 3, 4 and 8 bits: the general and the fast unpacking paths).

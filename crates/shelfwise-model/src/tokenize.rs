@@ -21,9 +21,7 @@ impl TitleTokenizer {
     pub fn from_bytes(json: &[u8], max_tokens: usize) -> Result<Self> {
         let mut inner = Tokenizer::from_bytes(json).map_err(|e| ModelError::BadTokenizer(e.to_string()))?;
         inner.with_padding(None);
-        inner
-            .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
-            .map_err(|e| ModelError::BadTokenizer(e.to_string()))?;
+        inner.with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() })).map_err(|e| ModelError::BadTokenizer(e.to_string()))?;
         Ok(Self { inner, max_tokens })
     }
 
@@ -69,12 +67,7 @@ impl TitleTokenizer {
     /// that any word still splits into known pieces instead of becoming `[UNK]`.
     pub fn single_char_ids(&self) -> Vec<u32> {
         let prefix = self.continuing_prefix();
-        self.inner
-            .get_vocab(false)
-            .into_iter()
-            .filter(|(t, _)| t.strip_prefix(prefix.as_str()).unwrap_or(t).chars().count() == 1)
-            .map(|(_, id)| id)
-            .collect()
+        self.inner.get_vocab(false).into_iter().filter(|(t, _)| t.strip_prefix(prefix.as_str()).unwrap_or(t).chars().count() == 1).map(|(_, id)| id).collect()
     }
 
     fn continuing_prefix(&self) -> String {

@@ -55,8 +55,7 @@ fn token_ids_match_reference() {
 fn pooled_embeddings_match_reference() {
     let r: EncRef = serde_json::from_str(&fixture("encoder_reference.json")).unwrap();
     let base_dir = base_dir();
-    let bytes = std::fs::read(base_dir.join("model.safetensors"))
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", base_dir.display()));
+    let bytes = std::fs::read(base_dir.join("model.safetensors")).unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", base_dir.display()));
     let cfg = EncoderConfig::minilm_l6();
     let encoder = Encoder::from_tensors(&cfg, &base_encoder_tensors(&cfg, &bytes, &r.model_sha256).unwrap()).unwrap();
     let emb = Embedder { tokenizer: tokenizer(), encoder };

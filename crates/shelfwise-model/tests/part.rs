@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use shelfwise_model::part::{merge_part, part_tensors, DELTA_CODES_SUFFIX, DELTA_SCALE_SUFFIX};
 use shelfwise_model::head::{BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
+use shelfwise_model::part::{merge_part, part_tensors, DELTA_CODES_SUFFIX, DELTA_SCALE_SUFFIX};
 
 const QUERY: &str = "encoder.layer.0.attention.self.query.weight";
 const QUERY_BIAS: &str = "encoder.layer.0.attention.self.query.bias";

@@ -127,10 +127,19 @@ fn q4_tiny_model_loads_and_ranks_like_f32() {
     };
     let cpu = &Device::Cpu;
     for table in ["head.ngram_table", "embeddings.word_embeddings.weight"] {
-        let (suffix, codes) = if table.starts_with("head") { ("q4", &names["head.ngram_table.q4"]) } else { ("q3", &names["embeddings.word_embeddings.weight.q3"]) };
+        let (suffix, codes) =
+            if table.starts_with("head") { ("q4", &names["head.ngram_table.q4"]) } else { ("q3", &names["embeddings.word_embeddings.weight.q3"]) };
         let (rows, bytes) = codes.dims2().unwrap();
-        assert_eq!(with(&format!("{table}.{suffix}"), Some(Tensor::zeros((rows, bytes + 1), candle_core::DType::U8, cpu).unwrap())), Some("MODEL_TENSORS"), "{table}");
-        assert_eq!(with(&format!("{table}.{suffix}"), Some(Tensor::zeros((rows, bytes), candle_core::DType::F32, cpu).unwrap())), Some("MODEL_TENSORS"), "{table}");
+        assert_eq!(
+            with(&format!("{table}.{suffix}"), Some(Tensor::zeros((rows, bytes + 1), candle_core::DType::U8, cpu).unwrap())),
+            Some("MODEL_TENSORS"),
+            "{table}"
+        );
+        assert_eq!(
+            with(&format!("{table}.{suffix}"), Some(Tensor::zeros((rows, bytes), candle_core::DType::F32, cpu).unwrap())),
+            Some("MODEL_TENSORS"),
+            "{table}"
+        );
         assert_eq!(with(&format!("{table}.qrow"), Some(Tensor::new(vec![f32::INFINITY; rows], cpu).unwrap())), Some("MODEL_TENSORS"), "{table}");
         assert_eq!(with(&format!("{table}.qscale"), None), Some("MODEL_TENSORS"), "{table}");
     }

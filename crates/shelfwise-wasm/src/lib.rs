@@ -69,9 +69,7 @@ mod bindings {
 
     /// Plain JS objects (not Maps), `null` for `None`: what `JSON.parse` of the CLI's output gives.
     fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
-        value
-            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-            .map_err(|e| js_error("INTERNAL", &format!("cannot convert result to JS: {e}")))
+        value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_error("INTERNAL", &format!("cannot convert result to JS: {e}")))
     }
 
     /// A loaded, verified model.

@@ -200,7 +200,8 @@ mod tests {
     /// tolerance), on a padded batch, and a batch against its titles alone.
     #[test]
     fn plain_forward_matches_candle_forward() {
-        let cfg = EncoderConfig { vocab_size: 50, hidden: 64, layers: 2, heads: 4, intermediate: 256, max_positions: 16, layer_norm_eps: 1e-12, max_tokens: 16 };
+        let cfg =
+            EncoderConfig { vocab_size: 50, hidden: 64, layers: 2, heads: 4, intermediate: 256, max_positions: 16, layer_norm_eps: 1e-12, max_tokens: 16 };
         let enc = quantized_encoder(&cfg);
         assert!(enc.plain);
         let ids = Tensor::from_vec(vec![2u32, 7, 9, 4, 3, 2, 11, 3, 0, 0, 0, 0, 0, 0, 0], (3, 5), &Device::Cpu).unwrap();

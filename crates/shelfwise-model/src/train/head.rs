@@ -12,11 +12,11 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use crate::codec::fake_quant;
 use crate::encoder::{attention_bias, mean_pool, Layer};
 use crate::error::Result;
 use crate::format::{EncoderConfig, HeadConfig};
 use crate::head::{HeadParams, BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
-use crate::codec::fake_quant;
 use crate::quant::snap_tensors;
 use crate::storage::{take, targets_for, tensor_shapes, Scheme};
 
@@ -290,20 +290,12 @@ pub fn train_head(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     // fastText's initialisation: input vectors uniform in ±1/dim, output layer zero.
     let bound = 1.0 / head.ngram_dim as f32;
-    let table: Vec<f32> =
-        (0..head.buckets as usize * head.ngram_dim).map(|_| rng.random_range(-bound..bound)).collect();
+    let table: Vec<f32> = (0..head.buckets as usize * head.ngram_dim).map(|_| rng.random_range(-bound..bound)).collect();
     let mut vars = Vars {
         label_weight: Var::zeros((n_labels, hidden), DType::F32, &dev)?,
         bias: Var::zeros(n_labels, DType::F32, &dev)?,
         ngram_weight: Var::zeros((n_labels, head.ngram_dim), DType::F32, &dev)?,
-        table: SparseAdamTable {
-            dim: head.ngram_dim,
-            m: vec![0.0; table.len()],
-            v: vec![0.0; table.len()],
-            w: table,
-            lr: cfg.lr,
-            step: 0,
-        },
+        table: SparseAdamTable { dim: head.ngram_dim, m: vec![0.0; table.len()], v: vec![0.0; table.len()], w: table, lr: cfg.lr, step: 0 },
     };
     let mut opt = AdamW::new(
         vec![vars.label_weight.clone(), vars.bias.clone(), vars.ngram_weight.clone()],
@@ -316,10 +308,9 @@ pub fn train_head(
         n => Some(Blocks::new(encoder.0, encoder.1, n, &qat)?),
     };
     let mut block_opt = match &blocks {
-        Some(b) => Some(AdamW::new(
-            b.vars.iter().map(|(_, v)| v.clone()).collect(),
-            ParamsAdamW { lr: cfg.encoder_lr, weight_decay: 0.01, ..Default::default() },
-        )?),
+        Some(b) => {
+            Some(AdamW::new(b.vars.iter().map(|(_, v)| v.clone()).collect(), ParamsAdamW { lr: cfg.encoder_lr, weight_decay: 0.01, ..Default::default() })?)
+        }
         None => None,
     };
     let labelled: Vec<usize> = (0..train.len()).filter(|&i| train.labels[i].is_some()).collect();
@@ -343,19 +334,10 @@ pub fn train_head(
                 through_quant(rows.as_tensor(), qat.get(NGRAM_TABLE).copied())?,
                 through_quant(vars.ngram_weight.as_tensor(), qat.get(NGRAM_WEIGHT).copied())?,
             );
-            let params = HeadParams {
-                label_weight: &label_weight,
-                bias: vars.bias.as_tensor(),
-                ngram_table: &ngram_table,
-                ngram_weight: &ngram_weight,
-            };
+            let params = HeadParams { label_weight: &label_weight, bias: vars.bias.as_tensor(), ngram_table: &ngram_table, ngram_weight: &ngram_weight };
             let logits = params.logits(head, &pooled, &local)?;
             let w: Vec<f32> = chunk.iter().map(|&i| train.weights[i]).collect();
-            let loss = weighted_cross_entropy(
-                &logits,
-                &Tensor::from_vec(target, chunk.len(), &dev)?,
-                &Tensor::from_vec(w, chunk.len(), &dev)?,
-            )?;
+            let loss = weighted_cross_entropy(&logits, &Tensor::from_vec(target, chunk.len(), &dev)?, &Tensor::from_vec(w, chunk.len(), &dev)?)?;
             let grads = loss.backward()?;
             opt.step(&grads)?;
             if let Some(o) = block_opt.as_mut() {

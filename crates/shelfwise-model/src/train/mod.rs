@@ -126,7 +126,13 @@ struct Qat {
 }
 
 /// Trains a model on `data` from `base`; see the module docs.
-pub fn run(data: TrainData, base: &Base, opts: &TrainOptions, cache: Option<&dyn EmbeddingCache>, progress: &dyn Progress) -> std::result::Result<Trained, TrainError> {
+pub fn run(
+    data: TrainData,
+    base: &Base,
+    opts: &TrainOptions,
+    cache: Option<&dyn EmbeddingCache>,
+    progress: &dyn Progress,
+) -> std::result::Result<Trained, TrainError> {
     let started = Instant::now();
     if opts.train.qat.is_some() && opts.part {
         return Err(TrainError::PartWithQat);
@@ -152,10 +158,8 @@ pub fn run(data: TrainData, base: &Base, opts: &TrainOptions, cache: Option<&dyn
         return Err(TrainError::OneCategory(labels.label_string(0)));
     }
     if singletons > 0 {
-        progress.note(&format!(
-            "note: {singletons} of {} categories have a single example: they are learned, but their scores rest on one title",
-            labels.len()
-        ));
+        progress
+            .note(&format!("note: {singletons} of {} categories have a single example: they are learned, but their scores rest on one title", labels.len()));
     }
     progress.note(&format!(
         "train: {} rows, {} categories (depth ≤ {}); held out: {} rows",
@@ -166,13 +170,8 @@ pub fn run(data: TrainData, base: &Base, opts: &TrainOptions, cache: Option<&dyn
     ));
 
     let enc_cfg = &base.cfg;
-    let mut head_cfg = HeadConfig {
-        ngram: NgramConfig::default(),
-        buckets: opts.buckets,
-        ngram_dim: opts.ngram_dim,
-        embed_scale: opts.embed_scale,
-        temperature: 1.0,
-    };
+    let mut head_cfg =
+        HeadConfig { ngram: NgramConfig::default(), buckets: opts.buckets, ngram_dim: opts.ngram_dim, embed_scale: opts.embed_scale, temperature: 1.0 };
     // QAT starts from the base encoder as the scheme stores it (vocabulary pruned first), so the
     // frozen layers' outputs the training caches are the quantized model's.
     let qat = match opts.train.qat {
@@ -189,10 +188,8 @@ pub fn run(data: TrainData, base: &Base, opts: &TrainOptions, cache: Option<&dyn
                 }
             };
             snap_tensors(&mut tensors, &targets_for(enc_cfg, &head_cfg, labels.len(), scheme))?;
-            let embedder = Embedder {
-                tokenizer: TitleTokenizer::from_bytes(&tokenizer_json, enc_cfg.max_tokens)?,
-                encoder: Encoder::from_tensors(enc_cfg, &tensors)?,
-            };
+            let embedder =
+                Embedder { tokenizer: TitleTokenizer::from_bytes(&tokenizer_json, enc_cfg.max_tokens)?, encoder: Encoder::from_tensors(enc_cfg, &tensors)? };
             Some(Qat { scheme, tensors, tokenizer_json, pruned, embedder })
         }
     };
@@ -266,7 +263,8 @@ pub fn run(data: TrainData, base: &Base, opts: &TrainOptions, cache: Option<&dyn
             (&tuned, None)
         };
         let qat_grid = qat.as_ref().map(|q| (q.scheme, enc_cfg));
-        let fit = prior::fit_and_fold(final_embedder, &labels, &head_cfg, &held_texts, logits, &h.labels, &mut trained.tensors, qat_grid, prior_cache, progress)?;
+        let fit =
+            prior::fit_and_fold(final_embedder, &labels, &head_cfg, &held_texts, logits, &h.labels, &mut trained.tensors, qat_grid, prior_cache, progress)?;
         progress.note(&format!("label prior: weight {} (fitted on {} held-out texts)", fit.weight, held_texts.len()));
         prior = prior::record(fit.weight, held_texts.len());
         held_logits = Some(fit.logits);
@@ -275,8 +273,7 @@ pub fn run(data: TrainData, base: &Base, opts: &TrainOptions, cache: Option<&dyn
     // Calibrate on whole held-out titles: the confidence ECE is measured on.
     let mut calib = json!(null);
     if let (Some(h), Some(logits)) = (&held, &held_logits) {
-        let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) =
-            (0..h.len()).filter(|&i| held_whole[i]).map(|i| (logits[i].clone(), h.labels[i])).unzip();
+        let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) = (0..h.len()).filter(|&i| held_whole[i]).map(|i| (logits[i].clone(), h.labels[i])).unzip();
         head_cfg.temperature = fit_temperature_top1(&l, &g);
         calib = json!({ "temperature": head_cfg.temperature, "on": "held-out whole titles", "n": l.len() });
         progress.note(&format!("temperature {:.4} (fitted on {} held-out titles)", head_cfg.temperature, l.len()));
@@ -342,4 +339,3 @@ pub fn run(data: TrainData, base: &Base, opts: &TrainOptions, cache: Option<&dyn
     let model = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer };
     Ok(Trained { model, part, embed_secs, train_secs })
 }
-

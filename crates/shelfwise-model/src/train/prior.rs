@@ -77,7 +77,13 @@ pub fn record(weight: f32, n: usize) -> Value {
 /// `shelfwise calibrate`: the label-name prior (when the model has none yet, and `label_prior`)
 /// and the temperature, fitted on held-out `rows` (from `source`), as a new model file. For an
 /// f32 model: a quantized one is refused (`MODEL_MANIFEST`).
-pub fn calibrate(file: ModelFile, rows: &[Example], source: &DataSource, label_prior: bool, progress: &dyn Progress) -> std::result::Result<ModelFile, TrainError> {
+pub fn calibrate(
+    file: ModelFile,
+    rows: &[Example],
+    source: &DataSource,
+    label_prior: bool,
+    progress: &dyn Progress,
+) -> std::result::Result<ModelFile, TrainError> {
     if file.manifest.quantization.is_some() {
         return Err(TrainError::Quantized);
     }
