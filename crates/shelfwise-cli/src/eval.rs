@@ -66,7 +66,7 @@ fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> R
     for f in PREFIX_FRACTIONS {
         pre.insert(f.to_string(), json!(prefix_acc(f)?));
     }
-    v["prefix_acc_at_1"] = Value::Object(pre);
+    v["prefix_acc_at_1"] = Value::Object(pre.clone());
     if detailed {
         let top: Vec<usize> = probs.iter().map(|p| top_k(p, 1)[0]).collect();
         let gold: Vec<String> = rows.iter().map(Row::label).collect();
@@ -75,7 +75,15 @@ fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> R
         let correct: Vec<bool> = gold.iter().zip(&pred).map(|(g, p)| g == p).collect();
         let curve = CURVE_FRACTIONS
             .iter()
-            .map(|&f| Ok(json!({ "fraction": f, "acc_at_1": if f == 1.0 { m.acc_at_1 } else { prefix_acc(f)? } })))
+            .map(|&f| {
+                // Whole titles and the table's prefixes are scored already: not twice.
+                let acc = match pre.get(&f.to_string()) {
+                    Some(a) => a.clone(),
+                    None if f == 1.0 => json!(m.acc_at_1),
+                    None => json!(prefix_acc(f)?),
+                };
+                Ok(json!({ "fraction": f, "acc_at_1": acc }))
+            })
             .collect::<Result<Vec<_>>>()?;
         let pairs: Vec<Value> = confusions(&gold, &pred, 20, 3)
             .into_iter()
