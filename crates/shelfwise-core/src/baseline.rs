@@ -133,13 +133,15 @@ impl TfidfVectorizer {
                 }
             });
             let mut part: SparseRow = tf.into_iter().map(|(id, c)| (id, (1.0 + c.ln()) * self.idf[id as usize])).collect();
+            // In feature order before summing: HashMap order would change the norm's last bit run to run.
+            part.sort_unstable_by_key(|&(id, _)| id);
             let norm = part.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
             if norm > 0.0 {
                 part.iter_mut().for_each(|(_, v)| *v /= norm);
             }
+            // Word ids come before character ids, so the row stays sorted by feature.
             row.extend(part);
         }
-        row.sort_unstable_by_key(|&(id, _)| id);
         row
     }
 }
