@@ -1,7 +1,7 @@
 // Runs where the model runs (the worker, or the page with `worker: false`): loads the wasm module,
 // fetches the model (Cache Storage first, revalidated against the server when online), verifies
 // it by loading it, caches it keyed by its sha256, and answers suggest calls.
-import init, { Classifier as WasmClassifier, kernels as wasmKernels, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
+import init, { Classifier as WasmClassifier, fallbackCode, kernels as wasmKernels, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
 import { H_ETAG, H_LM, H_SHA, H_URL, cachedEntries, type Prefetched } from './cache.js';
 import { ShelfwiseError, aborted, type WireError } from './errors.js';
 import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
@@ -298,8 +298,6 @@ interface GpuModule {
   GpuEncoder: { load(bytes: Uint8Array, body?: string | null, payload?: string | null): Promise<GpuEncoder> };
 }
 
-const GPU_CODES = new Set(['GPU_UNAVAILABLE', 'GPU_DEVICE_LOST', 'GPU_ERROR']);
-
 /**
  * A GPU call, given up with GPU_ERROR after `ms` (the caller's gpuTimeoutMs). Every caller then
  * drops the GPU (dropGpu), whose device.destroy() stops the abandoned forward.
@@ -317,8 +315,9 @@ function withTimeout<T>(call: Promise<T>, ms: number): Promise<T> {
 /**
  * The GPU's first forward, at load rather than on a seller's first title (whatever the driver
  * sets up on first use is paid here), and its embedding of the GPU bundle's probe title must agree with the
- * wasm encoder's (GpuEncoder.check), so that a GPU which answers wrongly is never used. Rejects
- * with GPU_ERROR (disagreeing, or too slow) or the forward's own GPU_* code.
+ * wasm encoder's, so that a GPU which answers wrongly is never used. The comparison is Rust's
+ * (GpuEncoder.check: shelfwise_model::backend::check_probe, as in the CLI); here only the timeout.
+ * Rejects with GPU_ERROR (disagreeing, or too slow) or the forward's own GPU_* code.
  */
 async function checkGpu(mod: GpuModule, encoder: GpuEncoder, clf: WasmClassifier, timeoutMs: number): Promise<void> {
   const t0 = performance.now();
@@ -337,11 +336,11 @@ function dropGpu(gpu: GpuEncoder): void {
   }
 }
 
-/** A GPU-side failure as a fallback record: GPU_* codes pass through; anything else is GPU_ERROR. */
+/** A GPU-side failure as a fallback record, its code by Rust's rule (shelfwise_model::backend::Fallback). */
 function gpuFallback(e: unknown): BackendFallback {
   const code = (e as { code?: unknown })?.code;
   const message = String((e as { message?: unknown })?.message ?? e);
-  return { from: 'webgpu', code: typeof code === 'string' && GPU_CODES.has(code) ? (code as BackendFallback['code']) : 'GPU_ERROR', message };
+  return { from: 'webgpu', code: fallbackCode(typeof code === 'string' ? code : undefined) as BackendFallback['code'], message };
 }
 
 /**

@@ -1,13 +1,16 @@
-//! Where the encoder runs: on the CPU (candle, or our int8 kernels for a quantized file) or on the
-//! GPU (shelfwise-gpu's WGSL kernels through wgpu, Vulkan natively). The head, the calibration and
-//! the decision are the model crate's either way, as in the browser's `'webgpu'` backend.
+//! `--backend`: where the encoder runs. The CPU (candle, or our int8 kernels for a quantized file)
+//! or the GPU (shelfwise-gpu's WGSL kernels through wgpu, Vulkan natively), which the classifier
+//! takes in place of its CPU encoder once it passes the probe (`Classifier::use_encoder`); what a
+//! failure becomes is `shelfwise_model::backend::settle`'s, as in the browser's `'webgpu'`
+//! backend. The head, the calibration and the decision are the classifier's either way.
 
 use anyhow::Result;
 use shelfwise_core::Decision;
-use shelfwise_gpu::{GpuEncoder, GpuError, PROBE_TITLE};
+use shelfwise_gpu::GpuEncoder;
+use shelfwise_model::backend::{settle, Preference};
 use shelfwise_model::classifier::load_tensors;
 use shelfwise_model::format::ModelFile;
-use shelfwise_model::Classifier;
+use shelfwise_model::{Classifier, ModelError};
 
 /// Token rows the GPU gets in one call (the browser's WebGPU backend embeds one title a call; a
 /// catalogue goes in batches).
@@ -28,73 +31,49 @@ pub enum Backend {
 /// A loaded model on its backend.
 pub struct Engine {
     pub clf: Classifier,
-    gpu: Option<GpuEncoder>,
+    on_gpu: bool,
     /// Why `auto` fell back to the CPU.
     pub fallback: Option<String>,
 }
 
 impl Engine {
     pub fn load(bytes: &[u8], backend: Backend) -> Result<Self> {
-        if backend == Backend::Cpu {
-            return Ok(Self { clf: Classifier::from_bytes(bytes)?, gpu: None, fallback: None });
-        }
+        let preference = match backend {
+            Backend::Cpu => return Ok(Self { clf: Classifier::from_bytes(bytes)?, on_gpu: false, fallback: None }),
+            Backend::Gpu => Preference::Required,
+            Backend::Auto => Preference::Preferred,
+        };
         // One parse (and one hash) of the file for the classifier and the GPU's weights; the
         // classifier first, so a broken file gets the CPU path's error code.
         let file = ModelFile::from_bytes(bytes)?;
-        let clf = Classifier::from_model_file(&file)?;
-        // The GPU is used only once its embedding of a probe title agrees with the CPU's (as in
-        // the browser); auto falls back when it has no adapter or disagrees.
-        let opened = GpuEncoder::new(&file.manifest.encoder, &load_tensors(&file.tensors)?).and_then(|g| {
-            g.check_blocking(&clf.encode(PROBE_TITLE)?, &clf.embedding(PROBE_TITLE)?)?;
-            Ok(g)
-        });
-        let (gpu, fallback) = match opened {
-            Ok(g) => (Some(g), None),
-            Err(e @ (GpuError::Unavailable(_) | GpuError::Gpu(_))) if backend == Backend::Auto => (None, Some(e.to_string())),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Self { clf, gpu, fallback })
+        let mut clf = Classifier::from_model_file(&file)?;
+        let tried = GpuEncoder::new(&file.manifest.encoder, &load_tensors(&file.tensors)?)
+            .map_err(ModelError::from)
+            .and_then(|gpu| clf.use_encoder(Box::new(gpu)).map_err(ModelError::from));
+        let fallback = settle(preference, tried)?;
+        Ok(Self { clf, on_gpu: fallback.is_none(), fallback: fallback.map(|f| f.reason) })
     }
 
     pub fn on_gpu(&self) -> bool {
-        self.gpu.is_some()
+        self.on_gpu
     }
 
     /// "cpu", or "gpu: <adapter>".
     pub fn describe(&self) -> String {
-        self.gpu.as_ref().map_or_else(|| "cpu".to_string(), |g| format!("gpu: {}", g.gpu().describe()))
+        if self.on_gpu {
+            self.clf.encoder().name()
+        } else {
+            "cpu".into()
+        }
     }
 
     /// [`Classifier::suggest_many`] on this backend (on the GPU: one embedding pass for the batch).
     pub fn suggest_many(&self, titles: &[&str], k: usize, threshold: f32) -> Result<Vec<Decision>> {
-        let Some(gpu) = &self.gpu else {
-            return Ok(self.clf.suggest_many(titles, k, threshold)?);
-        };
-        // `encode` checks every title's length before any GPU work, as suggest_many does.
-        let mut encodings = Vec::with_capacity(titles.len());
-        for t in titles {
-            let e = self.clf.encode(t)?;
-            if !t.trim().is_empty() {
-                encodings.push(e);
-            }
-        }
-        let pooled = if encodings.is_empty() { Vec::new() } else { gpu.embed_blocking(&encodings)? };
-        let h = self.clf.manifest().encoder.hidden;
-        let mut rows = pooled.chunks_exact(h);
-        titles
-            .iter()
-            .map(|t| match t.trim().is_empty() {
-                true => Ok(Decision::empty()),
-                false => Ok(self.clf.suggest_with_embedding(t, rows.next().expect("one embedding a title"), k, threshold)?),
-            })
-            .collect()
+        Ok(self.clf.suggest_many(titles, k, threshold)?)
     }
 
     /// One title, as a keystroke asks for it.
     pub fn suggest(&self, title: &str, k: usize, threshold: f32) -> Result<Decision> {
-        match &self.gpu {
-            None => Ok(self.clf.suggest(title, k, threshold)?),
-            Some(_) => Ok(self.suggest_many(&[title], k, threshold)?.pop().expect("one title in, one out")),
-        }
+        Ok(self.clf.suggest(title, k, threshold)?)
     }
 }

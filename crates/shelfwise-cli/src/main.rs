@@ -131,11 +131,10 @@ enum Cmd {
 
 fn main() {
     if let Err(e) = run() {
-        // Model errors carry a stable code; print it so scripts can branch on it.
+        // Model errors carry a stable code (the GPU's among them: they reach the CLI as
+        // ModelError::Device); print it so scripts can branch on it.
         if let Some(m) = e.downcast_ref::<shelfwise_model::ModelError>() {
             eprintln!("error [{}]: {m}", m.code());
-        } else if let Some(g) = e.downcast_ref::<shelfwise_gpu::GpuError>() {
-            eprintln!("error [{}]: {g}", g.code());
         } else {
             eprintln!("error: {e:#}");
         }

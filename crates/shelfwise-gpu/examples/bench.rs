@@ -9,10 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use candle_core::Device;
 use shelfwise_gpu::GpuEncoder;
 use shelfwise_model::classifier::load_tensors;
-use shelfwise_model::encoder::{pad_batch, Encoder};
+use shelfwise_model::TitleEncoder;
+
 use shelfwise_model::format::ModelFile;
 use shelfwise_model::tokenize::{Encoding, TitleTokenizer};
 
@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             None
         }
     };
-    let cpu = Encoder::from_tensors(&cfg, &tensors)?;
+    let cpu = shelfwise_model::encoder::from_tensors(&cfg, &tensors)?;
     println!("model {} ({}), {} fixture titles", path.display(), if int8 { "int8" } else { "as stored" }, encodings.len());
     if let Some(g) = &gpu {
         println!("GPU: {} (weights {})", g.gpu().describe(), if g.is_int8() { "int8" } else { "f32" });
@@ -56,13 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{:>6} {:>14} {:>14}", "batch", "GPU titles/s", "CPU titles/s");
     for batch in [1usize, 8, 64] {
         let batch_enc: Vec<Encoding> = encodings.iter().cycle().take(batch).cloned().collect();
-        let (c, _) = rate(
-            || {
-                let (ids, mask) = pad_batch(&batch_enc, &Device::Cpu).unwrap();
-                cpu.forward(&ids, &mask).unwrap();
-            },
-            batch,
-        );
+        let (c, _) = rate(|| drop(cpu.embed(&batch_enc).unwrap()), batch);
         let g = gpu.as_ref().map(|g| rate(|| drop(g.embed_blocking(&batch_enc).unwrap()), batch).0);
         println!("{batch:>6} {:>14} {c:>14.1}", g.map_or("-".to_string(), |g| format!("{g:.1}")));
     }

@@ -11,33 +11,13 @@ use candle_core::{DType, Tensor};
 use shelfwise_model::encoder::{WORD_EMBEDDINGS, WORD_ROWS};
 use shelfwise_model::format::EncoderConfig;
 use shelfwise_model::tokenize::Encoding;
-use shelfwise_model::ModelError;
+use shelfwise_model::{ModelError, TitleEncoder};
 
 use crate::context::Gpu;
-use crate::error::{GpuError, Result};
+use crate::error::Result;
 use crate::kernels::{all, readback, storage, storage_init, BufRange, Kernels, Step, MAX_HEAD_DIM, MAX_ROW, MAX_SEQ};
 use crate::ops::{matmul_bindings, Launch};
 use crate::weights::{vector, GpuLinear, GpuMatrix, HostMatrix};
-
-/// A title any model can read: the GPU's first forward, checked against the CPU encoder's
-/// ([`GpuEncoder::check`]) natively and in the browser.
-pub const PROBE_TITLE: &str = "Stainless steel insulated water bottle, 1 litre, blue";
-
-/// The least cosine between the GPU's and the CPU's embedding of [`PROBE_TITLE`] for the GPU to
-/// be used. Both compute the same quantized products and differ only in the last bits of
-/// LayerNorm, softmax and GELU: with the shipped model the two agree to a cosine of 0.99993 on
-/// lavapipe, while the CPU's embeddings of the 40 fixture titles reach at most 0.64 with the
-/// probe's (tests/encoder.rs), so a GPU embedding the wrong tokens, or garbage, lands far below.
-pub const PROBE_MIN_COSINE: f32 = 0.99;
-
-/// Cosine of two vectors (NaN when their lengths differ or either is zero).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return f32::NAN;
-    }
-    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| f64::from(*p) * f64::from(*q)).sum::<f64>();
-    (dot(a, b) / (dot(a, a) * dot(b, b)).sqrt()) as f32
-}
 
 /// Most token rows (batch × padded length) one GPU pass holds; longer batches are split.
 pub const MAX_PASS_ROWS: usize = 8192;
@@ -221,28 +201,6 @@ impl GpuEncoder {
         Ok(out)
     }
 
-    /// The check a GPU passes before it is used: embeds `probe` (the tokenized [`PROBE_TITLE`])
-    /// and compares the result with `reference`, the CPU encoder's embedding of the same title.
-    /// Returns the cosine of the two; `GPU_ERROR` when it is under [`PROBE_MIN_COSINE`] (a driver
-    /// that miscomputes), or the forward's own error. Run at load, it is also the first forward,
-    /// so whatever the driver sets up on first use is not paid on a seller's first title.
-    pub async fn check(&self, probe: &Encoding, reference: &[f32]) -> Result<f32> {
-        let got = self.embed(std::slice::from_ref(probe)).await?;
-        let cos = cosine(&got, reference);
-        if cos.is_nan() || cos < PROBE_MIN_COSINE {
-            return Err(GpuError::Gpu(format!(
-                "the GPU's embedding of a probe title disagrees with the CPU encoder's (cosine {cos:.4}, below {PROBE_MIN_COSINE}): not using it"
-            )));
-        }
-        Ok(cos)
-    }
-
-    /// [`GpuEncoder::check`], blocking (native only).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn check_blocking(&self, probe: &Encoding, reference: &[f32]) -> Result<f32> {
-        pollster::block_on(self.check(probe, reference))
-    }
-
     /// [`GpuEncoder::embed`], blocking (native only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn embed_blocking(&self, encodings: &[Encoding]) -> Result<Vec<f32>> {
@@ -369,5 +327,23 @@ impl GpuEncoder {
         }
         add(&k.mean_pool, vec![(1, all(&x)), (2, all(&mask)), (3, all(&pooled))], Launch::Pool { hidden: h });
         Workspace { cap, ids, mask, pooled, staging, params, slot, steps, _acts: vec![x, x2, tmp, ctx, qkv, inter] }
+    }
+}
+
+/// The GPU behind the CPU encoders' trait, natively (blocking on the queue), so that a
+/// `Classifier` can run on it (`Classifier::use_encoder`, after the probe). In the browser the
+/// forward is async and the bundle exports [`GpuEncoder::embed`] itself.
+#[cfg(not(target_arch = "wasm32"))]
+impl TitleEncoder for GpuEncoder {
+    fn embed(&self, encodings: &[Encoding]) -> shelfwise_model::Result<Vec<f32>> {
+        Ok(self.embed_blocking(encodings)?)
+    }
+
+    fn hidden(&self) -> usize {
+        self.cfg.hidden
+    }
+
+    fn name(&self) -> String {
+        format!("gpu: {}", self.gpu.describe())
     }
 }

@@ -38,4 +38,15 @@ impl From<candle_core::Error> for GpuError {
     }
 }
 
+/// A GPU failure through the encoder trait's error type: the model's own errors as they were,
+/// the GPU's with their codes (`ModelError::Device`).
+impl From<GpuError> for ModelError {
+    fn from(e: GpuError) -> Self {
+        match e {
+            GpuError::Model(m) => m,
+            e => ModelError::Device { code: e.code(), message: e.to_string() },
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, GpuError>;

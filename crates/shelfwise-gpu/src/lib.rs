@@ -3,7 +3,9 @@
 //!
 //! - [`GpuEncoder`]: uploads an encoder's weights once (f32, or int8 codes with block scales for
 //!   any quantized scheme of the model file) and embeds batches of tokenized titles into
-//!   mean-pooled `[batch, hidden]` vectors, reading back only those.
+//!   mean-pooled `[batch, hidden]` vectors, reading back only those. Natively it is a
+//!   `shelfwise_model::TitleEncoder`, which a `Classifier` takes once it passes the probe of
+//!   `shelfwise_model::backend`.
 //! - Quantized weights are multiplied as the CPU kernels (shelfwise-kernels) multiply them: the
 //!   activations are quantized to 7 bits (8 against 4-bit codes) per (row, block of 32) before
 //!   every quantized matmul,
@@ -24,5 +26,5 @@ pub mod ops;
 pub mod weights;
 
 pub use context::Gpu;
-pub use encoder::{cosine, GpuEncoder, PROBE_MIN_COSINE, PROBE_TITLE};
+pub use encoder::GpuEncoder;
 pub use error::{GpuError, Result};

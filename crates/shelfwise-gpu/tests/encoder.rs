@@ -11,9 +11,10 @@ use candle_core::{Device, Tensor};
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shelfwise_gpu::{GpuEncoder, GpuError, PROBE_MIN_COSINE, PROBE_TITLE};
+use shelfwise_gpu::{GpuEncoder, GpuError};
+use shelfwise_model::backend::{check_probe, PROBE_MIN_COSINE, PROBE_TITLE};
 use shelfwise_model::classifier::load_tensors;
-use shelfwise_model::encoder::{pad_batch, tensor_shapes, Encoder, WORD_EMBEDDINGS, WORD_ROWS};
+use shelfwise_model::encoder::{tensor_shapes, TitleEncoder, WORD_EMBEDDINGS, WORD_ROWS};
 use shelfwise_model::format::{EncoderConfig, ModelFile};
 use shelfwise_model::tokenize::{Encoding, TitleTokenizer};
 use shelfwise_model::Classifier;
@@ -23,9 +24,8 @@ use shelfwise_model::Classifier;
 /// lavapipe measures ~2e-6. Quantized models: see [`quantized_matches_cpu`].
 const TOL: f32 = 1e-4;
 
-fn cpu_embed(enc: &Encoder, encodings: &[Encoding]) -> Vec<f32> {
-    let (ids, mask) = pad_batch(encodings, &Device::Cpu).unwrap();
-    enc.forward(&ids, &mask).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+fn cpu_embed(enc: &dyn TitleEncoder, encodings: &[Encoding]) -> Vec<f32> {
+    enc.embed(encodings).unwrap()
 }
 
 /// The f32 model the shipped one was quantized from (assembled by scripts/setup.sh).
@@ -71,7 +71,7 @@ fn compare(label: &str, gpu: &GpuEncoder, encodings: &[Encoding], cpu_rows: &[Ve
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    f64::from(shelfwise_gpu::cosine(a, b))
+    f64::from(shelfwise_model::backend::cosine(a, b))
 }
 
 /// All titles at once, save the 128-token one (lavapipe is slow, and it would pad every title to
@@ -84,7 +84,7 @@ fn fixture_batches(encodings: &[Encoding]) -> Vec<Vec<usize>> {
     vec![rest, vec![by_len[0], longest, by_len[by_len.len() - 2]]]
 }
 
-fn cpu_rows(enc: &Encoder, encodings: &[Encoding]) -> Vec<Vec<f32>> {
+fn cpu_rows(enc: &dyn TitleEncoder, encodings: &[Encoding]) -> Vec<Vec<f32>> {
     encodings.iter().map(|e| cpu_embed(enc, std::slice::from_ref(e))).collect()
 }
 
@@ -95,7 +95,7 @@ fn shipped_model_f32_matches_cpu_encoder() {
     let cfg = file.manifest.encoder.clone();
     let tensors = load_tensors(&file.tensors).unwrap();
     let encodings = fixture_encodings(&file);
-    let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &tensors).unwrap(), &encodings);
+    let cpu = cpu_rows(&*shelfwise_model::encoder::from_tensors(&cfg, &tensors).unwrap(), &encodings);
     let gpu = GpuEncoder::with_gpu(g, &cfg, &tensors).unwrap();
     assert!(!gpu.is_int8());
     compare("shipped f32", &gpu, &encodings, &cpu, &fixture_batches(&encodings), TOL);
@@ -131,7 +131,7 @@ fn quantized_matches_cpu(label: &str, g: shelfwise_gpu::Gpu, cfg: &EncoderConfig
     let one = EncoderConfig { layers: 1, ..cfg.clone() };
     let gpu = GpuEncoder::with_gpu(g, &one, tensors).unwrap();
     assert!(gpu.is_int8());
-    let cpu = cpu_rows(&Encoder::from_tensors(&one, tensors).unwrap(), encodings);
+    let cpu = cpu_rows(&*shelfwise_model::encoder::from_tensors(&one, tensors).unwrap(), encodings);
     let mut diffs: Vec<f32> = encodings.iter().zip(&cpu).map(|(e, want)| max_abs_diff(&gpu.embed_blocking(std::slice::from_ref(e)).unwrap(), want)).collect();
     diffs.sort_by(f32::total_cmp);
     let exact = diffs.iter().filter(|&&d| d <= ONE_LAYER_EXACT).count();
@@ -147,7 +147,7 @@ fn quantized_matches_cpu(label: &str, g: shelfwise_gpu::Gpu, cfg: &EncoderConfig
     // The whole model.
     let gpu = GpuEncoder::with_gpu(Gpu(), cfg, tensors).unwrap();
     assert!(gpu.is_int8());
-    let cpu = cpu_rows(&Encoder::from_tensors(cfg, tensors).unwrap(), encodings);
+    let cpu = cpu_rows(&*shelfwise_model::encoder::from_tensors(cfg, tensors).unwrap(), encodings);
     let (_, cos) = compare(label, &gpu, encodings, &cpu, &fixture_batches(encodings), QTOL);
     assert!(cos >= MIN_COS, "{label}: cosine {cos} < {MIN_COS}");
 }
@@ -179,19 +179,27 @@ fn probe_check_passes_on_the_shipped_model_and_refuses_another_titles_embedding(
     let gpu = GpuEncoder::with_gpu(g, &file.manifest.encoder, &load_tensors(&file.tensors).unwrap()).unwrap();
     let probe = clf.encode(PROBE_TITLE).unwrap();
     let want = clf.embedding(PROBE_TITLE).unwrap();
-    let cos = gpu.check_blocking(&probe, &want).unwrap();
+    let cos = check_probe(&want, &gpu.embed_blocking(std::slice::from_ref(&probe)).unwrap()).unwrap();
     assert!(cos >= 0.999, "probe: cosine {cos}"); // measured 0.99993 on lavapipe
     let titles = std::fs::read_to_string(repo().join("tests/fixtures/titles.txt")).unwrap();
     let mut highest = f32::MIN;
     for t in titles.lines().filter(|l| !l.trim().is_empty()) {
         let other = clf.embedding(t).unwrap();
-        highest = highest.max(shelfwise_gpu::cosine(&want, &other));
-        let err = gpu.check_blocking(&probe, &other).unwrap_err();
+        highest = highest.max(shelfwise_model::backend::cosine(&want, &other));
+        let err = check_probe(&other, &gpu.embed_blocking(std::slice::from_ref(&probe)).unwrap()).unwrap_err();
         assert_eq!(err.code(), "GPU_ERROR", "{t}: {err}");
         assert!(err.to_string().contains("disagrees"), "{err}");
     }
     eprintln!("probe check: GPU vs CPU cosine {cos:.7}; CPU probe vs other fixture titles at most {highest:.4} (bar {PROBE_MIN_COSINE})");
-    assert_eq!(gpu.check_blocking(&probe, &want[1..]).unwrap_err().code(), "GPU_ERROR");
+    assert_eq!(check_probe(&want[1..], &gpu.embed_blocking(std::slice::from_ref(&probe)).unwrap()).unwrap_err().code(), "GPU_ERROR");
+    // The classifier takes the GPU as its encoder after the same probe: the CPU's answers.
+    let before = clf.suggest(PROBE_TITLE, 5, 0.5).unwrap();
+    let mut on_gpu = Classifier::from_bytes(&bytes).unwrap();
+    let cos2 = on_gpu.use_encoder(Box::new(gpu)).unwrap();
+    assert!(cos2 >= 0.999, "use_encoder: cosine {cos2}");
+    assert!(on_gpu.encoder().name().starts_with("gpu: "), "{}", on_gpu.encoder().name());
+    let after = on_gpu.suggest(PROBE_TITLE, 5, 0.5).unwrap();
+    assert_eq!(after.suggestions[0].id, before.suggestions[0].id);
 }
 
 /// int8 model (per-row scales, the first int8 scheme): against the CPU encoder on the same int8
@@ -261,14 +269,14 @@ fn tiny_models_match_cpu_encoder() {
     let f32_tensors = tiny_tensors(&cfg, &mut rng);
     let encodings = random_encodings(&cfg, &mut rng, 9);
 
-    let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &f32_tensors).unwrap(), &encodings);
+    let cpu = cpu_rows(&*shelfwise_model::encoder::from_tensors(&cfg, &f32_tensors).unwrap(), &encodings);
     let gpu = GpuEncoder::with_gpu(g, &cfg, &f32_tensors).unwrap();
     compare("tiny f32", &gpu, &encodings, &cpu, &[(0..9).collect()], 1e-4);
 
     let targets: Vec<String> =
         tensor_shapes(&cfg).into_iter().filter(|(n, s)| s.len() == 2 && !n.contains("position_") && !n.contains("token_type")).map(|(n, _)| n).collect();
     let q = quantize(&f32_tensors, &targets);
-    let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &q).unwrap(), &encodings);
+    let cpu = cpu_rows(&*shelfwise_model::encoder::from_tensors(&cfg, &q).unwrap(), &encodings);
     let gpu = GpuEncoder::with_gpu(Gpu(), &cfg, &q).unwrap();
     assert!(gpu.is_int8());
     compare("tiny int8", &gpu, &encodings, &cpu, &[(0..9).collect()], 1e-4);
@@ -279,7 +287,7 @@ fn tiny_models_match_cpu_encoder() {
     let table = f32_tensors[WORD_EMBEDDINGS].narrow(0, 0, 40).unwrap();
     pruned.insert(WORD_EMBEDDINGS.to_string(), table);
     pruned.insert(WORD_ROWS.to_string(), Tensor::from_vec(rows, cfg.vocab_size, &Device::Cpu).unwrap());
-    let cpu = cpu_rows(&Encoder::from_tensors(&cfg, &pruned).unwrap(), &encodings);
+    let cpu = cpu_rows(&*shelfwise_model::encoder::from_tensors(&cfg, &pruned).unwrap(), &encodings);
     let gpu = GpuEncoder::with_gpu(Gpu(), &cfg, &pruned).unwrap();
     compare("tiny pruned vocabulary", &gpu, &encodings, &cpu, &[(0..9).collect()], 1e-4);
 }
@@ -305,7 +313,7 @@ fn long_batches_split_into_passes() {
     many[0] = Encoding { ids: vec![3; cfg.max_tokens], mask: vec![1; cfg.max_tokens] };
     let all = gpu.embed_blocking(&many).unwrap();
     let h = cfg.hidden;
-    let cpu = Encoder::from_tensors(&cfg, &t).unwrap();
+    let cpu = shelfwise_model::encoder::from_tensors(&cfg, &t).unwrap();
     for i in (0..n).step_by(17).chain([n - 1]) {
         let want = cpu_embed(&cpu, std::slice::from_ref(&many[i]));
         let d = max_abs_diff(&all[i * h..(i + 1) * h], &want);
@@ -320,6 +328,15 @@ fn errors_have_stable_codes() {
     assert_eq!(GpuError::Unavailable("x".into()).code(), "GPU_UNAVAILABLE");
     assert_eq!(GpuError::DeviceLost("x".into()).code(), "GPU_DEVICE_LOST");
     assert_eq!(GpuError::Gpu("x".into()).code(), "GPU_ERROR");
+    // Through the encoder trait's error type (what a Classifier on the GPU returns), the same
+    // codes and messages; the model's own errors stay themselves.
+    for e in [GpuError::Unavailable("no adapter".into()), GpuError::DeviceLost("reset".into()), GpuError::Gpu("oom".into())] {
+        let (code, message) = (e.code(), e.to_string());
+        let m = shelfwise_model::ModelError::from(e);
+        assert_eq!((m.code(), m.to_string()), (code, message));
+    }
+    let m = shelfwise_model::ModelError::from(GpuError::Model(shelfwise_model::ModelError::BadTensors("x".into())));
+    assert!(matches!(m, shelfwise_model::ModelError::BadTensors(_)), "{m:?}");
     let Some(g) = gpu_or_skip("error codes") else { return };
     let cfg = tiny_cfg();
     let mut rng = StdRng::seed_from_u64(13);
@@ -332,5 +349,6 @@ fn errors_have_stable_codes() {
     let long = Encoding { ids: vec![1; cfg.max_tokens + 1], mask: vec![1; cfg.max_tokens + 1] };
     assert_eq!(gpu.embed_blocking(&[long]).unwrap_err().code(), "INTERNAL");
     let bad_id = Encoding { ids: vec![cfg.vocab_size as u32], mask: vec![1] };
-    assert_eq!(gpu.embed_blocking(&[bad_id]).unwrap_err().code(), "INTERNAL");
+    assert_eq!(gpu.embed_blocking(std::slice::from_ref(&bad_id)).unwrap_err().code(), "INTERNAL");
+    assert_eq!(TitleEncoder::embed(&gpu, &[bad_id]).unwrap_err().code(), "INTERNAL");
 }

@@ -4,7 +4,8 @@ use candle_core::{Device, Tensor};
 use shelfwise_core::calibration::softmax;
 use shelfwise_core::{decide, Decision, LabelSpace};
 
-use crate::encoder::{pad_batch, Encoder};
+use crate::backend::{ProbeError, PROBE_TITLE};
+use crate::encoder::TitleEncoder;
 use crate::error::{ModelError, Result};
 use crate::format::{EncoderWeights, Manifest, ModelFile, ModelFileRef};
 // The storage layer's tensor I/O, where other crates have always found it.
@@ -16,32 +17,25 @@ use crate::tokenize::{Encoding, TitleTokenizer};
 /// silently: a listing title is a line, not a page.
 pub const MAX_TITLE_BYTES: usize = 4096;
 
-/// Tokenizer + encoder: titles to mean-pooled embeddings. Training uses it on the base model alone.
-pub struct Embedder {
+/// Tokenizer + encoder: titles to mean-pooled embeddings. A classifier holds one with whichever
+/// encoder it runs on (`Box<dyn TitleEncoder>`); training holds one of the candle encoder, whose
+/// inner blocks it also reads (`train::embed::hidden_all`).
+pub struct Embedder<E: TitleEncoder = Box<dyn TitleEncoder>> {
     pub tokenizer: TitleTokenizer,
-    pub encoder: Encoder,
+    pub encoder: E,
 }
 
-impl Embedder {
-    /// Raw mean-pooled embeddings [N, hidden] of one batch (titles padded to the longest).
+impl<E: TitleEncoder> Embedder<E> {
+    /// Raw mean-pooled embeddings [N, hidden] of one batch.
     pub fn embed(&self, titles: &[&str]) -> Result<Tensor> {
-        let (_, ids, mask) = self.batch(titles)?;
-        self.encoder.forward(&ids, &mask)
+        let encodings = self.encode(titles)?;
+        let pooled = self.encoder.embed(&encodings)?;
+        Ok(Tensor::from_vec(pooled, (titles.len(), self.encoder.hidden()), &Device::Cpu)?)
     }
 
-    /// Checked, tokenized titles and their padded [batch, seq] ids and mask.
-    fn batch(&self, titles: &[&str]) -> Result<(Vec<Encoding>, Tensor, Tensor)> {
-        let encodings = titles.iter().map(|t| check_title(t).and_then(|_| self.tokenizer.encode(t))).collect::<Result<Vec<_>>>()?;
-        let (ids, mask) = pad_batch(&encodings, &Device::Cpu)?;
-        Ok((encodings, ids, mask))
-    }
-
-    /// Hidden states after the first `upto` blocks, one [tokens, hidden] tensor per title
-    /// (padding removed): the frozen part of the encoder when fine-tuning the blocks above.
-    pub fn hidden(&self, titles: &[&str], upto: usize) -> Result<Vec<Tensor>> {
-        let (encodings, ids, mask) = self.batch(titles)?;
-        let x = self.encoder.run_layers(self.encoder.embeddings(&ids)?, &mask, 0..upto)?;
-        encodings.iter().enumerate().map(|(i, e)| Ok(x.get(i)?.narrow(0, 0, e.ids.len())?.contiguous()?)).collect()
+    /// Checked (`INPUT_TOO_LONG`), tokenized titles.
+    pub fn encode(&self, titles: &[&str]) -> Result<Vec<Encoding>> {
+        titles.iter().map(|t| check_title(t).and_then(|_| self.tokenizer.encode(t))).collect()
     }
 }
 
@@ -88,7 +82,7 @@ impl Classifier {
         }
         let tensors = load_tensors(file.tensors)?;
         crate::validate::check(&m, &tensors)?;
-        let encoder = Encoder::from_tensors(&m.encoder, &tensors)?;
+        let encoder = crate::encoder::from_tensors(&m.encoder, &tensors)?;
         let head = Head::from_tensors(&m.head, labels.len(), m.encoder.hidden, &tensors)?;
         let tokenizer = TitleTokenizer::from_bytes(file.tokenizer, m.encoder.max_tokens)?;
         Ok(Self { manifest: m, embedder: Embedder { tokenizer, encoder }, head, labels })
@@ -104,6 +98,25 @@ impl Classifier {
 
     pub fn embedder(&self) -> &Embedder {
         &self.embedder
+    }
+
+    /// The encoder this classifier runs on.
+    pub fn encoder(&self) -> &dyn TitleEncoder {
+        &*self.embedder.encoder
+    }
+
+    /// Runs on `candidate` (another encoder of this model's weights, e.g. shelfwise-gpu's) from
+    /// now on, once its embedding of [`PROBE_TITLE`] agrees with the current encoder's
+    /// ([`crate::backend::probe`]): returns that cosine. On a disagreement or a failed forward
+    /// the classifier keeps its encoder and `candidate` is dropped.
+    pub fn use_encoder(&mut self, candidate: Box<dyn TitleEncoder>) -> std::result::Result<f32, ProbeError> {
+        let hidden = self.manifest.encoder.hidden;
+        if candidate.hidden() != hidden {
+            return Err(ModelError::Compute(format!("{} embeds {} values a title; this model {hidden}", candidate.name(), candidate.hidden())).into());
+        }
+        let cos = crate::backend::probe(self.encoder(), &*candidate, &self.encode(PROBE_TITLE)?)?;
+        self.embedder.encoder = candidate;
+        Ok(cos)
     }
 
     /// Uncalibrated logits for a batch of titles.
@@ -126,7 +139,7 @@ impl Classifier {
         self.embedder.tokenizer.encode(title)
     }
 
-    /// The title's pooled embedding as this (CPU) encoder computes it: what
+    /// The title's pooled embedding as this classifier's encoder computes it: what
     /// [`Self::suggest_with_embedding`] takes. Another encoder's output is checked against it
     /// (the browser's WebGPU encoder, on a probe title, before it is used). `INPUT_TOO_LONG`.
     pub fn embedding(&self, title: &str) -> Result<Vec<f32>> {

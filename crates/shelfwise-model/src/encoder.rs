@@ -1,6 +1,9 @@
-//! BERT sentence encoder (all-MiniLM-L6-v2 shape) on candle, with masked mean pooling.
-//! Written out rather than taken from candle-transformers so that quantized and GPU backends can
-//! mirror it layer for layer.
+//! BERT sentence encoders (all-MiniLM-L6-v2 shape) with masked mean pooling, behind one trait,
+//! [`TitleEncoder`]: [`CandleEncoder`] (candle ops; f32 weights, what training differentiates) and
+//! [`PlainEncoder`] (a file whose every block is quantized: our kernels on plain slices); the GPU
+//! encoder of shelfwise-gpu implements it too. [`from_tensors`] picks the CPU one a file needs.
+//! Written out rather than taken from candle-transformers so that the quantized and GPU forwards
+//! can mirror it layer for layer.
 
 use std::collections::HashMap;
 
@@ -11,8 +14,51 @@ use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
 // Where these always were for other crates; they belong to the storage layer.
 pub use crate::storage::{take, tensor_shapes, WORD_EMBEDDINGS, WORD_ROWS};
+use crate::tokenize::Encoding;
 
 mod plain;
+
+pub use plain::PlainEncoder;
+
+/// Token ids in, mean-pooled sentence embeddings out: what a classifier needs of an encoder, the
+/// contract every backend (candle, the int8 kernels, the GPU) implements for the same weights.
+/// Synchronous: natively a GPU blocks on its queue; the browser's GPU, which cannot block, is not
+/// held behind this trait (see ARCHITECTURE.md, "GPU encoder").
+pub trait TitleEncoder: Send + Sync {
+    /// Pooled embeddings `[encodings.len(), hidden]`, row-major, of tokenized titles: a title's
+    /// row is the mean of its final hidden states over the positions its mask marks (positions
+    /// past the mask count as padding), zeros for a title with none. Token ids outside the
+    /// vocabulary or a title over `max_tokens` are errors.
+    fn embed(&self, encodings: &[Encoding]) -> Result<Vec<f32>>;
+    /// Width of one embedding.
+    fn hidden(&self) -> usize;
+    /// Where it runs, for reports: "cpu: candle", "cpu: int8 kernels (…)", "gpu: <adapter>".
+    fn name(&self) -> String;
+}
+
+impl<E: TitleEncoder + ?Sized> TitleEncoder for Box<E> {
+    fn embed(&self, encodings: &[Encoding]) -> Result<Vec<f32>> {
+        (**self).embed(encodings)
+    }
+
+    fn hidden(&self) -> usize {
+        (**self).hidden()
+    }
+
+    fn name(&self) -> String {
+        (**self).name()
+    }
+}
+
+/// The CPU encoder of a model's tensors: [`PlainEncoder`] when every block is quantized (fused
+/// Q/K/V on the kernels), else [`CandleEncoder`] (f32, or a file that quantized only some layers).
+pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<Box<dyn TitleEncoder>> {
+    let candle = CandleEncoder::from_tensors(cfg, t)?;
+    Ok(match candle.layers.iter().all(Layer::is_plain) {
+        true => Box::new(PlainEncoder::from_candle(candle)?),
+        false => Box::new(candle),
+    })
+}
 
 /// A kernel's shape complaint: a bug of ours, not of the caller's input.
 fn kernel_error(e: shelfwise_kernels::ShapeError) -> ModelError {
@@ -62,14 +108,6 @@ impl Linear {
                 Ok(Qkv::Fused(Linear { w: Weight::Quant(w, bias), b }))
             }
             _ => Ok(Qkv::Split { q, k, v }),
-        }
-    }
-
-    /// The kernel matrix and bias, if this layer is quantized.
-    fn quantized(&self) -> Option<(&QMatrix, &[f32])> {
-        match &self.w {
-            Weight::Quant(q, b) => Some((q, b)),
-            Weight::F32(_) => None,
         }
     }
 
@@ -227,26 +265,18 @@ enum WordTable {
     Quant(crate::storage::RowTable),
 }
 
-pub struct Encoder {
-    cfg: EncoderConfig,
+/// The embedding layer both CPU encoders share: word rows + position + token type 0, LayerNorm.
+struct Embeddings {
     word: WordTable,
     rows: Option<Vec<u32>>,
     /// Position and token-type embeddings, `[max_positions, hidden]` and `[2, hidden]`.
     pos: Vec<f32>,
     typ: Vec<f32>,
-    emb_ln: Norm,
-    layers: Vec<Layer>,
-    /// Every block quantized: inference runs [`plain`]'s forward, not candle's.
-    plain: bool,
-    /// Buffers of the plain forward, one set per concurrent caller, reused across calls.
-    scratch: plain::Pool,
+    ln: Norm,
 }
 
-impl Encoder {
-    pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<Self> {
-        if !cfg.hidden.is_multiple_of(cfg.heads) || cfg.max_tokens > cfg.max_positions || cfg.max_tokens < 2 {
-            return Err(ModelError::BadManifest(format!("inconsistent encoder config {cfg:?}")));
-        }
+impl Embeddings {
+    fn load(cfg: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<Self> {
         let shapes: HashMap<String, Vec<usize>> = tensor_shapes(cfg).into_iter().collect();
         let get = |n: &str| take(t, n, &shapes[n]);
         let rows = match t.get(WORD_ROWS) {
@@ -264,28 +294,19 @@ impl Encoder {
             Some(q) => WordTable::Quant(q),
             None => WordTable::F32(take(t, WORD_EMBEDDINGS, &shape)?),
         };
-        let layers = (0..cfg.layers).map(|l| Layer::from_tensors(cfg, t, l)).collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            cfg: cfg.clone(),
             word,
             rows,
             pos: get("embeddings.position_embeddings.weight")?.flatten_all()?.to_vec1()?,
             typ: get("embeddings.token_type_embeddings.weight")?.flatten_all()?.to_vec1()?,
-            emb_ln: Norm::load(t, "embeddings.LayerNorm", cfg.hidden, cfg.layer_norm_eps)?,
-            plain: layers.iter().all(Layer::is_plain),
-            layers,
-            scratch: plain::Pool::default(),
+            ln: Norm::load(t, "embeddings.LayerNorm", cfg.hidden, cfg.layer_norm_eps)?,
         })
     }
 
-    pub fn config(&self) -> &EncoderConfig {
-        &self.cfg
-    }
-
     /// Word-embedding rows of `ids` into `out` (`[ids.len(), hidden]`).
-    fn word_rows(&self, ids: &[u32], out: &mut [f32]) -> Result<()> {
-        if let Some(i) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
-            return Err(ModelError::Compute(format!("token id {i} outside the vocabulary of {}", self.cfg.vocab_size)));
+    fn word_rows(&self, cfg: &EncoderConfig, ids: &[u32], out: &mut [f32]) -> Result<()> {
+        if let Some(i) = ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
+            return Err(ModelError::Compute(format!("token id {i} outside the vocabulary of {}", cfg.vocab_size)));
         }
         let row = |i: u32| self.rows.as_ref().map_or(i, |map| map[i as usize]);
         match &self.word {
@@ -294,12 +315,36 @@ impl Encoder {
                 out.copy_from_slice(&t.index_select(&rows, 0)?.flatten_all()?.to_vec1::<f32>()?);
             }
             WordTable::Quant(q) => {
-                for (o, &i) in out.chunks_mut(self.cfg.hidden).zip(ids) {
+                for (o, &i) in out.chunks_mut(cfg.hidden).zip(ids) {
                     q.dequantize_row(row(i) as usize, o);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The encoder on candle ops: f32 weights (the ones training reads and differentiates), or a file
+/// that quantized only some layers (those run on the int8 kernels inside the candle forward).
+pub struct CandleEncoder {
+    cfg: EncoderConfig,
+    emb: Embeddings,
+    layers: Vec<Layer>,
+}
+
+impl CandleEncoder {
+    /// Builds the encoder from named tensors (BERT names), checking the config and every shape.
+    pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<Self> {
+        if !cfg.hidden.is_multiple_of(cfg.heads) || cfg.max_tokens > cfg.max_positions || cfg.max_tokens < 2 {
+            return Err(ModelError::BadManifest(format!("inconsistent encoder config {cfg:?}")));
+        }
+        let emb = Embeddings::load(cfg, t)?;
+        let layers = (0..cfg.layers).map(|l| Layer::from_tensors(cfg, t, l)).collect::<Result<Vec<_>>>()?;
+        Ok(Self { cfg: cfg.clone(), emb, layers })
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
     }
 
     /// Hidden states after the embedding LayerNorm: [batch, seq, hidden].
@@ -310,11 +355,11 @@ impl Encoder {
         }
         let h = self.cfg.hidden;
         let mut word = vec![0f32; b * t * h];
-        self.word_rows(&ids.flatten_all()?.to_vec1()?, &mut word)?;
+        self.emb.word_rows(&self.cfg, &ids.flatten_all()?.to_vec1()?, &mut word)?;
         let word = Tensor::from_vec(word, (b, t, h), &Device::Cpu)?;
-        let pos = Tensor::from_slice(&self.pos[..t * h], (t, h), &Device::Cpu)?;
-        let typ = Tensor::from_slice(&self.typ[..h], h, &Device::Cpu)?;
-        Ok(self.emb_ln.forward(&word.broadcast_add(&pos)?.broadcast_add(&typ)?, false)?)
+        let pos = Tensor::from_slice(&self.emb.pos[..t * h], (t, h), &Device::Cpu)?;
+        let typ = Tensor::from_slice(&self.emb.typ[..h], h, &Device::Cpu)?;
+        Ok(self.emb.ln.forward(&word.broadcast_add(&pos)?.broadcast_add(&typ)?, false)?)
     }
 
     /// Runs blocks `layers` (a range of block indices) over hidden states `x`.
@@ -337,14 +382,26 @@ impl Encoder {
     }
 
     /// Mean-pooled hidden states for a batch of equal-length (padded) sequences.
-    /// `ids`, `mask`: [batch, seq] u32; returns [batch, hidden]. A quantized encoder runs the
-    /// plain forward (see [`plain`]), an f32 one candle's.
+    /// `ids`, `mask`: [batch, seq] u32; returns [batch, hidden].
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        if self.plain {
-            return self.forward_plain(ids, mask);
-        }
         let x = self.run_layers(self.embeddings(ids)?, mask, 0..self.cfg.layers)?;
         Ok(mean_pool(&x, mask)?)
+    }
+}
+
+impl TitleEncoder for CandleEncoder {
+    /// The titles padded to the longest, through [`CandleEncoder::forward`].
+    fn embed(&self, encodings: &[Encoding]) -> Result<Vec<f32>> {
+        let (ids, mask) = pad_batch(encodings, &Device::Cpu)?;
+        Ok(self.forward(&ids, &mask)?.flatten_all()?.to_vec1()?)
+    }
+
+    fn hidden(&self) -> usize {
+        self.cfg.hidden
+    }
+
+    fn name(&self) -> String {
+        "cpu: candle".into()
     }
 }
 

@@ -26,6 +26,11 @@ pub enum ModelError {
     Compute(String),
     #[error(transparent)]
     Core(#[from] shelfwise_core::CoreError),
+    /// An encoder on another device failed (shelfwise-gpu's `GPU_UNAVAILABLE`, `GPU_DEVICE_LOST`,
+    /// `GPU_ERROR`): its own stable code and message, through the one error type of
+    /// [`crate::encoder::TitleEncoder`].
+    #[error("{message}")]
+    Device { code: &'static str, message: String },
 }
 
 impl ModelError {
@@ -44,6 +49,7 @@ impl ModelError {
             ModelError::InputTooLong { .. } => "INPUT_TOO_LONG",
             ModelError::Compute(_) => "INTERNAL",
             ModelError::Core(_) => "LABELS",
+            ModelError::Device { code, .. } => code,
         }
     }
 }

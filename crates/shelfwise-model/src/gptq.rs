@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 
 use crate::codec::{lowbit_block, row_step, LowBit};
-use crate::encoder::Encoder;
+use crate::encoder::CandleEncoder;
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
 use crate::tokenize::TitleTokenizer;
@@ -22,10 +22,10 @@ use shelfwise_kernels::{padded, BLOCK};
 pub type Hessians = HashMap<String, (usize, Vec<f64>)>;
 
 /// Inputs of every linear layer of an f32 model over `titles` (one at a time: no padding to
-/// mask), summed as `XᵀX`: the encoder's own forward ([`Encoder::block_with_inputs`]) records
+/// mask), summed as `XᵀX`: the encoder's own forward ([`CandleEncoder::block_with_inputs`]) records
 /// them block by block.
 pub fn input_hessians(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, tok: &TitleTokenizer, titles: &[&str]) -> Result<Hessians> {
-    let enc = Encoder::from_tensors(cfg, t)?;
+    let enc = CandleEncoder::from_tensors(cfg, t)?;
     let mut xs = titles
         .iter()
         .map(|title| {

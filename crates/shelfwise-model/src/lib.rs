@@ -3,9 +3,12 @@
 //! training that make model files.
 //!
 //! Layers, bottom up (a module imports only from the layers below it, plus `error` and
-//! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] and
-//! [`head`] ← [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]) and [`train`].
+//! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] (the
+//! [`encoder::TitleEncoder`] trait and the CPU encoders) and [`head`] ← [`backend`] (the probe and
+//! fallback rules for another encoder) ← [`classifier`] ← transforms ([`quant`], [`gptq`],
+//! [`part`]) and [`train`].
 
+pub mod backend;
 pub mod classifier;
 pub mod codec;
 pub mod encoder;
@@ -23,6 +26,7 @@ pub mod validate;
 pub mod warm;
 
 pub use classifier::{Classifier, Embedder, MAX_TITLE_BYTES};
+pub use encoder::TitleEncoder;
 pub use error::{ModelError, Result};
 pub use format::{Manifest, ModelFile, ModelFileRef, Quantization};
 

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde::Deserialize;
 use shelfwise_model::classifier::base_encoder_tensors;
-use shelfwise_model::encoder::Encoder;
+use shelfwise_model::encoder::CandleEncoder;
 use shelfwise_model::format::EncoderConfig;
 use shelfwise_model::tokenize::TitleTokenizer;
 use shelfwise_model::Embedder;
@@ -57,7 +57,7 @@ fn pooled_embeddings_match_reference() {
     let base_dir = base_dir();
     let bytes = std::fs::read(base_dir.join("model.safetensors")).unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", base_dir.display()));
     let cfg = EncoderConfig::minilm_l6();
-    let encoder = Encoder::from_tensors(&cfg, &base_encoder_tensors(&cfg, &bytes, &r.model_sha256).unwrap()).unwrap();
+    let encoder = CandleEncoder::from_tensors(&cfg, &base_encoder_tensors(&cfg, &bytes, &r.model_sha256).unwrap()).unwrap();
     let emb = Embedder { tokenizer: tokenizer(), encoder };
     let mut worst = 0f32;
     for it in &r.items {

@@ -196,7 +196,9 @@ fn gptq_calibration_sees_the_encoders_activations() {
     }
     let h = shelfwise_model::gptq::input_hessians(&two, &t2, &tok, &TITLES).unwrap();
     let clf = Classifier::from_bytes(&tiny_bytes()).unwrap();
-    let xs = clf.embedder().hidden(&TITLES, 1).unwrap();
+    // Block 0's outputs from the candle encoder of the same file, as training reads them.
+    let candle = shelfwise_model::Embedder { tokenizer: tok, encoder: shelfwise_model::encoder::CandleEncoder::from_tensors(&cfg, &tensors).unwrap() };
+    let xs = shelfwise_model::train::embed::hidden_states(&candle, &TITLES, 1).unwrap();
     let x = Tensor::cat(&xs, 0).unwrap();
     let want = x.t().unwrap().matmul(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let (d, got) = &h["encoder.layer.1.attention.self.query.weight"];

@@ -5,7 +5,8 @@
 //! No logic of its own: load the encoder's weights from a model file onto the GPU, and embed
 //! batches of token ids (from the main bundle's `Classifier.encode`) into mean-pooled vectors,
 //! which the main bundle's `Classifier.suggestWithEmbedding` turns into decisions (the head is
-//! shared with the wasm path). Every failure is a JS `Error` with a stable `code`:
+//! shared with the wasm path); `check` is `shelfwise_model::backend::check_probe` on this GPU's
+//! embedding of the probe title, the CLI's own check. Every failure is a JS `Error` with a stable `code`:
 //! `GPU_UNAVAILABLE`, `GPU_DEVICE_LOST`, `GPU_ERROR`, or the model's codes.
 
 /// Crate version (the workspace version).
@@ -30,7 +31,7 @@ mod bindings {
     /// The title a GPU is checked on before it is used (`GpuEncoder.check`).
     #[wasm_bindgen(js_name = probeTitle)]
     pub fn probe_title() -> String {
-        shelfwise_gpu::PROBE_TITLE.to_string()
+        shelfwise_model::backend::PROBE_TITLE.to_string()
     }
 
     fn js_error(code: &str, message: &str) -> JsValue {
@@ -90,14 +91,15 @@ mod bindings {
             Ok(js_sys::Float32Array::from(&out[..]))
         }
 
-        /// The check before first use: embeds `ids` (the main bundle's `Classifier.encode` of
-        /// `probeTitle()`) and compares the result with `reference` (its `Classifier.embedding`
-        /// of the same title). Resolves to their cosine; throws `Error{code}`: `GPU_ERROR` when
-        /// they disagree, or the forward's own code.
+        /// The check before first use (`shelfwise_model::backend::check_probe`): embeds `ids`
+        /// (the main bundle's `Classifier.encode` of `probeTitle()`) and compares the result with
+        /// `reference` (its `Classifier.embedding` of the same title). Resolves to their cosine;
+        /// throws `Error{code}`: `GPU_ERROR` when they disagree, or the forward's own code.
         pub async fn check(&self, ids: Vec<u32>, reference: Vec<f32>) -> Result<f32, JsValue> {
             let n = ids.len();
             let probe = Encoding { ids, mask: vec![1; n] };
-            self.inner.check(&probe, &reference).await.map_err(gpu_error)
+            let got = self.inner.embed(std::slice::from_ref(&probe)).await.map_err(gpu_error)?;
+            shelfwise_model::backend::check_probe(&reference, &got).map_err(|e| js_error(e.code(), &e.to_string()))
         }
 
         /// Destroys the device: a forward in flight fails (`GPU_DEVICE_LOST`) instead of running

@@ -31,6 +31,15 @@ mod bindings {
         shelfwise_model::kernels().to_string()
     }
 
+    /// The code a failure of the WebGPU backend is reported with (`info.fallback` /
+    /// `meta.fallback`): `GPU_UNAVAILABLE` and `GPU_DEVICE_LOST` as they are, anything else
+    /// (`GPU_ERROR`, another code, none) `GPU_ERROR` (`shelfwise_model::backend::Fallback`, the
+    /// CLI's `--backend auto` rule).
+    #[wasm_bindgen(js_name = fallbackCode)]
+    pub fn fallback_code(code: Option<String>) -> String {
+        shelfwise_model::backend::Fallback::from_failure(code.as_deref(), "").code.to_string()
+    }
+
     /// Runs the model-load and inference code on small inputs, in many short calls, so that the
     /// engine optimises it before a real load (`shelfwise_model::warm`); with `checksum`, the
     /// model-file checksum code too, for a page without native SHA-256 where the wasm hashes the

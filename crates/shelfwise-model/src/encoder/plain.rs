@@ -10,12 +10,12 @@
 
 use std::sync::Mutex;
 
-use candle_core::{Device, Tensor};
-use shelfwise_kernels::{matmul_t, ops, QRows};
+use shelfwise_kernels::{matmul_t, ops, QMatrix, QRows};
 
-use super::{kernel_error, Encoder, Layer, Linear, Qkv};
+use super::{kernel_error, CandleEncoder, Embeddings, Layer, Linear, Norm, Qkv, TitleEncoder, Weight};
 use crate::error::{ModelError, Result};
 use crate::format::EncoderConfig;
+use crate::tokenize::Encoding;
 
 /// Buffers of one forward pass; they only grow.
 #[derive(Default)]
@@ -37,7 +37,7 @@ struct Scratch {
 
 /// Scratch sets for concurrent callers (rayon in the CLI; one in the browser).
 #[derive(Default)]
-pub(super) struct Pool(Mutex<Vec<Scratch>>);
+struct Pool(Mutex<Vec<Scratch>>);
 
 impl Pool {
     fn take(&self) -> Scratch {
@@ -51,28 +51,58 @@ impl Pool {
     }
 }
 
-/// `out = x · Wᵀ + b` for the rows of `x`, through `q`'s buffers.
-fn linear(l: &Linear, x: &[f32], q: &mut QRows, out: &mut Vec<f32>) -> Result<()> {
-    let (w, b) = l.quantized().ok_or_else(|| ModelError::Compute("plain forward of an f32 layer".into()))?;
-    let rows = x.len() / w.cols();
-    q.quantize(x, rows, w.cols(), w.act_bits()).map_err(kernel_error)?;
-    out.resize(rows * w.rows(), 0.0);
-    matmul_t(q, w, Some(b), out).map_err(kernel_error)
+/// A quantized linear layer: the kernels' matrix and its bias.
+struct QLinear {
+    w: QMatrix,
+    b: Vec<f32>,
+}
+
+impl QLinear {
+    fn of(l: Linear) -> Option<Self> {
+        match l.w {
+            Weight::Quant(w, b) => Some(Self { w, b }),
+            Weight::F32(_) => None,
+        }
+    }
+
+    /// `out = x · Wᵀ + b` for the rows of `x`, through `q`'s buffers.
+    fn forward(&self, x: &[f32], q: &mut QRows, out: &mut Vec<f32>) -> Result<()> {
+        let rows = x.len() / self.w.cols();
+        q.quantize(x, rows, self.w.cols(), self.w.act_bits()).map_err(kernel_error)?;
+        out.resize(rows * self.w.rows(), 0.0);
+        matmul_t(q, &self.w, Some(&self.b), out).map_err(kernel_error)
+    }
+}
+
+/// One transformer block with every linear on the kernels (Q/K/V fused).
+struct PlainLayer {
+    qkv: QLinear,
+    o: QLinear,
+    ln1: Norm,
+    ff1: QLinear,
+    ff2: QLinear,
+    ln2: Norm,
 }
 
 impl Layer {
-    /// Whether [`Layer::forward_plain`] can run this block: every linear on the kernels.
+    /// Whether this block can run on the kernels alone: every linear quantized, Q/K/V fused.
     pub(super) fn is_plain(&self) -> bool {
-        matches!(self.qkv, Qkv::Fused(_)) && [&self.o, &self.ff1, &self.ff2].iter().all(|l| l.quantized().is_some())
+        matches!(&self.qkv, Qkv::Fused(l) if matches!(l.w, Weight::Quant(..)))
+            && [&self.o, &self.ff1, &self.ff2].iter().all(|l| matches!(l.w, Weight::Quant(..)))
+    }
+}
+
+impl PlainLayer {
+    /// The block's kernel matrices, or `None` when it is not [`Layer::is_plain`].
+    fn of(l: Layer) -> Option<Self> {
+        let Qkv::Fused(qkv) = l.qkv else { return None };
+        Some(Self { qkv: QLinear::of(qkv)?, o: QLinear::of(l.o)?, ln1: l.ln1, ff1: QLinear::of(l.ff1)?, ff2: QLinear::of(l.ff2)?, ln2: l.ln2 })
     }
 
     /// `s.x` (the stacked tokens of sequences `s.lens`) through this block.
-    fn forward_plain(&self, cfg: &EncoderConfig, s: &mut Scratch) -> Result<()> {
-        let Qkv::Fused(qkv) = &self.qkv else {
-            return Err(ModelError::Compute("plain forward of a block with split attention weights".into()));
-        };
+    fn forward(&self, cfg: &EncoderConfig, s: &mut Scratch) -> Result<()> {
         let (h, heads) = (cfg.hidden, cfg.heads);
-        linear(qkv, &s.x, &mut s.q, &mut s.qkv)?;
+        self.qkv.forward(&s.x, &mut s.q, &mut s.qkv)?;
         s.ctx.resize(s.x.len(), 0.0);
         let mut at = 0;
         for &t in &s.lens {
@@ -80,62 +110,81 @@ impl Layer {
             ops::attention(qkv, t, heads, h / heads, &mut s.scores, ctx).map_err(kernel_error)?;
             at += t;
         }
-        linear(&self.o, &s.ctx, &mut s.q, &mut s.y)?;
+        self.o.forward(&s.ctx, &mut s.q, &mut s.y)?;
         self.ln1.forward_plain(&mut s.y, Some(&s.x))?;
         std::mem::swap(&mut s.x, &mut s.y);
-        linear(&self.ff1, &s.x, &mut s.q, &mut s.ff)?;
+        self.ff1.forward(&s.x, &mut s.q, &mut s.ff)?;
         ops::gelu_erf(&mut s.ff);
-        linear(&self.ff2, &s.ff, &mut s.q, &mut s.y)?;
+        self.ff2.forward(&s.ff, &mut s.q, &mut s.y)?;
         self.ln2.forward_plain(&mut s.y, Some(&s.x))?;
         std::mem::swap(&mut s.x, &mut s.y);
         Ok(())
     }
 }
 
-impl Encoder {
-    /// [`Encoder::forward`] when every block is quantized: same inputs, same result (up to f32
-    /// summation order).
-    pub(super) fn forward_plain(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        if mask.dims() != [b, t] {
-            return Err(ModelError::Compute(format!("mask of shape {:?} for ids of shape {:?}", mask.dims(), [b, t])));
-        }
-        if t > self.cfg.max_tokens {
-            return Err(ModelError::Compute(format!("sequence of {t} tokens over the limit {}", self.cfg.max_tokens)));
-        }
-        let mut s = self.scratch.take();
-        let pooled = self.run_plain(&ids.flatten_all()?.to_vec1()?, &mask.flatten_all()?.to_vec1()?, b, t, &mut s);
-        self.scratch.give(s);
-        Ok(Tensor::from_vec(pooled?, (b, self.cfg.hidden), &Device::Cpu)?)
+/// The inference encoder of a file whose every block is quantized: [`CandleEncoder`]'s forward
+/// (same inputs, same result up to f32 summation order) on the kernels and plain slices.
+pub struct PlainEncoder {
+    cfg: EncoderConfig,
+    emb: Embeddings,
+    layers: Vec<PlainLayer>,
+    /// Buffers of the forward, one set per concurrent caller, reused across calls.
+    scratch: Pool,
+}
+
+impl PlainEncoder {
+    /// Builds the encoder from named tensors; `MODEL_TENSORS` unless every block is quantized
+    /// with one activation precision for Q, K and V (see [`super::from_tensors`] for either).
+    pub fn from_tensors(cfg: &EncoderConfig, t: &std::collections::HashMap<String, candle_core::Tensor>) -> Result<Self> {
+        Self::from_candle(CandleEncoder::from_tensors(cfg, t)?)
     }
 
-    fn run_plain(&self, ids: &[u32], mask: &[u32], b: usize, t: usize, s: &mut Scratch) -> Result<Vec<f32>> {
+    /// The same weights (moved, not copied) on the kernels.
+    pub(super) fn from_candle(enc: CandleEncoder) -> Result<Self> {
+        let CandleEncoder { cfg, emb, layers } = enc;
+        let n = layers.len();
+        let layers: Vec<PlainLayer> = layers.into_iter().map_while(PlainLayer::of).collect();
+        if layers.len() != n {
+            return Err(ModelError::BadTensors(format!("block {} is not quantized throughout: it needs the candle encoder", layers.len())));
+        }
+        Ok(Self { cfg, emb, layers, scratch: Pool::default() })
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
+    }
+
+    fn run(&self, encodings: &[Encoding], s: &mut Scratch) -> Result<Vec<f32>> {
         let h = self.cfg.hidden;
         s.ids.clear();
         s.positions.clear();
         s.lens.clear();
-        for r in 0..b {
-            let kept = (0..t).filter(|&c| mask[r * t + c] != 0);
+        for e in encodings {
+            if e.ids.len() > self.cfg.max_tokens {
+                return Err(ModelError::Compute(format!("sequence of {} tokens over the limit {}", e.ids.len(), self.cfg.max_tokens)));
+            }
+            // Positions past the mask are padding, as in a padded batch.
+            let kept = (0..e.ids.len()).filter(|&c| e.mask.get(c).is_some_and(|&m| m != 0));
             let before = s.ids.len();
             for c in kept {
-                s.ids.push(ids[r * t + c]);
+                s.ids.push(e.ids[c]);
                 s.positions.push(c);
             }
             s.lens.push(s.ids.len() - before);
         }
         // Embeddings: word (ids checked there) + position + token type 0, LayerNorm.
         s.x.resize(s.ids.len() * h, 0.0);
-        self.word_rows(&s.ids, &mut s.x)?;
+        self.emb.word_rows(&self.cfg, &s.ids, &mut s.x)?;
         for (x, &p) in s.x.chunks_exact_mut(h).zip(&s.positions) {
-            let (pos, typ) = (&self.pos[p * h..(p + 1) * h], &self.typ[..h]);
+            let (pos, typ) = (&self.emb.pos[p * h..(p + 1) * h], &self.emb.typ[..h]);
             x.iter_mut().zip(pos.iter().zip(typ)).for_each(|(x, (p, t))| *x = *x + p + t);
         }
-        self.emb_ln.forward_plain(&mut s.x, None)?;
+        self.emb.ln.forward_plain(&mut s.x, None)?;
         for layer in &self.layers {
-            layer.forward_plain(&self.cfg, s)?;
+            layer.forward(&self.cfg, s)?;
         }
         // Masked mean pooling; a sequence with no token pools to zeros.
-        let mut out = vec![0f32; b * h];
+        let mut out = vec![0f32; encodings.len() * h];
         let mut at = 0;
         for (o, &n) in out.chunks_exact_mut(h).zip(&s.lens) {
             for row in s.x[at * h..(at + n) * h].chunks_exact(h) {
@@ -148,15 +197,33 @@ impl Encoder {
     }
 }
 
+impl TitleEncoder for PlainEncoder {
+    fn embed(&self, encodings: &[Encoding]) -> Result<Vec<f32>> {
+        let mut s = self.scratch.take();
+        let pooled = self.run(encodings, &mut s);
+        self.scratch.give(s);
+        pooled
+    }
+
+    fn hidden(&self) -> usize {
+        self.cfg.hidden
+    }
+
+    fn name(&self) -> String {
+        format!("cpu: int8 kernels ({})", shelfwise_kernels::implementation())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use candle_core::{Device, Tensor};
 
-    use crate::encoder::{mean_pool, Encoder};
+    use crate::encoder::{mean_pool, CandleEncoder, PlainEncoder, TitleEncoder};
     use crate::format::EncoderConfig;
     use crate::storage::{tensor_shapes, CODES_SUFFIX, SCALE_SUFFIX};
+    use crate::tokenize::Encoding;
 
     fn det(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -169,7 +236,7 @@ mod tests {
     }
 
     /// Encoder weights of `cfg`, the block linears int8 (one scale per row), the rest f32.
-    fn quantized_encoder(cfg: &EncoderConfig) -> Encoder {
+    fn quantized_tensors(cfg: &EncoderConfig) -> HashMap<String, Tensor> {
         let mut t = HashMap::new();
         for (i, (name, shape)) in tensor_shapes(cfg).into_iter().enumerate() {
             let mut v = det(shape.iter().product(), i as u64);
@@ -184,15 +251,18 @@ mod tests {
                 t.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
             }
         }
-        Encoder::from_tensors(cfg, &t).unwrap()
+        t
     }
 
-    fn close(a: &Tensor, b: &Tensor, tol: f32) {
-        let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    fn close(a: &[f32], b: &[f32], tol: f32) {
         assert_eq!(a.len(), b.len());
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!((x - y).abs() <= tol, "[{i}]: {x} vs {y}");
         }
+    }
+
+    fn encoding(ids: &[u32], mask: &[u32]) -> Encoding {
+        Encoding { ids: ids.to_vec(), mask: mask.to_vec() }
     }
 
     /// The plain forward against candle's on the same quantized blocks (the same kernel matmuls,
@@ -202,24 +272,35 @@ mod tests {
     fn plain_forward_matches_candle_forward() {
         let cfg =
             EncoderConfig { vocab_size: 50, hidden: 64, layers: 2, heads: 4, intermediate: 256, max_positions: 16, layer_norm_eps: 1e-12, max_tokens: 16 };
-        let enc = quantized_encoder(&cfg);
-        assert!(enc.plain);
+        let t = quantized_tensors(&cfg);
+        let plain = PlainEncoder::from_tensors(&cfg, &t).unwrap();
+        let candle = CandleEncoder::from_tensors(&cfg, &t).unwrap();
+        // The loader picks the plain forward for a file quantized throughout.
+        assert!(crate::encoder::from_tensors(&cfg, &t).unwrap().name().starts_with("cpu: int8 kernels"));
+        // Five tokens; three, padded by their mask; none.
+        let batch = [encoding(&[2, 7, 9, 4, 3], &[1; 5]), encoding(&[2, 11, 3, 0, 0], &[1, 1, 1, 0, 0]), encoding(&[], &[])];
+        let got = plain.embed(&batch).unwrap();
         let ids = Tensor::from_vec(vec![2u32, 7, 9, 4, 3, 2, 11, 3, 0, 0, 0, 0, 0, 0, 0], (3, 5), &Device::Cpu).unwrap();
         let mask = Tensor::from_vec(vec![1u32, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0], (3, 5), &Device::Cpu).unwrap();
-        let plain = enc.forward(&ids, &mask).unwrap();
-        let x = enc.run_layers(enc.embeddings(&ids).unwrap(), &mask, 0..cfg.layers).unwrap();
-        close(&plain, &mean_pool(&x, &mask).unwrap(), 1e-4);
+        let x = candle.run_layers(candle.embeddings(&ids).unwrap(), &mask, 0..cfg.layers).unwrap();
+        close(&got, &mean_pool(&x, &mask).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), 1e-4);
+        // ... and through the trait, which pads the batch itself.
+        close(&got, &candle.embed(&batch).unwrap(), 1e-4);
         // The sequence with no token pools to zeros, as candle's does.
-        close(&plain.get(2).unwrap(), &Tensor::zeros(64, candle_core::DType::F32, &Device::Cpu).unwrap(), 0.0);
-        let one = |r: usize, n: usize| {
-            let ids = ids.get(r).unwrap().narrow(0, 0, n).unwrap().unsqueeze(0).unwrap();
-            enc.forward(&ids, &Tensor::ones((1, n), candle_core::DType::U32, &Device::Cpu).unwrap()).unwrap()
-        };
-        close(&plain.narrow(0, 0, 1).unwrap(), &one(0, 5), 1e-6);
-        close(&plain.narrow(0, 1, 1).unwrap(), &one(1, 3), 1e-6);
-        // Bad input is an error, not a panic.
-        let bad = Tensor::from_vec(vec![2u32, 50], (1, 2), &Device::Cpu).unwrap();
-        assert!(enc.forward(&bad, &Tensor::ones((1, 2), candle_core::DType::U32, &Device::Cpu).unwrap()).is_err());
-        assert!(enc.forward(&ids, &Tensor::ones((3, 4), candle_core::DType::U32, &Device::Cpu).unwrap()).is_err());
+        close(&got[128..], &[0.0; 64], 0.0);
+        close(&got[..64], &plain.embed(&[encoding(&[2, 7, 9, 4, 3], &[1; 5])]).unwrap(), 1e-6);
+        close(&got[64..128], &plain.embed(&[encoding(&[2, 11, 3], &[1; 3])]).unwrap(), 1e-6);
+        // Bad input is an error, not a panic: an id outside the vocabulary, a title over max_tokens.
+        assert_eq!(plain.embed(&[encoding(&[2, 50], &[1, 1])]).unwrap_err().code(), "INTERNAL");
+        assert_eq!(plain.embed(&[encoding(&[2; 17], &[1; 17])]).unwrap_err().code(), "INTERNAL");
+        assert_eq!(candle.embed(&[encoding(&[2, 50], &[1, 1])]).unwrap_err().code(), "INTERNAL");
+        // An f32 block cannot run on the kernels.
+        let mut f32_block = t.clone();
+        let w = "encoder.layer.1.output.dense.weight";
+        f32_block.remove(&format!("{w}{CODES_SUFFIX}"));
+        f32_block.remove(&format!("{w}{SCALE_SUFFIX}"));
+        f32_block.insert(w.into(), Tensor::zeros((64, 256), candle_core::DType::F32, &Device::Cpu).unwrap());
+        assert_eq!(PlainEncoder::from_tensors(&cfg, &f32_block).err().map(|e| e.code()), Some("MODEL_TENSORS"));
+        assert_eq!(crate::encoder::from_tensors(&cfg, &f32_block).unwrap().name(), "cpu: candle");
     }
 }

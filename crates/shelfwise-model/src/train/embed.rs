@@ -5,6 +5,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::classifier::Embedder;
+use crate::encoder::{pad_batch, CandleEncoder, TitleEncoder};
 use crate::error::Result;
 use crate::progress::Progress;
 
@@ -18,8 +19,15 @@ pub trait EmbeddingCache {
 }
 
 /// Mean-pooled embeddings [texts.len(), hidden], in the order given.
-pub fn embed_all(embedder: &Embedder, key: &str, texts: &[String], cache: Option<&dyn EmbeddingCache>, msg: &str, progress: &dyn Progress) -> Result<Tensor> {
-    let hidden = embedder.encoder.config().hidden;
+pub fn embed_all<E: TitleEncoder>(
+    embedder: &Embedder<E>,
+    key: &str,
+    texts: &[String],
+    cache: Option<&dyn EmbeddingCache>,
+    msg: &str,
+    progress: &dyn Progress,
+) -> Result<Tensor> {
+    let hidden = embedder.encoder.hidden();
     let digest = {
         let mut parts: Vec<&[u8]> = vec![key.as_bytes()];
         for t in texts {
@@ -64,11 +72,20 @@ pub fn in_length_batches(texts: &[String], msg: &str, progress: &dyn Progress, m
     Ok(())
 }
 
-/// Hidden states after the first `upto` encoder blocks, per text ([tokens, hidden] each).
-pub fn hidden_all(embedder: &Embedder, texts: &[String], upto: usize, msg: &str, progress: &dyn Progress) -> Result<Vec<Tensor>> {
+/// Hidden states after the first `upto` blocks, one [tokens, hidden] tensor per title (padding
+/// removed): the frozen part of the encoder when fine-tuning the blocks above.
+pub fn hidden_states(embedder: &Embedder<CandleEncoder>, titles: &[&str], upto: usize) -> Result<Vec<Tensor>> {
+    let encodings = embedder.encode(titles)?;
+    let (ids, mask) = pad_batch(&encodings, &Device::Cpu)?;
+    let x = embedder.encoder.run_layers(embedder.encoder.embeddings(&ids)?, &mask, 0..upto)?;
+    encodings.iter().enumerate().map(|(i, e)| Ok(x.get(i)?.narrow(0, 0, e.ids.len())?.contiguous()?)).collect()
+}
+
+/// [`hidden_states`] of many texts, in length-sorted batches.
+pub fn hidden_all(embedder: &Embedder<CandleEncoder>, texts: &[String], upto: usize, msg: &str, progress: &dyn Progress) -> Result<Vec<Tensor>> {
     let mut out: Vec<Option<Tensor>> = vec![None; texts.len()];
     in_length_batches(texts, msg, progress, |idx, batch| {
-        for (&i, h) in idx.iter().zip(embedder.hidden(batch, upto)?) {
+        for (&i, h) in idx.iter().zip(hidden_states(embedder, batch, upto)?) {
             out[i] = Some(h);
         }
         Ok(())

@@ -22,7 +22,7 @@ pub use self::embed::EmbeddingCache;
 pub use self::examples::{split_heldout, with_prefixes, DataSource, Example, TrainError};
 pub use self::head::{train_head, EpochReport, Inputs, Samples, TrainConfig, TrainedHead};
 use crate::classifier::Embedder;
-use crate::encoder::Encoder;
+use crate::encoder::CandleEncoder;
 use crate::error::Result;
 use crate::format::{BaseModel, EncoderConfig, EncoderWeights, HeadConfig, Manifest, ModelFile, PrunedVocab};
 use crate::part::{merge_part, part_tensors};
@@ -34,7 +34,7 @@ use crate::tokenize::TitleTokenizer;
 /// The base encoder training starts from: its weights, tokenizer and config, as read from its
 /// folder (`model.safetensors`, `tokenizer.json`, `config.json`).
 pub struct Base {
-    pub embedder: Embedder,
+    pub embedder: Embedder<CandleEncoder>,
     pub cfg: EncoderConfig,
     pub info: BaseModel,
     pub tokenizer_json: Vec<u8>,
@@ -57,7 +57,7 @@ impl Base {
         let tensors = encoder_tensors(&cfg, &load_tensors(weights)?)?;
         let tokenizer = TitleTokenizer::from_bytes(tokenizer_json, cfg.max_tokens)?;
         let tokenizer_json = tokenizer.to_json()?;
-        let encoder = Encoder::from_tensors(&cfg, &tensors)?;
+        let encoder = CandleEncoder::from_tensors(&cfg, &tensors)?;
         let BaseProvenance { name, source, license } = provenance;
         let info = BaseModel { name, source, license, sha256: crate::format::sha256_hex(&[weights]) };
         Ok(Base { embedder: Embedder { tokenizer, encoder }, cfg, info, tokenizer_json, tensors })
@@ -122,7 +122,7 @@ struct Qat {
     tensors: HashMap<String, Tensor>,
     tokenizer_json: Vec<u8>,
     pruned: Option<PrunedVocab>,
-    embedder: Embedder,
+    embedder: Embedder<CandleEncoder>,
 }
 
 /// Trains a model on `data` from `base`; see the module docs.
@@ -188,8 +188,10 @@ pub fn run(
                 }
             };
             snap_tensors(&mut tensors, &targets_for(enc_cfg, &head_cfg, labels.len(), scheme))?;
-            let embedder =
-                Embedder { tokenizer: TitleTokenizer::from_bytes(&tokenizer_json, enc_cfg.max_tokens)?, encoder: Encoder::from_tensors(enc_cfg, &tensors)? };
+            let embedder = Embedder {
+                tokenizer: TitleTokenizer::from_bytes(&tokenizer_json, enc_cfg.max_tokens)?,
+                encoder: CandleEncoder::from_tensors(enc_cfg, &tensors)?,
+            };
             Some(Qat { scheme, tensors, tokenizer_json, pruned, embedder })
         }
     };
@@ -259,7 +261,7 @@ pub fn run(
         } else {
             let mut t = start_tensors.clone();
             t.extend(trained.tensors.iter().map(|(k, v)| (k.clone(), v.clone())));
-            tuned = Embedder { tokenizer: TitleTokenizer::from_bytes(tokenizer_json, enc_cfg.max_tokens)?, encoder: Encoder::from_tensors(enc_cfg, &t)? };
+            tuned = Embedder { tokenizer: TitleTokenizer::from_bytes(tokenizer_json, enc_cfg.max_tokens)?, encoder: CandleEncoder::from_tensors(enc_cfg, &t)? };
             (&tuned, None)
         };
         let qat_grid = qat.as_ref().map(|q| (q.scheme, enc_cfg));

@@ -13,6 +13,7 @@ use shelfwise_core::calibration::{fit_prior_weight, fit_temperature_top1, with_p
 use shelfwise_core::taxonomy::LabelSpace;
 
 use crate::classifier::{Classifier, Embedder};
+use crate::encoder::TitleEncoder;
 use crate::error::Result;
 use crate::format::{EncoderConfig, HeadConfig, ModelFile};
 use crate::head::{fold_label_prior, label_text, normalize, LABEL_WEIGHT};
@@ -39,8 +40,8 @@ pub struct PriorFit {
 /// (`qat`) gets its label weights put back on the scheme's grid, so that `quantize` still stores
 /// them exactly.
 #[allow(clippy::too_many_arguments)]
-pub fn fit_and_fold(
-    embedder: &Embedder,
+pub fn fit_and_fold<E: TitleEncoder>(
+    embedder: &Embedder<E>,
     labels: &LabelSpace,
     head: &HeadConfig,
     texts: &[String],
