@@ -6,7 +6,9 @@
 mod common;
 
 use common::*;
-use shelfwise_model::Classifier;
+use shelfwise_model::classifier::load_tensors;
+use shelfwise_model::format::ModelFile;
+use shelfwise_model::{Classifier, TitleEncoder};
 
 #[test]
 fn suggest_with_the_cpu_embedding_equals_suggest() {
@@ -38,4 +40,57 @@ fn suggest_with_embedding_checks_its_input() {
     assert_eq!(clf.suggest_with_embedding(&long, &vec![0.0; h], 5, 0.5).unwrap_err().code(), "INPUT_TOO_LONG");
     assert_eq!(clf.encode(&long).unwrap_err().code(), "INPUT_TOO_LONG");
     assert_eq!(clf.embedding(&long).unwrap_err().code(), "INPUT_TOO_LONG");
+}
+
+/// An encoder whose answer is another's with each row reversed: the wrong numbers a miscomputing
+/// device would give.
+struct Reversed(Box<dyn TitleEncoder>);
+
+impl TitleEncoder for Reversed {
+    fn embed(&self, encodings: &[shelfwise_model::tokenize::Encoding]) -> shelfwise_model::Result<Vec<f32>> {
+        let h = self.0.hidden();
+        Ok(self.0.embed(encodings)?.chunks(h).flat_map(|r| r.iter().rev().copied()).collect())
+    }
+    fn hidden(&self) -> usize {
+        self.0.hidden()
+    }
+    fn name(&self) -> String {
+        "reversed".into()
+    }
+}
+
+/// `use_encoder` swaps in another encoder of the same weights only once it passes the probe: a
+/// second CPU encoder of the shipped file passes (cosine 1) and gives `suggest` the same answers;
+/// one that computes other numbers is refused with GPU_ERROR, one of another width with INTERNAL,
+/// and the classifier keeps answering on its own encoder.
+#[test]
+fn use_encoder_takes_only_an_encoder_that_passes_the_probe() {
+    let bytes = shipped_model_bytes();
+    let file = ModelFile::from_bytes(&bytes).unwrap();
+    let cpu = || shelfwise_model::encoder::from_tensors(&file.manifest.encoder, &load_tensors(&file.tensors).unwrap()).unwrap();
+    let title = "Nike Air Zoom Pegasus 39 men's running shoe";
+    let mut clf = Classifier::from_bytes(&bytes).unwrap();
+    let before = clf.suggest(title, 5, 0.5).unwrap();
+
+    let err = clf.use_encoder(Box::new(Reversed(cpu()))).unwrap_err();
+    assert_eq!(err.code(), "GPU_ERROR", "{err}");
+    assert!(err.to_string().contains("disagrees with the CPU encoder's (cosine "), "{err}");
+    struct Narrow;
+    impl TitleEncoder for Narrow {
+        fn embed(&self, e: &[shelfwise_model::tokenize::Encoding]) -> shelfwise_model::Result<Vec<f32>> {
+            Ok(vec![1.0; 8 * e.len()])
+        }
+        fn hidden(&self) -> usize {
+            8
+        }
+        fn name(&self) -> String {
+            "narrow".into()
+        }
+    }
+    assert_eq!(clf.use_encoder(Box::new(Narrow)).unwrap_err().code(), "INTERNAL");
+    assert_eq!(clf.suggest(title, 5, 0.5).unwrap(), before);
+
+    let cos = clf.use_encoder(cpu()).unwrap();
+    assert!((cos - 1.0).abs() < 1e-6, "{cos}");
+    assert_eq!(clf.suggest(title, 5, 0.5).unwrap(), before);
 }
