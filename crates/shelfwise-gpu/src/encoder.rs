@@ -11,7 +11,7 @@ use candle_core::{DType, Tensor};
 use shelfwise_model::encoder::{WORD_EMBEDDINGS, WORD_ROWS};
 use shelfwise_model::format::EncoderConfig;
 use shelfwise_model::tokenize::Encoding;
-use shelfwise_model::{ModelError, TitleEncoder};
+use shelfwise_model::ModelError;
 
 use crate::context::Gpu;
 use crate::error::Result;
@@ -334,7 +334,7 @@ impl GpuEncoder {
 /// `Classifier` can run on it (`Classifier::use_encoder`, after the probe). In the browser the
 /// forward is async and the bundle exports [`GpuEncoder::embed`] itself.
 #[cfg(not(target_arch = "wasm32"))]
-impl TitleEncoder for GpuEncoder {
+impl shelfwise_model::TitleEncoder for GpuEncoder {
     fn embed(&self, encodings: &[Encoding]) -> shelfwise_model::Result<Vec<f32>> {
         Ok(self.embed_blocking(encodings)?)
     }
