@@ -4,7 +4,7 @@
 //!
 //! Layers, bottom up (a module imports only from the layers below it, plus `error` and
 //! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] and
-//! [`head`] ← [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]) and [`train`].
+//! [`head`], [`lexical`] ← [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]) and [`train`].
 
 pub mod classifier;
 pub mod codec;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod gptq;
 pub mod head;
+pub mod lexical;
 pub mod part;
 pub mod progress;
 pub mod quant;
