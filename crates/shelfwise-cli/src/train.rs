@@ -117,6 +117,10 @@ pub struct TrainArgs {
     /// Train the lexical part's SVM on at most this many texts (an even sample beyond).
     #[arg(long, default_value_t = LexicalOptions::default().max_texts, value_parser = crate::args::count(1, crate::args::MAX_COUNT))]
     pub lexical_max_texts: usize,
+    /// Without --dev: keep the SVM fitted on the 90 % (by default it is fitted again on all rows
+    /// once its stack with the head is fitted).
+    #[arg(long)]
+    pub no_lexical_refit: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -198,6 +202,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             max_weights: a.lexical_weights,
             prefix_fractions: a.lexical_prefixes.0.clone(),
             max_texts: a.lexical_max_texts,
+            refit_all: !a.no_lexical_refit,
         }),
     };
     if a.qat.is_some() && a.part.is_some() {
@@ -258,7 +263,7 @@ pub fn add_lexical(a: AddLexicalArgs) -> Result<()> {
     let file = ModelFile::from_bytes(&bytes)?;
     let train = read_labelled(&a.train, &a.text_col, &a.label_col)?;
     let heldout = read_labelled(&a.heldout, &a.text_col, &a.label_col)?;
-    let opts = LexicalOptions { max_weights: a.lexical_weights, prefix_fractions: Vec::new(), max_texts: a.lexical_max_texts };
+    let opts = LexicalOptions { max_weights: a.lexical_weights, prefix_fractions: Vec::new(), max_texts: a.lexical_max_texts, refit_all: false };
     let file = shelfwise_model::train::lexical::add_to_model(file, &train, &heldout, &source(&a.heldout)?, &opts, &Bars::default()).map_err(|e| match e {
         TrainError::HasLexical => anyhow!("{}: {e}", a.model.display()),
         e => cli_error(e, &a.heldout),

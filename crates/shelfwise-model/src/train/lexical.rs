@@ -34,11 +34,14 @@ pub struct LexicalOptions {
     /// Train the SVM on at most this many texts (an even sample by title hash beyond it): its cost
     /// grows with texts × classes, ~20 s for 10k titles and 900 classes on 2 cores.
     pub max_texts: usize,
+    /// When the held-out rows are a split of the training CSV: fit the SVM again on all its rows
+    /// once the stack is fitted (the stack's weights stay).
+    pub refit_all: bool,
 }
 
 impl Default for LexicalOptions {
     fn default() -> Self {
-        Self { max_weights: DEFAULT_MAX_WEIGHTS, prefix_fractions: Vec::new(), max_texts: 60_000 }
+        Self { max_weights: DEFAULT_MAX_WEIGHTS, prefix_fractions: Vec::new(), max_texts: 60_000, refit_all: true }
     }
 }
 
@@ -94,7 +97,10 @@ pub fn fit(rows: &[Example], labels: &LabelSpace, opts: &LexicalOptions, progres
     let mut seen = std::collections::HashSet::new();
     for r in rows {
         let Some(y) = labels.find(&r.label()) else { continue };
-        for t in std::iter::once(r.title.clone()).chain(opts.prefix_fractions.iter().map(|&f| prefix(&r.title, f))) {
+        // Every row's title, repeats included, as the baseline trains; prefixes once each.
+        seen.insert((r.title.clone(), y));
+        texts.push((r.title.clone(), y));
+        for t in opts.prefix_fractions.iter().map(|&f| prefix(&r.title, f)) {
             if !t.trim().is_empty() && seen.insert((t.clone(), y)) {
                 texts.push((t, y));
             }
