@@ -96,10 +96,13 @@ pub fn read_labelled(path: &Path, text_col: &str, label_col: &str) -> Result<Vec
     let t = Table::read(path)?;
     let (ti, li) = (t.column(text_col, "--text-col")?, t.column(label_col, "--label-col")?);
     let mut rows = Vec::new();
+    let mut blank = 0usize;
     for r in &t.rows {
         let title = r.strict_cell(&t, ti)?.trim().to_string();
         let raw = r.strict_cell(&t, li)?;
         if title.is_empty() {
+            // Nothing to learn from or to score: skipped, and said so below.
+            blank += 1;
             continue;
         }
         let p = shelfwise_core::parse_path(raw).with_context(|| format!("{}: line {}: bad {label_col} {raw:?}", path.display(), r.line))?;
@@ -107,6 +110,9 @@ pub fn read_labelled(path: &Path, text_col: &str, label_col: &str) -> Result<Vec
     }
     if rows.is_empty() {
         bail!("{}: no labelled rows (the file is empty or every title is blank)", path.display());
+    }
+    if blank > 0 {
+        eprintln!("note: {}: skipped {blank} rows with a blank title", path.display());
     }
     Ok(rows)
 }

@@ -119,6 +119,9 @@ enum Cmd {
         #[arg(long)]
         no_label_prior: bool,
     },
+    /// Add a lexical part (the TF-IDF + linear SVM, trained on --train) and its stack with the
+    /// head (fitted, then the temperature, on --heldout) to a model already made, quantized or not.
+    AddLexical(train::AddLexicalArgs),
     /// Time models on this machine side by side: load, one title and every keystroke of a few
     /// titles on one thread, a catalogue on all cores, memory (ratios to the first model).
     Bench(bench::BenchArgs),
@@ -148,6 +151,7 @@ fn run() -> Result<()> {
         Cmd::Calibrate { model, data, out, text_col, label_col, no_label_prior } => {
             train::calibrate(&model, &data, &out, &text_col, &label_col, !no_label_prior)
         }
+        Cmd::AddLexical(a) => train::add_lexical(a),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Classify(a) => classify::run(a),
         Cmd::Bench(a) => bench::run(a),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use shelfwise_model::train::{Base, BaseProvenance, DataSource, KeepVocab, TrainConfig, TrainData, TrainError, TrainOptions};
+use shelfwise_model::train::{Base, BaseProvenance, DataSource, KeepVocab, LexicalOptions, TrainConfig, TrainData, TrainError, TrainOptions};
 use shelfwise_model::ModelFile;
 
 use crate::data::{read_labelled, sha256_file};
@@ -103,6 +103,24 @@ pub struct TrainArgs {
     /// Do not fit the label-name prior (see `shelfwise calibrate`): the head alone.
     #[arg(long)]
     pub no_label_prior: bool,
+    /// No lexical part: the encoder and head alone (the model of before the lexical part).
+    #[arg(long)]
+    pub no_lexical: bool,
+    /// Keep at most this many weights of the lexical part's linear SVM (largest |w|, 3 bytes each
+    /// in the file).
+    #[arg(long, default_value_t = LexicalOptions::default().max_weights, value_parser = crate::args::count(1, 1 << 28))]
+    pub lexical_weights: usize,
+    /// Train the lexical part also on these prefixes of every title ("none": whole titles, the
+    /// baseline's own data).
+    #[arg(long, default_value = "none", value_parser = parse_fractions)]
+    pub lexical_prefixes: Fractions,
+    /// Train the lexical part's SVM on at most this many texts (an even sample beyond).
+    #[arg(long, default_value_t = LexicalOptions::default().max_texts, value_parser = crate::args::count(1, crate::args::MAX_COUNT))]
+    pub lexical_max_texts: usize,
+    /// Without --dev: keep the SVM fitted on the 90 % (by default it is fitted again on all rows
+    /// once its stack with the head is fitted).
+    #[arg(long)]
+    pub no_lexical_refit: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -180,6 +198,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         keep_vocab,
         label_prior: !a.no_label_prior,
         part: a.part.is_some(),
+        lexical: (!a.no_lexical).then(|| LexicalOptions {
+            max_weights: a.lexical_weights,
+            prefix_fractions: a.lexical_prefixes.0.clone(),
+            max_texts: a.lexical_max_texts,
+            refit_all: !a.no_lexical_refit,
+        }),
     };
     if a.qat.is_some() && a.part.is_some() {
         return Err(cli_error(TrainError::PartWithQat, &a.train));
@@ -206,6 +230,47 @@ pub fn calibrate(model: &Path, data: &Path, out: &Path, text_col: &str, label_co
         e => cli_error(e, data),
     })?;
     write(out, &file.to_bytes()?)
+}
+
+#[derive(Args, Debug)]
+pub struct AddLexicalArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The CSV the SVM learns from (the model's own training file).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Held-out CSV the stack and the temperature are fitted on (not --train: the head has seen
+    /// those titles).
+    #[arg(long)]
+    pub heldout: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "title")]
+    pub text_col: String,
+    #[arg(long, default_value = "category_path")]
+    pub label_col: String,
+    /// Keep at most this many weights of the SVM (largest |w|, 3 bytes each in the file).
+    #[arg(long, default_value_t = LexicalOptions::default().max_weights, value_parser = crate::args::count(1, 1 << 28))]
+    pub lexical_weights: usize,
+    /// Train the SVM on at most this many texts (an even sample beyond).
+    #[arg(long, default_value_t = LexicalOptions::default().max_texts, value_parser = crate::args::count(1, crate::args::MAX_COUNT))]
+    pub lexical_max_texts: usize,
+}
+
+/// `shelfwise add-lexical`.
+pub fn add_lexical(a: AddLexicalArgs) -> Result<()> {
+    let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
+    let file = ModelFile::from_bytes(&bytes)?;
+    let train = read_labelled(&a.train, &a.text_col, &a.label_col)?;
+    let heldout = read_labelled(&a.heldout, &a.text_col, &a.label_col)?;
+    let opts = LexicalOptions { max_weights: a.lexical_weights, prefix_fractions: Vec::new(), max_texts: a.lexical_max_texts, refit_all: false };
+    let file = shelfwise_model::train::lexical::add_to_model(file, &train, &heldout, &source(&a.heldout)?, &opts, &Bars::default()).map_err(|e| match e {
+        TrainError::HasLexical => anyhow!("{}: {e}", a.model.display()),
+        e => cli_error(e, &a.heldout),
+    })?;
+    let bytes = file.to_bytes()?;
+    shelfwise_model::Classifier::from_bytes(&bytes)?;
+    write(&a.out, &bytes)
 }
 
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -220,7 +220,8 @@ fn quantization_aware_training_saves_the_weights_that_q4_stores() {
 fn calibrate_fits_the_label_prior_once_and_the_temperature() {
     let (plain, cal, cal2, q8) = (tmp("noprior.shelfwise"), tmp("cal.shelfwise"), tmp("cal2.shelfwise"), tmp("cal-q8.shelfwise"));
     let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
-    let common = ["--train", s(&train), "--dev", s(&dev), "--epochs", "5", "--buckets", "1024", "--seed", "7"];
+    // The head alone: the prior is the head's (a lexical part's stack is fitted after it).
+    let common = ["--train", s(&train), "--dev", s(&dev), "--epochs", "5", "--buckets", "1024", "--seed", "7", "--no-lexical"];
     ok(&[&["train", "--out", s(&plain), "--no-label-prior"][..], &common].concat());
     let read = |p: &Path| shelfwise_model::ModelFile::from_bytes(&std::fs::read(p).unwrap()).unwrap();
     assert_eq!(read(&plain).manifest.training["label_prior"], serde_json::Value::Null);
@@ -426,4 +427,29 @@ fn gpu_backend_decides_like_the_cpu_and_auto_falls_back_without_an_adapter() {
         }
         Err(e) => panic!("{e}"),
     }
+}
+
+#[test]
+fn add_lexical_gives_a_quantized_model_a_lexical_part_once() {
+    let (plain, q8, lex) = (tmp("nolex.shelfwise"), tmp("nolex-q8.shelfwise"), tmp("lex-q8.shelfwise"));
+    let (train, dev) = (fixture("shop_train.csv"), fixture("shop_dev.csv"));
+    ok(&["train", "--train", s(&train), "--dev", s(&dev), "--out", s(&plain), "--epochs", "10", "--buckets", "4096", "--no-lexical"]);
+    let read = |p: &Path| shelfwise_model::ModelFile::from_bytes(&std::fs::read(p).unwrap()).unwrap();
+    assert!(read(&plain).manifest.lexical.is_none());
+    ok(&["quantize", "--in", s(&plain), "--out", s(&q8), "--scheme", "int8"]);
+    let out = shelfwise(&["add-lexical", "--model", s(&q8), "--train", s(&train), "--heldout", s(&dev), "--out", s(&lex)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("held out (17 titles") && err.contains("TF-IDF SVM"), "the comparison is printed:\n{err}");
+    let file = read(&lex);
+    let l = file.manifest.lexical.as_ref().expect("a lexical part");
+    assert_eq!(l.stack.len(), 4);
+    assert!(file.manifest.quantization.is_some(), "still the quantized model");
+    assert_eq!(file.manifest.training["lexical"]["added_by"], "shelfwise add-lexical");
+    let bytes = std::fs::read(&lex).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    // It classifies; a second lexical part is refused.
+    let v: serde_json::Value = serde_json::from_str(&ok(&["classify", "--model", s(&lex), "--json", "-k", "1", "Orbit 1.5 litre electric kettle"])).unwrap();
+    assert_eq!(v[0]["decision"]["suggestions"][0]["path"][2]["name"], "Kettles");
+    fails_with(&["add-lexical", "--model", s(&lex), "--train", s(&train), "--heldout", s(&dev), "--out", s(&tmp("x.shelfwise"))], "has a lexical part already");
 }

@@ -146,3 +146,33 @@ fn train_and_eval_read_the_same_files_and_name_the_bad_line() {
         }
     }
 }
+
+#[test]
+fn a_training_csv_with_a_bom_crlf_blank_titles_and_conflicting_duplicates_trains_and_says_so() {
+    // The fixture shop with a BOM and CRLF line ends, two rows with a blank title, and one of its
+    // titles again under another category.
+    let src = std::fs::read_to_string(repo().join("tests/fixtures/shop_train.csv")).unwrap();
+    let mut text = String::from("\u{feff}");
+    for line in src.lines() {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    text.push_str("b1,   ,Kitchen > Tableware > Mugs\r\nb2,,Electronics > Mobiles\r\n");
+    text.push_str("d1,Pioneer travel mug insulated 10ml,Electronics > Mobiles\r\n");
+    let csv = tmp("edge_train.csv");
+    std::fs::write(&csv, text).unwrap();
+    let model = tmp("edge.shelfwise");
+    let dev = s(&repo().join("tests/fixtures/shop_dev.csv"));
+    let o = shelfwise(&["train", "--train", &s(&csv), "--dev", &dev, "--out", &s(&model), "--epochs", "3", "--buckets", "4096"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("skipped 2 rows with a blank title"), "{err}");
+    assert!(err.contains("note: 1 titles appear under more than one category: every row is kept"), "{err}");
+    let file = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap();
+    // 51 fixture rows + the duplicate; the blank ones are not counted.
+    assert_eq!(file.manifest.training["train_csv"]["rows"], 52);
+    // The header was found through the BOM, and no label carries a '\r'.
+    let plain: std::collections::BTreeSet<String> = src.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().to_string()).collect();
+    let got: std::collections::BTreeSet<String> = file.manifest.labels.iter().cloned().collect();
+    assert_eq!(got, plain);
+}

@@ -59,6 +59,20 @@ fn char_grams(lower: &str, mut f: impl FnMut(&str)) {
     }
 }
 
+/// Which of the recipe's two vectorizers an n-gram belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Word,
+    Char,
+}
+
+/// Every n-gram of the recipe of a lower-cased title, word n-grams first, in analyzer order
+/// (repeats included: they are the term frequencies).
+pub fn for_each_gram(lower: &str, mut f: impl FnMut(Family, &str)) {
+    word_grams(lower, |g| f(Family::Word, g));
+    char_grams(lower, |g| f(Family::Char, g));
+}
+
 /// The two vectorizers of the recipe, fitted together: feature ids `0..n_word` are words, the rest
 /// characters; each family is L2-normalised on its own (two matrices stacked).
 pub struct TfidfVectorizer {
@@ -120,6 +134,17 @@ impl TfidfVectorizer {
 
     pub fn n_features(&self) -> usize {
         self.idf.len()
+    }
+
+    /// Every feature in id order: its family, n-gram and idf.
+    pub fn features(&self) -> Vec<(Family, &str, f32)> {
+        let mut out: Vec<(Family, &str, f32)> = vec![(Family::Word, "", 0.0); self.idf.len()];
+        for (family, vocab) in [(Family::Word, &self.word), (Family::Char, &self.char)] {
+            for (g, &id) in vocab {
+                out[id as usize] = (family, g.as_str(), self.idf[id as usize]);
+            }
+        }
+        out
     }
 
     pub fn transform(&self, title: &str) -> SparseRow {
@@ -246,6 +271,19 @@ impl LinearSvm {
         };
         let weights = map(&train_one, n_classes);
         Self { n_features, weights }
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Class `c`'s weights, one per feature, then its bias.
+    pub fn class_weights(&self, c: usize) -> &[f32] {
+        &self.weights[c]
+    }
+
+    pub fn n_classes(&self) -> usize {
+        self.weights.len()
     }
 
     /// Decision values for every class.

@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod calibration;
 pub mod decision;
+pub mod lexical;
 pub mod metrics;
 pub mod ngram;
 pub mod taxonomy;

@@ -2,6 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use shelfwise_core::calibration::softmax;
+use shelfwise_core::lexical::{stacked, word_count, Lexical, StackBucket};
 use shelfwise_core::{decide, Decision, LabelSpace};
 
 use crate::backend::{ProbeError, PROBE_TITLE};
@@ -51,6 +52,8 @@ pub struct Classifier {
     embedder: Embedder,
     head: Head,
     labels: LabelSpace,
+    /// The lexical part and the stack's buckets, when the file has them.
+    lexical: Option<(Lexical, Vec<StackBucket>)>,
 }
 
 impl Classifier {
@@ -85,7 +88,11 @@ impl Classifier {
         let encoder = crate::encoder::from_tensors(&m.encoder, &tensors)?;
         let head = Head::from_tensors(&m.head, labels.len(), m.encoder.hidden, &tensors)?;
         let tokenizer = TitleTokenizer::from_bytes(file.tokenizer, m.encoder.max_tokens)?;
-        Ok(Self { manifest: m, embedder: Embedder { tokenizer, encoder }, head, labels })
+        let lexical = match &m.lexical {
+            Some(l) => Some((crate::lexical::load(&tensors)?, l.stack.clone())),
+            None => None,
+        };
+        Ok(Self { manifest: m, embedder: Embedder { tokenizer, encoder }, head, labels, lexical })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -125,10 +132,28 @@ impl Classifier {
         self.logits_from_pooled(titles, &pooled)
     }
 
-    /// The head on given pooled embeddings `[titles.len(), hidden]` (the encoder's raw output).
+    /// The head's logits alone, without the lexical part (what training stacks with it).
+    pub fn head_logits(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let pooled = self.embedder.embed(titles)?;
+        let ngrams: Vec<Vec<u32>> = titles.iter().map(|t| self.head.ngram_ids(t)).collect();
+        Ok(self.head.logits(&pooled, &ngrams)?.to_vec2()?)
+    }
+
+    /// The logits on given pooled embeddings `[titles.len(), hidden]` (the encoder's raw output):
+    /// the head's, stacked with the lexical part's scores where the model has one. Every backend
+    /// comes through here, so all of them score the same.
     fn logits_from_pooled(&self, titles: &[&str], pooled: &Tensor) -> Result<Vec<Vec<f32>>> {
         let ngrams: Vec<Vec<u32>> = titles.iter().map(|t| self.head.ngram_ids(t)).collect();
-        Ok(self.head.logits(pooled, &ngrams)?.to_vec2()?)
+        let head: Vec<Vec<f32>> = self.head.logits(pooled, &ngrams)?.to_vec2()?;
+        Ok(match &self.lexical {
+            None => head,
+            Some((lex, stack)) => head.iter().zip(titles).map(|(h, t)| stacked(h, &lex.scores(t), word_count(t), stack)).collect(),
+        })
+    }
+
+    /// The lexical part, when the model has one.
+    pub fn lexical(&self) -> Option<&Lexical> {
+        self.lexical.as_ref().map(|(l, _)| l)
     }
 
     /// The title's token ids as the encoder reads them (checked: `INPUT_TOO_LONG`; cut at the

@@ -4,7 +4,7 @@
 pub enum ModelError {
     #[error("not a shelfwise model file (bad magic bytes)")]
     NotAModel,
-    #[error("model file format version {found} is not supported (this build reads version {supported})")]
+    #[error("model file format version {found} is not supported (this build reads versions up to {supported})")]
     UnsupportedVersion { found: u32, supported: u32 },
     #[error("model file is truncated: {0}")]
     Truncated(String),

@@ -22,7 +22,13 @@ use sha2::{Digest, Sha256};
 use crate::error::{ModelError, Result};
 
 pub const MAGIC: &[u8; 8] = b"SHLFWISE";
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads and writes: 2 for a file with a lexical part
+/// (`Manifest::lexical`), so that a reader from before it refuses the file (`MODEL_VERSION`)
+/// instead of scoring without it; every other file is still written as version 1, byte for byte
+/// what it was.
+pub const FORMAT_VERSION: u32 = 2;
+/// The version of a file without a lexical part.
+pub const FORMAT_VERSION_PLAIN: u32 = 1;
 const HEADER_LEN: usize = 28;
 const CHECKSUM_LEN: usize = 32;
 
@@ -86,6 +92,23 @@ pub struct HeadConfig {
     pub temperature: f32,
 }
 
+/// The lexical part: the baseline's TF-IDF + linear SVM stored compactly (tensors `lexical.*`,
+/// see `crate::lexical`), and the stack that combines its scores with the head's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LexicalConfig {
+    /// Which n-grams the hashes are of; only [`LEXICAL_ANALYZER`] exists.
+    pub analyzer: String,
+    /// Stored n-grams (hashes) and SVM weights.
+    pub features: usize,
+    pub weights: usize,
+    /// Per title-length bucket: the weights of the head's log-probabilities and the SVM's scores.
+    pub stack: Vec<shelfwise_core::lexical::StackBucket>,
+}
+
+/// scikit-learn's word 1–2-grams (`\b\w\w+\b`) and `char_wb` 2–5-grams, sublinear TF, idf, each
+/// family L2-normalised (`shelfwise_core::baseline`).
+pub const LEXICAL_ANALYZER: &str = "tfidf-word-1-2+char_wb-2-5";
+
 /// Where the encoder's weights are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -128,6 +151,10 @@ pub struct Manifest {
     /// their bytes (and hashes) are what they were before quantization existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,
+    /// Set when the model has a lexical part (format version 2). Absent otherwise, so files
+    /// without one are what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<LexicalConfig>,
 }
 
 /// Which weights a model file stores quantized, and how.
@@ -210,7 +237,8 @@ impl ModelFile {
         let k_len = u32::try_from(self.tokenizer.len()).map_err(|_| too_big("tokenizer"))?;
         let mut out = Vec::with_capacity(HEADER_LEN + m.len() + self.tensors.len() + self.tokenizer.len() + CHECKSUM_LEN);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let version = if manifest.lexical.is_some() { FORMAT_VERSION } else { FORMAT_VERSION_PLAIN };
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&m_len.to_le_bytes());
         out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
         out.extend_from_slice(&k_len.to_le_bytes());
@@ -257,7 +285,7 @@ impl<'a> ModelFileRef<'a> {
             return Err(ModelError::Truncated(format!("{} bytes, shorter than the header", b.len())));
         }
         let version = u32_at(b, 8);
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_PLAIN..=FORMAT_VERSION).contains(&version) {
             return Err(ModelError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
         }
         if b.len() < HEADER_LEN {
@@ -294,6 +322,9 @@ impl<'a> ModelFileRef<'a> {
         };
         if payload.is_some_and(|p| p != manifest.payload_sha256) {
             return Err(ModelError::PayloadHashMismatch);
+        }
+        if version < FORMAT_VERSION && manifest.lexical.is_some() {
+            return Err(ModelError::BadManifest(format!("lexical: a lexical part needs format version {FORMAT_VERSION}, the file says {version}")));
         }
         Ok(Self { manifest, tensors: &b[m_end..s_end], tokenizer: &b[s_end..body.len()] })
     }

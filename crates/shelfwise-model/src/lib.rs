@@ -4,9 +4,9 @@
 //!
 //! Layers, bottom up (a module imports only from the layers below it, plus `error` and
 //! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] (the
-//! [`encoder::TitleEncoder`] trait and the CPU encoders) and [`head`] ← [`backend`] (the probe and
-//! fallback rules for another encoder) ← [`classifier`] ← transforms ([`quant`], [`gptq`],
-//! [`part`]) and [`train`].
+//! [`encoder::TitleEncoder`] trait and the CPU encoders), [`head`] and [`lexical`] ← [`backend`]
+//! (the probe and fallback rules for another encoder) ← [`classifier`] ← transforms ([`quant`],
+//! [`gptq`], [`part`]) and [`train`].
 
 pub mod backend;
 pub mod classifier;
@@ -16,6 +16,7 @@ pub mod error;
 pub mod format;
 pub mod gptq;
 pub mod head;
+pub mod lexical;
 pub mod part;
 pub mod progress;
 pub mod quant;

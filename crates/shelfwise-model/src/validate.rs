@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor};
 
 use crate::encoder::{WORD_EMBEDDINGS, WORD_ROWS};
 use crate::error::{ModelError, Result};
-use crate::format::{EncoderConfig, HeadConfig, Manifest, Quantization};
+use crate::format::{EncoderConfig, HeadConfig, LexicalConfig, Manifest, Quantization, LEXICAL_ANALYZER};
 use crate::head::{BIAS, NGRAM_TABLE, NGRAM_WEIGHT};
 use crate::quant::{lowbit_suffix, CODES_SUFFIX, INT8_BLOCK32, INT8_PER_CHANNEL, Q4_BLOCK32};
 
@@ -21,6 +21,12 @@ const MAX_FEATURES: usize = 1 << 16;
 const TEMPERATURE: (f32, f32) = (1e-3, 1e3);
 const MAX_EMBED_SCALE: f32 = 1e4;
 const MAX_LAYER_NORM_EPS: f64 = 1e-2;
+/// The lexical part: n-grams and weights far beyond any shop's (a 1,000-class shop keeps ~10^5 of
+/// each), stack buckets and weights far beyond what a fit gives.
+const MAX_LEXICAL_FEATURES: usize = 1 << 24;
+const MAX_LEXICAL_WEIGHTS: usize = 1 << 28;
+const MAX_STACK_BUCKETS: usize = 16;
+const MAX_STACK_WEIGHT: f32 = 1e3;
 
 fn bad(field: &str, why: impl std::fmt::Display) -> ModelError {
     ModelError::BadManifest(format!("{field}: {why}"))
@@ -34,6 +40,51 @@ pub fn check(m: &Manifest, t: &HashMap<String, Tensor>) -> Result<()> {
     check_labels(&m.labels, t)?;
     if let Some(q) = &m.quantization {
         check_quantization(q, &m.encoder, t)?;
+    }
+    match &m.lexical {
+        Some(l) => check_lexical(l, m.labels.len(), t)?,
+        None if crate::lexical::NAMES.iter().any(|n| t.contains_key(*n)) => return Err(bad("lexical", "missing, but the file holds lexical tensors")),
+        None => {}
+    }
+    Ok(())
+}
+
+fn check_lexical(l: &LexicalConfig, labels: usize, t: &HashMap<String, Tensor>) -> Result<()> {
+    if l.analyzer != LEXICAL_ANALYZER {
+        return Err(bad("lexical.analyzer", format!("{:?} is not {LEXICAL_ANALYZER:?}", l.analyzer)));
+    }
+    if l.features > MAX_LEXICAL_FEATURES {
+        return Err(bad("lexical.features", format!("{} is over {MAX_LEXICAL_FEATURES}", l.features)));
+    }
+    if l.weights > MAX_LEXICAL_WEIGHTS {
+        return Err(bad("lexical.weights", format!("{} is over {MAX_LEXICAL_WEIGHTS}", l.weights)));
+    }
+    use crate::lexical::{BIAS as LEX_BIAS, CLASSES, CODES, COUNTS, HASHES, IDF, SCALES};
+    for name in [HASHES, IDF, COUNTS] {
+        agrees("lexical.features", l.features, vec_len(t, name), &format!("{name} has entries:"))?;
+    }
+    for name in [CLASSES, CODES] {
+        agrees("lexical.weights", l.weights, vec_len(t, name), &format!("{name} has entries:"))?;
+    }
+    for name in [SCALES, LEX_BIAS] {
+        agrees("labels", labels, vec_len(t, name), &format!("{name} has entries:"))?;
+    }
+    // The hashes are binary-searched: they must be sorted (checked again, with the rest, when the
+    // part is loaded; here so that the manifest's field is named).
+    if let Some(h) = t.get(HASHES).filter(|h| h.dtype() == DType::I64 && h.rank() == 1) {
+        let h: Vec<u64> = h.to_vec1::<i64>()?.into_iter().map(|x| x as u64).collect();
+        if h.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(bad("lexical.features", "the n-gram hashes are not sorted and distinct"));
+        }
+    }
+    if l.stack.is_empty() || l.stack.len() > MAX_STACK_BUCKETS {
+        return Err(bad("lexical.stack", format!("{} buckets, must be between 1 and {MAX_STACK_BUCKETS}", l.stack.len())));
+    }
+    if l.stack.windows(2).any(|w| w[0].up_to_words >= w[1].up_to_words) || l.stack[0].up_to_words == 0 {
+        return Err(bad("lexical.stack.up_to_words", "must be positive and strictly increasing"));
+    }
+    if l.stack.iter().any(|b| !(b.head.is_finite() && b.lexical.is_finite() && b.head.abs() <= MAX_STACK_WEIGHT && b.lexical.abs() <= MAX_STACK_WEIGHT)) {
+        return Err(bad("lexical.stack", format!("weights must be finite and at most {MAX_STACK_WEIGHT} in magnitude")));
     }
     Ok(())
 }

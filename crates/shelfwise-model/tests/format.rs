@@ -47,9 +47,9 @@ fn not_a_model() {
 #[test]
 fn wrong_version() {
     let mut b = tiny_bytes();
-    b[8] = 2;
+    b[8] = 3;
     match Classifier::from_bytes(&b) {
-        Err(ModelError::UnsupportedVersion { found: 2, supported: 1 }) => {}
+        Err(ModelError::UnsupportedVersion { found: 3, supported: 2 }) => {}
         other => panic!("{:?}", other.err()),
     }
 }

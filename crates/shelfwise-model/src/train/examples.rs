@@ -45,6 +45,8 @@ pub enum TrainError {
     PartWithQat,
     #[error("is quantized: calibrate the f32 model it was made from (shelfwise dequantize gives it for a --qat model), then quantize that")]
     Quantized,
+    #[error("the model has a lexical part already")]
+    HasLexical,
     #[error("none of its categories is one of the model's {0}")]
     NoKnownCategory(usize),
 }

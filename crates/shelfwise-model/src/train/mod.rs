@@ -7,6 +7,7 @@
 pub mod embed;
 pub mod examples;
 pub mod head;
+pub mod lexical;
 pub mod prior;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -21,10 +22,11 @@ use shelfwise_core::LabelSpace;
 pub use self::embed::EmbeddingCache;
 pub use self::examples::{split_heldout, with_prefixes, DataSource, Example, TrainError};
 pub use self::head::{train_head, EpochReport, Inputs, Samples, TrainConfig, TrainedHead};
+pub use self::lexical::LexicalOptions;
 use crate::classifier::Embedder;
 use crate::encoder::CandleEncoder;
 use crate::error::Result;
-use crate::format::{BaseModel, EncoderConfig, EncoderWeights, HeadConfig, Manifest, ModelFile, PrunedVocab};
+use crate::format::{BaseModel, EncoderConfig, EncoderWeights, HeadConfig, LexicalConfig, Manifest, ModelFile, PrunedVocab, LEXICAL_ANALYZER};
 use crate::part::{merge_part, part_tensors};
 use crate::progress::Progress;
 use crate::quant::{prune_vocab, snap_tensors};
@@ -96,6 +98,9 @@ pub struct TrainOptions {
     pub label_prior: bool,
     /// Also make the head-only part file (not with QAT).
     pub part: bool,
+    /// The lexical part (TF-IDF + linear SVM) and its stack with the head, fitted on held-out
+    /// data; `None`: the head alone, as before.
+    pub lexical: Option<LexicalOptions>,
 }
 
 /// Labelled data: what to train on, and held-out data for epoch selection and calibration
@@ -156,6 +161,16 @@ pub fn run(
     let singletons = counts.values().filter(|&&c| c == 1).count();
     if labels.len() < 2 {
         return Err(TrainError::OneCategory(labels.label_string(0)));
+    }
+    // The same title under different categories: every row is kept (each is a training example,
+    // so the model learns that the title is ambiguous and scores both), and said so.
+    let mut by_title: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for r in &train_rows {
+        by_title.entry(r.title.to_lowercase()).or_default().insert(r.label());
+    }
+    let conflicting = by_title.values().filter(|l| l.len() > 1).count();
+    if conflicting > 0 {
+        progress.note(&format!("note: {conflicting} titles appear under more than one category: every row is kept, each a training example"));
     }
     if singletons > 0 {
         progress
@@ -272,6 +287,22 @@ pub fn run(
         held_logits = Some(fit.logits);
     }
 
+    // The lexical part, and its stack with the head fitted on the held-out texts (titles and
+    // prefixes): the head's logits become the stacked ones, which the temperature calibrates.
+    let mut lexical = None;
+    let mut lexical_record = json!(null);
+    if let (Some(lopts), Some(h), Some(logits)) = (&opts.lexical, &held, &held_logits) {
+        let fit = self::lexical::fit(&train_rows, &labels, lopts, progress)?;
+        let texts = self::lexical::HeldTexts { texts: &held_texts, gold: &h.labels, whole: &held_whole, marker };
+        let (stack, stacked_logits) = self::lexical::stack(&texts, logits, &fit.lexical, progress);
+        lexical_record = self::lexical::record(&fit, lopts, held_texts.len());
+        let cfg = LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: fit.lexical.n_features(), weights: fit.lexical.n_weights(), stack };
+        held_logits = Some(stacked_logits);
+        lexical = Some((cfg, crate::lexical::to_tensors(&fit.lexical)?, fit));
+    } else if opts.lexical.is_some() {
+        progress.note("no held-out texts: no lexical part (its stack is fitted on held-out data)");
+    }
+
     // Calibrate on whole held-out titles: the confidence ECE is measured on.
     let mut calib = json!(null);
     if let (Some(h), Some(logits)) = (&held, &held_logits) {
@@ -279,6 +310,28 @@ pub fn run(
         head_cfg.temperature = fit_temperature_top1(&l, &g);
         calib = json!({ "temperature": head_cfg.temperature, "on": "held-out whole titles", "n": l.len() });
         progress.note(&format!("temperature {:.4} (fitted on {} held-out titles)", head_cfg.temperature, l.len()));
+    }
+
+    // The held-out comparison with the baseline, so a merchant sees at once whether the model
+    // beats TF-IDF on their data.
+    let mut comparison = json!(null);
+    if let (Some(h), Some(logits), Some((_, _, fit))) = (&held, &held_logits, &lexical) {
+        let lopts = opts.lexical.clone().unwrap_or_default();
+        let held = self::lexical::HeldTexts { texts: &held_texts, gold: &h.labels, whole: &held_whole, marker };
+        comparison = self::lexical::compare(&held, logits, head_cfg.temperature, fit, &train_rows, &labels, &lopts, progress)?;
+    }
+    // The held-out rows came from the training CSV: the SVM is fitted again on all its rows (the
+    // baseline's own data), under the stack's weights as fitted. The comparison above was made
+    // before, so it does not see this; the SVM of the file has seen those held-out titles.
+    if let (Some(lopts), Some((cfg, tensors, _)), None) = (&opts.lexical, &mut lexical, &dev_source) {
+        if lopts.refit_all && !heldout_rows.is_empty() {
+            let all: Vec<Example> = train_rows.iter().chain(&heldout_rows).cloned().collect();
+            let fit = self::lexical::fit(&all, &labels, lopts, progress)?;
+            progress.note(&format!("lexical part refitted on all {} rows (held-out figures above are from before)", all.len()));
+            (cfg.features, cfg.weights) = (fit.lexical.n_features(), fit.lexical.n_weights());
+            *tensors = crate::lexical::to_tensors(&fit.lexical)?;
+            lexical_record["refit"] = json!({ "rows": all.len(), "texts": fit.texts, "kept": fit.pruned.kept, "nonzero": fit.pruned.nonzero, "note": "SVM refitted on train + held-out rows after the stack was fitted and the comparison made" });
+        }
     }
 
     let training = json!({
@@ -297,6 +350,8 @@ pub fn run(
         "history": trained.history,
         "calibration": calib,
         "label_prior": prior,
+        "lexical": lexical_record,
+        "heldout_comparison": comparison,
         "seconds": { "embed": embed_secs, "train_head": train_secs, "total": started.elapsed().as_secs_f64() },
         "encoder": if finetune == 0 { "frozen".to_string() } else { format!("top {finetune} blocks fine-tuned") },
         "machine": format!("{} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
@@ -314,7 +369,11 @@ pub fn run(
         metrics: json!({}),
         payload_sha256: String::new(),
         quantization: None,
+        lexical: lexical.as_ref().map(|(cfg, _, _)| cfg.clone()),
     };
+    if let Some((_, t, _)) = lexical {
+        trained.tensors.extend(t);
+    }
     let (tensors, tokenizer, part) = match qat {
         // Every weight already on the scheme's grid: the file holds them as they are.
         Some(q) => {

@@ -111,7 +111,11 @@ pub fn calibrate(
     }
     progress.finish(false);
     let before = training.get("label_prior").filter(|v| !v.is_null()).cloned();
-    if let (true, None) = (label_prior, &before) {
+    if let (true, None, Some(_)) = (label_prior, &before, &manifest.lexical) {
+        // The stack's weights were fitted to the head as it is: a prior added to it now would
+        // move the head under them. Train with the prior instead (the default).
+        progress.note("a model with a lexical part: refitting the temperature only (its stack was fitted without a label prior)");
+    } else if let (true, None) = (label_prior, &before) {
         let qat = match training.get("qat").and_then(|q| q.get("scheme")).and_then(Value::as_str) {
             Some(name) => Some((Scheme::from_manifest_name(name)?, &manifest.encoder)),
             None => None,

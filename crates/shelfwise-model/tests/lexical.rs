@@ -1,0 +1,133 @@
+//! A model with a lexical part: its scores are the head's and the SVM's stacked as the manifest
+//! says (checked against a formula computed here), it is written as format version 2 while a
+//! file without one stays version 1, and every lexical field or tensor that is wrong is a typed
+//! error naming it.
+
+mod common;
+
+use common::{tiny_bytes, tiny_manifest, tiny_tensors};
+use shelfwise_core::baseline::{LinearSvm, SparseRow, TfidfVectorizer, C};
+use shelfwise_core::lexical::{Lexical, StackBucket};
+use shelfwise_model::classifier::tensors_to_bytes;
+use shelfwise_model::format::{reseal, LexicalConfig, ModelFile, LEXICAL_ANALYZER};
+use shelfwise_model::{Classifier, ModelError};
+
+fn serial(f: &(dyn Fn(usize) -> Vec<f32> + Sync), n: usize) -> Vec<Vec<f32>> {
+    (0..n).map(f).collect()
+}
+
+/// The tiny model's labels: 0 Home > Kitchen, 1 Shoes > Kids, 2 Shoes > Running.
+fn lexical() -> Lexical {
+    let titles = ["steel kettle 1.5 l", "electric kettle", "kids school shoes", "velcro kids sandals", "running shoe men", "trail running shoes"];
+    let v = TfidfVectorizer::fit(&titles);
+    let rows: Vec<SparseRow> = titles.iter().map(|t| v.transform(t)).collect();
+    let svm = LinearSvm::train(&rows, &[0, 0, 1, 1, 2, 2], v.n_features(), 3, C, serial);
+    shelfwise_model::lexical::as_stored(&Lexical::from_fitted(&v, &svm, usize::MAX).0).unwrap()
+}
+
+const STACK: [StackBucket; 2] = [StackBucket { up_to_words: 2, head: 1.0, lexical: 0.5 }, StackBucket { up_to_words: u32::MAX, head: 0.25, lexical: 3.0 }];
+
+fn lexical_file(lex: &Lexical) -> ModelFile {
+    let mut m = tiny_manifest();
+    let mut t = tiny_tensors(&m);
+    t.extend(shelfwise_model::lexical::to_tensors(lex).unwrap());
+    m.lexical = Some(LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: lex.n_features(), weights: lex.n_weights(), stack: STACK.to_vec() });
+    ModelFile { manifest: m, tensors: tensors_to_bytes(&t).unwrap(), tokenizer: common::base_tokenizer() }
+}
+
+#[test]
+fn logits_are_the_head_and_the_svm_stacked_per_length_bucket() {
+    let lex = lexical();
+    let bytes = lexical_file(&lex).to_bytes().unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2, "a lexical part is format version 2");
+    assert_eq!(u32::from_le_bytes(tiny_bytes()[8..12].try_into().unwrap()), 1, "a file without one stays version 1");
+    let (plain, stacked) = (Classifier::from_bytes(&tiny_bytes()).unwrap(), Classifier::from_bytes(&bytes).unwrap());
+    for title in ["kettle", "kids running shoes for school", "Steel KETTLE 2 l", "zzz"] {
+        let head = &plain.logits(&[title]).unwrap()[0];
+        let svm = lex.scores(title);
+        // log_softmax in f64, then the bucket's weights (by whitespace words).
+        let max = head.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let lse = max + head.iter().map(|&h| (h as f64 - max).exp()).sum::<f64>().ln();
+        let b = if title.split_whitespace().count() <= 2 { STACK[0] } else { STACK[1] };
+        let want: Vec<f64> = head.iter().zip(&svm).map(|(&h, &s)| b.head as f64 * (h as f64 - lse) + b.lexical as f64 * s as f64).collect();
+        let got = &stacked.logits(&[title]).unwrap()[0];
+        for (w, g) in want.iter().zip(got) {
+            assert!((w - *g as f64).abs() < 1e-5, "{title}: {want:?} vs {got:?}");
+        }
+        // The GPU path's entry point (an embedding computed elsewhere) gives the same decision.
+        let e = stacked.embedding(title).unwrap();
+        let (a, c) = (stacked.suggest(title, 3, 0.0).unwrap(), stacked.suggest_with_embedding(title, &e, 3, 0.0).unwrap());
+        assert_eq!(format!("{a:?}"), format!("{c:?}"));
+    }
+    // With a strong SVM weight, the kettle is the kitchen's on a long title.
+    let top = &stacked.suggest("a steel kettle for the kitchen", 1, 0.0).unwrap().suggestions[0];
+    assert_eq!(top.path.last().map(|p| p.name.as_str()), Some("Kitchen"));
+}
+
+fn code_of(r: Result<Classifier, ModelError>) -> String {
+    match r {
+        Ok(_) => "OK".into(),
+        Err(e) => format!("{}: {e}", e.code()),
+    }
+}
+
+#[test]
+fn a_version_1_header_on_a_lexical_file_is_refused() {
+    let mut bytes = lexical_file(&lexical()).to_bytes().unwrap();
+    bytes[8] = 1;
+    reseal(&mut bytes);
+    let e = code_of(Classifier::from_bytes(&bytes));
+    assert!(e.starts_with("MODEL_MANIFEST") && e.contains("lexical"), "{e}");
+}
+
+#[test]
+fn wrong_lexical_fields_and_tensors_are_typed_errors_naming_them() {
+    let lex = lexical();
+    let load = |f: &dyn Fn(&mut ModelFile)| {
+        let mut file = lexical_file(&lex);
+        f(&mut file);
+        code_of(Classifier::from_bytes(&file.to_bytes().unwrap()))
+    };
+    type Change = Box<dyn Fn(&mut LexicalConfig)>;
+    let manifest_cases: Vec<(&str, Change)> = vec![
+        ("lexical.features", Box::new(|l| l.features += 1)),
+        ("lexical.weights", Box::new(|l| l.weights = 1 << 30)),
+        ("lexical.analyzer", Box::new(|l| l.analyzer = "word-1".into())),
+        ("lexical.stack", Box::new(|l| l.stack.clear())),
+        ("lexical.stack", Box::new(|l| l.stack[1].lexical = 1e9)),
+        ("lexical.stack.up_to_words", Box::new(|l| l.stack[1].up_to_words = 2)),
+        ("lexical.stack.up_to_words", Box::new(|l| l.stack[0].up_to_words = 0)),
+    ];
+    for (field, change) in manifest_cases {
+        let e = load(&|f| change(f.manifest.lexical.as_mut().unwrap()));
+        assert!(e.starts_with("MODEL_MANIFEST") && e.contains(field), "{field}: {e}");
+    }
+    let e = load(&|f| f.manifest.lexical = None);
+    assert!(e.starts_with("MODEL_MANIFEST") && e.contains("lexical"), "tensors without the field: {e}");
+    // Tensors: unsorted hashes, a class id out of range, a missing tensor, a wrong type.
+    let with_tensor = |name: &'static str, change: &dyn Fn(&candle_core::Tensor) -> Option<candle_core::Tensor>| {
+        load(&|f| {
+            let mut t = shelfwise_model::classifier::load_tensors(&f.tensors).unwrap();
+            match change(&t[name]) {
+                Some(x) => t.insert(name.to_string(), x),
+                None => t.remove(name),
+            };
+            f.tensors = tensors_to_bytes(&t).unwrap();
+        })
+    };
+    use shelfwise_model::lexical::{CLASSES, CODES, HASHES, SCALES};
+    let e = with_tensor(HASHES, &|x| {
+        let mut v = x.to_vec1::<i64>().unwrap();
+        v.swap(0, 1);
+        Some(candle_core::Tensor::new(v, &candle_core::Device::Cpu).unwrap())
+    });
+    assert!(e.starts_with("MODEL_MANIFEST") && e.contains("lexical.features") && e.contains("sorted"), "{e}");
+    let e = with_tensor(CLASSES, &|x| Some(x.ones_like().unwrap().affine(0.0, 3.0).unwrap()));
+    assert!(e.starts_with("MODEL_TENSORS") && e.contains("class id"), "{e}");
+    let e = with_tensor(CODES, &|_| None);
+    assert!(e.starts_with("MODEL_MANIFEST") || e.starts_with("MODEL_TENSORS"), "{e}");
+    assert!(e.contains(CODES), "{e}");
+    let e = with_tensor(SCALES, &|x| Some(x.to_dtype(candle_core::DType::F16).unwrap()));
+    assert!(e.starts_with("MODEL_TENSORS") && e.contains(SCALES), "{e}");
+    assert_eq!(load(&|_| {}), "OK");
+}
