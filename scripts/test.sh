@@ -14,6 +14,9 @@ bash scripts/test-python.sh 2>&1
 # The quantized-matmul kernels again in wasm with simd128 (Node, via wasm-bindgen-test-runner from setup).
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-kernels 2>&1
+# The manifest mutations of shelfwise-model's tests, in wasm (Node): a typed error or the same answers, never a trap.
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner WASM_BINDGEN_TEST_TIMEOUT=600 \
+  cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-wasm --test manifest 2>&1
 # ... and with relaxed SIMD (the package's second runtime), in headless chromium: Node 20's
 # experimental relaxed SIMD computes other sums than the spec's.
 WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=300 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/crates/shelfwise-gpu/webdriver.json" \

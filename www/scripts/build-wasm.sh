@@ -43,7 +43,11 @@ CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
   --config 'profile.release.package.gemm-f32.opt-level=3' \
   "${extra[@]}"
 rm -rf "$out"
-wasm-bindgen --target web --remove-name-section --out-dir "$out" "$target/wasm32-unknown-unknown/release/${crate//-/_}.wasm"
+# The runtime's glue also exports __wbg_reset_state: after a trap, `worker: false` restarts on a
+# fresh instance of the same module on the page's thread (see engine.ts).
+reset=()
+[ "$crate" = shelfwise-wasm ] && reset=(--experimental-reset-state-function)
+wasm-bindgen --target web --remove-name-section "${reset[@]}" --out-dir "$out" "$target/wasm32-unknown-unknown/release/${crate//-/_}.wasm"
 # Optional size pass (about -8 % gzip, 1-2 minutes): SHELFWISE_WASM_OPT=1 with binaryen's wasm-opt from npm
 # (`npm i -g binaryen`; Debian's wasm-opt v108 breaks wasm-bindgen output).
 if [ "${SHELFWISE_WASM_OPT:-0}" = 1 ]; then

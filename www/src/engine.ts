@@ -1,7 +1,7 @@
 // Runs where the model runs (the worker, or the page with `worker: false`): loads the wasm module,
 // fetches the model (Cache Storage first, revalidated against the server when online), verifies
 // it by loading it, caches it keyed by its sha256, and answers suggest calls.
-import init, { Classifier as WasmClassifier, fallbackCode, kernels as wasmKernels, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
+import init, { Classifier as WasmClassifier, __wbg_reset_state as resetWasm, fallbackCode, kernels as wasmKernels, trapForTests, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
 import { H_ETAG, H_LM, H_SHA, H_URL, cachedEntries, type Prefetched } from './cache.js';
 import { ShelfwiseError, aborted, type WireError } from './errors.js';
 import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
@@ -18,6 +18,10 @@ export interface EngineOptions {
   gpuWasmUrl: string;
   /** How long a GPU forward may take before it is given up (CreateClassifierOptions.gpuTimeoutMs). */
   gpuTimeoutMs: number;
+  /** How long the server may take to answer a revalidation before the cached copy is used. */
+  revalidateTimeoutMs: number;
+  /** Largest model file downloaded (CreateClassifierOptions.maxModelBytes). */
+  maxModelBytes: number;
   /** The page's read of the cached model (see createClassifier), instead of reading it here. */
   prefetched?: Promise<Prefetched> | null;
   /** The wasm module as the page compiled it (null: it could not; compile from wasmUrl here). */
@@ -27,6 +31,26 @@ export interface EngineOptions {
 type Progress = (e: ProgressEvent) => void;
 
 let wasmReady: Promise<unknown> | null = null;
+
+// The glue holds one wasm instance for this thread. A trap leaves it unusable (an allocator or a
+// borrow caught mid-update), and without a worker a restart runs on this same thread: the instance
+// is replaced at once (the glue's __wbg_reset_state, see build-wasm.sh: fresh memory, the module
+// already compiled), and engines built on the old one throw StaleInstance, a trap of their own,
+// so that their classifiers restart too (their objects point into the old memory).
+let generation = 0;
+
+class StaleInstance extends WebAssembly.RuntimeError {}
+
+/** Whether `e` is a wasm trap; if it is a real one, the instance is replaced before the next call. */
+export function trapped(e: unknown): boolean {
+  if (!(e instanceof WebAssembly.RuntimeError)) return false;
+  if (!(e instanceof StaleInstance) && wasmReady) {
+    generation += 1;
+    wasmReady = wasmReady.then(() => (resetWasm(), warmUp(!subtle)));
+    wasmReady.catch(() => (wasmReady = null));
+  }
+  return true;
+}
 
 const subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle;
 
@@ -128,11 +152,24 @@ async function findEntry(cache: Cache, opts: EngineOptions): Promise<CacheEntry 
   return found ? { key: found.key, header: (n) => found.res.headers.get(n), read: () => found.res.arrayBuffer() } : null;
 }
 
-async function readBody(res: Response, fromCache: boolean, onProgress: Progress, signal?: AbortSignal): Promise<Uint8Array<ArrayBuffer>> {
+function tooBig(url: string, bytes: number, max: number): ShelfwiseError {
+  return new ShelfwiseError('MODEL_FETCH', `the model at ${url} is ${bytes} bytes or more, over maxModelBytes (${max})`);
+}
+
+async function readBody(res: Response, fromCache: boolean, onProgress: Progress, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array<ArrayBuffer>> {
   const len = Number(res.headers.get('content-length'));
   // content-length is the encoded size when the server compresses: only trust it for identity.
   const total = len > 0 && !res.headers.get('content-encoding') ? len : null;
-  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  // A huge announced (or actual) length is refused before it is allocated, not after.
+  if (len > maxBytes) {
+    await res.body?.cancel().catch(() => {});
+    throw tooBig(res.url, len, maxBytes);
+  }
+  if (!res.body) {
+    const all = new Uint8Array(await res.arrayBuffer());
+    if (all.length > maxBytes) throw tooBig(res.url, all.length, maxBytes);
+    return all;
+  }
   const reader = res.body.getReader();
   let buf = new Uint8Array(total ?? 1 << 20);
   let loaded = 0;
@@ -144,8 +181,12 @@ async function readBody(res: Response, fromCache: boolean, onProgress: Progress,
     }
     const { done, value } = await reader.read();
     if (done) break;
+    if (loaded + value.length > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooBig(res.url, loaded + value.length, maxBytes);
+    }
     if (loaded + value.length > buf.length) {
-      const bigger = new Uint8Array(Math.max(buf.length * 2, loaded + value.length));
+      const bigger = new Uint8Array(Math.min(maxBytes, Math.max(buf.length * 2, loaded + value.length)));
       bigger.set(buf.subarray(0, loaded));
       buf = bigger;
     }
@@ -205,6 +246,16 @@ async function fetchModel(url: string, validators: Record<string, string>, signa
   }
 }
 
+const TIMED_OUT = Symbol('timed out');
+
+/** `p`, or TIMED_OUT once `ms` have passed (no limit past setTimeout's 2^31 - 1 ms). */
+function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  if (!(ms <= 2 ** 31 - 1)) return p;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, ms))));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress: Progress, signal?: AbortSignal): Promise<Loaded> {
   const cache = await openCache(opts.cache);
   const entry = cache ? await findEntry(cache, opts) : null;
@@ -215,10 +266,22 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
   let res: Response | null = null;
   if (entry && cache) {
     // Build the model from the cached copy while the server is asked whether it changed (with no
-    // validator to ask with, never re-download). Offline, the cached copy is the answer.
-    const asked = etag || lastModified ? fetchModel(opts.modelUrl, validators, signal).catch((e: unknown) => e) : null;
+    // validator to ask with, never re-download). Offline, the cached copy is the answer; so it is
+    // when the server has not answered within revalidateTimeoutMs (a hung request must not hold
+    // up a verified copy): the question is then withdrawn.
+    const started = performance.now();
+    const ask = new AbortController();
+    const withdraw = () => ask.abort();
+    signal?.addEventListener('abort', withdraw, { once: true });
+    const asked = etag || lastModified ? fetchModel(opts.modelUrl, validators, ask.signal).catch((e: unknown) => e) : null;
     const loaded = await loadFromCache(cache, entry, wasm, onProgress, signal);
-    const answer = await asked;
+    const answer = loaded && asked ? await within(asked, opts.revalidateTimeoutMs - (performance.now() - started)) : await asked;
+    signal?.removeEventListener('abort', withdraw);
+    if (answer === TIMED_OUT) {
+      ask.abort();
+      console.warn(`shelfwise: no answer from ${opts.modelUrl} in ${opts.revalidateTimeoutMs} ms; using the cached copy`);
+      return loaded as Loaded;
+    }
     if (answer instanceof Error && (answer as { code?: string }).code === 'ABORTED') {
       loaded?.clf.free();
       throw answer;
@@ -240,7 +303,7 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
   let sha: string | null;
   let digests: Digests | null;
   try {
-    bytes = await readBody(res, false, onProgress, signal);
+    bytes = await readBody(res, false, onProgress, opts.maxModelBytes, signal);
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fromCache: false });
     ({ clf, sha, digests } = await verifyAndLoad(bytes, 'network', wasm)); // throws MODEL_CORRUPT etc.: nothing bad gets cached
   } catch (e) {
@@ -407,11 +470,18 @@ export class Engine {
     /** The WebGPU encoder while it works; null on wasm (never chosen, unavailable, or failed). */
     private gpu: GpuEncoder | null,
     private readonly gpuTimeoutMs: number,
+    private readonly generation: number,
   ) {}
+
+  /** Throws StaleInstance when the wasm instance this engine was built on has been replaced (see `trapped`). */
+  private live(): void {
+    if (this.generation !== generation) throw new StaleInstance('the wasm instance trapped and was replaced: this classifier restarts');
+  }
 
   static async create(opts: EngineOptions, onProgress: Progress, signal?: AbortSignal): Promise<Engine> {
     // Compile the wasm while the model is read (from the cache or the network).
     const wasm = initWasm(opts.wasmUrl, opts.compiled, opts.fallbackWasmUrl);
+    const gen = generation;
     wasm.catch(() => {}); // reported where it is awaited
     const loaded = await loadModel(opts, wasm, onProgress, signal);
     const manifest = loaded.clf.manifest() as Record<string, unknown> & { name: string; labels: string[]; payload_sha256: string };
@@ -448,7 +518,7 @@ export class Engine {
       manifest,
     };
     onProgress({ phase: 'ready', loaded: loaded.bytes, total: loaded.bytes, fromCache: loaded.fromCache });
-    return new Engine(loaded.clf, info, gpu, opts.gpuTimeoutMs);
+    return new Engine(loaded.clf, info, gpu, opts.gpuTimeoutMs, gen);
   }
 
   /**
@@ -458,6 +528,7 @@ export class Engine {
    * this same request on wasm, with `fallback` set.
    */
   async suggest(title: string, k: number, threshold: number): Promise<EngineResult> {
+    this.live();
     const t0 = performance.now();
     let fallback: BackendFallback | undefined;
     if (this.gpu && title.trim()) {
@@ -487,6 +558,7 @@ export class Engine {
     let fallback: BackendFallback | undefined;
     let backend: Backend = this.gpu ? 'webgpu' : 'wasm';
     for (let i = 0; i < titles.length; i += MANY_CHUNK) {
+      this.live(); // a title answered between chunks may have trapped
       const t0 = performance.now();
       const chunk = titles.slice(i, i + MANY_CHUNK);
       const errors = chunk.map((t, j): WireError | null => {
@@ -530,6 +602,19 @@ export class Engine {
       row += 1;
       return this.clf.suggestWithEmbedding(t, e, k, threshold) as Decision;
     });
+  }
+
+  /** Bytes of this thread's wasm memory (it grows, never shrinks: a leak shows here). */
+  async wasmBytes(): Promise<number> {
+    this.live();
+    const exports = (await init()) as { memory: WebAssembly.Memory }; // initialised already: the current instance's exports
+    return exports.memory.buffer.byteLength;
+  }
+
+  /** Test hook (see trapForTests in shelfwise-wasm): traps the wasm instance. */
+  trap(): void {
+    this.live();
+    trapForTests();
   }
 
   /** A GPU failure: drops the GPU for good (later requests run on wasm) and says why. */

@@ -3,13 +3,13 @@
 // single titles queued during a batch run between its chunks; cancelled ones (superseded while
 // queued) are skipped.
 import type { Prefetched } from './cache.js';
-import { Engine } from './engine.js';
+import { Engine, trapped } from './engine.js';
 import { aborted, toWire } from './errors.js';
 import type { Request, Response } from './protocol.js';
 
 export function createHost(post: (msg: Response) => void): (msg: Request) => void {
   let engine: Engine | null = null;
-  const queue: Array<Extract<Request, { type: 'suggest' | 'suggest-many' }>> = [];
+  const queue: Array<Extract<Request, { type: 'suggest' | 'suggest-many' | 'trap' | 'memory' }>> = [];
   const cancelled = new Set<number>();
   let scheduled = false; // a drain is queued or running
   const running = new Set<number>(); // being answered (a batch, and a title between its chunks)
@@ -17,7 +17,7 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
   let onCompiled: ((m: WebAssembly.Module | null) => void) | null = null;
   const tick = () => new Promise((r) => setTimeout(r, 0)); // lets queued messages (cancel, suggest) arrive
 
-  const answer = async (req: Extract<Request, { type: 'suggest' | 'suggest-many' }>) => {
+  const answer = async (req: Extract<Request, { type: 'suggest' | 'suggest-many' | 'trap' | 'memory' }>) => {
     if (!engine) {
       post({ type: 'error', id: req.id, error: { code: 'INTERNAL', message: 'model not loaded' }, fatal: false });
       return;
@@ -25,7 +25,12 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
     const id = req.id;
     running.add(id);
     try {
-      if (req.type === 'suggest-many') {
+      if (req.type === 'trap') {
+        engine.trap();
+      } else if (req.type === 'memory') {
+        const heap = (performance as { memory?: { usedJSHeapSize: number } }).memory;
+        post({ type: 'memory', id, wasmBytes: await engine.wasmBytes(), jsHeapBytes: heap ? heap.usedJSHeapSize : null });
+      } else if (req.type === 'suggest-many') {
         const total = req.titles.length;
         const r = await engine.suggestMany(req.titles, req.k, req.threshold, async (done) => {
           post({ type: 'many-progress', id, done, total });
@@ -45,7 +50,7 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
       }
     } catch (e) {
       // A wasm trap (a bug, never expected) leaves the instance unusable: the client restarts it.
-      post({ type: 'error', id, error: toWire(e), fatal: e instanceof WebAssembly.RuntimeError });
+      post({ type: 'error', id, error: toWire(e), fatal: trapped(e) });
     } finally {
       running.delete(id);
       cancelled.delete(id);
@@ -72,7 +77,7 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
             engine = e;
             post({ type: 'ready', info: e.info });
           },
-          (e: unknown) => post({ type: 'init-error', error: toWire(e) }),
+          (e: unknown) => post({ type: 'init-error', error: toWire(e), ...(trapped(e) ? { fatal: true } : {}) }),
         );
         break;
       }
@@ -86,6 +91,8 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
         break;
       case 'suggest':
       case 'suggest-many':
+      case 'trap':
+      case 'memory':
         queue.push(msg);
         if (!scheduled) {
           scheduled = true;

@@ -19,7 +19,7 @@ interface Port {
 }
 
 interface Pending {
-  resolve: (m: Extract<Response, { type: 'result' | 'result-many' }>) => void;
+  resolve: (m: Extract<Response, { type: 'result' | 'result-many' | 'memory' }>) => void;
   reject: (e: ShelfwiseError) => void;
   group: string | null;
   cleanup: () => void;
@@ -107,6 +107,31 @@ function relaxedSimdWorks(): boolean {
  */
 const DEFAULT_GPU_TIMEOUT_MS = 60_000;
 
+/** A verified cached copy is used when the server has not said within this long whether it changed. */
+const DEFAULT_REVALIDATE_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_MODEL_BYTES = 512 * 2 ** 20;
+
+/**
+ * Restarts after crashes (a trap, a dead worker): the n-th in a row waits RESTART_BACKOFF_MS ·
+ * 2^(n-1); after MAX_RESTARTS in a row with no answer between them, the classifier stops
+ * restarting and every call fails with WORKER (a model that traps on every title must not loop).
+ */
+const RESTART_BACKOFF_MS = 250;
+const MAX_RESTARTS = 3;
+
+/** The test hook's key on a classifier (see trapForTests in shelfwise-wasm): not part of the API. */
+const TRAP_FOR_TESTS = Symbol.for('shelfwise.trapForTests');
+/** Diagnostics for the soak benchmark (www/bench/soak.mjs), not part of the API: resolves to
+ * `{ wasmBytes, jsHeapBytes }` of the context the model runs in (jsHeapBytes null in a worker). */
+const MEMORY_FOR_TESTS = Symbol.for('shelfwise.memory');
+
+function checkMs(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !(v > 0)) {
+    throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: ${name} must be a positive number (or Infinity), got ${String(v)}`);
+  }
+  return v;
+}
+
 /** Loads the model (from the persistent cache when it is there) and starts the classifier. */
 export async function createClassifier(options: CreateClassifierOptions): Promise<Classifier> {
   if (!options || options.modelUrl == null) throw new ShelfwiseError('INVALID_ARGUMENT', 'createClassifier: modelUrl is required');
@@ -118,6 +143,8 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
   if (typeof gpuTimeoutMs !== 'number' || !(gpuTimeoutMs > 0)) {
     throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: gpuTimeoutMs must be a positive number of ms (or Infinity), got ${String(gpuTimeoutMs)}`);
   }
+  const revalidateTimeoutMs = checkMs('revalidateTimeoutMs', options.revalidateTimeoutMs ?? DEFAULT_REVALIDATE_TIMEOUT_MS);
+  const maxModelBytes = checkMs('maxModelBytes', options.maxModelBytes ?? DEFAULT_MAX_MODEL_BYTES);
   const plainWasm = abs(new URL('./shelfwise_wasm_bg.wasm', import.meta.url));
   const relaxed = options.wasmUrl === undefined && relaxedSimdWorks();
   const init: Extract<Request, { type: 'init' }> = {
@@ -131,6 +158,8 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     // `gpuUrl` set, the wasm sits next to it.
     gpuWasmUrl: options.gpuUrl !== undefined ? new URL('./shelfwise_wasm_gpu_bg.wasm', abs(options.gpuUrl)).href : abs(new URL('./shelfwise_wasm_gpu_bg.wasm', import.meta.url)),
     gpuTimeoutMs,
+    revalidateTimeoutMs,
+    maxModelBytes,
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,
     prefetch: false,
@@ -154,6 +183,8 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
   let epoch = 0; // bumped when the worker is dropped: a port that opens after that is stopped
   let onReady: ((i: ModelInfo) => void) | null = null;
   let onInitError: ((e: ShelfwiseError) => void) | null = null;
+  let crashes = 0; // in a row: since the last answer
+  let lastCrash: ShelfwiseError | null = null;
 
   const failAll = (e: ShelfwiseError) => {
     for (const [id, p] of pending) {
@@ -162,12 +193,17 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
       p.reject(e);
     }
   };
-  const crash = (e: ShelfwiseError) => {
+  /** `counted`: a trap or a dead worker (not a failed download or an abort), which backs off the next start. */
+  const crash = (e: ShelfwiseError, counted = true) => {
     // The worker is gone or unusable: drop it; the next call starts a fresh one (model from cache).
     port?.terminate();
     port = null;
     starting = null;
     epoch += 1;
+    if (counted) {
+      crashes += 1;
+      lastCrash = e;
+    }
     onInitError?.(e);
     failAll(e);
   };
@@ -191,11 +227,13 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         }
         break;
       case 'init-error':
-        crash(fromWire(m.error));
+        crash(fromWire(m.error), m.fatal === true);
         break;
       case 'result':
       case 'result-many':
+      case 'memory':
       case 'error': {
+        if (!(m.type === 'error' && m.fatal)) crashes = 0; // an answer: this instance works
         const p = pending.get(m.id);
         if (m.type === 'error' && m.fatal) crash(fromWire(m.error));
         if (!p) return; // superseded or aborted meanwhile
@@ -212,6 +250,10 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
   };
 
   const start = (): Promise<ModelInfo> => {
+    if (crashes > MAX_RESTARTS) {
+      const last = lastCrash ? `${lastCrash.code}: ${lastCrash.message}` : 'unknown';
+      return Promise.reject(new ShelfwiseError('WORKER', `the classifier failed ${crashes} times in a row and is not restarted again (last: ${last})`));
+    }
     starting ??= new Promise<ModelInfo>((resolve, reject) => {
       onReady = (i) => {
         info = i;
@@ -225,7 +267,13 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
       compiled ??= prefetch ? compileOnPage(init.wasmUrl) : null;
       const cached = !prefetch ? null : init.cache === false ? Promise.resolve({ looked: true, copy: null }) : readCachedCopy(init.cache, init.modelUrl);
       const mine = epoch;
-      openPort(workerMode, workerUrl, onMessage, crash).then((p) => {
+      // After crashes in a row, wait before the next start (a model that traps on every title
+      // must not spin the CPU restarting).
+      const backoff = crashes > 0 ? RESTART_BACKOFF_MS * 2 ** (crashes - 1) : 0;
+      const opened = backoff ? new Promise((r) => setTimeout(r, backoff)) : Promise.resolve();
+      opened.then(() => (disposed || epoch !== mine ? null : openPort(workerMode, workerUrl, onMessage, crash))).then((p) => {
+        // Dropped while backing off: a crash or an abort settled this start already; a dispose did not.
+        if (!p) return epoch === mine ? onInitError?.(new ShelfwiseError('DISPOSED', 'this classifier was disposed')) : undefined;
         // Aborted or disposed before the port opened: nothing else will stop this worker.
         if (disposed || epoch !== mine) return p.terminate();
         port = p;
@@ -248,7 +296,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
 
   const signal = options.signal;
   const first = start();
-  const abortLoad = () => crash(aborted('model loading'));
+  const abortLoad = () => crash(aborted('model loading'), false);
   signal?.addEventListener('abort', abortLoad, { once: true });
   try {
     if (signal?.aborted) abortLoad();
@@ -286,7 +334,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         p.reject(aborted());
       }
     }
-    return new Promise<Extract<Response, { type: 'result' | 'result-many' }>>((resolve, reject) => {
+    return new Promise<Extract<Response, { type: 'result' | 'result-many' | 'memory' }>>((resolve, reject) => {
       const onAbort = () => {
         if (!pending.delete(id)) return;
         port?.post({ type: 'cancel', id });
@@ -335,5 +383,10 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
       port = null;
     },
   };
+  // Test hook (not enumerable, not in the types): traps the wasm instance; rejects with its error.
+  Object.defineProperty(classifier, TRAP_FOR_TESTS, { value: () => request(null, undefined, (id) => ({ type: 'trap', id })) });
+  Object.defineProperty(classifier, MEMORY_FOR_TESTS, {
+    value: () => request(null, undefined, (id) => ({ type: 'memory', id })).then((m) => (m.type === 'memory' ? { wasmBytes: m.wasmBytes, jsHeapBytes: m.jsHeapBytes } : null)),
+  });
   return classifier;
 }

@@ -6,21 +6,28 @@ import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, Pro
 /** Main thread -> worker. */
 export type Request =
   /** `prefetch`: 'compiled' (the page's wasm module) and 'prefetched' (its read of the cached model) follow. */
-  | { type: 'init'; modelUrl: string; wasmUrl: string; fallbackWasmUrl?: string; gpuUrl: string; gpuWasmUrl: string; gpuTimeoutMs: number; cache: string | false; backend: BackendRequest; prefetch: boolean }
+  | { type: 'init'; modelUrl: string; wasmUrl: string; fallbackWasmUrl?: string; gpuUrl: string; gpuWasmUrl: string; gpuTimeoutMs: number; revalidateTimeoutMs: number; maxModelBytes: number; cache: string | false; backend: BackendRequest; prefetch: boolean }
   | { type: 'prefetched'; result: Prefetched }
   | { type: 'compiled'; module: WebAssembly.Module | null }
   | { type: 'suggest'; id: number; title: string; k: number; threshold: number }
   | { type: 'suggest-many'; id: number; titles: string[]; k: number; threshold: number }
-  | { type: 'cancel'; id: number };
+  | { type: 'cancel'; id: number }
+  /** Test hook: traps the wasm instance (see trapForTests in shelfwise-wasm). */
+  | { type: 'trap'; id: number }
+  /** Diagnostics (www/bench/soak.mjs): the wasm memory and JS heap where the model runs. */
+  | { type: 'memory'; id: number };
 
 /** Worker -> main thread. */
 export type Response =
   | { type: 'progress'; event: ProgressEvent }
   | { type: 'ready'; info: ModelInfo }
-  | { type: 'init-error'; error: WireError }
+  /** `fatal`: the wasm instance trapped while loading (a restart backs off, as after any trap). */
+  | { type: 'init-error'; error: WireError; fatal?: boolean }
   | { type: 'result'; id: number; decision: Decision; elapsedMs: number; backend: Backend; fallback?: BackendFallback }
   /** After each chunk of a batch: `done` of `total` titles. */
   | { type: 'many-progress'; id: number; done: number; total: number }
   /** `elapsedMs`: the batch's own time in the worker; a title over the limit has its own error. */
   | { type: 'result-many'; id: number; items: ManyItem[]; elapsedMs: number; backend: Backend; fallback?: BackendFallback }
-  | { type: 'error'; id: number; error: WireError; fatal: boolean };
+  | { type: 'error'; id: number; error: WireError; fatal: boolean }
+  /** `jsHeapBytes`: null where the context has no `performance.memory` (a worker). */
+  | { type: 'memory'; id: number; wasmBytes: number; jsHeapBytes: number | null };

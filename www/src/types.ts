@@ -105,6 +105,17 @@ export interface CreateClassifierOptions {
    * seconds a title, and once took over a minute for its first forward on a 2-core CI machine.
    */
   gpuTimeoutMs?: number;
+  /**
+   * With a cached copy: how long the server may take, in ms, to answer whether the model changed
+   * before the verified cached copy is used as it is (the question is then withdrawn; the next
+   * start asks again). Default 5 000; `Infinity` waits for the answer.
+   */
+  revalidateTimeoutMs?: number;
+  /**
+   * Largest model file downloaded, in bytes (default 512 MiB): a larger `Content-Length`, or a
+   * body that grows past it, fails with `MODEL_FETCH` before it is allocated.
+   */
+  maxModelBytes?: number;
   /** Download and load progress. */
   onProgress?: (event: ProgressEvent) => void;
   /**

@@ -81,6 +81,26 @@ mod bindings {
         value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_error("INTERNAL", &format!("cannot convert result to JS: {e}")))
     }
 
+    /// Set by [`trap_for_tests`]: this instance trapped, and loads no model again.
+    static TRAPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Test hook of the package's browser tests: traps this wasm instance (a
+    /// `WebAssembly.RuntimeError`, as a bug would) and marks it unusable, standing in for what a
+    /// real trap can leave behind (an allocator or a borrow caught mid-update): `Classifier.load`
+    /// then fails with `INTERNAL`. The package must restart on a fresh instance.
+    #[wasm_bindgen(js_name = trapForTests)]
+    pub fn trap_for_tests() {
+        TRAPPED.store(true, std::sync::atomic::Ordering::SeqCst);
+        core::arch::wasm32::unreachable()
+    }
+
+    fn usable() -> Result<(), JsValue> {
+        match TRAPPED.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Err(js_error("INTERNAL", "this wasm instance trapped earlier: start a new one")),
+            false => Ok(()),
+        }
+    }
+
     /// A loaded, verified model.
     #[wasm_bindgen]
     pub struct Classifier {
@@ -92,6 +112,7 @@ mod bindings {
         /// Parses and fully verifies a model file (checksums included). Throws `Error{code}`.
         pub fn load(bytes: &[u8]) -> Result<Classifier, JsValue> {
             install_panic_hook();
+            usable()?;
             shelfwise_model::Classifier::from_bytes(bytes).map(|inner| Classifier { inner }).map_err(model_error)
         }
 
@@ -104,6 +125,7 @@ mod bindings {
         #[wasm_bindgen(js_name = loadWithDigests)]
         pub fn load_with_digests(bytes: &[u8], body_sha256: String, payload_sha256: Option<String>) -> Result<Classifier, JsValue> {
             install_panic_hook();
+            usable()?;
             let d = shelfwise_model::format::Digests { body: body_sha256, payload: payload_sha256 };
             shelfwise_model::Classifier::from_bytes_with_digests(bytes, &d).map(|inner| Classifier { inner }).map_err(model_error)
         }
