@@ -23,6 +23,10 @@ use crate::error::{ModelError, Result};
 
 pub const MAGIC: &[u8; 8] = b"SHLFWISE";
 pub const FORMAT_VERSION: u32 = 1;
+/// The version of a file with an adaptation section: a version-1 reader would ignore it and
+/// answer over the model's own labels, so such files say 2. Files without one are still written
+/// as version 1 (their bytes unchanged); both are read.
+pub const FORMAT_VERSION_ADAPTED: u32 = 2;
 const HEADER_LEN: usize = 28;
 const CHECKSUM_LEN: usize = 32;
 
@@ -128,6 +132,28 @@ pub struct Manifest {
     /// their bytes (and hashes) are what they were before quantization existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,
+    /// Set by `shelfwise adapt` (see `crate::adapter`): the shop's label space, scored by the
+    /// adaptation layer over this model's encoder and head. Absent otherwise, so other files keep
+    /// their bytes and format version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptation: Option<Adaptation>,
+}
+
+/// What an adapted model predicts over and how (its tensors are `adapt.*`, see `crate::adapter`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Adaptation {
+    /// The shop's label paths, `"A > B > C"`, distinct, normalised and sorted: what the file's
+    /// suggestions are over (the head keeps `labels`, the model's own).
+    pub labels: Vec<String>,
+    /// The component scores the combination weighs, in the order of the `adapt.weights` tensor.
+    pub features: Vec<String>,
+    /// Titles in the example memory.
+    pub examples: usize,
+    /// The memory's cap (beyond it the eviction rule of `crate::adapt` applies).
+    pub max_examples: usize,
+    /// Free-form: how the weights were chosen (cross-validation size, prior), input counts.
+    #[serde(default)]
+    pub fit: serde_json::Value,
 }
 
 /// Which weights a model file stores quantized, and how.
@@ -210,7 +236,8 @@ impl ModelFile {
         let k_len = u32::try_from(self.tokenizer.len()).map_err(|_| too_big("tokenizer"))?;
         let mut out = Vec::with_capacity(HEADER_LEN + m.len() + self.tensors.len() + self.tokenizer.len() + CHECKSUM_LEN);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let version = if manifest.adaptation.is_some() { FORMAT_VERSION_ADAPTED } else { FORMAT_VERSION };
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&m_len.to_le_bytes());
         out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
         out.extend_from_slice(&k_len.to_le_bytes());
@@ -257,8 +284,8 @@ impl<'a> ModelFileRef<'a> {
             return Err(ModelError::Truncated(format!("{} bytes, shorter than the header", b.len())));
         }
         let version = u32_at(b, 8);
-        if version != FORMAT_VERSION {
-            return Err(ModelError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_ADAPTED {
+            return Err(ModelError::UnsupportedVersion { found: version, supported: FORMAT_VERSION_ADAPTED });
         }
         if b.len() < HEADER_LEN {
             return Err(ModelError::Truncated(format!("{} bytes, shorter than the header", b.len())));
@@ -294,6 +321,12 @@ impl<'a> ModelFileRef<'a> {
         };
         if payload.is_some_and(|p| p != manifest.payload_sha256) {
             return Err(ModelError::PayloadHashMismatch);
+        }
+        if (version == FORMAT_VERSION_ADAPTED) != manifest.adaptation.is_some() {
+            return Err(ModelError::BadManifest(format!(
+                "adaptation: a version-{version} file must {}have one",
+                if version == FORMAT_VERSION { "not " } else { "" }
+            )));
         }
         Ok(Self { manifest, tensors: &b[m_end..s_end], tokenizer: &b[s_end..body.len()] })
     }

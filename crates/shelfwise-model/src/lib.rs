@@ -6,6 +6,8 @@
 //! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] and
 //! [`head`] ← [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]) and [`train`].
 
+pub mod adapt;
+pub mod adapter;
 pub mod classifier;
 pub mod codec;
 pub mod encoder;

@@ -47,9 +47,17 @@ fn not_a_model() {
 #[test]
 fn wrong_version() {
     let mut b = tiny_bytes();
-    b[8] = 2;
+    b[8] = 3;
     match Classifier::from_bytes(&b) {
-        Err(ModelError::UnsupportedVersion { found: 2, supported: 1 }) => {}
+        Err(ModelError::UnsupportedVersion { found: 3, supported: 2 }) => {}
+        other => panic!("{:?}", other.err()),
+    }
+    // Version 2 is an adapted file's: a plain manifest under it is refused, not misread.
+    let mut b = tiny_bytes();
+    b[8] = 2;
+    shelfwise_model::format::reseal(&mut b);
+    match Classifier::from_bytes(&b) {
+        Err(ModelError::BadManifest(m)) => assert!(m.starts_with("adaptation:"), "{m}"),
         other => panic!("{:?}", other.err()),
     }
 }

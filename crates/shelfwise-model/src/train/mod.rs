@@ -312,6 +312,7 @@ pub fn run(
         metrics: json!({}),
         payload_sha256: String::new(),
         quantization: None,
+        adaptation: None,
     };
     let (tensors, tokenizer, part) = match qat {
         // Every weight already on the scheme's grid: the file holds them as they are.

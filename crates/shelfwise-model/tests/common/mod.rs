@@ -62,6 +62,7 @@ pub fn tiny_manifest() -> Manifest {
         metrics: serde_json::Value::Null,
         payload_sha256: String::new(),
         quantization: None,
+        adaptation: None,
     }
 }
 
