@@ -112,6 +112,7 @@ pub struct Memory {
     rows: Vec<Vec<f32>>,
     /// Per label: Σ of its examples' unit embeddings (zeros for none) and their count.
     sums: Vec<Vec<f32>>,
+    sums_sq: Vec<f32>,
     counts: Vec<usize>,
     /// Per example: the dot of its embedding with its own label's sum (for leave-one-out).
     self_dot: Vec<f32>,
@@ -169,9 +170,10 @@ impl Memory {
             counts[l] += 1;
         }
         let self_dot = rows.iter().zip(&labels).map(|(r, &l)| dot(r, &sums[l])).collect();
+        let sums_sq = sums.iter().map(|s| dot(s, s)).collect();
         let emb = if n == 0 { None } else { Some(Tensor::from_vec(unit, (n, hidden), &Device::Cpu)?) };
         let tfidf = (n > 0).then(|| Lexical::new(&titles, &labels, n_labels, svm));
-        Ok(Self { titles, labels, emb, rows, sums, counts, self_dot, tfidf })
+        Ok(Self { titles, labels, emb, rows, sums, sums_sq, counts, self_dot, tfidf })
     }
 
     pub fn len(&self) -> usize {
@@ -380,7 +382,7 @@ impl Adapter {
                     }
                     Feature::EmbCentroid if !m.is_empty() => {
                         for j in 0..l {
-                            let (mut d, mut sq, mut n) = (cent[b][j], dot(&m.sums[j], &m.sums[j]), m.counts[j]);
+                            let (mut d, mut sq, mut n) = (cent[b][j], m.sums_sq[j], m.counts[j]);
                             if let Some(i) = ex.filter(|&i| m.labels[i] == j) {
                                 d -= dot(&unit_rows[b], &m.rows[i]);
                                 sq += -2.0 * m.self_dot[i] + dot(&m.rows[i], &m.rows[i]);
