@@ -1,5 +1,6 @@
 //! The `shelfwise` command.
 
+mod adapt;
 mod args;
 mod backend;
 mod bench;
@@ -125,6 +126,9 @@ enum Cmd {
     /// Time models on this machine side by side: load, one title and every keystroke of a few
     /// titles on one thread, a catalogue on all cores, memory (ratios to the first model).
     Bench(bench::BenchArgs),
+    /// Adapt a model to a shop's taxonomy and labelled examples (no training: seconds); writes a
+    /// model file that classify, eval, bench and the browser package use as any other.
+    Adapt(adapt::AdaptArgs),
     /// Print a model file's manifest (after verifying the file).
     Inspect {
         #[arg(long, default_value_os_t = default_model())]
@@ -153,6 +157,7 @@ fn run() -> Result<()> {
         }
         Cmd::AddLexical(a) => train::add_lexical(a),
         Cmd::Eval(a) => eval::run(a),
+        Cmd::Adapt(a) => adapt::run(a),
         Cmd::Classify(a) => classify::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Assemble { part, base, out } => {
@@ -214,6 +219,9 @@ fn run() -> Result<()> {
             let mut m = serde_json::to_value(&f.manifest)?;
             let n = f.manifest.labels.len();
             m["labels"] = serde_json::json!(format!("{n} labels"));
+            if let Some(a) = &f.manifest.adaptation {
+                m["adaptation"]["labels"] = serde_json::json!(format!("{} labels", a.labels.len()));
+            }
             println!("{}", serde_json::to_string_pretty(&m)?);
             Ok(())
         }

@@ -197,6 +197,11 @@ impl SplitMix {
 /// liblinear's `solve_l2r_l1l2_svc` for the squared hinge: the dual of
 /// min ½‖w‖² + C Σ max(0, 1 − yᵢ w·xᵢ)², by coordinate descent over a shrinking active set.
 fn train_binary(rows: &[SparseRow], y: &[f64], sq_norms: &[f64], n_features: usize, c: f64, seed: u64) -> Vec<f64> {
+    train_binary_dual(rows, y, sq_norms, n_features, c, seed).0
+}
+
+/// [`train_binary`]'s weights and its dual variables (`w = Σ αᵢ yᵢ [xᵢ, 1]`).
+fn train_binary_dual(rows: &[SparseRow], y: &[f64], sq_norms: &[f64], n_features: usize, c: f64, seed: u64) -> (Vec<f64>, Vec<f64>) {
     let l = rows.len();
     let diag = 0.5 / c;
     let mut w = vec![0.0f64; n_features + 1];
@@ -251,7 +256,7 @@ fn train_binary(rows: &[SparseRow], y: &[f64], sq_norms: &[f64], n_features: usi
         }
         pg_max_old = if pg_max <= 0.0 { f64::INFINITY } else { pg_max };
     }
-    w
+    (w, alpha)
 }
 
 impl LinearSvm {
@@ -284,6 +289,24 @@ impl LinearSvm {
 
     pub fn n_classes(&self) -> usize {
         self.weights.len()
+    }
+
+    /// The same classifier in its dual form, for a memory that keeps the training rows rather than
+    /// a weight per feature and class: for each class, the rows with a non-zero dual variable and
+    /// their `αᵢ yᵢ`, so that the decision value of `x` is `Σ αᵢ yᵢ (xᵢ · x + 1)` (the bias is the
+    /// constant feature 1). Same solver, same visiting order, so the same `w` as [`Self::train`].
+    pub fn train_dual<M>(rows: &[SparseRow], labels: &[usize], n_classes: usize, c: f64, map: M) -> Vec<Vec<(u32, f32)>>
+    where
+        M: FnOnce(&(dyn Fn(usize) -> Vec<(u32, f32)> + Sync), usize) -> Vec<Vec<(u32, f32)>>,
+    {
+        let sq_norms: Vec<f64> = rows.iter().map(|r| r.iter().map(|&(_, v)| (v as f64).powi(2)).sum::<f64>() + 1.0).collect();
+        let n_features = rows.iter().flat_map(|r| r.last().map(|&(i, _)| i as usize + 1)).max().unwrap_or(0);
+        let train_one = |class: usize| -> Vec<(u32, f32)> {
+            let y: Vec<f64> = labels.iter().map(|&l| if l == class { 1.0 } else { -1.0 }).collect();
+            let (_, alpha) = train_binary_dual(rows, &y, &sq_norms, n_features, c, class as u64);
+            alpha.iter().zip(&y).enumerate().filter(|(_, (a, _))| **a != 0.0).map(|(i, (a, y))| (i as u32, (a * y) as f32)).collect()
+        };
+        map(&train_one, n_classes)
     }
 
     /// Decision values for every class.
@@ -341,6 +364,27 @@ mod tests {
         assert!(s[0] > s[1]);
         let s = svm.scores(&v.transform("kettle"));
         assert!(s[1] > s[0]);
+    }
+
+    #[test]
+    fn the_dual_form_gives_the_primal_decision_values() {
+        let titles = ["red running shoe", "trail running shoe", "steel kettle", "electric kettle 2l", "blue kettle"];
+        let labels = [0, 0, 1, 1, 2];
+        let v = TfidfVectorizer::fit(&titles);
+        let rows: Vec<SparseRow> = titles.iter().map(|t| v.transform(t)).collect();
+        let svm = LinearSvm::train(&rows, &labels, v.n_features(), 3, C, serial);
+        let dual = LinearSvm::train_dual(&rows, &labels, 3, C, |f, n| (0..n).map(f).collect());
+        for t in ["blue shoe", "kettle", "zzz"] {
+            let x = v.transform(t);
+            let want = svm.scores(&x);
+            for (c, d) in dual.iter().enumerate() {
+                let got: f32 = d
+                    .iter()
+                    .map(|&(i, a)| a * (rows[i as usize].iter().map(|&(f, xv)| x.iter().find(|p| p.0 == f).map_or(0.0, |p| p.1) * xv).sum::<f32>() + 1.0))
+                    .sum();
+                assert!((got - want[c]).abs() < 1e-5, "{t} class {c}: {got} vs {}", want[c]);
+            }
+        }
     }
 
     #[test]

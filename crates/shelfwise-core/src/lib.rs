@@ -9,6 +9,7 @@ pub mod lexical;
 pub mod metrics;
 pub mod ngram;
 pub mod taxonomy;
+pub mod taxonomy_io;
 
 pub use decision::{decide, Decision, Suggestion};
 pub use taxonomy::{parse_path, LabelSpace};
@@ -21,6 +22,8 @@ pub enum CoreError {
     EmptyLabelSpace,
     #[error("duplicate label {0:?}")]
     DuplicateLabel(String),
+    #[error("taxonomy line {line}: {why}")]
+    BadTaxonomyLine { line: usize, why: String },
 }
 
 /// The first `ceil(fraction * n)` whitespace-separated words of a title (at least one): what a

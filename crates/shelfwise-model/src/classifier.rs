@@ -54,6 +54,8 @@ pub struct Classifier {
     labels: LabelSpace,
     /// The lexical part and the stack's buckets, when the file has them.
     lexical: Option<(Lexical, Vec<StackBucket>)>,
+    /// An adapted file's layer (`crate::adapter`): its labels are the ones suggested.
+    adapter: Option<crate::adapter::Adapter>,
 }
 
 impl Classifier {
@@ -92,15 +94,52 @@ impl Classifier {
             Some(l) => Some((crate::lexical::load(&tensors)?, l.stack.clone())),
             None => None,
         };
-        Ok(Self { manifest: m, embedder: Embedder { tokenizer, encoder }, head, labels, lexical })
+        let adapter = m.adaptation.as_ref().map(|a| crate::adapter::Adapter::from_tensors(a, &tensors, m.encoder.hidden, &labels)).transpose()?;
+        Ok(Self { manifest: m, embedder: Embedder { tokenizer, encoder }, head, labels, lexical, adapter })
     }
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// The labels suggested: an adapted file's own, else the head's.
     pub fn labels(&self) -> &LabelSpace {
+        self.adapter.as_ref().map_or(&self.labels, |a| a.labels())
+    }
+
+    /// The head's labels (the model's own, whether or not the file is adapted).
+    pub fn head_labels(&self) -> &LabelSpace {
         &self.labels
+    }
+
+    pub fn adapter(&self) -> Option<&crate::adapter::Adapter> {
+        self.adapter.as_ref()
+    }
+
+    /// The softmax temperature of [`Self::logits`]: 1 for an adapted file (its combination
+    /// weights are fitted by likelihood, so they carry the scale).
+    pub fn temperature(&self) -> f32 {
+        if self.adapter.is_some() {
+            1.0
+        } else {
+            self.manifest.head.temperature
+        }
+    }
+
+    /// The model's own logits (the head, stacked with the lexical part where there is one; no
+    /// adaptation) for titles with raw pooled embeddings `[N, hidden]`.
+    pub fn model_logits(&self, titles: &[&str], pooled: &Tensor) -> Result<Vec<Vec<f32>>> {
+        self.logits_from_pooled(titles, pooled)
+    }
+
+    /// The scores suggestions are made from: the head's logits, through the adaptation layer
+    /// when the file has one.
+    fn scores_from_pooled(&self, titles: &[&str], pooled: &Tensor) -> Result<Vec<Vec<f32>>> {
+        let head = self.logits_from_pooled(titles, pooled)?;
+        match &self.adapter {
+            None => Ok(head),
+            Some(a) => a.logits(titles, pooled, &head, self.manifest.head.temperature),
+        }
     }
 
     pub fn embedder(&self) -> &Embedder {
@@ -126,10 +165,11 @@ impl Classifier {
         Ok(cos)
     }
 
-    /// Uncalibrated logits for a batch of titles.
+    /// Uncalibrated logits for a batch of titles (over [`Self::labels`]; divide by
+    /// [`Self::temperature`] for the calibrated softmax).
     pub fn logits(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
         let pooled = self.embedder.embed(titles)?;
-        self.logits_from_pooled(titles, &pooled)
+        self.scores_from_pooled(titles, &pooled)
     }
 
     /// The head's logits alone, without the lexical part (what training stacks with it).
@@ -174,7 +214,7 @@ impl Classifier {
 
     /// Calibrated label probabilities for a batch of titles.
     pub fn probs(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let t = self.manifest.head.temperature;
+        let t = self.temperature();
         Ok(self.logits(titles)?.iter().map(|l| softmax(l, t)).collect())
     }
 
@@ -188,7 +228,7 @@ impl Classifier {
             return Ok(Decision::empty());
         }
         let probs = self.probs(&[title])?.pop().expect("one title in, one out");
-        Ok(decide(&self.labels, &probs, k, threshold.clamp(0.0, 1.0)))
+        Ok(decide(self.labels(), &probs, k, threshold.clamp(0.0, 1.0)))
     }
 
     /// [`Self::suggest`] for many titles in one encoder pass (a catalogue import): the same
@@ -203,7 +243,7 @@ impl Classifier {
             .iter()
             .map(|t| match t.trim().is_empty() {
                 true => Decision::empty(),
-                false => probs.next().map_or_else(Decision::empty, |p| decide(&self.labels, &p, k, threshold)),
+                false => probs.next().map_or_else(Decision::empty, |p| decide(self.labels(), &p, k, threshold)),
             })
             .collect())
     }
@@ -222,8 +262,8 @@ impl Classifier {
             return Err(ModelError::Compute(format!("embedding must be {hidden} finite values, got {}", embedding.len())));
         }
         let pooled = Tensor::from_slice(embedding, (1, hidden), &Device::Cpu)?;
-        let logits = self.logits_from_pooled(&[title], &pooled)?.pop().expect("one title in, one out");
-        let probs = softmax(&logits, self.manifest.head.temperature);
-        Ok(decide(&self.labels, &probs, k, threshold.clamp(0.0, 1.0)))
+        let logits = self.scores_from_pooled(&[title], &pooled)?.pop().expect("one title in, one out");
+        let probs = softmax(&logits, self.temperature());
+        Ok(decide(self.labels(), &probs, k, threshold.clamp(0.0, 1.0)))
     }
 }

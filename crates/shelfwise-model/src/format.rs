@@ -23,11 +23,11 @@ use crate::error::{ModelError, Result};
 
 pub const MAGIC: &[u8; 8] = b"SHLFWISE";
 /// The newest format version this build reads and writes: 2 for a file with a lexical part
-/// (`Manifest::lexical`), so that a reader from before it refuses the file (`MODEL_VERSION`)
-/// instead of scoring without it; every other file is still written as version 1, byte for byte
-/// what it was.
+/// (`Manifest::lexical`) or an adaptation section (`Manifest::adaptation`), so that a reader from
+/// before them refuses the file (`MODEL_VERSION`) instead of scoring without them (or over the
+/// model's own labels); every other file is still written as version 1, byte for byte what it was.
 pub const FORMAT_VERSION: u32 = 2;
-/// The version of a file without a lexical part.
+/// The version of a file with neither.
 pub const FORMAT_VERSION_PLAIN: u32 = 1;
 const HEADER_LEN: usize = 28;
 const CHECKSUM_LEN: usize = 32;
@@ -128,6 +128,17 @@ pub struct BaseModel {
     pub sha256: String,
 }
 
+impl Manifest {
+    /// The format version a file of this manifest is written as, and must say when read.
+    pub fn format_version(&self) -> u32 {
+        if self.lexical.is_some() || self.adaptation.is_some() {
+            FORMAT_VERSION
+        } else {
+            FORMAT_VERSION_PLAIN
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub name: String,
@@ -155,6 +166,28 @@ pub struct Manifest {
     /// without one are what they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lexical: Option<LexicalConfig>,
+    /// Set by `shelfwise adapt` (see `crate::adapter`): the shop's label space, scored by the
+    /// adaptation layer over this model's encoder and head. Absent otherwise, so other files keep
+    /// their bytes and format version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptation: Option<Adaptation>,
+}
+
+/// What an adapted model predicts over and how (its tensors are `adapt.*`, see `crate::adapter`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Adaptation {
+    /// The shop's label paths, `"A > B > C"`, distinct, normalised and sorted: what the file's
+    /// suggestions are over (the head keeps `labels`, the model's own).
+    pub labels: Vec<String>,
+    /// The component scores the combination weighs, in the order of the `adapt.weights` tensor.
+    pub features: Vec<String>,
+    /// Titles in the example memory.
+    pub examples: usize,
+    /// The memory's cap (beyond it the eviction rule of `crate::adapt` applies).
+    pub max_examples: usize,
+    /// Free-form: how the weights were chosen (cross-validation size, prior), input counts.
+    #[serde(default)]
+    pub fit: serde_json::Value,
 }
 
 /// Which weights a model file stores quantized, and how.
@@ -237,7 +270,7 @@ impl ModelFile {
         let k_len = u32::try_from(self.tokenizer.len()).map_err(|_| too_big("tokenizer"))?;
         let mut out = Vec::with_capacity(HEADER_LEN + m.len() + self.tensors.len() + self.tokenizer.len() + CHECKSUM_LEN);
         out.extend_from_slice(MAGIC);
-        let version = if manifest.lexical.is_some() { FORMAT_VERSION } else { FORMAT_VERSION_PLAIN };
+        let version = manifest.format_version();
         out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&m_len.to_le_bytes());
         out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
@@ -323,8 +356,12 @@ impl<'a> ModelFileRef<'a> {
         if payload.is_some_and(|p| p != manifest.payload_sha256) {
             return Err(ModelError::PayloadHashMismatch);
         }
-        if version < FORMAT_VERSION && manifest.lexical.is_some() {
-            return Err(ModelError::BadManifest(format!("lexical: a lexical part needs format version {FORMAT_VERSION}, the file says {version}")));
+        if version != manifest.format_version() {
+            return Err(ModelError::BadManifest(format!(
+                "lexical/adaptation: a file with{} a lexical part or an adaptation section is format version {}, this one says {version}",
+                if manifest.format_version() == FORMAT_VERSION_PLAIN { "out" } else { "" },
+                manifest.format_version()
+            )));
         }
         Ok(Self { manifest, tensors: &b[m_end..s_end], tokenizer: &b[s_end..body.len()] })
     }

@@ -4,10 +4,12 @@
 //!
 //! Layers, bottom up (a module imports only from the layers below it, plus `error` and
 //! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] (the
-//! [`encoder::TitleEncoder`] trait and the CPU encoders), [`head`] and [`lexical`] ← [`backend`]
-//! (the probe and fallback rules for another encoder) ← [`classifier`] ← transforms ([`quant`],
-//! [`gptq`], [`part`]) and [`train`].
+//! [`encoder::TitleEncoder`] trait and the CPU encoders), [`head`], [`lexical`] and [`adapter`] (an adapted
+//! file's scoring) ← [`backend`] (the probe and fallback rules for another encoder) ←
+//! [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]), [`adapt`] and [`train`].
 
+pub mod adapt;
+pub mod adapter;
 pub mod backend;
 pub mod classifier;
 pub mod codec;

@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor};
 
 use crate::encoder::{WORD_EMBEDDINGS, WORD_ROWS};
 use crate::error::{ModelError, Result};
-use crate::format::{EncoderConfig, HeadConfig, LexicalConfig, Manifest, Quantization, LEXICAL_ANALYZER};
+use crate::format::{Adaptation, EncoderConfig, HeadConfig, LexicalConfig, Manifest, Quantization, LEXICAL_ANALYZER};
 use crate::head::{BIAS, NGRAM_TABLE, NGRAM_WEIGHT};
 use crate::quant::{lowbit_suffix, CODES_SUFFIX, INT8_BLOCK32, INT8_PER_CHANNEL, Q4_BLOCK32};
 
@@ -45,6 +45,9 @@ pub fn check(m: &Manifest, t: &HashMap<String, Tensor>) -> Result<()> {
         Some(l) => check_lexical(l, m.labels.len(), t)?,
         None if crate::lexical::NAMES.iter().any(|n| t.contains_key(*n)) => return Err(bad("lexical", "missing, but the file holds lexical tensors")),
         None => {}
+    }
+    if let Some(a) = &m.adaptation {
+        check_adaptation(a, t)?;
     }
     Ok(())
 }
@@ -87,6 +90,43 @@ fn check_lexical(l: &LexicalConfig, labels: usize, t: &HashMap<String, Tensor>) 
         return Err(bad("lexical.stack", format!("weights must be finite and at most {MAX_STACK_WEIGHT} in magnitude")));
     }
     Ok(())
+}
+
+/// Caps on an adaptation section's sizes: far beyond any shop (20,000-path taxonomies are the
+/// largest asked for), so a resealed file cannot make a load size a huge allocation by them.
+pub const MAX_ADAPT_LABELS: usize = 1 << 20;
+pub const MAX_ADAPT_EXAMPLES: usize = 1 << 22;
+
+fn check_adaptation(a: &Adaptation, t: &HashMap<String, Tensor>) -> Result<()> {
+    use crate::adapter::{Feature, EXAMPLE_LABEL, PATH_EMB, WEIGHTS};
+    if a.labels.is_empty() || a.labels.len() > MAX_ADAPT_LABELS {
+        return Err(bad("adaptation.labels", format!("{} labels, must be between 1 and {MAX_ADAPT_LABELS}", a.labels.len())));
+    }
+    let space = shelfwise_core::LabelSpace::from_raw_paths(a.labels.iter().map(String::as_str)).map_err(|e| bad("adaptation.labels", e))?;
+    if space.len() != a.labels.len() || space.labels().iter().zip(&a.labels).any(|(p, s)| shelfwise_core::taxonomy::join_path(p) != *s) {
+        return Err(bad("adaptation.labels", "must be distinct, normalised and sorted"));
+    }
+    agrees("adaptation.labels", a.labels.len(), stored_2d(t, PATH_EMB).map(|(r, _)| r), "the label embeddings have rows:")?;
+    if a.features.is_empty() {
+        return Err(bad("adaptation.features", "no features"));
+    }
+    for (i, f) in a.features.iter().enumerate() {
+        if Feature::from_name(f).is_none() {
+            return Err(bad("adaptation.features", format!("unknown feature {f:?}")));
+        }
+        if a.features[..i].contains(f) {
+            return Err(bad("adaptation.features", format!("{f:?} twice")));
+        }
+    }
+    agrees("adaptation.features", a.features.len(), vec_len(t, WEIGHTS), "the combination weights have entries:")?;
+    if a.max_examples == 0 || a.max_examples > MAX_ADAPT_EXAMPLES {
+        return Err(bad("adaptation.max_examples", format!("{} must be between 1 and {MAX_ADAPT_EXAMPLES}", a.max_examples)));
+    }
+    if a.examples > a.max_examples {
+        return Err(bad("adaptation.examples", format!("{} is over max_examples {}", a.examples, a.max_examples)));
+    }
+    let stored = if t.contains_key(EXAMPLE_LABEL) { vec_len(t, EXAMPLE_LABEL) } else { Some(0) };
+    agrees("adaptation.examples", a.examples, stored, "the example labels have entries:")
 }
 
 /// Rows (and columns, where the stored form tells them exactly) of a 2-D weight in whatever form

@@ -52,6 +52,14 @@ fn wrong_version() {
         Err(ModelError::UnsupportedVersion { found: 3, supported: 2 }) => {}
         other => panic!("{:?}", other.err()),
     }
+    // Version 2 is a file with a lexical part or an adaptation: a plain manifest under it is refused, not misread.
+    let mut b = tiny_bytes();
+    b[8] = 2;
+    shelfwise_model::format::reseal(&mut b);
+    match Classifier::from_bytes(&b) {
+        Err(ModelError::BadManifest(m)) => assert!(m.starts_with("lexical/adaptation:"), "{m}"),
+        other => panic!("{:?}", other.err()),
+    }
 }
 
 #[test]

@@ -161,10 +161,11 @@ impl PyClassifier {
         Ok(out)
     }
 
-    /// The model's label paths, in its label order.
+    /// The model's label paths, in its label order (an adapted model's: its shop's).
     #[getter]
     fn labels(&self) -> Vec<String> {
-        self.model.manifest().labels.clone()
+        let l = self.model.labels();
+        (0..l.len()).map(|i| l.label_string(i)).collect()
     }
 
     /// The model's manifest name.

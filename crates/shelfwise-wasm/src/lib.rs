@@ -178,10 +178,10 @@ mod bindings {
             to_js(self.inner.manifest())
         }
 
-        /// Number of categories the model can suggest.
+        /// Number of categories the model can suggest (an adapted model's: its shop's).
         #[wasm_bindgen(getter, js_name = labelCount)]
         pub fn label_count(&self) -> usize {
-            self.inner.manifest().labels.len()
+            self.inner.labels().len()
         }
 
         /// Longest title accepted, in UTF-8 bytes.

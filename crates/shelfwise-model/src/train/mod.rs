@@ -370,6 +370,7 @@ pub fn run(
         payload_sha256: String::new(),
         quantization: None,
         lexical: lexical.as_ref().map(|(cfg, _, _)| cfg.clone()),
+        adaptation: None,
     };
     if let Some((_, t, _)) = lexical {
         trained.tensors.extend(t);

@@ -63,6 +63,7 @@ pub fn tiny_manifest() -> Manifest {
         payload_sha256: String::new(),
         quantization: None,
         lexical: None,
+        adaptation: None,
     }
 }
 

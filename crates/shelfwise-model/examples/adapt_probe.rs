@@ -1,0 +1,65 @@
+//! acc@1 of each adaptation component alone and of the fitted combination, on a labelled CSV:
+//! `cargo run --release -p shelfwise-model --example adapt_probe -- ADAPTED.shelfwise TEST.csv`
+//! (a diagnostic for models/flipkart-minilm/NOTES.md; the CSV's first two columns are title and path).
+
+use shelfwise_model::head::normalize;
+use shelfwise_model::Classifier;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let clf = Classifier::from_bytes(&std::fs::read(&args[1])?)?;
+    let a = clf.adapter().ok_or("not an adapted model")?;
+    let text = std::fs::read_to_string(&args[2])?;
+    let mut rdr = csv_rows(&text);
+    rdr.retain(|(_, p)| a.labels().find(p).is_some());
+    let c = a.features().len();
+    let mut right = vec![0usize; c + 1];
+    for chunk in rdr.chunks(64) {
+        let titles: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
+        let pooled = clf.embedder().embed(&titles)?;
+        let head = clf.model_logits(&titles, &pooled)?;
+        let z = a.features_z(&titles, &normalize(&pooled, 1.0)?, &head, clf.manifest().head.temperature, &vec![None; titles.len()], None)?;
+        for ((_, p), zs) in chunk.iter().zip(&z) {
+            let gold = a.labels().find(p).unwrap();
+            for (f, zc) in zs.iter().enumerate() {
+                right[f] += usize::from(argmax(zc) == gold);
+            }
+            right[c] += usize::from(argmax(&a.combine(zs)) == gold);
+        }
+    }
+    let n = rdr.len() as f64;
+    for (f, r) in a.features().iter().zip(&right) {
+        println!("{:>15} {:.4}", f.name(), *r as f64 / n);
+    }
+    println!("{:>15} {:.4} (n {})", "combined", right[c] as f64 / n, rdr.len());
+    Ok(())
+}
+
+fn argmax(v: &[f32]) -> usize {
+    shelfwise_core::decision::top_k(v, 1)[0]
+}
+
+/// Title and path of each row (simple CSV: quoted cells with doubled quotes).
+fn csv_rows(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let mut cells = Vec::new();
+        let (mut cur, mut q, mut chars) = (String::new(), false, line.chars().peekable());
+        while let Some(ch) = chars.next() {
+            match (ch, q) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    cur.push('"');
+                    chars.next();
+                }
+                ('"', _) => q = !q,
+                (',', false) => cells.push(std::mem::take(&mut cur)),
+                _ => cur.push(ch),
+            }
+        }
+        cells.push(cur);
+        if cells.len() >= 2 {
+            out.push((cells[0].clone(), cells[1].clone()));
+        }
+    }
+    out
+}

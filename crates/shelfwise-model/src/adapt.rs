@@ -1,0 +1,540 @@
+//! `shelfwise adapt`: a model file adapted to a shop's taxonomy and labelled examples, with no
+//! gradient training. The result is a normal model file with an `adaptation` section (format
+//! version 2) that `Classifier` scores through `crate::adapter`.
+//!
+//! Rules for the shop's input (documented in README "Adapting to a shop"):
+//! - labels: the taxonomy's leaves (paths that are no other path's ancestor), plus the path of
+//!   every example, whether or not the taxonomy has it (shops add categories); without a
+//!   taxonomy, the adapted file's previous labels, else the model's own;
+//! - an empty title is skipped; titles are the same when they are equal lower-cased with
+//!   whitespace collapsed, and then the **latest** wins (a seller's correction replaces what was
+//!   remembered, whether the path is the same, a duplicate, or another, a contradiction);
+//!   re-adapting an adapted file keeps its memory as the oldest examples;
+//! - at most `max_examples` are remembered: beyond it, the oldest example of the label with the
+//!   most examples is evicted, one at a time (rare categories keep theirs; nothing is dropped
+//!   wholesale).
+//!
+//! The combination weights are chosen on the shop's own examples: each example whose label has
+//! another example is scored with itself left out of the memory (leave-one-out; its TF-IDF
+//! vectorizer still counts it in the document frequencies), and the weights maximise the
+//! likelihood of the right labels under a Gaussian prior centred on [`PRIOR_WEIGHTS`]
+//! (weight [`PRIOR_STRENGTH`]), so a few examples move them little and many decide them. With no
+//! such example (k = 0 or 1 a label) the prior weights are used as they are.
+
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::json;
+use shelfwise_core::taxonomy::join_path;
+use shelfwise_core::taxonomy_io::leaves;
+use shelfwise_core::{CoreError, LabelSpace};
+
+use crate::adapter::{self, Feature};
+use crate::classifier::{load_tensors, tensors_to_bytes, Classifier};
+use crate::error::{ModelError, Result};
+use crate::format::{Adaptation, ModelFile};
+use crate::head::{label_text, normalize};
+use crate::progress::Progress;
+use crate::train::embed::embed_all;
+use crate::train::examples::Example;
+use shelfwise_core::baseline::{self, LinearSvm, SparseRow, TfidfVectorizer};
+
+/// The memory's default cap: 20,000 titles is ~8 MB of int8 embeddings and titles.
+pub const DEFAULT_MAX_EXAMPLES: usize = 20_000;
+
+/// Weights used where the shop's examples cannot choose them, in [`Feature::ALL`] order
+/// (name_path, name_leaf, head, emb_centroid, emb_nearest, tfidf_centroid, tfidf_nearest,
+/// tfidf_svm): the leave-one-out fit on the Myntra split at k = 5 with the shipped model,
+/// rounded (models/flipkart-minilm/NOTES.md); `head`, which Myntra cannot fit (no path in
+/// common), between 1 and the 2.6 of Flipkart's fit (optimistic there: the head was trained on
+/// those titles).
+pub const PRIOR_WEIGHTS: [f32; 8] = [0.55, 0.35, 1.5, 0.3, 0.1, 0.25, 0.0, 0.35];
+/// The prior's weight against the summed log-likelihood of the held-out examples.
+pub const PRIOR_STRENGTH: f64 = 1.0;
+/// Leave-one-out scores of at most this many examples (evenly spread) fit the weights, fewer for
+/// a large taxonomy (their component scores are held in memory: examples × labels × 7).
+const MAX_FIT_SAMPLES: usize = 3000;
+const FIT_BUDGET: usize = 40_000_000;
+/// Below this many held-out examples the prior weights are used as they are.
+const MIN_FIT_SAMPLES: usize = 10;
+
+/// What `adapt` did with its input, for the user and the manifest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    pub labels: usize,
+    /// Labels from examples whose path the taxonomy lacks.
+    pub added_labels: usize,
+    pub examples_in: usize,
+    pub empty: usize,
+    /// Same title, same path as an earlier example (the earlier one dropped).
+    pub duplicates: usize,
+    /// Same title, another path (the earlier one dropped: the latest wins).
+    pub contradictions: usize,
+    pub evicted: usize,
+    pub remembered: usize,
+    pub fit_samples: usize,
+    /// "leave-one-out" or "prior".
+    pub method: String,
+    pub weights: Vec<(String, f32)>,
+}
+
+/// The key under which two titles are the same example.
+pub fn title_key(title: &str) -> String {
+    title.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// Removes an adapted file's adaptation: the plain model, the old memory (oldest first) and labels.
+/// A plain model file, the adapted file's memory (oldest first) and its labels.
+type Stripped = (ModelFile, Vec<Example>, Option<Vec<Vec<String>>>);
+
+fn strip(mut file: ModelFile) -> Result<Stripped> {
+    if file.manifest.adaptation.is_none() {
+        return Ok((file, Vec::new(), None));
+    }
+    let clf = Classifier::from_model_file(&file)?;
+    let adapter = clf.adapter().expect("an adapted file loads its adapter");
+    let (m, labels) = (adapter.memory(), adapter.labels());
+    let old = m.titles.iter().zip(&m.labels).map(|(t, &l)| Example { title: t.clone(), path: labels.label(l).to_vec() }).collect();
+    let old_labels = labels.labels().to_vec();
+    let mut tensors = load_tensors(&file.tensors)?;
+    tensors.retain(|k, _| !k.starts_with("adapt."));
+    file.tensors = tensors_to_bytes(&tensors)?;
+    file.manifest.adaptation = None;
+    Ok((file, old, Some(old_labels)))
+}
+
+/// Applies the duplicate rule: the latest of equal titles wins. Returns the kept examples in
+/// order and the counts of (empty, duplicates, contradictions).
+fn dedupe(all: Vec<Example>) -> Result<(Vec<Example>, usize, usize, usize)> {
+    let (mut empty, mut dup, mut contra) = (0, 0, 0);
+    let mut last: HashMap<String, usize> = HashMap::new();
+    let mut slots: Vec<Option<Example>> = Vec::with_capacity(all.len());
+    for mut e in all {
+        e.title = e.title.trim().to_string();
+        if e.title.is_empty() {
+            empty += 1;
+            continue;
+        }
+        if e.path.is_empty() || e.path.iter().any(|s| s.trim().is_empty()) {
+            return Err(CoreError::BadPath(join_path(&e.path)).into());
+        }
+        if let Some(i) = last.insert(title_key(&e.title), slots.len()) {
+            let old = slots[i].take().expect("each slot is replaced once");
+            if old.path == e.path {
+                dup += 1;
+            } else {
+                contra += 1;
+            }
+        }
+        slots.push(Some(e));
+    }
+    Ok((slots.into_iter().flatten().collect(), empty, dup, contra))
+}
+
+/// The eviction rule: while over `cap`, drop the oldest example of the label with the most
+/// (ties: the lowest label id). Keeps the survivors' order.
+pub fn evict(labels: &[usize], cap: usize) -> Vec<usize> {
+    if labels.len() <= cap {
+        return (0..labels.len()).collect();
+    }
+    let mut by_label: HashMap<usize, std::collections::VecDeque<usize>> = HashMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        by_label.entry(l).or_default().push_back(i);
+    }
+    let mut heap: BinaryHeap<(usize, std::cmp::Reverse<usize>)> = by_label.iter().map(|(&l, v)| (v.len(), std::cmp::Reverse(l))).collect();
+    let mut dropped = HashSet::new();
+    while labels.len() - dropped.len() > cap {
+        let (n, std::cmp::Reverse(l)) = heap.pop().expect("more examples than the cap");
+        let q = by_label.get_mut(&l).expect("a label in the heap has examples");
+        dropped.insert(q.pop_front().expect("n > 0"));
+        if n > 1 {
+            heap.push((n - 1, std::cmp::Reverse(l)));
+        }
+    }
+    (0..labels.len()).filter(|i| !dropped.contains(i)).collect()
+}
+
+/// Adapts `file` (plain or already adapted) to a taxonomy (every path of the file, inner nodes
+/// included; `None`: keep the current labels) and examples (oldest first).
+pub fn adapt(
+    file: ModelFile,
+    taxonomy: Option<&[Vec<String>]>,
+    examples: Vec<Example>,
+    max_examples: usize,
+    progress: &dyn Progress,
+) -> Result<(ModelFile, Report)> {
+    let max_examples = max_examples.clamp(1, crate::validate::MAX_ADAPT_EXAMPLES);
+    let (base, old, old_labels) = strip(file)?;
+    let clf = Classifier::from_model_file(&base)?;
+    let examples_in = examples.len();
+    let mut all = old;
+    all.extend(examples);
+    let (kept, empty, duplicates, contradictions) = dedupe(all)?;
+    let tax: Vec<Vec<String>> = match (taxonomy, old_labels) {
+        (Some(t), _) => leaves(&t.iter().map(|p| p.iter().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).collect()).collect::<Vec<_>>()),
+        (None, Some(old)) => old,
+        (None, None) => clf.labels().labels().to_vec(),
+    };
+    let tax_set: HashSet<String> = tax.iter().map(|p| join_path(p)).collect();
+    let mut added: HashSet<String> = HashSet::new();
+    for e in &kept {
+        let s = join_path(&e.path);
+        if !tax_set.contains(&s) {
+            added.insert(s);
+        }
+    }
+    let all_paths: Vec<String> = tax_set.iter().cloned().chain(added.iter().cloned()).collect();
+    let labels = LabelSpace::from_raw_paths(all_paths.iter().map(String::as_str))?;
+    let label_of: Vec<usize> = kept.iter().map(|e| labels.find(&join_path(&e.path)).expect("every example path is a label")).collect();
+    let keep = evict(&label_of, max_examples);
+    let evicted = kept.len() - keep.len();
+    let titles: Vec<String> = keep.iter().map(|&i| kept[i].title.clone()).collect();
+    let ex_labels: Vec<usize> = keep.iter().map(|&i| label_of[i]).collect();
+
+    let hidden = clf.manifest().encoder.hidden;
+    let embedder = clf.embedder();
+    let path_texts: Vec<String> = labels.labels().iter().map(|p| label_text(p)).collect();
+    let leaf_texts: Vec<String> = labels.labels().iter().map(|p| p.last().cloned().unwrap_or_default()).collect();
+    let path_emb = normalize(&embed_all(embedder, "", &path_texts, None, "embed category paths", progress)?, 1.0)?;
+    let leaf_emb = normalize(&embed_all(embedder, "", &leaf_texts, None, "embed category names", progress)?, 1.0)?;
+    let pooled = if titles.is_empty() { None } else { Some(embed_all(embedder, "", &titles, None, "embed examples", progress)?) };
+
+    let mut tensors = load_tensors(&base.tensors)?;
+    let f16 = |t: Tensor| t.to_dtype(DType::F16);
+    tensors.insert(adapter::PATH_EMB.into(), f16(path_emb)?);
+    tensors.insert(adapter::LEAF_EMB.into(), f16(leaf_emb)?);
+    let features: Vec<String> = Feature::ALL.iter().map(|f| f.name().to_string()).collect();
+    tensors.insert(adapter::WEIGHTS.into(), Tensor::from_slice(&PRIOR_WEIGHTS, PRIOR_WEIGHTS.len(), &Device::Cpu)?);
+    let n = titles.len();
+    if let Some(p) = &pooled {
+        let unit: Vec<f32> = normalize(p, 1.0)?.flatten_all()?.to_vec1()?;
+        let (codes, scales) = adapter::quantize_rows(&unit, hidden);
+        tensors.insert(adapter::EXAMPLE_CODES.into(), Tensor::from_vec(codes, (n, hidden), &Device::Cpu)?);
+        tensors.insert(adapter::EXAMPLE_SCALE.into(), Tensor::from_vec(scales, n, &Device::Cpu)?);
+        tensors.insert(adapter::EXAMPLE_LABEL.into(), Tensor::from_vec(ex_labels.iter().map(|&l| l as u32).collect::<Vec<u32>>(), n, &Device::Cpu)?);
+        let mut text = Vec::new();
+        let mut offsets = vec![0u32];
+        for t in &titles {
+            text.extend_from_slice(t.as_bytes());
+            offsets.push(u32::try_from(text.len()).map_err(|_| ModelError::BadManifest("adaptation: example titles over 4 GiB".into()))?);
+        }
+        tensors.insert(adapter::EXAMPLE_OFFSET.into(), Tensor::from_vec(offsets, n + 1, &Device::Cpu)?);
+        let len = text.len();
+        tensors.insert(adapter::EXAMPLE_TEXT.into(), Tensor::from_vec(text, len, &Device::Cpu)?);
+        let rows = tfidf_rows(&titles);
+        let all: Vec<usize> = (0..n).collect();
+        let dual = svm_dual(&rows, &ex_labels, &all);
+        let nnz = dual.len();
+        let pairs: Vec<u32> = dual.iter().flat_map(|&(l, i, _)| [l, i]).collect();
+        let coefs: Vec<f32> = dual.iter().map(|&(_, _, c)| c).collect();
+        tensors.insert(adapter::SVM_PAIR.into(), Tensor::from_vec(pairs, (nnz, 2), &Device::Cpu)?);
+        tensors.insert(adapter::SVM_COEF.into(), Tensor::from_vec(coefs, nnz, &Device::Cpu)?);
+    }
+    let mut manifest = base.manifest.clone();
+    manifest.adaptation = Some(Adaptation {
+        labels: (0..labels.len()).map(|i| labels.label_string(i)).collect(),
+        features: features.clone(),
+        examples: n,
+        max_examples,
+        fit: serde_json::Value::Null,
+    });
+    let mut out = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: base.tokenizer.clone() };
+    // Scores for the fit come from the file as written (f16 names, int8 examples): what a load sees.
+    let adapted = Classifier::from_model_file(&out)?;
+    let a = adapted.adapter().expect("just adapted");
+    let counts = a.memory().counts().to_vec();
+    let eligible: Vec<usize> = (0..n).filter(|&i| counts[ex_labels[i]] >= 2).collect();
+    let cap = MAX_FIT_SAMPLES.min((FIT_BUDGET / (labels.len() * features.len()).max(1)).max(MIN_FIT_SAMPLES * 20));
+    let step = eligible.len().div_ceil(cap.max(1)).max(1);
+    let samples: Vec<usize> = eligible.into_iter().step_by(step).collect();
+    let (weights, method) = if samples.len() < MIN_FIT_SAMPLES {
+        (PRIOR_WEIGHTS.to_vec(), "prior")
+    } else {
+        let pooled = pooled.as_ref().expect("samples are examples");
+        let svm = cross_validated_svm(&titles, &ex_labels, &counts, &samples, labels.len(), progress);
+        progress.start("fit weights (leave-one-out)", samples.len() as u64);
+        let mut z = Vec::with_capacity(samples.len());
+        for chunk in samples.chunks(64) {
+            let ts: Vec<&str> = chunk.iter().map(|&i| titles[i].as_str()).collect();
+            let idx = Tensor::from_vec(chunk.iter().map(|&i| i as u32).collect::<Vec<u32>>(), chunk.len(), &Device::Cpu)?;
+            let p = pooled.index_select(&idx, 0)?;
+            let head = adapted.model_logits(&ts, &p)?;
+            let unit =
+                Tensor::from_vec(chunk.iter().flat_map(|&i| a.memory().embedding(i).to_vec()).collect::<Vec<f32>>(), (chunk.len(), hidden), &Device::Cpu)?;
+            let ex: Vec<Option<usize>> = chunk.iter().map(|&i| Some(i)).collect();
+            let sv: Vec<Vec<f32>> = chunk.iter().map(|i| svm[i].clone()).collect();
+            z.extend(a.features_z(&ts, &unit, &head, adapted.manifest().head.temperature, &ex, Some(&sv))?);
+            progress.advance(chunk.len() as u64);
+        }
+        progress.finish(false);
+        let gold: Vec<usize> = samples.iter().map(|&i| ex_labels[i]).collect();
+        (fit_weights(&z, &gold, &PRIOR_WEIGHTS, PRIOR_STRENGTH), "leave-one-out")
+    };
+    let report = Report {
+        labels: labels.len(),
+        added_labels: added.len(),
+        examples_in,
+        empty,
+        duplicates,
+        contradictions,
+        evicted,
+        remembered: n,
+        fit_samples: if method == "prior" { 0 } else { samples.len() },
+        method: method.to_string(),
+        weights: features.iter().cloned().zip(weights.iter().copied()).collect(),
+    };
+    tensors.insert(adapter::WEIGHTS.into(), Tensor::from_slice(&weights, weights.len(), &Device::Cpu)?);
+    out.tensors = tensors_to_bytes(&tensors)?;
+    if let Some(ad) = out.manifest.adaptation.as_mut() {
+        ad.fit = json!({
+            "method": report.method, "samples": report.fit_samples, "prior": PRIOR_WEIGHTS, "prior_strength": PRIOR_STRENGTH,
+            "examples_in": report.examples_in, "empty": empty, "duplicates": duplicates, "contradictions": contradictions,
+            "evicted": evicted, "added_labels": report.added_labels, "rule": "latest of equal titles wins; evict the oldest of the label with the most",
+        });
+    }
+    Ok((out, report))
+}
+
+fn tfidf_rows(titles: &[String]) -> Vec<SparseRow> {
+    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let v = TfidfVectorizer::fit(&refs);
+    refs.iter().map(|t| v.transform(t)).collect()
+}
+
+/// The baseline's SVM on the rows `train` (of `rows`, labelled `labels`), one-vs-rest over the
+/// labels they have, in dual form: (label, index into `rows`, αᵢ yᵢ).
+fn svm_dual(rows: &[SparseRow], labels: &[usize], train: &[usize]) -> Vec<(u32, u32, f32)> {
+    let mut classes: Vec<usize> = train.iter().map(|&i| labels[i]).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let class_of: HashMap<usize, usize> = classes.iter().enumerate().map(|(c, &l)| (l, c)).collect();
+    let sub: Vec<SparseRow> = train.iter().map(|&i| rows[i].clone()).collect();
+    let y: Vec<usize> = train.iter().map(|&i| class_of[&labels[i]]).collect();
+    let per = LinearSvm::train_dual(&sub, &y, classes.len(), baseline::C, par_map);
+    per.into_iter()
+        .enumerate()
+        .flat_map(|(c, list)| list.into_iter().map(move |(i, a)| (c, i, a)))
+        .map(|(c, i, a)| (classes[c] as u32, train[i as usize] as u32, a))
+        .collect()
+}
+
+/// `(0..n).map(f)` on the machine's cores (std threads; one core, or wasm: in place).
+fn par_map(f: &(dyn Fn(usize) -> Vec<(u32, f32)> + Sync), n: usize) -> Vec<Vec<(u32, f32)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.max(1));
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let mut out = vec![Vec::new(); n];
+    let size = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        for (ci, chunk) in out.chunks_mut(size).enumerate() {
+            s.spawn(move || chunk.iter_mut().enumerate().for_each(|(j, o)| *o = f(ci * size + j)));
+        }
+    });
+    out
+}
+
+/// SVM scores of the `samples` (raw, over all `n_labels`; NaN for labels without examples) from
+/// SVMs that did not see them: 5 folds by each example's rank within its label (so a label with
+/// two or more examples keeps one in every fold's training set).
+fn cross_validated_svm(
+    titles: &[String],
+    labels: &[usize],
+    counts: &[usize],
+    samples: &[usize],
+    n_labels: usize,
+    progress: &dyn Progress,
+) -> HashMap<usize, Vec<f32>> {
+    // 5: each fold's SVM sees 80 % of the memory, close to the whole memory's SVM that
+    // classifies (with 3, the fit under-weighted the SVM: Myntra k = 20 fell below the SVM alone).
+    const FOLDS: usize = 5;
+    let rows = tfidf_rows(titles);
+    let mut rank = vec![0usize; n_labels];
+    let fold: Vec<Option<usize>> = labels
+        .iter()
+        .map(|&l| {
+            let r = rank[l];
+            rank[l] += 1;
+            (counts[l] >= 2).then_some(r % FOLDS)
+        })
+        .collect();
+    let mut out = HashMap::new();
+    progress.start("cross-validate the SVM", FOLDS as u64);
+    for k in 0..FOLDS {
+        let held: Vec<usize> = samples.iter().copied().filter(|&i| fold[i] == Some(k)).collect();
+        if held.is_empty() {
+            progress.advance(1);
+            continue;
+        }
+        let train: Vec<usize> = (0..titles.len()).filter(|&i| fold[i] != Some(k)).collect();
+        let dual = svm_dual(&rows, labels, &train);
+        for &i in &held {
+            let dots: Vec<f32> = rows.iter().map(|r| adapter::sparse_dot(&rows[i], r)).collect();
+            let mut v = vec![f32::NAN; n_labels];
+            for &(l, j, c) in &dual {
+                let x = &mut v[l as usize];
+                *x = if x.is_nan() { 0.0 } else { *x } + c * (dots[j as usize] + 1.0);
+            }
+            out.insert(i, v);
+        }
+        progress.advance(1);
+    }
+    progress.finish(false);
+    out
+}
+
+/// The combination weights maximising `Σ log softmax(Σ_c w_c z_c)[gold] − strength/2 ‖w − prior‖²`
+/// over samples `z[s][c][label]` (Newton's method with step halving; the objective is concave).
+pub fn fit_weights(z: &[Vec<Vec<f32>>], gold: &[usize], prior: &[f32], strength: f64) -> Vec<f32> {
+    let c = prior.len();
+    let objective = |w: &[f64]| -> f64 {
+        let mut ll = 0.0;
+        for (zs, &g) in z.iter().zip(gold) {
+            let s = scores(zs, w);
+            let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            ll += s[g] - max - s.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+        }
+        ll - strength / 2.0 * w.iter().zip(prior).map(|(a, b)| (a - *b as f64).powi(2)).sum::<f64>()
+    };
+    let mut w: Vec<f64> = prior.iter().map(|&x| x as f64).collect();
+    let mut f = objective(&w);
+    for _ in 0..50 {
+        let mut grad: Vec<f64> = w.iter().zip(prior).map(|(a, b)| -strength * (a - *b as f64)).collect();
+        let mut hess = vec![vec![0f64; c]; c];
+        (0..c).for_each(|i| hess[i][i] = strength);
+        for (zs, &g) in z.iter().zip(gold) {
+            let s = scores(zs, &w);
+            let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let p: Vec<f64> = e.iter().map(|x| x / sum).collect();
+            let mean: Vec<f64> = zs.iter().map(|zc| zc.iter().zip(&p).map(|(&a, b)| a as f64 * b).sum()).collect();
+            for i in 0..c {
+                grad[i] += zs[i][g] as f64 - mean[i];
+                for k in i..c {
+                    let e_ik: f64 = zs[i].iter().zip(&zs[k]).zip(&p).map(|((&a, &b), q)| a as f64 * b as f64 * q).sum();
+                    hess[i][k] += e_ik - mean[i] * mean[k];
+                }
+            }
+        }
+        for i in 1..c {
+            let (upper, lower) = hess.split_at_mut(i);
+            upper.iter().enumerate().for_each(|(k, row)| lower[0][k] = row[i]);
+        }
+        let Some(step) = solve(hess, grad) else { break };
+        let mut t = 1.0;
+        let mut improved = false;
+        while t > 1e-4 {
+            let cand: Vec<f64> = w.iter().zip(&step).map(|(a, d)| a + t * d).collect();
+            let fc = objective(&cand);
+            if fc >= f {
+                improved = fc - f > 1e-9;
+                w = cand;
+                f = fc;
+                break;
+            }
+            t /= 2.0;
+        }
+        if !improved {
+            break;
+        }
+    }
+    w.into_iter().map(|x| x as f32).collect()
+}
+
+fn scores(zs: &[Vec<f32>], w: &[f64]) -> Vec<f64> {
+    let l = zs.first().map_or(0, Vec::len);
+    let mut s = vec![0f64; l];
+    for (zc, &wc) in zs.iter().zip(w) {
+        s.iter_mut().zip(zc).for_each(|(o, &x)| *o += wc * x as f64);
+    }
+    s
+}
+
+/// Solves `a · x = b` (a symmetric positive definite, small) by Gaussian elimination with
+/// partial pivoting; `None` when singular.
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for col in 0..n {
+        let piv = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, piv);
+        b.swap(col, piv);
+        let (top, rest) = a.split_at_mut(col + 1);
+        let pivot = &top[col];
+        for (r, row) in rest.iter_mut().enumerate() {
+            let f = row[col] / pivot[col];
+            row.iter_mut().zip(pivot).skip(col).for_each(|(x, p)| *x -= f * p);
+            b[col + 1 + r] -= f * b[col];
+        }
+    }
+    let mut x = vec![0f64; n];
+    for r in (0..n).rev() {
+        x[r] = (b[r] - (r + 1..n).map(|k| a[r][k] * x[k]).sum::<f64>()) / a[r][r];
+    }
+    Some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(t: &str, p: &str) -> Example {
+        Example { title: t.into(), path: p.split(" > ").map(String::from).collect() }
+    }
+
+    #[test]
+    fn the_latest_of_equal_titles_wins() {
+        let (kept, empty, dup, contra) =
+            dedupe(vec![ex("Red Shoe", "A > B"), ex("  ", "A > B"), ex("red  shoe ", "A > B"), ex("Kettle", "K"), ex("RED SHOE", "A > C")]).unwrap();
+        assert_eq!((empty, dup, contra), (1, 1, 1));
+        assert_eq!(kept, vec![ex("Kettle", "K"), ex("RED SHOE", "A > C")]);
+        assert!(matches!(dedupe(vec![ex("x", "A >  > B")]), Err(ModelError::Core(CoreError::BadPath(_)))));
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_of_the_largest_label() {
+        // Labels by age: 0 0 0 1 1 2. Cap 4: label 0 (3) loses its oldest (index 0); then labels
+        // 0 and 1 have 2 each and the lower id, 0, loses its next oldest (index 1).
+        assert_eq!(evict(&[0, 0, 0, 1, 1, 2], 4), vec![2, 3, 4, 5]);
+        assert_eq!(evict(&[0, 1], 5), vec![0, 1]);
+        assert_eq!(evict(&[3, 3, 3, 3], 1), vec![3]);
+    }
+
+    #[test]
+    fn weights_fit_by_likelihood_find_the_informative_component() {
+        // Two components over 3 labels: the first puts the gold label on top every time, the second
+        // is noise that favours another label. The fit must raise the first and cut the second.
+        let mut z = Vec::new();
+        let mut gold = Vec::new();
+        for s in 0..30 {
+            let g = s % 3;
+            let mut good = vec![-0.7f32; 3];
+            good[g] = 1.4;
+            let mut noise = vec![-0.7f32; 3];
+            noise[(g + 1) % 3] = 1.4;
+            z.push(vec![good, noise]);
+            gold.push(g);
+        }
+        let w = fit_weights(&z, &gold, &[1.0, 1.0], 1.0);
+        assert!(w[0] > 2.0 && w[1] < 0.5, "{w:?}");
+        // One component, two labels, z = (+1, −1) with the gold label first in 80 % of 1000
+        // samples: the likelihood is greatest where sigmoid(2w) = 0.8, w = ½ ln 4; the prior (1 at
+        // strength 1 against 640 of curvature) moves it by under 1e-3.
+        let z: Vec<Vec<Vec<f32>>> = (0..1000).map(|_| vec![vec![1.0, -1.0]]).collect();
+        let gold: Vec<usize> = (0..1000).map(|i| usize::from(i % 5 == 0)).collect();
+        let w = fit_weights(&z, &gold, &[1.0], 1.0);
+        assert!((w[0] as f64 - 0.5 * 4f64.ln()).abs() < 1e-3, "{w:?}");
+        // No samples: the prior.
+        assert_eq!(fit_weights(&[], &[], &[0.5, 2.0], 1.0), vec![0.5, 2.0]);
+    }
+
+    #[test]
+    fn solve_inverts_a_small_system() {
+        let x = solve(vec![vec![4.0, 1.0], vec![1.0, 3.0]], vec![1.0, 2.0]).unwrap();
+        // By hand: x = (1/11, 7/11).
+        assert!((x[0] - 1.0 / 11.0).abs() < 1e-12 && (x[1] - 7.0 / 11.0).abs() < 1e-12);
+    }
+}
