@@ -21,7 +21,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, requireModel, startServer } from '../test/helpers.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, parseCsv, requireModel, startServer } from '../test/helpers.mjs';
 
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -35,29 +35,6 @@ const tabs = Number(arg('--tabs', 4));
 const out = arg('--out', null);
 for (const [n, v] of [['--keystrokes', keystrokes], ['--every', every], ['--tabs', tabs]]) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`${n} must be a positive integer, got ${v}`);
-}
-
-/** RFC 4180: quoted fields, doubled quotes, newlines inside quotes. */
-function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++;
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(cell), (cell = '');
-    else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(cell), rows.push(row), (row = []), (cell = '');
-    } else cell += c;
-  }
-  if (cell !== '' || row.length) row.push(cell), rows.push(row);
-  return rows;
 }
 
 function readTitles(path) {

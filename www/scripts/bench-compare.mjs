@@ -25,7 +25,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, WWW, fixtureTitles, startServer } from '../test/helpers.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, WWW, fixtureTitles, parseCsv, startServer } from '../test/helpers.mjs';
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
@@ -64,29 +64,6 @@ const MEMORY_NOTE =
   'renderer of this chromium that used the most CPU during the engine\'s run), from /proc.';
 
 // ---------------------------------------------------------------- titles
-/** Minimal RFC 4180 CSV reader (quoted fields, doubled quotes, commas and newlines inside quotes). */
-function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') field += '"', i++;
-      else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') row.push(field), (field = '');
-    else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      row.push(field), rows.push(row), (row = []), (field = '');
-    } else field += ch;
-  }
-  if (field !== '' || row.length) row.push(field), rows.push(row);
-  return rows;
-}
-
 function loadTitles(n) {
   let base;
   let source;

@@ -7,6 +7,7 @@ use shelfwise_core::ngram::fnv1a;
 use shelfwise_core::{prefix, LabelSpace};
 
 use crate::error::ModelError;
+use crate::progress::Progress;
 
 /// One labelled title: its text and its category path (top level first).
 #[derive(Debug, Clone, PartialEq)]
@@ -83,4 +84,47 @@ pub fn with_prefixes(rows: &[Example], fractions: &[f64], marker: Option<&str>, 
         }
     }
     (texts, ys, whole)
+}
+
+/// Held-out rows as a model's training made them: whole titles and their prefixes at the
+/// fractions (default 0.3 and 0.6) and with the marker that the manifest's `training` record
+/// names, each text with its category (`None`: unknown to `labels`) and whether it is whole.
+/// `NoKnownCategory` when no row's category is one of `labels`.
+pub struct HeldOutTexts {
+    pub texts: Vec<String>,
+    pub gold: Vec<Option<usize>>,
+    pub whole: Vec<bool>,
+    pub marker: Option<String>,
+}
+
+impl HeldOutTexts {
+    pub fn as_trained(training: &serde_json::Value, rows: &[Example], labels: &LabelSpace) -> Result<Self, TrainError> {
+        let fractions: Vec<f64> = match training.get("prefix_fractions").and_then(serde_json::Value::as_array) {
+            Some(v) => v.iter().filter_map(serde_json::Value::as_f64).collect(),
+            None => vec![0.3, 0.6],
+        };
+        let marker = training.get("prefix_marker").and_then(serde_json::Value::as_str).map(str::to_string);
+        let (texts, gold, whole) = with_prefixes(rows, &fractions, marker.as_deref(), labels);
+        if gold.iter().all(Option::is_none) {
+            return Err(TrainError::NoKnownCategory(labels.len()));
+        }
+        Ok(Self { texts, gold, whole, marker })
+    }
+
+    /// `score` on every text, 64 at a time, with a progress bar named `msg`.
+    pub fn score(
+        &self,
+        msg: &str,
+        progress: &dyn Progress,
+        score: impl Fn(&[&str]) -> crate::error::Result<Vec<Vec<f32>>>,
+    ) -> crate::error::Result<Vec<Vec<f32>>> {
+        progress.start(msg, self.texts.len() as u64);
+        let mut out = Vec::with_capacity(self.texts.len());
+        for chunk in self.texts.chunks(64) {
+            out.extend(score(&chunk.iter().map(String::as_str).collect::<Vec<_>>())?);
+            progress.advance(chunk.len() as u64);
+        }
+        progress.finish(false);
+        Ok(out)
+    }
 }

@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::format::{LexicalConfig, ModelFile, LEXICAL_ANALYZER};
 use crate::progress::Progress;
 use crate::storage::{load_tensors, tensors_to_bytes};
-use crate::train::examples::{with_prefixes, DataSource, Example, TrainError};
+use crate::train::examples::{DataSource, Example, HeldOutTexts, TrainError};
 
 /// How the lexical part is trained and stored.
 #[derive(Debug, Clone, Serialize)]
@@ -267,24 +267,11 @@ pub fn add_to_model(
     let clf = Classifier::from_model_file(&file)?;
     let labels = clf.labels();
     let mut manifest = file.manifest.clone();
-    let fractions: Vec<f64> = match manifest.training.get("prefix_fractions").and_then(Value::as_array) {
-        Some(v) => v.iter().filter_map(Value::as_f64).collect(),
-        None => vec![0.3, 0.6],
-    };
-    let marker = manifest.training.get("prefix_marker").and_then(Value::as_str).map(str::to_string);
-    let (texts, gold, whole) = with_prefixes(heldout, &fractions, marker.as_deref(), labels);
-    if gold.iter().all(Option::is_none) {
-        return Err(TrainError::NoKnownCategory(labels.len()));
-    }
-    progress.start("score held-out", texts.len() as u64);
-    let mut head = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(64) {
-        head.extend(clf.head_logits(&chunk.iter().map(String::as_str).collect::<Vec<_>>())?);
-        progress.advance(chunk.len() as u64);
-    }
-    progress.finish(false);
+    let h = HeldOutTexts::as_trained(&manifest.training, heldout, labels)?;
+    let head = h.score("score held-out", progress, |t| clf.head_logits(t))?;
+    let (texts, gold, whole) = (&h.texts, &h.gold, &h.whole);
     let fit = self::fit(train, labels, opts, progress)?;
-    let held = HeldTexts { texts: &texts, gold: &gold, whole: &whole, marker: marker.as_deref() };
+    let held = HeldTexts { texts, gold, whole, marker: h.marker.as_deref() };
     let (buckets, logits) = stack(&held, &head, &fit.lexical, progress);
     let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) = (0..texts.len()).filter(|&i| whole[i]).map(|i| (logits[i].clone(), gold[i])).unzip();
     manifest.head.temperature = fit_temperature_top1(&l, &g);

@@ -21,7 +21,7 @@ use crate::progress::Progress;
 use crate::quant::snap_tensors;
 use crate::storage::{load_tensors, targets_for, tensors_to_bytes, Scheme};
 use crate::train::embed::{embed_all, EmbeddingCache};
-use crate::train::examples::{with_prefixes, DataSource, Example, TrainError};
+use crate::train::examples::{DataSource, Example, HeldOutTexts, TrainError};
 
 /// Where the encoder's embeddings of the held-out texts may come from the training cache: the
 /// frozen encoder's cache key and the cache.
@@ -94,22 +94,9 @@ pub fn calibrate(
     let labels = clf.labels();
     // The held-out texts as training made them: whole titles and the model's prefix fractions.
     let training = &manifest.training;
-    let fractions: Vec<f64> = match training.get("prefix_fractions").and_then(Value::as_array) {
-        Some(v) => v.iter().filter_map(Value::as_f64).collect(),
-        None => vec![0.3, 0.6],
-    };
-    let marker = training.get("prefix_marker").and_then(Value::as_str).map(str::to_string);
-    let (texts, gold, whole) = with_prefixes(rows, &fractions, marker.as_deref(), labels);
-    if gold.iter().all(Option::is_none) {
-        return Err(TrainError::NoKnownCategory(labels.len()));
-    }
-    progress.start("score", texts.len() as u64);
-    let mut logits = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(64) {
-        logits.extend(clf.logits(&chunk.iter().map(String::as_str).collect::<Vec<_>>())?);
-        progress.advance(chunk.len() as u64);
-    }
-    progress.finish(false);
+    let h = HeldOutTexts::as_trained(training, rows, labels)?;
+    let mut logits = h.score("score", progress, |t| clf.logits(t))?;
+    let (texts, gold, whole) = (&h.texts, &h.gold, &h.whole);
     let before = training.get("label_prior").filter(|v| !v.is_null()).cloned();
     if let (true, None, Some(_)) = (label_prior, &before, &manifest.lexical) {
         // The stack's weights were fitted to the head as it is: a prior added to it now would
@@ -120,7 +107,7 @@ pub fn calibrate(
             Some(name) => Some((Scheme::from_manifest_name(name)?, &manifest.encoder)),
             None => None,
         };
-        let fit = fit_and_fold(clf.embedder(), labels, &manifest.head, &texts, &logits, &gold, &mut tensors, qat, None, progress)?;
+        let fit = fit_and_fold(clf.embedder(), labels, &manifest.head, texts, &logits, gold, &mut tensors, qat, None, progress)?;
         progress.note(&format!("label prior: weight {} (fitted on {} held-out texts)", fit.weight, texts.len()));
         manifest.training["label_prior"] = record(fit.weight, texts.len());
         logits = fit.logits;
