@@ -160,7 +160,7 @@ pub fn cli_error(e: TrainError, file: &Path) -> anyhow::Error {
     match e {
         TrainError::Model(m) => m.into(),
         e @ (TrainError::OneCategory(_) | TrainError::NoKnownCategory(_)) => anyhow!("{}: {e}", file.display()),
-        e @ TrainError::Quantized => anyhow!("{} {e}", file.display()),
+        e @ (TrainError::Quantized | TrainError::Adapted) => anyhow!("{} {e}", file.display()),
         e => anyhow!("{e}"),
     }
 }
@@ -265,7 +265,7 @@ pub fn add_lexical(a: AddLexicalArgs) -> Result<()> {
     let heldout = read_labelled(&a.heldout, &a.text_col, &a.label_col)?;
     let opts = LexicalOptions { max_weights: a.lexical_weights, prefix_fractions: Vec::new(), max_texts: a.lexical_max_texts, refit_all: false };
     let file = shelfwise_model::train::lexical::add_to_model(file, &train, &heldout, &source(&a.heldout)?, &opts, &Bars::default()).map_err(|e| match e {
-        TrainError::HasLexical => anyhow!("{}: {e}", a.model.display()),
+        TrainError::HasLexical | TrainError::Adapted => anyhow!("{}: {e}", a.model.display()),
         e => cli_error(e, &a.heldout),
     })?;
     let bytes = file.to_bytes()?;

@@ -80,6 +80,11 @@ pub fn quantize(file: ModelFile, opts: &QuantizeOptions) -> Result<ModelFile> {
     if let Some(q) = &file.manifest.quantization {
         return Err(ModelError::BadManifest(format!("already quantized ({}); quantize the f32 model", q.scheme)));
     }
+    // The adaptation's example embeddings and fitted weights are the f32 encoder's: quantize the
+    // model first, then adapt the quantized one.
+    if file.manifest.adaptation.is_some() {
+        return Err(ModelError::BadManifest("adaptation: quantize the model it was adapted from, then adapt the quantized model".into()));
+    }
     let mut tensors = load_tensors(&file.tensors)?;
     let mut manifest = file.manifest;
     let mut pruned = None;

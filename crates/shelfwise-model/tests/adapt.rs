@@ -218,3 +218,23 @@ fn every_adaptation_field_is_checked() {
         }
     }
 }
+
+#[test]
+fn an_adapted_file_is_not_calibrated_relexicalised_or_quantized_under_its_adaptation() {
+    use shelfwise_model::quant::{quantize, QuantizeOptions};
+    use shelfwise_model::storage::Scheme;
+    use shelfwise_model::train::examples::{DataSource, TrainError};
+    let file = ModelFile::from_bytes(&adapted_bytes()).unwrap();
+    let rows = vec![ex("hose", "Garden > Hoses"), ex("case", "Phones > Cases")];
+    let src = DataSource { file: Some("x.csv".into()), sha256: String::new() };
+    let cal = shelfwise_model::train::prior::calibrate(file.clone(), &rows, &src, true, &Silent);
+    assert!(matches!(cal, Err(TrainError::Adapted)), "{:?}", cal.err());
+    let opts = shelfwise_model::train::lexical::LexicalOptions { max_weights: 1000, prefix_fractions: vec![], max_texts: 100, refit_all: false };
+    let lex = shelfwise_model::train::lexical::add_to_model(file.clone(), &rows, &rows, &src, &opts, &Silent);
+    assert!(matches!(lex, Err(TrainError::Adapted)), "{:?}", lex.err());
+    let q = QuantizeOptions { scheme: Scheme::Int8, keep_tokens: None, vocab_source: String::new(), calibration: vec![], calibration_source: String::new() };
+    match quantize(file, &q) {
+        Err(ModelError::BadManifest(m)) => assert!(m.starts_with("adaptation:"), "{m}"),
+        other => panic!("{:?}", other.err()),
+    }
+}

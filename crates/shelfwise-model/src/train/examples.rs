@@ -48,6 +48,8 @@ pub enum TrainError {
     Quantized,
     #[error("the model has a lexical part already")]
     HasLexical,
+    #[error("is adapted (shelfwise adapt): its scores are fitted over the model as it was; change the model it was adapted from, then adapt that again")]
+    Adapted,
     #[error("none of its categories is one of the model's {0}")]
     NoKnownCategory(usize),
 }

@@ -264,6 +264,9 @@ pub fn add_to_model(
     if file.manifest.lexical.is_some() {
         return Err(TrainError::HasLexical);
     }
+    if file.manifest.adaptation.is_some() {
+        return Err(TrainError::Adapted);
+    }
     let clf = Classifier::from_model_file(&file)?;
     let labels = clf.labels();
     let mut manifest = file.manifest.clone();

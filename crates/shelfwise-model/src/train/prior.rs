@@ -85,6 +85,9 @@ pub fn calibrate(
     label_prior: bool,
     progress: &dyn Progress,
 ) -> std::result::Result<ModelFile, TrainError> {
+    if file.manifest.adaptation.is_some() {
+        return Err(TrainError::Adapted);
+    }
     if file.manifest.quantization.is_some() {
         return Err(TrainError::Quantized);
     }
