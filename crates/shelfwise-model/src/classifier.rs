@@ -174,17 +174,21 @@ impl Classifier {
 
     /// The head's logits alone, without the lexical part (what training stacks with it).
     pub fn head_logits(&self, titles: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let pooled = self.embedder.embed(titles)?;
+        self.head_from_pooled(titles, &self.embedder.embed(titles)?)
+    }
+
+    /// The head on given pooled embeddings `[titles.len(), hidden]`: what both the head alone and
+    /// the stack read.
+    fn head_from_pooled(&self, titles: &[&str], pooled: &Tensor) -> Result<Vec<Vec<f32>>> {
         let ngrams: Vec<Vec<u32>> = titles.iter().map(|t| self.head.ngram_ids(t)).collect();
-        Ok(self.head.logits(&pooled, &ngrams)?.to_vec2()?)
+        Ok(self.head.logits(pooled, &ngrams)?.to_vec2()?)
     }
 
     /// The logits on given pooled embeddings `[titles.len(), hidden]` (the encoder's raw output):
     /// the head's, stacked with the lexical part's scores where the model has one. Every backend
     /// comes through here, so all of them score the same.
     fn logits_from_pooled(&self, titles: &[&str], pooled: &Tensor) -> Result<Vec<Vec<f32>>> {
-        let ngrams: Vec<Vec<u32>> = titles.iter().map(|t| self.head.ngram_ids(t)).collect();
-        let head: Vec<Vec<f32>> = self.head.logits(pooled, &ngrams)?.to_vec2()?;
+        let head = self.head_from_pooled(titles, pooled)?;
         Ok(match &self.lexical {
             None => head,
             Some((lex, stack)) => head.iter().zip(titles).map(|(h, t)| stacked(h, &lex.scores(t), word_count(t), stack)).collect(),
