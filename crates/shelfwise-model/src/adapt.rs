@@ -23,19 +23,16 @@
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use candle_core::{DType, Device, Tensor};
 use serde_json::json;
 use shelfwise_core::taxonomy::join_path;
-use shelfwise_core::taxonomy_io::leaves;
-use shelfwise_core::{CoreError, LabelSpace};
+use shelfwise_core::CoreError;
 
-use crate::adapter::{self, Feature};
+use crate::adapter;
 use crate::classifier::{load_tensors, tensors_to_bytes, Classifier};
-use crate::error::{ModelError, Result};
-use crate::format::{Adaptation, ModelFile};
-use crate::head::{label_text, normalize};
+use crate::error::Result;
+use crate::format::ModelFile;
 use crate::progress::Progress;
-use crate::train::embed::embed_all;
+use crate::shop::Shop;
 use crate::train::examples::Example;
 use shelfwise_core::baseline::{self, LinearSvm, SparseRow, TfidfVectorizer};
 
@@ -51,12 +48,6 @@ pub const DEFAULT_MAX_EXAMPLES: usize = 20_000;
 pub const PRIOR_WEIGHTS: [f32; 8] = [0.55, 0.35, 1.5, 0.3, 0.1, 0.25, 0.0, 0.35];
 /// The prior's weight against the summed log-likelihood of the held-out examples.
 pub const PRIOR_STRENGTH: f64 = 1.0;
-/// Leave-one-out scores of at most this many examples (evenly spread) fit the weights, fewer for
-/// a large taxonomy (their component scores are held in memory: examples × labels × 7).
-const MAX_FIT_SAMPLES: usize = 3000;
-const FIT_BUDGET: usize = 40_000_000;
-/// Below this many held-out examples the prior weights are used as they are.
-const MIN_FIT_SAMPLES: usize = 10;
 
 /// What `adapt` did with its input, for the user and the manifest.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -103,30 +94,30 @@ fn strip(mut file: ModelFile) -> Result<Stripped> {
     Ok((file, old, Some(old_labels)))
 }
 
-/// Applies the duplicate rule: the latest of equal titles wins. Returns the kept examples in
-/// order and the counts of (empty, duplicates, contradictions).
-fn dedupe(all: Vec<Example>) -> Result<(Vec<Example>, usize, usize, usize)> {
+/// Applies the duplicate rule: the latest of equal titles wins. Returns the indices of the kept
+/// examples in order and the counts of (empty, duplicates, contradictions); a blank path segment
+/// is `LABELS`.
+pub(crate) fn dedupe(all: &[Example]) -> Result<(Vec<usize>, usize, usize, usize)> {
     let (mut empty, mut dup, mut contra) = (0, 0, 0);
     let mut last: HashMap<String, usize> = HashMap::new();
-    let mut slots: Vec<Option<Example>> = Vec::with_capacity(all.len());
-    for mut e in all {
-        e.title = e.title.trim().to_string();
-        if e.title.is_empty() {
+    let mut slots: Vec<Option<usize>> = Vec::with_capacity(all.len());
+    for (i, e) in all.iter().enumerate() {
+        if e.title.trim().is_empty() {
             empty += 1;
             continue;
         }
         if e.path.is_empty() || e.path.iter().any(|s| s.trim().is_empty()) {
             return Err(CoreError::BadPath(join_path(&e.path)).into());
         }
-        if let Some(i) = last.insert(title_key(&e.title), slots.len()) {
-            let old = slots[i].take().expect("each slot is replaced once");
-            if old.path == e.path {
+        if let Some(at) = last.insert(title_key(&e.title), slots.len()) {
+            let old = slots[at].take().expect("each slot is replaced once");
+            if all[old].path == e.path {
                 dup += 1;
             } else {
                 contra += 1;
             }
         }
-        slots.push(Some(e));
+        slots.push(Some(i));
     }
     Ok((slots.into_iter().flatten().collect(), empty, dup, contra))
 }
@@ -155,7 +146,8 @@ pub fn evict(labels: &[usize], cap: usize) -> Vec<usize> {
 }
 
 /// Adapts `file` (plain or already adapted) to a taxonomy (every path of the file, inner nodes
-/// included; `None`: keep the current labels) and examples (oldest first).
+/// included; `None`: keep the current labels) and examples (oldest first): a
+/// [`crate::shop::Shop`] of the file's state, given the taxonomy and the examples, written out.
 pub fn adapt(
     file: ModelFile,
     taxonomy: Option<&[Vec<String>]>,
@@ -163,139 +155,38 @@ pub fn adapt(
     max_examples: usize,
     progress: &dyn Progress,
 ) -> Result<(ModelFile, Report)> {
-    let max_examples = max_examples.clamp(1, crate::validate::MAX_ADAPT_EXAMPLES);
     let (base, old, old_labels) = strip(file)?;
     let clf = Classifier::from_model_file(&base)?;
+    let mut shop = Shop::new(&clf);
+    shop.set_max_examples(max_examples);
     let examples_in = examples.len();
     let mut all = old;
     all.extend(examples);
-    let (kept, empty, duplicates, contradictions) = dedupe(all)?;
-    let tax: Vec<Vec<String>> = match (taxonomy, old_labels) {
-        (Some(t), _) => leaves(&t.iter().map(|p| p.iter().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).collect()).collect::<Vec<_>>()),
-        (None, Some(old)) => old,
-        (None, None) => clf.labels().labels().to_vec(),
+    let tax: Option<Vec<Vec<String>>> = match (taxonomy, old_labels) {
+        (Some(t), _) => Some(t.to_vec()),
+        (None, Some(old)) => Some(old),
+        (None, None) => None,
     };
-    let tax_set: HashSet<String> = tax.iter().map(|p| join_path(p)).collect();
-    let mut added: HashSet<String> = HashSet::new();
-    for e in &kept {
-        let s = join_path(&e.path);
-        if !tax_set.contains(&s) {
-            added.insert(s);
-        }
+    if let Some(t) = &tax {
+        shop.replace_taxonomy(t)?;
     }
-    let all_paths: Vec<String> = tax_set.iter().cloned().chain(added.iter().cloned()).collect();
-    let labels = LabelSpace::from_raw_paths(all_paths.iter().map(String::as_str))?;
-    let label_of: Vec<usize> = kept.iter().map(|e| labels.find(&join_path(&e.path)).expect("every example path is a label")).collect();
-    let keep = evict(&label_of, max_examples);
-    let evicted = kept.len() - keep.len();
-    let titles: Vec<String> = keep.iter().map(|&i| kept[i].title.clone()).collect();
-    let ex_labels: Vec<usize> = keep.iter().map(|&i| label_of[i]).collect();
-
-    let hidden = clf.manifest().encoder.hidden;
-    let embedder = clf.embedder();
-    let path_texts: Vec<String> = labels.labels().iter().map(|p| label_text(p)).collect();
-    let leaf_texts: Vec<String> = labels.labels().iter().map(|p| p.last().cloned().unwrap_or_default()).collect();
-    let path_emb = normalize(&embed_all(embedder, "", &path_texts, None, "embed category paths", progress)?, 1.0)?;
-    let leaf_emb = normalize(&embed_all(embedder, "", &leaf_texts, None, "embed category names", progress)?, 1.0)?;
-    let pooled = if titles.is_empty() { None } else { Some(embed_all(embedder, "", &titles, None, "embed examples", progress)?) };
-
+    let mut report = shop.add_examples(&clf, all, progress)?;
+    report.examples_in = examples_in;
+    let (adapt_tensors, mut adaptation) = shop.tensors(&clf)?;
     let mut tensors = load_tensors(&base.tensors)?;
-    let f16 = |t: Tensor| t.to_dtype(DType::F16);
-    tensors.insert(adapter::PATH_EMB.into(), f16(path_emb)?);
-    tensors.insert(adapter::LEAF_EMB.into(), f16(leaf_emb)?);
-    let features: Vec<String> = Feature::ALL.iter().map(|f| f.name().to_string()).collect();
-    tensors.insert(adapter::WEIGHTS.into(), Tensor::from_slice(&PRIOR_WEIGHTS, PRIOR_WEIGHTS.len(), &Device::Cpu)?);
-    let n = titles.len();
-    if let Some(p) = &pooled {
-        let unit: Vec<f32> = normalize(p, 1.0)?.flatten_all()?.to_vec1()?;
-        let (codes, scales) = adapter::quantize_rows(&unit, hidden);
-        tensors.insert(adapter::EXAMPLE_CODES.into(), Tensor::from_vec(codes, (n, hidden), &Device::Cpu)?);
-        tensors.insert(adapter::EXAMPLE_SCALE.into(), Tensor::from_vec(scales, n, &Device::Cpu)?);
-        tensors.insert(adapter::EXAMPLE_LABEL.into(), Tensor::from_vec(ex_labels.iter().map(|&l| l as u32).collect::<Vec<u32>>(), n, &Device::Cpu)?);
-        let mut text = Vec::new();
-        let mut offsets = vec![0u32];
-        for t in &titles {
-            text.extend_from_slice(t.as_bytes());
-            offsets.push(u32::try_from(text.len()).map_err(|_| ModelError::BadManifest("adaptation: example titles over 4 GiB".into()))?);
-        }
-        tensors.insert(adapter::EXAMPLE_OFFSET.into(), Tensor::from_vec(offsets, n + 1, &Device::Cpu)?);
-        let len = text.len();
-        tensors.insert(adapter::EXAMPLE_TEXT.into(), Tensor::from_vec(text, len, &Device::Cpu)?);
-        let rows = tfidf_rows(&titles);
-        let all: Vec<usize> = (0..n).collect();
-        let dual = svm_dual(&rows, &ex_labels, &all);
-        let nnz = dual.len();
-        let pairs: Vec<u32> = dual.iter().flat_map(|&(l, i, _)| [l, i]).collect();
-        let coefs: Vec<f32> = dual.iter().map(|&(_, _, c)| c).collect();
-        tensors.insert(adapter::SVM_PAIR.into(), Tensor::from_vec(pairs, (nnz, 2), &Device::Cpu)?);
-        tensors.insert(adapter::SVM_COEF.into(), Tensor::from_vec(coefs, nnz, &Device::Cpu)?);
-    }
-    let mut manifest = base.manifest.clone();
-    manifest.adaptation = Some(Adaptation {
-        labels: (0..labels.len()).map(|i| labels.label_string(i)).collect(),
-        features: features.clone(),
-        examples: n,
-        max_examples,
-        fit: serde_json::Value::Null,
+    tensors.extend(adapt_tensors);
+    adaptation.fit = json!({
+        "method": report.method, "samples": report.fit_samples, "prior": PRIOR_WEIGHTS, "prior_strength": PRIOR_STRENGTH,
+        "examples_in": report.examples_in, "empty": report.empty, "duplicates": report.duplicates, "contradictions": report.contradictions,
+        "evicted": report.evicted, "added_labels": report.added_labels, "rule": "latest of equal titles wins; evict the oldest of the label with the most",
     });
-    let mut out = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: base.tokenizer.clone() };
-    // Scores for the fit come from the file as written (f16 names, int8 examples): what a load sees.
-    let adapted = Classifier::from_model_file(&out)?;
-    let a = adapted.adapter().expect("just adapted");
-    let counts = a.memory().counts().to_vec();
-    let eligible: Vec<usize> = (0..n).filter(|&i| counts[ex_labels[i]] >= 2).collect();
-    let cap = MAX_FIT_SAMPLES.min((FIT_BUDGET / (labels.len() * features.len()).max(1)).max(MIN_FIT_SAMPLES * 20));
-    let step = eligible.len().div_ceil(cap.max(1)).max(1);
-    let samples: Vec<usize> = eligible.into_iter().step_by(step).collect();
-    let (weights, method) = if samples.len() < MIN_FIT_SAMPLES {
-        (PRIOR_WEIGHTS.to_vec(), "prior")
-    } else {
-        let pooled = pooled.as_ref().expect("samples are examples");
-        let svm = cross_validated_svm(&titles, &ex_labels, &counts, &samples, labels.len(), progress);
-        progress.start("fit weights (leave-one-out)", samples.len() as u64);
-        let mut z = Vec::with_capacity(samples.len());
-        for chunk in samples.chunks(64) {
-            let ts: Vec<&str> = chunk.iter().map(|&i| titles[i].as_str()).collect();
-            let idx = Tensor::from_vec(chunk.iter().map(|&i| i as u32).collect::<Vec<u32>>(), chunk.len(), &Device::Cpu)?;
-            let p = pooled.index_select(&idx, 0)?;
-            let head = adapted.model_logits(&ts, &p)?;
-            let unit =
-                Tensor::from_vec(chunk.iter().flat_map(|&i| a.memory().embedding(i).to_vec()).collect::<Vec<f32>>(), (chunk.len(), hidden), &Device::Cpu)?;
-            let ex: Vec<Option<usize>> = chunk.iter().map(|&i| Some(i)).collect();
-            let sv: Vec<Vec<f32>> = chunk.iter().map(|i| svm[i].clone()).collect();
-            z.extend(a.features_z(&ts, &unit, &head, adapted.manifest().head.temperature, &ex, Some(&sv))?);
-            progress.advance(chunk.len() as u64);
-        }
-        progress.finish(false);
-        let gold: Vec<usize> = samples.iter().map(|&i| ex_labels[i]).collect();
-        (fit_weights(&z, &gold, &PRIOR_WEIGHTS, PRIOR_STRENGTH), "leave-one-out")
-    };
-    let report = Report {
-        labels: labels.len(),
-        added_labels: added.len(),
-        examples_in,
-        empty,
-        duplicates,
-        contradictions,
-        evicted,
-        remembered: n,
-        fit_samples: if method == "prior" { 0 } else { samples.len() },
-        method: method.to_string(),
-        weights: features.iter().cloned().zip(weights.iter().copied()).collect(),
-    };
-    tensors.insert(adapter::WEIGHTS.into(), Tensor::from_slice(&weights, weights.len(), &Device::Cpu)?);
-    out.tensors = tensors_to_bytes(&tensors)?;
-    if let Some(ad) = out.manifest.adaptation.as_mut() {
-        ad.fit = json!({
-            "method": report.method, "samples": report.fit_samples, "prior": PRIOR_WEIGHTS, "prior_strength": PRIOR_STRENGTH,
-            "examples_in": report.examples_in, "empty": empty, "duplicates": duplicates, "contradictions": contradictions,
-            "evicted": evicted, "added_labels": report.added_labels, "rule": "latest of equal titles wins; evict the oldest of the label with the most",
-        });
-    }
+    let mut manifest = base.manifest.clone();
+    manifest.adaptation = Some(adaptation);
+    let out = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: base.tokenizer.clone() };
     Ok((out, report))
 }
 
-fn tfidf_rows(titles: &[String]) -> Vec<SparseRow> {
+pub(crate) fn tfidf_rows(titles: &[String]) -> Vec<SparseRow> {
     let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
     let v = TfidfVectorizer::fit(&refs);
     refs.iter().map(|t| v.transform(t)).collect()
@@ -303,7 +194,7 @@ fn tfidf_rows(titles: &[String]) -> Vec<SparseRow> {
 
 /// The baseline's SVM on the rows `train` (of `rows`, labelled `labels`), one-vs-rest over the
 /// labels they have, in dual form: (label, index into `rows`, αᵢ yᵢ).
-fn svm_dual(rows: &[SparseRow], labels: &[usize], train: &[usize]) -> Vec<(u32, u32, f32)> {
+pub(crate) fn svm_dual(rows: &[SparseRow], labels: &[usize], train: &[usize]) -> Vec<(u32, u32, f32)> {
     let mut classes: Vec<usize> = train.iter().map(|&i| labels[i]).collect();
     classes.sort_unstable();
     classes.dedup();
@@ -337,7 +228,7 @@ fn par_map(f: &(dyn Fn(usize) -> Vec<(u32, f32)> + Sync), n: usize) -> Vec<Vec<(
 /// SVM scores of the `samples` (raw, over all `n_labels`; NaN for labels without examples) from
 /// SVMs that did not see them: 5 folds by each example's rank within its label (so a label with
 /// two or more examples keeps one in every fold's training set).
-fn cross_validated_svm(
+pub(crate) fn cross_validated_svm(
     titles: &[String],
     labels: &[usize],
     counts: &[usize],
@@ -480,6 +371,7 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ModelError;
 
     fn ex(t: &str, p: &str) -> Example {
         Example { title: t.into(), path: p.split(" > ").map(String::from).collect() }
@@ -488,10 +380,10 @@ mod tests {
     #[test]
     fn the_latest_of_equal_titles_wins() {
         let (kept, empty, dup, contra) =
-            dedupe(vec![ex("Red Shoe", "A > B"), ex("  ", "A > B"), ex("red  shoe ", "A > B"), ex("Kettle", "K"), ex("RED SHOE", "A > C")]).unwrap();
+            dedupe(&[ex("Red Shoe", "A > B"), ex("  ", "A > B"), ex("red  shoe ", "A > B"), ex("Kettle", "K"), ex("RED SHOE", "A > C")]).unwrap();
         assert_eq!((empty, dup, contra), (1, 1, 1));
-        assert_eq!(kept, vec![ex("Kettle", "K"), ex("RED SHOE", "A > C")]);
-        assert!(matches!(dedupe(vec![ex("x", "A >  > B")]), Err(ModelError::Core(CoreError::BadPath(_)))));
+        assert_eq!(kept, vec![3, 4]);
+        assert!(matches!(dedupe(&[ex("x", "A >  > B")]), Err(ModelError::Core(CoreError::BadPath(_)))));
     }
 
     #[test]

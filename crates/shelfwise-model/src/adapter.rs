@@ -302,6 +302,11 @@ impl Adapter {
         &self.memory
     }
 
+    /// The TF-IDF SVM's dual: (label, example, αᵢ yᵢ).
+    pub fn svm(&self) -> &[(u32, u32, f32)] {
+        self.memory.tfidf.as_ref().map_or(&[], |l| &l.svm)
+    }
+
     pub fn features(&self) -> &[Feature] {
         &self.features
     }

@@ -116,6 +116,12 @@ impl Classifier {
         self.adapter.as_ref()
     }
 
+    /// Replaces the adaptation layer (`crate::shop` builds one from a shop's live state; `None`:
+    /// the model's own labels again). Takes effect from the next call.
+    pub fn set_adapter(&mut self, adapter: Option<crate::adapter::Adapter>) {
+        self.adapter = adapter;
+    }
+
     /// The softmax temperature of [`Self::logits`]: 1 for an adapted file (its combination
     /// weights are fitted by likelihood, so they carry the scale).
     pub fn temperature(&self) -> f32 {

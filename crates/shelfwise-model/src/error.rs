@@ -24,6 +24,12 @@ pub enum ModelError {
     InputTooLong { len: usize, max: usize },
     #[error("tensor computation failed: {0}")]
     Compute(String),
+    /// An exported example memory (`crate::shop`) made from another model: its embeddings mean
+    /// nothing to this one.
+    #[error("this memory was exported from another model (model id {found}; this model's is {expected})")]
+    MemoryModelMismatch { expected: String, found: String },
+    #[error("not a valid exported memory: {0}")]
+    BadMemory(String),
     #[error(transparent)]
     Core(#[from] shelfwise_core::CoreError),
     /// An encoder on another device failed (shelfwise-gpu's `GPU_UNAVAILABLE`, `GPU_DEVICE_LOST`,
@@ -48,6 +54,8 @@ impl ModelError {
             ModelError::Incomplete(_) => "MODEL_INCOMPLETE",
             ModelError::InputTooLong { .. } => "INPUT_TOO_LONG",
             ModelError::Compute(_) => "INTERNAL",
+            ModelError::MemoryModelMismatch { .. } => "MEMORY_MODEL_MISMATCH",
+            ModelError::BadMemory(_) => "MEMORY_CORRUPT",
             ModelError::Core(_) => "LABELS",
             ModelError::Device { code, .. } => code,
         }

@@ -6,7 +6,7 @@
 //! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] (the
 //! [`encoder::TitleEncoder`] trait and the CPU encoders), [`head`], [`lexical`] and [`adapter`] (an adapted
 //! file's scoring) ← [`backend`] (the probe and fallback rules for another encoder) ←
-//! [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]), [`adapt`] and [`train`].
+//! [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]), [`adapt`] and [`shop`] (a shop's live adaptation state) and [`train`].
 
 pub mod adapt;
 pub mod adapter;
@@ -22,6 +22,7 @@ pub mod lexical;
 pub mod part;
 pub mod progress;
 pub mod quant;
+pub mod shop;
 pub mod storage;
 pub mod tokenize;
 pub mod train;

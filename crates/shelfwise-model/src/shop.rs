@@ -1,0 +1,646 @@
+//! The adaptation as an owned, editable state next to a [`Classifier`]: what the browser's
+//! `setTaxonomy`, `addExamples`, `learn`, `forget`, `similar`, `explain` and
+//! `exportMemory`/`importMemory` run on, and what `crate::adapt` (the CLI's `shelfwise adapt`)
+//! writes into a file. Scoring is `crate::adapter`'s: every change ends in
+//! [`Shop::adapter`], which builds the same `adapt.*` tensors a file holds and loads them with
+//! [`Adapter::from_tensors`], so a shop built here scores exactly as the file `adapt` writes.
+//!
+//! What each change recomputes (all on the next call; nothing is scored mid-change):
+//! - [`Shop::set_taxonomy`], [`Shop::add_examples`]: everything: labels, the names of new labels
+//!   embedded (names already embedded are kept), new titles embedded, the eviction rule, the
+//!   TF-IDF SVM retrained and the combination weights refitted on the memory (leave-one-out),
+//!   as `adapt` does;
+//! - [`Shop::learn`] (one seller correction) and [`Shop::forget_title`] / [`Shop::forget_path`]:
+//!   the memory only (the title embedded, per-label sums, TF-IDF vectorizer and postings); the
+//!   combination weights and the SVM's support vectors are kept (the SVM loses a forgotten or
+//!   replaced example's terms; a learned title joins it at the next `add_examples` or
+//!   `set_taxonomy`). That keeps a correction at one encoder pass plus a rebuild linear in the
+//!   memory.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::TensorView;
+use shelfwise_core::calibration::softmax;
+use shelfwise_core::taxonomy::join_path;
+use shelfwise_core::taxonomy_io::leaves;
+use shelfwise_core::{CoreError, LabelSpace};
+
+use crate::adapt::{cross_validated_svm, dedupe, evict, fit_weights, svm_dual, tfidf_rows, Report, DEFAULT_MAX_EXAMPLES, PRIOR_STRENGTH, PRIOR_WEIGHTS};
+use crate::adapter::{self, Adapter, Feature};
+use crate::classifier::Classifier;
+use crate::error::{ModelError, Result};
+use crate::format::Adaptation;
+use crate::head::{label_text, normalize};
+use crate::progress::{Progress, Silent};
+use crate::train::embed::embed_all;
+use crate::train::examples::Example;
+
+/// Leave-one-out scores of at most this many examples (evenly spread) fit the weights, fewer for
+/// a large taxonomy (their component scores are held in memory: examples × labels × 8).
+const MAX_FIT_SAMPLES: usize = 3000;
+const FIT_BUDGET: usize = 40_000_000;
+/// Below this many held-out examples the prior weights are used as they are.
+const MIN_FIT_SAMPLES: usize = 10;
+/// The first bytes of an exported memory (then a safetensors file).
+const MEMORY_MAGIC: &[u8; 8] = b"SWMEMRY1";
+
+/// One remembered title: its path and its unit embedding as int8 codes (+128) and one scale.
+#[derive(Debug, Clone)]
+struct Remembered {
+    /// Identity for the SVM's support vectors (stable across edits of the memory).
+    id: u64,
+    title: String,
+    path: String,
+    codes: Vec<u8>,
+    scale: f32,
+}
+
+/// A nearest remembered title ([`Shop::similar`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Similar {
+    pub title: String,
+    pub path: String,
+    /// Cosine of the two titles' embeddings.
+    pub score: f32,
+}
+
+/// One word's part in a category's score ([`Shop::explain`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WordContribution {
+    pub word: String,
+    /// score(full title) − score(title without this word): positive when the word supports the category.
+    pub contribution: f32,
+}
+
+/// [`Shop::explain`]'s answer: the category's score for the whole title and each word's part.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Explanation {
+    pub category: String,
+    pub score: f32,
+    pub words: Vec<WordContribution>,
+}
+
+/// [`Shop::memory_info`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MemoryInfo {
+    pub examples: usize,
+    pub categories: usize,
+    /// Categories added by examples or corrections (not in the taxonomy).
+    pub added_categories: usize,
+    /// Bytes the remembered titles take (embedding codes, scales, titles, paths).
+    pub bytes: usize,
+    pub cap: usize,
+    /// How the combination weights were chosen: "leave-one-out" or "prior".
+    pub method: String,
+}
+
+/// A shop's taxonomy, example memory and combination weights over one model.
+#[derive(Debug, Clone)]
+pub struct Shop {
+    /// The model's identity ([`model_id`]): an exported memory is refused by another model.
+    model: String,
+    hidden: usize,
+    /// The taxonomy's leaves (`None`: the model's own labels).
+    taxonomy: Option<Vec<String>>,
+    /// Paths that examples brought in and the taxonomy lacks (kept until forgotten).
+    added: BTreeSet<String>,
+    examples: Vec<Remembered>,
+    next_id: u64,
+    weights: Vec<f32>,
+    method: String,
+    /// The SVM's dual: (label path, example id, αᵢ yᵢ).
+    svm: Vec<(String, u64, f32)>,
+    max_examples: usize,
+    /// Label text → its unit embedding as stored (f16-rounded), so a label is embedded once.
+    names: HashMap<String, Vec<f32>>,
+}
+
+/// A model's identity for its memories: the sha256 of its manifest, which holds the payload's
+/// sha256 (encoder, head, tokenizer) and the labels, so two files that embed or label
+/// differently never share a memory.
+pub fn model_id(clf: &Classifier) -> String {
+    let json = serde_json::to_vec(clf.manifest()).unwrap_or_default();
+    crate::format::sha256_hex(&[&json])
+}
+
+fn parse(path: &str) -> Result<String> {
+    let ls = LabelSpace::from_raw_paths([path])?;
+    Ok(ls.label_string(0))
+}
+
+impl Shop {
+    /// The state of `clf`'s file: an adapted file's taxonomy, memory (oldest first) and weights;
+    /// a plain model's labels with an empty memory and the prior weights.
+    pub fn new(clf: &Classifier) -> Self {
+        let m = clf.manifest();
+        let mut shop = Shop {
+            model: model_id(clf),
+            hidden: m.encoder.hidden,
+            taxonomy: None,
+            added: BTreeSet::new(),
+            examples: Vec::new(),
+            next_id: 0,
+            weights: PRIOR_WEIGHTS.to_vec(),
+            method: "prior".into(),
+            svm: Vec::new(),
+            max_examples: DEFAULT_MAX_EXAMPLES,
+            names: HashMap::new(),
+        };
+        if let (Some(a), Some(ad)) = (clf.adapter(), m.adaptation.as_ref()) {
+            let labels = a.labels();
+            shop.taxonomy = Some(ad.labels.clone());
+            shop.max_examples = ad.max_examples;
+            shop.method = ad.fit.get("method").and_then(|v| v.as_str()).unwrap_or("prior").to_string();
+            if a.features() == Feature::ALL {
+                shop.weights = a.weights().to_vec();
+            }
+            let mem = a.memory();
+            for i in 0..mem.len() {
+                let (codes, scales) = adapter::quantize_rows(mem.embedding(i), shop.hidden);
+                let id = shop.fresh_id();
+                shop.examples.push(Remembered { id, title: mem.titles[i].clone(), path: labels.label_string(mem.labels[i]), codes, scale: scales[0] });
+            }
+            shop.svm = a.svm().iter().map(|&(l, i, c)| (labels.label_string(l as usize), shop.examples[i as usize].id, c)).collect();
+        }
+        shop
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Sets the memory's cap (clamped to 1..=`MAX_ADAPT_EXAMPLES`); applies on the next change.
+    pub fn set_max_examples(&mut self, cap: usize) {
+        self.max_examples = cap.clamp(1, crate::validate::MAX_ADAPT_EXAMPLES);
+    }
+
+    /// The label space: the taxonomy's leaves (or the model's labels), the added paths.
+    fn label_space(&self, clf: &Classifier) -> Result<LabelSpace> {
+        let base: Vec<String> = match &self.taxonomy {
+            Some(t) => t.clone(),
+            None => (0..clf.head_labels().len()).map(|i| clf.head_labels().label_string(i)).collect(),
+        };
+        Ok(LabelSpace::from_raw_paths(base.iter().chain(&self.added).map(String::as_str))?)
+    }
+
+    /// Replaces the taxonomy (every path of it, inner nodes included: its leaves become the
+    /// labels), then refits. Examples whose path the new taxonomy lacks keep it as an added label.
+    pub fn set_taxonomy(&mut self, clf: &Classifier, paths: &[Vec<String>], progress: &dyn Progress) -> Result<Report> {
+        self.replace_taxonomy(paths)?;
+        self.add_examples(clf, Vec::new(), progress)
+    }
+
+    /// [`Self::set_taxonomy`] without the refit (`adapt` refits once, after its examples).
+    pub(crate) fn replace_taxonomy(&mut self, paths: &[Vec<String>]) -> Result<()> {
+        let norm: Vec<Vec<String>> = paths.iter().map(|p| p.iter().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).collect()).collect();
+        let tax: Vec<String> = leaves(&norm).iter().map(|p| join_path(p)).collect();
+        // Validated as a label space before anything changes.
+        let ls = LabelSpace::from_raw_paths(tax.iter().map(String::as_str))?;
+        let set: HashSet<String> = (0..ls.len()).map(|i| ls.label_string(i)).collect();
+        self.taxonomy = Some(set.iter().cloned().collect());
+        self.added = self.examples.iter().map(|e| e.path.clone()).filter(|p| !set.contains(p)).collect();
+        Ok(())
+    }
+
+    /// Adds labelled examples (oldest first, after the memory's) by `crate::adapt`'s rules (the
+    /// latest of equal titles wins; a path not in the taxonomy is added; the cap's eviction
+    /// rule), then refits the SVM and the combination weights on the whole memory.
+    pub fn add_examples(&mut self, clf: &Classifier, examples: Vec<Example>, progress: &dyn Progress) -> Result<Report> {
+        let examples_in = examples.len();
+        let counts = self.insert(clf, examples, progress)?;
+        let labels = self.label_space(clf)?;
+        self.ensure_names(clf, &labels, progress)?;
+        self.refit(clf, &labels, progress)?;
+        let fit_samples = if self.method == "prior" { 0 } else { self.fit_samples(&labels) };
+        Ok(Report {
+            labels: labels.len(),
+            added_labels: self.added.len(),
+            examples_in,
+            empty: counts.0,
+            duplicates: counts.1,
+            contradictions: counts.2,
+            evicted: counts.3,
+            remembered: self.examples.len(),
+            fit_samples,
+            method: self.method.clone(),
+            weights: Feature::ALL.iter().map(|f| f.name().to_string()).zip(self.weights.iter().copied()).collect(),
+        })
+    }
+
+    /// One seller correction: `title` is in `path` (added to the labels when new). Replaces any
+    /// remembered example of the same title; the weights and SVM are kept (module docs).
+    pub fn learn(&mut self, clf: &Classifier, title: &str, path: &str) -> Result<()> {
+        let path: Vec<String> = parse(path)?.split(" > ").map(String::from).collect();
+        // A blank title is skipped, as `adapt` skips one.
+        self.insert(clf, vec![Example { title: title.to_string(), path }], &Silent)?;
+        let labels = self.label_space(clf)?;
+        self.ensure_names(clf, &labels, &Silent)
+    }
+
+    /// Forgets every remembered example of `title` (by [`crate::adapt::title_key`]); the number forgotten.
+    pub fn forget_title(&mut self, title: &str) -> usize {
+        let key = crate::adapt::title_key(title);
+        self.remove(|e| crate::adapt::title_key(&e.title) == key)
+    }
+
+    /// Forgets every example of `path` and, if examples had added it, the category itself.
+    pub fn forget_path(&mut self, path: &str) -> Result<usize> {
+        let p = parse(path)?;
+        self.added.remove(&p);
+        Ok(self.remove(|e| e.path == p))
+    }
+
+    fn remove(&mut self, f: impl Fn(&Remembered) -> bool) -> usize {
+        let n = self.examples.len();
+        self.examples.retain(|e| !f(e));
+        let kept: HashSet<u64> = self.examples.iter().map(|e| e.id).collect();
+        self.svm.retain(|s| kept.contains(&s.1));
+        n - self.examples.len()
+    }
+
+    /// Dedupes `new` against the memory, embeds the new titles, applies the cap. Returns
+    /// (empty, duplicates, contradictions, evicted).
+    fn insert(&mut self, clf: &Classifier, new: Vec<Example>, progress: &dyn Progress) -> Result<(usize, usize, usize, usize)> {
+        let old = self.examples.len();
+        let all: Vec<Example> = self
+            .examples
+            .iter()
+            .map(|e| Example { title: e.title.clone(), path: e.path.split(" > ").map(String::from).collect() })
+            .chain(new.iter().cloned())
+            .collect();
+        let (kept, empty, dup, contra) = dedupe(&all)?;
+        // Normalised paths (as labels), checked before the memory changes.
+        let paths: Vec<String> =
+            kept.iter().map(|&i| if i < old { Ok(self.examples[i].path.clone()) } else { parse(&join_path(&all[i].path)) }).collect::<Result<_>>()?;
+        let fresh: Vec<String> = kept.iter().filter(|&&i| i >= old).map(|&i| all[i].title.trim().to_string()).collect();
+        let codes = if fresh.is_empty() { Vec::new() } else { self.embed_examples(clf, &fresh, progress)? };
+        let mut codes = codes.into_iter();
+        let mut next = Vec::with_capacity(kept.len());
+        for (&i, path) in kept.iter().zip(paths) {
+            if i < old {
+                next.push(self.examples[i].clone());
+            } else {
+                let (c, s) = codes.next().expect("one embedding a new title");
+                let id = self.fresh_id();
+                next.push(Remembered { id, title: all[i].title.trim().to_string(), path, codes: c, scale: s });
+            }
+        }
+        let known: HashSet<String> = match &self.taxonomy {
+            Some(t) => t.iter().cloned().collect(),
+            None => (0..clf.head_labels().len()).map(|i| clf.head_labels().label_string(i)).collect(),
+        };
+        self.added.extend(next.iter().map(|e| e.path.clone()).filter(|p| !known.contains(p)));
+        self.examples = next;
+        let labels = self.label_space(clf)?;
+        let label_of: Vec<usize> = self.examples.iter().map(|e| labels.find(&e.path).expect("every example path is a label")).collect();
+        let keep = evict(&label_of, self.max_examples);
+        let evicted = self.examples.len() - keep.len();
+        if evicted > 0 {
+            let keep: HashSet<usize> = keep.into_iter().collect();
+            let mut i = 0;
+            self.examples.retain(|_| {
+                i += 1;
+                keep.contains(&(i - 1))
+            });
+        }
+        let ids: HashSet<u64> = self.examples.iter().map(|e| e.id).collect();
+        self.svm.retain(|s| ids.contains(&s.1));
+        Ok((empty, dup, contra, evicted))
+    }
+
+    /// Titles to int8 unit-embedding rows (what the memory stores).
+    fn embed_examples(&self, clf: &Classifier, titles: &[String], progress: &dyn Progress) -> Result<Vec<(Vec<u8>, f32)>> {
+        let pooled = embed_all(clf.embedder(), "", titles, None, "embed examples", progress)?;
+        let unit: Vec<f32> = normalize(&pooled, 1.0)?.flatten_all()?.to_vec1()?;
+        let (codes, scales) = adapter::quantize_rows(&unit, self.hidden);
+        Ok(codes.chunks(self.hidden).map(<[u8]>::to_vec).zip(scales).collect())
+    }
+
+    /// Embeds the path and leaf texts of `labels` not embedded yet (stored f16-rounded, as a file).
+    fn ensure_names(&mut self, clf: &Classifier, labels: &LabelSpace, progress: &dyn Progress) -> Result<()> {
+        let mut missing: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for p in labels.labels() {
+            for t in [label_text(p), p.last().cloned().unwrap_or_default()] {
+                if !self.names.contains_key(&t) && seen.insert(t.clone()) {
+                    missing.push(t);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let emb = normalize(&embed_all(clf.embedder(), "", &missing, None, "embed category names", progress)?, 1.0)?;
+        let rows: Vec<Vec<f32>> = emb.to_dtype(DType::F16)?.to_dtype(DType::F32)?.to_vec2()?;
+        self.names.extend(missing.into_iter().zip(rows));
+        Ok(())
+    }
+
+    /// The `adapt.*` tensors and the manifest section of this state (labels and names must be
+    /// current: after [`Self::ensure_names`]).
+    pub fn tensors(&self, clf: &Classifier) -> Result<(HashMap<String, Tensor>, Adaptation)> {
+        let labels = self.label_space(clf)?;
+        let (h, l, n) = (self.hidden, labels.len(), self.examples.len());
+        let name_rows = |f: &dyn Fn(&[String]) -> String| -> Result<Tensor> {
+            let mut v = Vec::with_capacity(l * h);
+            for p in labels.labels() {
+                let row = self.names.get(&f(p)).ok_or_else(|| ModelError::Compute(format!("category name {:?} not embedded", f(p))))?;
+                v.extend_from_slice(row);
+            }
+            Ok(Tensor::from_vec(v, (l, h), &Device::Cpu)?.to_dtype(DType::F16)?)
+        };
+        let mut t = HashMap::new();
+        t.insert(adapter::PATH_EMB.to_string(), name_rows(&|p| label_text(p))?);
+        t.insert(adapter::LEAF_EMB.to_string(), name_rows(&|p| p.last().cloned().unwrap_or_default())?);
+        t.insert(adapter::WEIGHTS.to_string(), Tensor::from_slice(&self.weights, self.weights.len(), &Device::Cpu)?);
+        if n > 0 {
+            let codes: Vec<u8> = self.examples.iter().flat_map(|e| e.codes.iter().copied()).collect();
+            t.insert(adapter::EXAMPLE_CODES.into(), Tensor::from_vec(codes, (n, h), &Device::Cpu)?);
+            t.insert(adapter::EXAMPLE_SCALE.into(), Tensor::from_vec(self.examples.iter().map(|e| e.scale).collect::<Vec<f32>>(), n, &Device::Cpu)?);
+            let ids: Vec<u32> = self.examples.iter().map(|e| labels.find(&e.path).expect("every example path is a label") as u32).collect();
+            t.insert(adapter::EXAMPLE_LABEL.into(), Tensor::from_vec(ids, n, &Device::Cpu)?);
+            let mut text = Vec::new();
+            let mut offsets = vec![0u32];
+            for e in &self.examples {
+                text.extend_from_slice(e.title.as_bytes());
+                offsets.push(u32::try_from(text.len()).map_err(|_| ModelError::BadManifest("adaptation: example titles over 4 GiB".into()))?);
+            }
+            t.insert(adapter::EXAMPLE_OFFSET.into(), Tensor::from_vec(offsets, n + 1, &Device::Cpu)?);
+            let len = text.len();
+            t.insert(adapter::EXAMPLE_TEXT.into(), Tensor::from_vec(text, len, &Device::Cpu)?);
+            let at: HashMap<u64, u32> = self.examples.iter().enumerate().map(|(i, e)| (e.id, i as u32)).collect();
+            let svm: Vec<(u32, u32, f32)> = self.svm.iter().filter_map(|(p, id, c)| Some((labels.find(p)? as u32, *at.get(id)?, *c))).collect();
+            let nnz = svm.len();
+            t.insert(adapter::SVM_PAIR.into(), Tensor::from_vec(svm.iter().flat_map(|&(a, b, _)| [a, b]).collect::<Vec<u32>>(), (nnz, 2), &Device::Cpu)?);
+            t.insert(adapter::SVM_COEF.into(), Tensor::from_vec(svm.iter().map(|s| s.2).collect::<Vec<f32>>(), nnz, &Device::Cpu)?);
+        }
+        let a = Adaptation {
+            labels: (0..l).map(|i| labels.label_string(i)).collect(),
+            features: Feature::ALL.iter().map(|f| f.name().to_string()).collect(),
+            examples: n,
+            max_examples: self.max_examples,
+            fit: serde_json::Value::Null,
+        };
+        Ok((t, a))
+    }
+
+    /// The scoring layer of this state, as a file of [`Self::tensors`] would load it.
+    pub fn adapter(&self, clf: &Classifier) -> Result<Adapter> {
+        let (t, a) = self.tensors(clf)?;
+        Adapter::from_tensors(&a, &t, self.hidden, clf.head_labels())
+    }
+
+    /// Makes `clf` suggest through this state from its next call.
+    pub fn apply(&self, clf: &mut Classifier) -> Result<()> {
+        let a = self.adapter(clf)?;
+        clf.set_adapter(Some(a));
+        Ok(())
+    }
+
+    fn fit_sample_ids(&self, labels: &LabelSpace, counts: &[usize], ex_labels: &[usize]) -> Vec<usize> {
+        let n = ex_labels.len();
+        let eligible: Vec<usize> = (0..n).filter(|&i| counts[ex_labels[i]] >= 2).collect();
+        let cap = MAX_FIT_SAMPLES.min((FIT_BUDGET / (labels.len() * Feature::ALL.len()).max(1)).max(MIN_FIT_SAMPLES * 20));
+        let step = eligible.len().div_ceil(cap.max(1)).max(1);
+        eligible.into_iter().step_by(step).collect()
+    }
+
+    fn fit_samples(&self, labels: &LabelSpace) -> usize {
+        let ex_labels: Vec<usize> = self.examples.iter().filter_map(|e| labels.find(&e.path)).collect();
+        let mut counts = vec![0; labels.len()];
+        ex_labels.iter().for_each(|&l| counts[l] += 1);
+        self.fit_sample_ids(labels, &counts, &ex_labels).len()
+    }
+
+    /// Retrains the SVM on the whole memory and refits the weights (`crate::adapt`'s method).
+    fn refit(&mut self, clf: &Classifier, labels: &LabelSpace, progress: &dyn Progress) -> Result<()> {
+        let n = self.examples.len();
+        let titles: Vec<String> = self.examples.iter().map(|e| e.title.clone()).collect();
+        let ex_labels: Vec<usize> = self.examples.iter().map(|e| labels.find(&e.path).expect("every example path is a label")).collect();
+        self.svm = if n == 0 {
+            Vec::new()
+        } else {
+            let all: Vec<usize> = (0..n).collect();
+            svm_dual(&tfidf_rows(&titles), &ex_labels, &all)
+                .into_iter()
+                .map(|(l, i, c)| (labels.label_string(l as usize), self.examples[i as usize].id, c))
+                .collect()
+        };
+        self.weights = PRIOR_WEIGHTS.to_vec();
+        let a = self.adapter(clf)?;
+        let counts = a.memory().counts().to_vec();
+        let samples = self.fit_sample_ids(labels, &counts, &ex_labels);
+        if samples.len() < MIN_FIT_SAMPLES {
+            self.method = "prior".into();
+            return Ok(());
+        }
+        let svm = cross_validated_svm(&titles, &ex_labels, &counts, &samples, labels.len(), progress);
+        progress.start("fit weights (leave-one-out)", samples.len() as u64);
+        let mut z = Vec::with_capacity(samples.len());
+        let head_t = clf.manifest().head.temperature;
+        for chunk in samples.chunks(64) {
+            let ts: Vec<&str> = chunk.iter().map(|&i| titles[i].as_str()).collect();
+            // The head reads the embedding's direction only: the stored unit rows stand in for
+            // the raw pooled ones, as in every later load of the memory.
+            let unit =
+                Tensor::from_vec(chunk.iter().flat_map(|&i| a.memory().embedding(i).to_vec()).collect::<Vec<f32>>(), (chunk.len(), self.hidden), &Device::Cpu)?;
+            let head = clf.model_logits(&ts, &unit)?;
+            let ex: Vec<Option<usize>> = chunk.iter().map(|&i| Some(i)).collect();
+            let sv: Vec<Vec<f32>> = chunk.iter().map(|i| svm[i].clone()).collect();
+            z.extend(a.features_z(&ts, &unit, &head, head_t, &ex, Some(&sv))?);
+            progress.advance(chunk.len() as u64);
+        }
+        progress.finish(false);
+        let gold: Vec<usize> = samples.iter().map(|&i| ex_labels[i]).collect();
+        self.weights = fit_weights(&z, &gold, &PRIOR_WEIGHTS, PRIOR_STRENGTH);
+        self.method = "leave-one-out".into();
+        Ok(())
+    }
+
+    /// The `k` remembered titles nearest to `title` by the cosine of their embeddings, best first
+    /// (ties: the older first). `INPUT_TOO_LONG`.
+    pub fn similar(&self, clf: &Classifier, title: &str, k: usize) -> Result<Vec<Similar>> {
+        if self.examples.is_empty() || k == 0 || title.trim().is_empty() {
+            clf.embedder().encode(&[title])?;
+            return Ok(Vec::new());
+        }
+        let q = normalize(&clf.embedder().embed(&[title])?, 1.0)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut scored: Vec<(f32, usize)> = self
+            .examples
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let (mut dot, mut sq) = (0f32, 0f32);
+                for (&c, &x) in e.codes.iter().zip(&q) {
+                    let v = (c as i32 - 128) as f32;
+                    dot += v * x;
+                    sq += v * v;
+                }
+                (if sq > 0.0 { dot / sq.sqrt() } else { 0.0 }, i)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        Ok(scored.into_iter().take(k).map(|(s, i)| Similar { title: self.examples[i].title.clone(), path: self.examples[i].path.clone(), score: s }).collect())
+    }
+
+    /// Leave-one-word-out: for each whitespace-separated word of `title`, the category's
+    /// calibrated probability for the whole title minus that for the title without the word, so
+    /// a positive contribution means the word raised the score. `category` is a label index of
+    /// `clf.labels()`; `LABELS` when out of range, `INPUT_TOO_LONG` for a long title.
+    pub fn explain(clf: &Classifier, title: &str, category: usize) -> Result<Explanation> {
+        if category >= clf.labels().len() {
+            return Err(CoreError::BadPath(format!("category id {category} of {}", clf.labels().len())).into());
+        }
+        let words: Vec<&str> = title.split_whitespace().collect();
+        let mut texts: Vec<String> = vec![words.join(" ")];
+        texts.extend((0..words.len()).map(|w| words.iter().enumerate().filter(|&(i, _)| i != w).map(|(_, s)| *s).collect::<Vec<_>>().join(" ")));
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let t = clf.temperature();
+        let scores: Vec<f32> = clf.logits(&refs)?.iter().map(|l| softmax(l, t)[category]).collect();
+        Ok(Explanation {
+            category: clf.labels().label_string(category),
+            score: scores[0],
+            words: words.iter().zip(&scores[1..]).map(|(w, s)| WordContribution { word: w.to_string(), contribution: scores[0] - s }).collect(),
+        })
+    }
+
+    pub fn memory_info(&self, clf: &Classifier) -> Result<MemoryInfo> {
+        let labels = self.label_space(clf)?;
+        Ok(MemoryInfo {
+            examples: self.examples.len(),
+            categories: labels.len(),
+            added_categories: self.added.len(),
+            bytes: self.examples.iter().map(|e| e.codes.len() + 4 + e.title.len() + e.path.len()).sum(),
+            cap: self.max_examples,
+            method: self.method.clone(),
+        })
+    }
+
+    /// The state as bytes: `SWMEMRY1` then a safetensors file whose metadata holds the model's
+    /// payload sha256 and the JSON of taxonomy, titles, paths and settings.
+    pub fn export(&self) -> Result<Vec<u8>> {
+        let n = self.examples.len();
+        let header = serde_json::json!({
+            "taxonomy": self.taxonomy,
+            "added": self.added,
+            "titles": self.examples.iter().map(|e| &e.title).collect::<Vec<_>>(),
+            "paths": self.examples.iter().map(|e| &e.path).collect::<Vec<_>>(),
+            "svm_labels": self.svm.iter().map(|s| &s.0).collect::<Vec<_>>(),
+            "max_examples": self.max_examples,
+            "method": self.method,
+        });
+        let codes: Vec<u8> = self.examples.iter().flat_map(|e| e.codes.iter().copied()).collect();
+        let scales: Vec<u8> = self.examples.iter().flat_map(|e| e.scale.to_le_bytes()).collect();
+        let weights: Vec<u8> = self.weights.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let at: HashMap<u64, u32> = self.examples.iter().enumerate().map(|(i, e)| (e.id, i as u32)).collect();
+        let svm_ex: Vec<u8> = self.svm.iter().flat_map(|s| at[&s.1].to_le_bytes()).collect();
+        let svm_coef: Vec<u8> = self.svm.iter().flat_map(|s| s.2.to_le_bytes()).collect();
+        let bad = |e: safetensors::SafeTensorError| ModelError::Compute(format!("export memory: {e}"));
+        let views = vec![
+            ("codes", TensorView::new(safetensors::Dtype::U8, vec![n, self.hidden], &codes).map_err(bad)?),
+            ("scales", TensorView::new(safetensors::Dtype::F32, vec![n], &scales).map_err(bad)?),
+            ("weights", TensorView::new(safetensors::Dtype::F32, vec![self.weights.len()], &weights).map_err(bad)?),
+            ("svm_example", TensorView::new(safetensors::Dtype::U32, vec![self.svm.len()], &svm_ex).map_err(bad)?),
+            ("svm_coef", TensorView::new(safetensors::Dtype::F32, vec![self.svm.len()], &svm_coef).map_err(bad)?),
+        ];
+        let meta = HashMap::from([("model".to_string(), self.model.clone()), ("shop".to_string(), header.to_string())]);
+        let mut out = MEMORY_MAGIC.to_vec();
+        out.extend(safetensors::serialize(views, Some(meta)).map_err(bad)?);
+        Ok(out)
+    }
+
+    /// A state exported by [`Self::export`], for `clf`'s model: `MEMORY_MODEL_MISMATCH` when it
+    /// was exported from another model, `MEMORY_CORRUPT` when the bytes are not a whole, valid
+    /// export. The state is then applied as it was (no refit); names not embedded yet are embedded.
+    pub fn import(clf: &Classifier, bytes: &[u8]) -> Result<Self> {
+        let corrupt = |why: String| ModelError::BadMemory(why);
+        let body = bytes.strip_prefix(MEMORY_MAGIC.as_slice()).ok_or_else(|| corrupt("not an exported shelfwise memory (bad magic bytes)".into()))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(body).map_err(|e| corrupt(e.to_string()))?;
+        let st = safetensors::SafeTensors::deserialize(body).map_err(|e| corrupt(e.to_string()))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let model = meta.get("model").ok_or_else(|| corrupt("no model in the metadata".into()))?;
+        let expected = &model_id(clf);
+        if model != expected {
+            return Err(ModelError::MemoryModelMismatch { expected: expected.clone(), found: model.clone() });
+        }
+        #[derive(serde::Deserialize)]
+        struct Header {
+            taxonomy: Option<Vec<String>>,
+            added: Vec<String>,
+            titles: Vec<String>,
+            paths: Vec<String>,
+            svm_labels: Vec<String>,
+            max_examples: usize,
+            method: String,
+        }
+        let h: Header = serde_json::from_str(meta.get("shop").ok_or_else(|| corrupt("no shop in the metadata".into()))?).map_err(|e| corrupt(e.to_string()))?;
+        let hidden = clf.manifest().encoder.hidden;
+        let n = h.titles.len();
+        let get = |name: &str, dtype: safetensors::Dtype, shape: &[usize]| -> Result<Vec<u8>> {
+            let t = st.tensor(name).map_err(|e| corrupt(e.to_string()))?;
+            if t.dtype() != dtype || t.shape() != shape {
+                return Err(corrupt(format!("{name} is {:?} {:?}, expected {dtype:?} {shape:?}", t.dtype(), t.shape())));
+            }
+            Ok(t.data().to_vec())
+        };
+        let f32s = |b: Vec<u8>| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
+        if h.paths.len() != n || h.svm_labels.len() > n.saturating_mul(1 << 16) {
+            return Err(corrupt("titles and paths differ in number".into()));
+        }
+        let codes = get("codes", safetensors::Dtype::U8, &[n, hidden])?;
+        let scales = f32s(get("scales", safetensors::Dtype::F32, &[n])?);
+        let weights = f32s(get("weights", safetensors::Dtype::F32, &[Feature::ALL.len()])?);
+        let s = h.svm_labels.len();
+        let svm_ex: Vec<u32> =
+            get("svm_example", safetensors::Dtype::U32, &[s])?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let svm_coef = f32s(get("svm_coef", safetensors::Dtype::F32, &[s])?);
+        if scales.iter().any(|x| !(x.is_finite() && *x > 0.0)) || weights.iter().any(|w| !w.is_finite()) || svm_coef.iter().any(|c| !c.is_finite()) {
+            return Err(corrupt("a scale, weight or coefficient is not finite".into()));
+        }
+        if svm_ex.iter().any(|&i| i as usize >= n) {
+            return Err(corrupt("an SVM support vector out of range".into()));
+        }
+        if n > crate::validate::MAX_ADAPT_EXAMPLES || h.max_examples == 0 || h.max_examples > crate::validate::MAX_ADAPT_EXAMPLES || n > h.max_examples {
+            return Err(corrupt(format!("{n} examples for a cap of {}", h.max_examples)));
+        }
+        if h.titles.iter().any(|t| t.trim().is_empty() || t.len() > crate::MAX_TITLE_BYTES) {
+            return Err(corrupt("an empty or over-long title".into()));
+        }
+        let norm = |p: &String| parse(p).map_err(|e| corrupt(format!("path {p:?}: {e}")));
+        let mut shop = Shop::new(clf);
+        shop.taxonomy = h.taxonomy.map(|t| t.iter().map(norm).collect::<Result<Vec<_>>>()).transpose()?;
+        shop.added = h.added.iter().map(norm).collect::<Result<_>>()?;
+        let paths: Vec<String> = h.paths.iter().map(norm).collect::<Result<_>>()?;
+        shop.examples = Vec::with_capacity(n);
+        for (i, (title, path)) in h.titles.into_iter().zip(paths).enumerate() {
+            let id = shop.fresh_id();
+            shop.examples.push(Remembered { id, title, path, codes: codes[i * hidden..(i + 1) * hidden].to_vec(), scale: scales[i] });
+        }
+        let known: HashSet<String> = match &shop.taxonomy {
+            Some(t) => t.iter().cloned().collect(),
+            None => (0..clf.head_labels().len()).map(|i| clf.head_labels().label_string(i)).collect(),
+        };
+        shop.added.extend(shop.examples.iter().map(|e| e.path.clone()).filter(|p| !known.contains(p)));
+        shop.svm = h
+            .svm_labels
+            .iter()
+            .map(norm)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .zip(svm_ex)
+            .zip(svm_coef)
+            .map(|((l, i), c)| (l, shop.examples[i as usize].id, c))
+            .collect();
+        shop.weights = weights;
+        shop.max_examples = h.max_examples;
+        shop.method = if h.method == "leave-one-out" { h.method } else { "prior".into() };
+        let labels = shop.label_space(clf).map_err(|e| corrupt(e.to_string()))?;
+        if labels.len() > crate::validate::MAX_ADAPT_LABELS {
+            return Err(corrupt(format!("{} categories", labels.len())));
+        }
+        shop.ensure_names(clf, &labels, &Silent)?;
+        Ok(shop)
+    }
+}

@@ -1,0 +1,215 @@
+//! A shop's live adaptation state (`shelfwise_model::shop`, issue #19's browser API): the same
+//! scores as the file `adapt` writes, corrections, forgetting, similar titles, explanations and
+//! the exported memory, on the tiny model.
+
+mod common;
+
+use common::*;
+use shelfwise_model::adapt::adapt;
+use shelfwise_model::progress::Silent;
+use shelfwise_model::shop::Shop;
+use shelfwise_model::train::examples::Example;
+use shelfwise_model::{Classifier, ModelError};
+
+fn ex(title: &str, path: &str) -> Example {
+    Example { title: title.into(), path: path.split(" > ").map(String::from).collect() }
+}
+
+fn paths(v: &[&str]) -> Vec<Vec<String>> {
+    v.iter().map(|p| p.split(" > ").map(String::from).collect()).collect()
+}
+
+fn tiny() -> Classifier {
+    Classifier::from_bytes(&tiny_file().to_bytes().unwrap()).unwrap()
+}
+
+const TAX: [&str; 4] = ["Phones", "Phones > Smartphones", "Phones > Cases", "Garden > Hoses"];
+
+fn examples() -> Vec<Example> {
+    vec![
+        ex("iphone 15 pro 128gb", "Phones > Smartphones"),
+        ex("galaxy s24 ultra", "Phones > Smartphones"),
+        ex("silicone case for iphone", "Phones > Cases"),
+        ex("leather case galaxy", "Phones > Cases"),
+        ex("garden hose 20 m", "Garden > Hoses"),
+        ex("rose seeds", "Garden > Seeds"),
+        ex("iPhone 15  Pro 128GB", "Phones > Cases"),
+    ]
+}
+
+fn label_strings(clf: &Classifier) -> Vec<String> {
+    (0..clf.labels().len()).map(|i| clf.labels().label_string(i)).collect()
+}
+
+const TITLES: [&str; 4] = ["iphone 15 case", "garden hose", "galaxy s24", "tulip bulbs"];
+
+#[test]
+fn a_shop_scores_exactly_as_the_file_adapt_writes() {
+    let (file, report) = adapt(tiny_file(), Some(&paths(&TAX)), examples(), 100, &Silent).unwrap();
+    let from_file = Classifier::from_bytes(&file.to_bytes().unwrap()).unwrap();
+    let mut clf = tiny();
+    let mut shop = Shop::new(&clf);
+    shop.set_taxonomy(&clf, &paths(&TAX), &Silent).unwrap();
+    let r = shop.add_examples(&clf, examples(), &Silent).unwrap();
+    assert_eq!((r.labels, r.added_labels, r.contradictions, r.remembered), (report.labels, report.added_labels, report.contradictions, report.remembered));
+    shop.apply(&mut clf).unwrap();
+    assert_eq!(label_strings(&clf), label_strings(&from_file));
+    let (a, b) = (clf.logits(&TITLES).unwrap(), from_file.logits(&TITLES).unwrap());
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!((x - y).abs() <= 1e-5, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn learn_replaces_the_title_adds_the_path_and_keeps_the_weights() {
+    let mut clf = tiny();
+    let mut shop = Shop::new(&clf);
+    shop.set_taxonomy(&clf, &paths(&TAX), &Silent).unwrap();
+    shop.add_examples(&clf, examples(), &Silent).unwrap();
+    let before = shop.memory_info(&clf).unwrap();
+    // 7 in, the 7th replaces the 1st: 6 remembered over 4 labels (3 leaves + Garden > Seeds).
+    assert_eq!((before.examples, before.categories, before.added_categories), (6, 4, 1));
+    shop.apply(&mut clf).unwrap();
+    let weights = clf.adapter().unwrap().weights().to_vec();
+    // A correction to a new path: a 5th label; a blank title is skipped.
+    shop.learn(&clf, "IPHONE 15 pro 128gb", "Phones > Refurbished").unwrap();
+    shop.learn(&clf, "   ", "Phones > Cases").unwrap();
+    shop.apply(&mut clf).unwrap();
+    let info = shop.memory_info(&clf).unwrap();
+    assert_eq!((info.examples, info.categories, info.added_categories), (6, 5, 2));
+    assert_eq!(clf.adapter().unwrap().weights(), weights.as_slice(), "learn keeps the fitted weights");
+    let m = clf.adapter().unwrap().memory();
+    let at = m.titles.iter().position(|t| t == "IPHONE 15 pro 128gb").expect("the correction is remembered");
+    assert_eq!(clf.labels().label_string(m.labels[at]), "Phones > Refurbished");
+    assert_eq!(m.titles.len(), 6, "the correction replaced the old example of that title");
+    // A bad path is LABELS and changes nothing.
+    assert_eq!(shop.learn(&clf, "x", "A >  > B").unwrap_err().code(), "LABELS");
+    assert_eq!(shop.memory_info(&clf).unwrap().examples, 6);
+    // Forget: a title (case and spaces do not matter), then a path the examples had added.
+    assert_eq!(shop.forget_title("Garden  HOSE 20 m"), 1);
+    assert_eq!(shop.forget_path("Phones > Refurbished").unwrap(), 1);
+    shop.apply(&mut clf).unwrap();
+    let info = shop.memory_info(&clf).unwrap();
+    assert_eq!((info.examples, info.categories), (4, 4));
+    assert!(!label_strings(&clf).contains(&"Phones > Refurbished".to_string()));
+    // A taxonomy path keeps its label when its examples are forgotten (Garden > Hoses has none now).
+    assert!(label_strings(&clf).contains(&"Garden > Hoses".to_string()));
+}
+
+#[test]
+fn learning_over_the_cap_evicts_the_oldest_of_the_largest_category() {
+    let clf = tiny();
+    let mut shop = Shop::new(&clf);
+    shop.set_max_examples(3);
+    shop.set_taxonomy(&clf, &paths(&["A > x", "B > y"]), &Silent).unwrap();
+    shop.add_examples(&clf, vec![ex("a1", "A > x"), ex("a2", "A > x"), ex("b1", "B > y")], &Silent).unwrap();
+    // A 4th: A > x has the most (2): its oldest, a1, goes.
+    shop.learn(&clf, "b2", "B > y").unwrap();
+    let mut c2 = tiny();
+    shop.apply(&mut c2).unwrap();
+    assert_eq!(c2.adapter().unwrap().memory().titles, ["a2", "b1", "b2"]);
+    // a3 makes 2 and 2: the tie goes to the lower label id (A > x), whose oldest is a2.
+    shop.learn(&clf, "a3", "A > x").unwrap();
+    shop.apply(&mut c2).unwrap();
+    assert_eq!(c2.adapter().unwrap().memory().titles, ["b1", "b2", "a3"]);
+}
+
+fn unit(v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+#[test]
+fn similar_ranks_remembered_titles_by_cosine() {
+    let clf = tiny();
+    let mut shop = Shop::new(&clf);
+    let ex_titles = ["red running shoe", "steel kettle 1.5 l", "kids sandal blue", "running shoe red"];
+    shop.add_examples(&clf, ex_titles.iter().map(|t| ex(t, "Shoes > Running")).collect(), &Silent).unwrap();
+    let q = "red running shoes";
+    let got = shop.similar(&clf, q, 3).unwrap();
+    assert_eq!(got.len(), 3);
+    // The reference: cosines of the encoder's own f32 embeddings (no int8 codes).
+    let qe = unit(clf.embedding(q).unwrap());
+    let mut want: Vec<(f32, &str)> = ex_titles.iter().map(|t| (unit(clf.embedding(t).unwrap()).iter().zip(&qe).map(|(a, b)| a * b).sum::<f32>(), *t)).collect();
+    want.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.title, w.1);
+        assert_eq!(g.path, "Shoes > Running");
+        // int8 rows: within 1 % of the f32 cosine.
+        assert!((g.score - w.0).abs() < 0.01, "{} vs {}", g.score, w.0);
+    }
+    // A remembered title is its own nearest, at cosine ~1.
+    let own = shop.similar(&clf, "steel kettle 1.5 l", 1).unwrap();
+    assert_eq!(own[0].title, "steel kettle 1.5 l");
+    assert!((own[0].score - 1.0).abs() < 1e-3);
+    assert!(shop.similar(&clf, "x", 0).unwrap().is_empty());
+    assert_eq!(shop.similar(&clf, &"x".repeat(5000), 3).unwrap_err().code(), "INPUT_TOO_LONG");
+}
+
+#[test]
+fn explain_is_the_score_change_when_each_word_is_left_out() {
+    let mut clf = tiny();
+    let mut shop = Shop::new(&clf);
+    shop.set_taxonomy(&clf, &paths(&TAX), &Silent).unwrap();
+    shop.add_examples(&clf, examples(), &Silent).unwrap();
+    shop.apply(&mut clf).unwrap();
+    let title = "silicone  case for galaxy";
+    let cat = clf.labels().find("Phones > Cases").unwrap();
+    let e = Shop::explain(&clf, title, cat).unwrap();
+    assert_eq!(e.category, "Phones > Cases");
+    let words: Vec<&str> = e.words.iter().map(|w| w.word.as_str()).collect();
+    assert_eq!(words, ["silicone", "case", "for", "galaxy"]);
+    // Reference: the calibrated probability of each text, from the classifier's own probs.
+    let p = |t: &str| clf.probs(&[t]).unwrap()[0][cat];
+    assert!((e.score - p("silicone case for galaxy")).abs() < 1e-6);
+    for (w, without) in e.words.iter().zip(["case for galaxy", "silicone for galaxy", "silicone case galaxy", "silicone case for"]) {
+        let real = p("silicone case for galaxy") - p(without);
+        assert!((w.contribution - real).abs() < 1e-6, "{}: {} vs {real}", w.word, w.contribution);
+    }
+    assert_eq!(Shop::explain(&clf, title, 99).unwrap_err().code(), "LABELS");
+}
+
+fn other_model() -> Classifier {
+    let mut f = tiny_file();
+    f.manifest.labels = vec!["Home > Garden".into(), "Shoes > Kids".into(), "Shoes > Running".into()];
+    Classifier::from_bytes(&f.to_bytes().unwrap()).unwrap()
+}
+
+#[test]
+fn an_exported_memory_imports_into_its_model_only_and_hostile_bytes_are_typed_errors() {
+    let mut clf = tiny();
+    let mut shop = Shop::new(&clf);
+    shop.set_taxonomy(&clf, &paths(&TAX), &Silent).unwrap();
+    shop.add_examples(&clf, examples(), &Silent).unwrap();
+    shop.learn(&clf, "tulip bulbs", "Garden > Bulbs").unwrap();
+    let bytes = shop.export().unwrap();
+    shop.apply(&mut clf).unwrap();
+    let want = clf.logits(&TITLES).unwrap();
+
+    let mut fresh = tiny();
+    let back = Shop::import(&fresh, &bytes).unwrap();
+    back.apply(&mut fresh).unwrap();
+    assert_eq!(label_strings(&fresh), label_strings(&clf));
+    // The same state, the same scores (category names are embedded again, in other batches).
+    for (x, y) in fresh.logits(&TITLES).unwrap().iter().flatten().zip(want.iter().flatten()) {
+        assert!((x - y).abs() <= 1e-5, "{x} vs {y}");
+    }
+    assert_eq!(back.memory_info(&fresh).unwrap(), shop.memory_info(&clf).unwrap());
+
+    match Shop::import(&other_model(), &bytes) {
+        Err(e @ ModelError::MemoryModelMismatch { .. }) => assert_eq!(e.code(), "MEMORY_MODEL_MISMATCH"),
+        other => panic!("{:?}", other.err()),
+    }
+    // Every truncation, and a byte changed anywhere: a typed error or a valid memory, never a panic.
+    for n in 0..bytes.len() {
+        let e = Shop::import(&fresh, &bytes[..n]).expect_err("a truncated memory is refused");
+        assert_eq!(e.code(), "MEMORY_CORRUPT", "at {n}: {e}");
+    }
+    for i in (0..bytes.len()).step_by(7) {
+        let mut b = bytes.clone();
+        b[i] ^= 0x5a;
+        if let Err(e) = Shop::import(&fresh, &b) {
+            assert!(["MEMORY_CORRUPT", "MEMORY_MODEL_MISMATCH"].contains(&e.code()), "byte {i}: {}: {e}", e.code());
+        }
+    }
+}
