@@ -69,10 +69,7 @@ pub struct Report {
     pub weights: Vec<(String, f32)>,
 }
 
-/// The key under which two titles are the same example.
-pub fn title_key(title: &str) -> String {
-    title.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
-}
+pub use crate::adapter::title_key;
 
 /// Removes an adapted file's adaptation: the plain model, the old memory (oldest first) and labels.
 /// A plain model file, the adapted file's memory (oldest first) and its labels.

@@ -17,7 +17,7 @@
 //!   example, `αᵢ yᵢ`), so the file holds no weight per feature and label.
 //!
 //! A label with no value for a component (no example; no head label) gets the lowest value any
-//! label got for that title, and each component is then z-scored over the labels (per title), so
+//! label got for that title (the TF-IDF scores: 0, no word in common), and each component is then z-scored over the labels (per title), so
 //! that components of different scales and spreads are comparable and a component that is the
 //! same for every label (no head match at all) contributes nothing. The logits are
 //! `Σ_c w_c · z_c`, with `w` fitted by `crate::adapt` on held-out examples by likelihood, so
@@ -89,6 +89,15 @@ impl Feature {
     }
 }
 
+/// The key under which two titles are the same example: lower-cased, whitespace collapsed.
+pub fn title_key(title: &str) -> String {
+    title.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// How far above the best other label a remembered title's own label is put: ln 100, so it is
+/// suggested first with ≥ 99 % of the two's probability ([`Adapter::logits`]).
+pub const REMEMBERED_MARGIN: f32 = 4.605_17;
+
 /// Example embeddings are stored as int8 codes (+128, in a U8 tensor) with one f32 scale a row:
 /// a quarter of f32's bytes, and unit vectors lose ~0.4 % of a component to the rounding.
 pub fn quantize_rows(unit: &[f32], hidden: usize) -> (Vec<u8>, Vec<f32>) {
@@ -117,6 +126,8 @@ pub struct Memory {
     /// Per example: the dot of its embedding with its own label's sum (for leave-one-out).
     self_dot: Vec<f32>,
     tfidf: Option<Lexical>,
+    /// [`title_key`] → the example (the latest, were there two).
+    by_key: HashMap<String, usize>,
 }
 
 /// The TF-IDF side of the memory: rows, per-feature postings of examples and of label sums.
@@ -173,7 +184,8 @@ impl Memory {
         let sums_sq = sums.iter().map(|s| dot(s, s)).collect();
         let emb = if n == 0 { None } else { Some(Tensor::from_vec(unit, (n, hidden), &Device::Cpu)?) };
         let tfidf = (n > 0).then(|| Lexical::new(&titles, &labels, n_labels, svm));
-        Ok(Self { titles, labels, emb, rows, sums, sums_sq, counts, self_dot, tfidf })
+        let by_key = titles.iter().enumerate().map(|(i, t)| (title_key(t), i)).collect();
+        Ok(Self { titles, labels, emb, rows, sums, sums_sq, counts, self_dot, tfidf, by_key })
     }
 
     pub fn len(&self) -> usize {
@@ -320,11 +332,27 @@ impl Adapter {
     }
 
     /// Logits over [`Self::labels`] for titles with raw pooled embeddings `[B, H]` and the head's
-    /// logits (temperature `head_t`).
+    /// logits (temperature `head_t`). A title the memory holds (same [`title_key`]) is answered
+    /// from memory: a seller said where it goes (a correction takes effect from the next call),
+    /// so its label is raised to [`REMEMBERED_MARGIN`] above the best other one when it is not
+    /// already that far ahead. Titles near it get the example scores' pull, no more.
     pub fn logits(&self, titles: &[&str], pooled: &Tensor, head_logits: &[Vec<f32>], head_t: f32) -> Result<Vec<Vec<f32>>> {
         let unit = normalize(pooled, 1.0)?;
         let z = self.features_z(titles, &unit, head_logits, head_t, &vec![None; titles.len()], None)?;
-        Ok(z.iter().map(|f| self.combine(f)).collect())
+        Ok(z.iter()
+            .zip(titles)
+            .map(|(f, t)| {
+                let mut l = self.combine(f);
+                if let Some(&i) = self.memory.by_key.get(&title_key(t)) {
+                    let own = self.memory.labels[i];
+                    let best_other = l.iter().enumerate().filter(|&(j, _)| j != own).map(|(_, &x)| x).fold(f32::NEG_INFINITY, f32::max);
+                    if best_other.is_finite() {
+                        l[own] = l[own].max(best_other + REMEMBERED_MARGIN);
+                    }
+                }
+                l
+            })
+            .collect())
     }
 
     /// `Σ_c w_c · z_c` of one title's z-scored components ([C][L]).
@@ -418,6 +446,10 @@ impl Adapter {
                     Feature::TfidfCentroid | Feature::TfidfNearest => {
                         if let Some((lex, row, dots)) = &lex {
                             lexical(lex, m, row, dots, ex, f, &mut v);
+                            // TF-IDF cosines are ≥ 0, and 0 is "no word in common": what a label
+                            // without examples has. (The lowest present value would make a memory
+                            // of one category all one value: a first correction would do nothing.)
+                            v.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = 0.0);
                         }
                     }
                     _ => {}

@@ -124,6 +124,19 @@ pub fn model_id(clf: &Classifier) -> String {
     crate::format::sha256_hex(&[&json])
 }
 
+/// `"A > B"` strings (as the bindings and CSVs give them) to paths; a blank segment is `LABELS`.
+pub fn parse_paths(raw: &[String]) -> Result<Vec<Vec<String>>> {
+    raw.iter().map(|p| Ok(shelfwise_core::taxonomy::parse_path(p)?)).collect()
+}
+
+/// Labelled examples from parallel titles and `"A > B"` paths (`LABELS` for a bad path).
+pub fn examples_of(titles: &[String], paths: &[String]) -> Result<Vec<Example>> {
+    if titles.len() != paths.len() {
+        return Err(CoreError::BadPath(format!("{} titles for {} paths", titles.len(), paths.len())).into());
+    }
+    titles.iter().zip(parse_paths(paths)?).map(|(t, p)| Ok(Example { title: t.clone(), path: p })).collect()
+}
+
 fn parse(path: &str) -> Result<String> {
     let ls = LabelSpace::from_raw_paths([path])?;
     Ok(ls.label_string(0))

@@ -213,3 +213,70 @@ fn an_exported_memory_imports_into_its_model_only_and_hostile_bytes_are_typed_er
         }
     }
 }
+
+#[path = "common/shop_parity.rs"]
+mod shop_parity;
+
+/// The parity case on the shipped model: this build's scores against the committed fixture, which
+/// the wasm build checks too (shelfwise-wasm tests/adapt.rs). `SHELFWISE_UPDATE_PARITY=1` rewrites it.
+#[test]
+fn the_shipped_model_adapts_as_the_committed_parity_fixture_says() {
+    let fixture = repo().join("tests/fixtures/shop_parity.json");
+    let csv = |name: &str| -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(repo().join("tests/fixtures").join(name)).unwrap();
+        text.lines().skip(1).map(|l| l.splitn(3, ',').collect::<Vec<_>>()).map(|f| (f[1].to_string(), f[2].to_string())).collect()
+    };
+    let train = csv("shop_train.csv");
+    let mut taxonomy: Vec<String> = train.iter().map(|r| r.1.clone()).collect();
+    taxonomy.sort();
+    taxonomy.dedup();
+    // A category with no example: zero-shot from its name.
+    taxonomy.push("Garden > Hoses".into());
+    let inputs = shop_parity::Case {
+        taxonomy,
+        titles: train.iter().map(|r| r.0.clone()).collect(),
+        paths: train.iter().map(|r| r.1.clone()).collect(),
+        learn: ("Orbit travel mug insulated 2ml".into(), "Kitchen > Flasks".into()),
+        queries: csv("shop_dev.csv").into_iter().map(|r| r.0).chain(["green garden hose 15 m".to_string()]).collect(),
+        labels: vec![],
+        probs: vec![],
+        similar: vec![],
+        explain: vec![],
+    };
+    let got = shop_parity::run(&shipped_model_bytes(), &inputs);
+    if std::env::var_os("SHELFWISE_UPDATE_PARITY").is_some() {
+        std::fs::write(&fixture, serde_json::to_string(&got).unwrap() + "\n").unwrap();
+    }
+    let want: shop_parity::Case = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let diff = shop_parity::differences(&got, &want, 1e-4);
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+    // The correction is a category of its own, and the corrected title's top suggestion.
+    let flasks = got.labels.iter().position(|l| l == "Kitchen > Flasks").expect("the corrected path is added");
+    let q = got.queries.iter().position(|q| *q == got.learn.0).unwrap();
+    let best = (0..got.labels.len()).max_by(|&a, &b| got.probs[q][a].total_cmp(&got.probs[q][b])).unwrap();
+    assert_eq!(best, flasks);
+}
+
+/// The issue's own example on the shipped model: a phone gets a computer category. One correction
+/// answers that title from memory; with a second remembered category the example scores can tell
+/// categories apart, and a near-identical title follows too.
+#[test]
+fn a_correction_changes_the_next_suggestion_for_the_title_and_then_its_neighbours() {
+    let mut clf = Classifier::from_bytes(&shipped_model_bytes()).unwrap();
+    let top = |clf: &Classifier, t: &str| {
+        let d = clf.suggest(t, 1, 0.0).unwrap();
+        (d.suggestions[0].path.iter().map(|p| p.name.clone()).collect::<Vec<_>>().join(" > "), d.suggestions[0].score)
+    };
+    let (title, near) = ("apple iphone 15 pro 128gb", "apple iphone 15 pro 256gb");
+    assert!(top(&clf, title).0.starts_with("Computers"), "{:?}", top(&clf, title));
+    let mut shop = Shop::new(&clf);
+    shop.learn(&clf, title, "Mobiles > Smartphones").unwrap();
+    shop.apply(&mut clf).unwrap();
+    let (path, score) = top(&clf, title);
+    assert_eq!(path, "Mobiles > Smartphones");
+    assert!(score >= 0.98, "{score}: at least ln 100 above the next");
+    shop.learn(&clf, "casio analog watch for men", "Watches > Wrist Watches").unwrap();
+    shop.apply(&mut clf).unwrap();
+    assert_eq!(top(&clf, near).0, "Mobiles > Smartphones");
+    assert_eq!(top(&clf, "casio analog watch for women").0, "Watches > Wrist Watches");
+}
