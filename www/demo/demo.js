@@ -101,3 +101,105 @@ form.addEventListener('submit', (e) => {
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch((e) => console.warn('service worker:', e));
 }
+
+// The adaptation panel: a taxonomy and an examples CSV read here (FileReader: never uploaded), the
+// memory's size, export and import.
+const memoryInfo = $('memory-info');
+
+async function showMemory() {
+  const c = picker.classifier;
+  if (!c) return;
+  const m = await c.memoryInfo();
+  const where = m.storage.persisted ? 'saved on this device' : `in this tab only (${m.storage.reason})`;
+  memoryInfo.textContent = `Memory: ${m.examples} titles, ${m.categories} categories, ${(m.exportBytes / 1024).toFixed(1)} kB, ${where}`;
+}
+
+function readText(file) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result));
+    r.onerror = () => reject(r.error);
+    r.readAsText(file);
+  });
+}
+
+/** One path per line; blank lines and # comments skipped; Google's "123 - A > B" loses its id. */
+function parseTaxonomy(text) {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.replace(/^\d+\s+-\s+/, ''));
+}
+
+/** CSV rows (quoted fields with "" escapes) of the training format: id,title,category_path. */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') (field += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') row.push(field), (field = '');
+    else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      row.push(field), (field = '');
+      if (row.some((f) => f !== '')) rows.push(row);
+      row = [];
+    } else field += ch;
+  }
+  row.push(field);
+  if (row.some((f) => f !== '')) rows.push(row);
+  const head = rows.shift() ?? [];
+  const ti = head.indexOf('title');
+  const pi = head.indexOf('category_path');
+  if (ti < 0 || pi < 0) throw new Error('the CSV needs title and category_path columns');
+  return rows.filter((r) => r[ti] && r[pi]).map((r) => ({ title: r[ti], path: r[pi] }));
+}
+
+async function adaptFrom(input, apply) {
+  const file = input.files && input.files[0];
+  const c = picker.classifier;
+  if (!file || !c) return;
+  memoryInfo.textContent = `Reading ${file.name}…`;
+  try {
+    const report = await apply(c, await readText(file));
+    memoryInfo.textContent = `${file.name}: ${report.labels} categories, ${report.remembered} titles remembered`;
+    await showMemory();
+  } catch (e) {
+    memoryInfo.textContent = `${file.name}: ${e.code ?? 'error'}: ${e.message}`;
+  }
+  input.value = '';
+}
+
+$('taxonomy-file').addEventListener('change', (e) => adaptFrom(e.target, (c, text) => c.setTaxonomy(parseTaxonomy(text))));
+$('examples-file').addEventListener('change', (e) => adaptFrom(e.target, (c, text) => c.addExamples(parseCsv(text))));
+$('memory-export').addEventListener('click', async () => {
+  const c = picker.classifier;
+  if (!c) return;
+  const bytes = await c.exportMemory();
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+  a.download = 'shelfwise-memory.swmem';
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+});
+$('memory-import').addEventListener('change', async (e) => {
+  const file = e.target.files && e.target.files[0];
+  const c = picker.classifier;
+  if (!file || !c) return;
+  try {
+    await c.importMemory(new Uint8Array(await file.arrayBuffer()));
+    await showMemory();
+  } catch (err) {
+    memoryInfo.textContent = `${file.name}: ${err.code}: ${err.message}`;
+  }
+  e.target.value = '';
+});
+picker.addEventListener('shelfwise-ready', () => void showMemory());
+picker.addEventListener('shelfwise-learn', () => void showMemory());

@@ -4,6 +4,7 @@
 import init, { Classifier as WasmClassifier, __wbg_reset_state as resetWasm, fallbackCode, kernels as wasmKernels, trapForTests, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
 import { H_ETAG, H_LM, H_SHA, H_URL, cachedEntries, type Prefetched } from './cache.js';
 import { ShelfwiseError, aborted, type WireError } from './errors.js';
+import type { AdaptOp } from './protocol.js';
 import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
 
 export interface EngineOptions {
@@ -516,6 +517,7 @@ export class Engine {
       wasmKernels: wasmKernels(),
       maxTitleBytes: loaded.clf.maxTitleBytes,
       manifest,
+      memory: { persisted: false, reason: 'not loaded yet', pending: false },
     };
     onProgress({ phase: 'ready', loaded: loaded.bytes, total: loaded.bytes, fromCache: loaded.fromCache });
     return new Engine(loaded.clf, info, gpu, opts.gpuTimeoutMs, gen);
@@ -612,6 +614,52 @@ export class Engine {
   }
 
   /** Test hook (see trapForTests in shelfwise-wasm): traps the wasm instance. */
+  // The shop's adaptation memory (issue #19): the wasm Classifier's shop methods, one op a call.
+  // `changed`: the memory changed (the host stores it). Errors carry the model's codes.
+  adapt(op: AdaptOp): { value: unknown; changed: boolean } {
+    this.live();
+    const c = this.clf;
+    switch (op.op) {
+      case 'setTaxonomy':
+        return { value: c.setTaxonomy(op.paths), changed: true };
+      case 'addExamples':
+        return { value: c.addExamples(op.titles, op.paths), changed: true };
+      case 'learn':
+        c.learn(op.title, op.path);
+        return { value: null, changed: true };
+      case 'forgetTitle':
+        return { value: c.forgetTitle(op.title), changed: true };
+      case 'forgetPath':
+        return { value: c.forgetPath(op.path), changed: true };
+      case 'similar':
+        return { value: c.similar(op.title, op.k), changed: false };
+      case 'explain':
+        return { value: c.explain(op.title, op.category), changed: false };
+      case 'export':
+        return { value: c.exportMemory(), changed: false };
+      case 'import':
+        c.importMemory(op.bytes);
+        return { value: null, changed: true };
+      case 'info': {
+        const i = c.memoryInfo() as { examples: number; categories: number; added_categories: number; bytes: number; cap: number; method: string };
+        return {
+          value: { examples: i.examples, categories: i.categories, addedCategories: i.added_categories, bytes: i.bytes, exportBytes: c.exportMemory().length, cap: i.cap, method: i.method },
+          changed: false,
+        };
+      }
+      case 'categories':
+        return { value: c.labels(), changed: false };
+      case 'setMaxExamples':
+        c.setMaxExamples(op.cap);
+        return { value: null, changed: true };
+    }
+  }
+
+  /** The memory's bytes as `exportMemory` gives them (what IndexedDB stores). */
+  exportMemory(): Uint8Array {
+    return this.clf.exportMemory();
+  }
+
   trap(): void {
     this.live();
     trapForTests();

@@ -5,11 +5,17 @@
 import type { Prefetched } from './cache.js';
 import { Engine, trapped } from './engine.js';
 import { aborted, toWire } from './errors.js';
+import { MemoryStore } from './memory.js';
 import type { Request, Response } from './protocol.js';
+import type { MemoryState } from './types.js';
 
 export function createHost(post: (msg: Response) => void): (msg: Request) => void {
   let engine: Engine | null = null;
-  const queue: Array<Extract<Request, { type: 'suggest' | 'suggest-many' | 'trap' | 'memory' }>> = [];
+  // The shop's adaptation memory in IndexedDB (null: RAM only, `ramOnly` says why).
+  let store: MemoryStore | null = null;
+  const ramOnly: MemoryState = { persisted: false, reason: 'memory.persist is false: kept in RAM only', pending: false };
+  const memoryState = (): MemoryState => (store ? { ...store.state } : ramOnly);
+  const queue: Array<Extract<Request, { type: 'suggest' | 'suggest-many' | 'trap' | 'memory' | 'adapt' }>> = [];
   const cancelled = new Set<number>();
   let scheduled = false; // a drain is queued or running
   const running = new Set<number>(); // being answered (a batch, and a title between its chunks)
@@ -17,7 +23,7 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
   let onCompiled: ((m: WebAssembly.Module | null) => void) | null = null;
   const tick = () => new Promise((r) => setTimeout(r, 0)); // lets queued messages (cancel, suggest) arrive
 
-  const answer = async (req: Extract<Request, { type: 'suggest' | 'suggest-many' | 'trap' | 'memory' }>) => {
+  const answer = async (req: Extract<Request, { type: 'suggest' | 'suggest-many' | 'trap' | 'memory' | 'adapt' }>) => {
     if (!engine) {
       post({ type: 'error', id: req.id, error: { code: 'INTERNAL', message: 'model not loaded' }, fatal: false });
       return;
@@ -27,6 +33,11 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
     try {
       if (req.type === 'trap') {
         engine.trap();
+      } else if (req.type === 'adapt') {
+        const e = engine;
+        const r = e.adapt(req.op);
+        if (r.changed) store?.schedule(() => e.exportMemory());
+        post({ type: 'adapt-result', id, value: r.value, memory: memoryState() });
       } else if (req.type === 'memory') {
         const heap = (performance as { memory?: { usedJSHeapSize: number } }).memory;
         post({ type: 'memory', id, wasmBytes: await engine.wasmBytes(), jsHeapBytes: heap ? heap.usedJSHeapSize : null });
@@ -57,6 +68,28 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
     }
   };
 
+  /** Opens this model's record and imports what it holds; a record that cannot be imported is kept
+   * in place (a later change overwrites it) and the memory starts empty, with the reason in `info`. */
+  const loadMemory = async (e: Engine, opts: { persist: boolean; debounceMs: number; maxExamples?: number }) => {
+    try {
+      await importStored(e, opts);
+    } finally {
+      if (opts.maxExamples !== undefined) e.adapt({ op: 'setMaxExamples', cap: opts.maxExamples });
+    }
+  };
+  const importStored = async (e: Engine, opts: { persist: boolean; debounceMs: number }) => {
+    if (!opts.persist) return;
+    store = new MemoryStore(e.info.sha256, opts.debounceMs, (q) => post({ type: 'warning', error: { code: 'MEMORY_QUOTA', message: q.message }, memory: memoryState() }));
+    const bytes = await store.load();
+    if (!bytes) return;
+    try {
+      e.adapt({ op: 'import', bytes });
+    } catch (err) {
+      const w = toWire(err);
+      store.state = { ...store.state, reason: `the stored memory was not loaded (${w.code}: ${w.message})` };
+    }
+  };
+
   const drain = async () => {
     try {
       let req = queue.shift();
@@ -72,10 +105,15 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
       case 'init': {
         const prefetched = msg.prefetch ? new Promise<Prefetched>((resolve) => (onPrefetched = resolve)) : null;
         const compiled = msg.prefetch ? new Promise<WebAssembly.Module | null>((resolve) => (onCompiled = resolve)) : null;
-        Engine.create({ ...msg, prefetched, compiled }, (event) => post({ type: 'progress', event })).then(
+        Engine.create({ ...msg, prefetched, compiled }, (event) => post({ type: 'progress', event }))
+          .then(async (e) => {
+            await loadMemory(e, msg.memory ?? { persist: true, debounceMs: 300 });
+            return e;
+          })
+          .then(
           (e) => {
             engine = e;
-            post({ type: 'ready', info: e.info });
+            post({ type: 'ready', info: { ...e.info, memory: memoryState() } });
           },
           (e: unknown) => post({ type: 'init-error', error: toWire(e), ...(trapped(e) ? { fatal: true } : {}) }),
         );
@@ -93,6 +131,7 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
       case 'suggest-many':
       case 'trap':
       case 'memory':
+      case 'adapt':
         queue.push(msg);
         if (!scheduled) {
           scheduled = true;

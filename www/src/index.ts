@@ -5,7 +5,22 @@
 import { readCachedCopy } from './cache.js';
 import { ShelfwiseError, aborted, fromWire } from './errors.js';
 import type { Request, Response } from './protocol.js';
-import type { BatchProgress, Classifier, CreateClassifierOptions, Decision, ModelInfo, SuggestManyOptions, SuggestManyResult, SuggestOptions, SuggestResult } from './types.js';
+import type {
+  AdaptReport,
+  BatchProgress,
+  Classifier,
+  CreateClassifierOptions,
+  Decision,
+  Explanation,
+  MemoryInfo,
+  ModelInfo,
+  SimilarTitle,
+  SuggestManyOptions,
+  SuggestManyResult,
+  SuggestOptions,
+  SuggestResult,
+} from './types.js';
+import type { AdaptOp } from './protocol.js';
 
 export { ShelfwiseError } from './errors.js';
 export type * from './types.js';
@@ -19,7 +34,7 @@ interface Port {
 }
 
 interface Pending {
-  resolve: (m: Extract<Response, { type: 'result' | 'result-many' | 'memory' }>) => void;
+  resolve: (m: Extract<Response, { type: 'result' | 'result-many' | 'memory' | 'adapt-result' }>) => void;
   reject: (e: ShelfwiseError) => void;
   group: string | null;
   cleanup: () => void;
@@ -125,6 +140,29 @@ const TRAP_FOR_TESTS = Symbol.for('shelfwise.trapForTests');
  * `{ wasmBytes, jsHeapBytes }` of the context the model runs in (jsHeapBytes null in a worker). */
 const MEMORY_FOR_TESTS = Symbol.for('shelfwise.memory');
 
+function checkDebounce(v: unknown): number {
+  if (v === undefined) return 300;
+  if (typeof v !== 'number' || !(v >= 0 && v <= 60_000)) throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: memory.debounceMs must be a number of ms in [0, 60000], got ${String(v)}`);
+  return v;
+}
+
+function checkCap(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 4_194_304) throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: memory.maxExamples must be an integer in [1, 4194304], got ${String(v)}`);
+  return v;
+}
+
+/** `'A > B'` from a path given as a string or its segments. */
+function pathString(what: string, p: unknown): string {
+  if (typeof p === 'string') return p;
+  if (Array.isArray(p) && p.every((x) => typeof x === 'string')) return p.join(' > ');
+  throw new ShelfwiseError('INVALID_ARGUMENT', `${what}: a path must be a string 'A > B' or an array of segments`);
+}
+
+function checkTitle(what: string, t: unknown): string {
+  if (typeof t !== 'string') throw new ShelfwiseError('INVALID_ARGUMENT', `${what}: title must be a string`);
+  return t;
+}
+
 function checkMs(name: string, v: unknown): number {
   if (typeof v !== 'number' || !(v > 0)) {
     throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: ${name} must be a positive number (or Infinity), got ${String(v)}`);
@@ -163,6 +201,11 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,
     prefetch: false,
+    memory: {
+      persist: options.memory?.persist !== false,
+      debounceMs: checkDebounce(options.memory?.debounceMs),
+      ...(options.memory?.maxExamples !== undefined ? { maxExamples: checkCap(options.memory.maxExamples) } : {}),
+    },
   };
   const workerUrl = options.workerUrl !== undefined ? abs(options.workerUrl) : undefined;
   const workerMode = options.worker !== false;
@@ -229,10 +272,23 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
       case 'init-error':
         crash(fromWire(m.error), m.fatal === true);
         break;
+      case 'warning': {
+        const w = fromWire(m.error);
+        if (info) info = { ...info, memory: m.memory };
+        console.warn(`shelfwise: ${w.code}: ${w.message}`);
+        try {
+          options.onWarning?.(w);
+        } catch (e) {
+          console.error('shelfwise: onWarning threw', e);
+        }
+        break;
+      }
       case 'result':
       case 'result-many':
       case 'memory':
+      case 'adapt-result':
       case 'error': {
+        if (m.type === 'adapt-result' && info) info = { ...info, memory: m.memory };
         if (!(m.type === 'error' && m.fatal)) crashes = 0; // an answer: this instance works
         const p = pending.get(m.id);
         if (m.type === 'error' && m.fatal) crash(fromWire(m.error));
@@ -334,7 +390,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         p.reject(aborted());
       }
     }
-    return new Promise<Extract<Response, { type: 'result' | 'result-many' | 'memory' }>>((resolve, reject) => {
+    return new Promise<Extract<Response, { type: 'result' | 'result-many' | 'memory' | 'adapt-result' }>>((resolve, reject) => {
       const onAbort = () => {
         if (!pending.delete(id)) return;
         port?.post({ type: 'cancel', id });
@@ -350,6 +406,13 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
         if (pending.delete(id)) reject(e);
       });
     });
+  };
+
+  const adapt = async <T>(op: AdaptOp): Promise<T> => {
+    if (disposed) throw new ShelfwiseError('DISPOSED', 'this classifier was disposed');
+    const m = await request(null, undefined, (id) => ({ type: 'adapt', id, op }));
+    if (m.type !== 'adapt-result') throw new ShelfwiseError('INTERNAL', 'unexpected reply');
+    return m.value as T;
   };
 
   const classifier: Classifier = {
@@ -375,6 +438,49 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
       if (m.type !== 'result-many') throw new ShelfwiseError('INTERNAL', 'unexpected reply');
       // A title over the limit is its own error (as the CLI marks the row), not the batch's.
       return m.items.map((d) => ('error' in d ? { ...withMeta({ suggestions: [], abstained: true, backOff: null }, m, list.length), error: fromWire(d.error) } : withMeta(d, m, list.length)));
+    },
+    // The shop's adaptation memory: one op a request, run in order with suggestions.
+    setTaxonomy(paths) {
+      if (!Array.isArray(paths)) throw new ShelfwiseError('INVALID_ARGUMENT', 'setTaxonomy: paths must be an array');
+      return adapt<AdaptReport>({ op: 'setTaxonomy', paths: paths.map((p) => pathString('setTaxonomy', p)) });
+    },
+    addExamples(examples) {
+      if (!Array.isArray(examples)) throw new ShelfwiseError('INVALID_ARGUMENT', 'addExamples: examples must be an array of { title, path }');
+      const titles = examples.map((e) => checkTitle('addExamples', e?.title));
+      const paths = examples.map((e) => pathString('addExamples', e?.path));
+      return adapt<AdaptReport>({ op: 'addExamples', titles, paths });
+    },
+    async learn(title, path) {
+      await adapt({ op: 'learn', title: checkTitle('learn', title), path: pathString('learn', path) });
+    },
+    forget(what) {
+      if (what && typeof (what as { title?: unknown }).title === 'string') return adapt<number>({ op: 'forgetTitle', title: (what as { title: string }).title });
+      if (what && 'path' in what) return adapt<number>({ op: 'forgetPath', path: pathString('forget', what.path) });
+      throw new ShelfwiseError('INVALID_ARGUMENT', 'forget: give { title } or { path }');
+    },
+    similar(title, opts = {}) {
+      const k = opts.k ?? 5;
+      if (!Number.isInteger(k) || k < 0 || k > 1000) throw new ShelfwiseError('INVALID_ARGUMENT', 'similar: k must be an integer in [0, 1000]');
+      return adapt<SimilarTitle[]>({ op: 'similar', title: checkTitle('similar', title), k });
+    },
+    explain(title, categoryId) {
+      if (!Number.isInteger(categoryId) || categoryId < 0) throw new ShelfwiseError('INVALID_ARGUMENT', 'explain: categoryId must be a suggestion id (an integer ≥ 0)');
+      return adapt<Explanation>({ op: 'explain', title: checkTitle('explain', title), category: categoryId });
+    },
+    exportMemory() {
+      return adapt<Uint8Array>({ op: 'export' });
+    },
+    async importMemory(bytes) {
+      if (!(bytes instanceof Uint8Array) && !(bytes instanceof ArrayBuffer)) throw new ShelfwiseError('INVALID_ARGUMENT', 'importMemory: bytes must be a Uint8Array or an ArrayBuffer');
+      await adapt({ op: 'import', bytes: bytes instanceof Uint8Array ? bytes.slice() : new Uint8Array(bytes.slice(0)) });
+    },
+    async memoryInfo() {
+      const m = await request(null, undefined, (id) => ({ type: 'adapt', id, op: { op: 'info' } }));
+      if (m.type !== 'adapt-result') throw new ShelfwiseError('INTERNAL', 'unexpected reply');
+      return { ...(m.value as Omit<MemoryInfo, 'storage'>), storage: m.memory };
+    },
+    categories() {
+      return adapt<string[]>({ op: 'categories' });
     },
     dispose() {
       disposed = true;

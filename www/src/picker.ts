@@ -8,6 +8,12 @@
 // ArrowDown move, Enter picks, Escape closes. The pick goes into a hidden input named after the
 // `name` attribute and fires `shelfwise-select` ({ id, path, label, score }). Text is rendered with
 // textContent only. Styles: `shelfwise/picker.css`.
+//
+// Learning (issue #19): picking a category other than the top suggestion, or one found with
+// "Browse categories" (type to filter the names, ArrowRight into a category's children,
+// ArrowLeft back up, Enter picks), is a correction: it goes to `learn()` and fires
+// `shelfwise-learn` ({ title, label }). "Why?" next to the pick shows each word's part in its
+// score (`explain()`) as highlighted words.
 import { createClassifier, ShelfwiseError } from './index.js';
 import type { BackendRequest, Classifier, PathSegment, ProgressEvent, Suggestion, SuggestResult } from './types.js';
 
@@ -68,6 +74,19 @@ export class CategoryPicker extends Base {
   private selection: SelectDetail | null = null;
   private seq = 0;
   private failure: { at: number; error: ShelfwiseError } | null = null;
+  private browseButton = el('button', 'sw-browse-button', 'Browse categories');
+  private browser = el('div', 'sw-browser');
+  private search = el('input', 'sw-search');
+  private tree = el('ul', 'sw-tree');
+  private crumbs = el('div', 'sw-crumbs');
+  /** The browse panel: the current category (segments), its rows and the active row. */
+  private at: string[] = [];
+  private rows: Array<{ path: string[]; id: number | null; children: number }> = [];
+  private rowActive = -1;
+  private categories: string[] = [];
+  private whyButton = el('button', 'sw-why-button', 'Why?');
+  private why = el('div', 'sw-why');
+  private pickedTitle = '';
 
   /** Share a classifier between pickers (or create it yourself); otherwise `model-url` is used. */
   get classifier(): Classifier | null {
@@ -182,6 +201,7 @@ export class CategoryPicker extends Base {
     input.setAttribute('autocomplete', 'off');
     input.insertAdjacentElement('afterend', this.popup);
     this.append(this.chosen, this.status, this.field);
+    this.setupBrowse(input);
 
     input.addEventListener('input', () => void this.update());
     input.addEventListener('keydown', (e) => this.onKey(e));
@@ -408,13 +428,235 @@ export class CategoryPicker extends Base {
   private pick(i: number) {
     const s = this.items[i];
     if (!s) return;
-    const detail: SelectDetail = { id: s.id, path: s.path, label: labelOf(s.path), score: s.score };
+    this.choose({ id: s.id, path: s.path, label: labelOf(s.path), score: s.score }, i !== 0);
+    this.close();
+  }
+
+  /** Records the pick; a correction (not the top suggestion) goes to `learn()`. */
+  private choose(detail: SelectDetail, correction: boolean) {
     this.selection = detail;
     this.field.value = detail.label;
-    this.chosen.replaceChildren(el('span', 'sw-chosen-label', 'Category: '), pathNode(s.path));
+    this.pickedTitle = this.input?.value ?? '';
+    this.why.hidden = true;
+    this.why.replaceChildren();
+    this.chosen.replaceChildren(el('span', 'sw-chosen-label', 'Category: '), pathNode(detail.path), this.whyButton);
     this.chosen.hidden = false;
-    this.close();
     this.dispatchEvent(new CustomEvent<SelectDetail>('shelfwise-select', { detail, bubbles: true }));
+    const title = this.pickedTitle;
+    if (correction && title.trim() && this.clf) {
+      this.clf.learn(title, detail.label).then(
+        () => this.dispatchEvent(new CustomEvent('shelfwise-learn', { detail: { title, label: detail.label }, bubbles: true })),
+        (e: unknown) => this.dispatchEvent(new CustomEvent('shelfwise-error', { detail: e, bubbles: true })),
+      );
+    }
+  }
+
+  // ---- Browse and search the whole taxonomy (a second listbox; the same keys and ARIA). ----
+
+  private setupBrowse(input: HTMLInputElement) {
+    const id = this.group;
+    this.browseButton.type = 'button';
+    this.browseButton.setAttribute('aria-expanded', 'false');
+    this.browseButton.setAttribute('aria-controls', `${id}-browser`);
+    this.browser.id = `${id}-browser`;
+    this.browser.hidden = true;
+    this.search.type = 'text';
+    this.search.setAttribute('role', 'combobox');
+    this.search.setAttribute('aria-autocomplete', 'list');
+    this.search.setAttribute('aria-expanded', 'true');
+    this.search.setAttribute('aria-controls', `${id}-tree`);
+    this.search.setAttribute('aria-label', 'Search categories');
+    this.search.placeholder = 'Search categories';
+    this.search.autocomplete = 'off';
+    this.tree.id = `${id}-tree`;
+    this.tree.setAttribute('role', 'listbox');
+    this.tree.setAttribute('aria-label', 'Categories');
+    this.crumbs.setAttribute('aria-live', 'polite');
+    this.browser.append(this.search, this.crumbs, this.tree);
+    this.whyButton.type = 'button';
+    this.whyButton.setAttribute('aria-expanded', 'false');
+    this.why.hidden = true;
+    this.why.setAttribute('aria-live', 'polite');
+    input.closest('shelfwise-category-picker')?.append(this.browseButton, this.browser, this.why);
+    this.browseButton.addEventListener('click', () => void this.toggleBrowse());
+    this.search.addEventListener('input', () => this.renderRows());
+    this.search.addEventListener('keydown', (e) => this.onBrowseKey(e));
+    this.tree.addEventListener('pointerdown', (e) => e.preventDefault());
+    this.tree.addEventListener('click', (e) => {
+      const li = (e.target as Element).closest<HTMLElement>('[role=option]');
+      if (li) this.chooseRow(Number(li.dataset.index));
+    });
+    this.whyButton.addEventListener('click', () => void this.explainPick());
+  }
+
+  private async toggleBrowse() {
+    if (!this.browser.hidden) return this.closeBrowse();
+    const clf = await this.ensureClassifier().catch(() => null);
+    if (!clf) return;
+    this.categories = await clf.categories();
+    this.at = [];
+    this.browser.hidden = false;
+    this.browseButton.setAttribute('aria-expanded', 'true');
+    this.search.value = '';
+    this.renderRows();
+    this.search.focus();
+  }
+
+  private closeBrowse() {
+    this.browser.hidden = true;
+    this.browseButton.setAttribute('aria-expanded', 'false');
+    this.search.removeAttribute('aria-activedescendant');
+  }
+
+  /** Rows: with a query, every category whose path contains it (best first: the name starts with it); without, the children of `at`. */
+  private renderRows() {
+    const q = this.search.value.trim().toLowerCase();
+    const paths = this.categories.map((c, i) => ({ path: c.split(' > '), id: i }));
+    let rows: typeof this.rows;
+    if (q) {
+      rows = paths
+        .filter((p) => p.path.join(' > ').toLowerCase().includes(q))
+        .sort((a, b) => Number(!a.path[a.path.length - 1]!.toLowerCase().startsWith(q)) - Number(!b.path[b.path.length - 1]!.toLowerCase().startsWith(q)))
+        .slice(0, 50)
+        .map((p) => ({ path: p.path, id: p.id, children: 0 }));
+    } else {
+      const depth = this.at.length;
+      const under = paths.filter((p) => p.path.length > depth && this.at.every((s, i) => p.path[i] === s));
+      const byName = new Map<string, { path: string[]; id: number | null; children: number }>();
+      for (const p of under) {
+        const name = p.path[depth]!;
+        const row = byName.get(name) ?? { path: p.path.slice(0, depth + 1), id: null, children: 0 };
+        if (p.path.length === depth + 1) row.id = p.id;
+        else row.children += 1;
+        byName.set(name, row);
+      }
+      rows = [...byName.values()].sort((a, b) => a.path[depth]!.localeCompare(b.path[depth]!));
+    }
+    this.rows = rows;
+    this.rowActive = -1;
+    this.search.removeAttribute('aria-activedescendant');
+    this.crumbs.textContent = q ? `${rows.length} matching` : this.at.length ? this.at.join(' › ') : 'All categories';
+    this.tree.replaceChildren(
+      ...rows.map((r, i) => {
+        const li = el('li', 'sw-option');
+        li.id = `${this.group}-row-${i}`;
+        li.dataset.index = String(i);
+        li.setAttribute('role', 'option');
+        li.setAttribute('aria-selected', 'false');
+        li.append(q ? pathNode(r.path.map((name, level) => ({ name, level: level + 1 }))) : el('span', 'sw-leaf', r.path[r.path.length - 1]));
+        if (r.children) {
+          const more = el('span', 'sw-children', ` › ${r.children}`);
+          more.setAttribute('aria-label', `${r.children} subcategories: ArrowRight opens`);
+          li.append(more);
+        }
+        return li;
+      }),
+    );
+  }
+
+  private setRow(i: number) {
+    const lis = this.tree.children;
+    if (this.rowActive >= 0) lis[this.rowActive]?.setAttribute('aria-selected', 'false');
+    this.rowActive = i;
+    const li = i >= 0 ? lis[i] : undefined;
+    if (li) {
+      li.setAttribute('aria-selected', 'true');
+      this.search.setAttribute('aria-activedescendant', li.id);
+      li.scrollIntoView?.({ block: 'nearest' });
+    } else this.search.removeAttribute('aria-activedescendant');
+  }
+
+  private onBrowseKey(e: KeyboardEvent) {
+    const n = this.rows.length;
+    const row = this.rows[this.rowActive];
+    switch (e.key) {
+      case 'ArrowDown':
+      case 'ArrowUp': {
+        if (!n) return;
+        e.preventDefault();
+        const step = e.key === 'ArrowDown' ? 1 : -1;
+        this.setRow(this.rowActive < 0 ? (step > 0 ? 0 : n - 1) : (this.rowActive + step + n) % n);
+        break;
+      }
+      case 'ArrowRight':
+        if (row && row.children && !this.search.value.trim()) {
+          e.preventDefault();
+          this.at = row.path;
+          this.renderRows();
+          this.setRow(0);
+        }
+        break;
+      case 'ArrowLeft':
+        if (this.at.length && !this.search.value.trim()) {
+          e.preventDefault();
+          this.at = this.at.slice(0, -1);
+          this.renderRows();
+        }
+        break;
+      case 'Enter':
+        if (row) {
+          e.preventDefault();
+          this.chooseRow(this.rowActive);
+        }
+        break;
+      case 'Escape':
+        e.preventDefault();
+        this.closeBrowse();
+        this.input?.focus();
+        break;
+    }
+  }
+
+  /** A category chosen by browsing: a correction unless it is the top suggestion shown. */
+  private chooseRow(i: number) {
+    const r = this.rows[i];
+    if (!r) return;
+    if (r.id === null) {
+      // An inner node that is no category itself: open it.
+      this.at = r.path;
+      this.search.value = '';
+      this.renderRows();
+      return;
+    }
+    const label = r.path.join(' > ');
+    const top = this.items[0] ? labelOf(this.items[0].path) : null;
+    this.choose({ id: r.id, path: r.path.map((name, level) => ({ name, level: level + 1 })), label, score: 0 }, label !== top);
+    this.closeBrowse();
+    this.input?.focus();
+  }
+
+  /** "Why?": the pick's explanation, each word a span (textContent) marked for or against. */
+  private async explainPick() {
+    const sel = this.selection;
+    if (!sel || !this.clf || !this.pickedTitle.trim()) return;
+    if (!this.why.hidden) {
+      this.why.hidden = true;
+      this.whyButton.setAttribute('aria-expanded', 'false');
+      return;
+    }
+    try {
+      const ids = await this.clf.categories();
+      const id = ids.indexOf(sel.label);
+      if (id < 0) return;
+      const ex = await this.clf.explain(this.pickedTitle, id);
+      const max = Math.max(1e-6, ...ex.words.map((w) => Math.abs(w.contribution)));
+      const words = ex.words.map((w) => {
+        const span = el('span', w.contribution > 0 ? 'sw-word sw-word-for' : w.contribution < 0 ? 'sw-word sw-word-against' : 'sw-word', w.word);
+        span.style.setProperty('--sw-weight', (Math.abs(w.contribution) / max).toFixed(3));
+        const pts = (w.contribution * 100).toFixed(1);
+        span.title = `${w.contribution >= 0 ? '+' : ''}${pts} points`;
+        span.dataset.contribution = String(w.contribution);
+        return span;
+      });
+      const spaced: Node[] = [];
+      words.forEach((w, i) => spaced.push(...(i ? [document.createTextNode(' '), w] : [w])));
+      this.why.replaceChildren(el('div', 'sw-why-head', `Why ${sel.label} (${pct(ex.score)}): highlighted words raised the score, struck-through ones lowered it.`), el('div', 'sw-why-words'));
+      this.why.lastElementChild!.append(...spaced);
+      this.why.hidden = false;
+      this.whyButton.setAttribute('aria-expanded', 'true');
+    } catch (e) {
+      this.dispatchEvent(new CustomEvent('shelfwise-error', { detail: e, bubbles: true }));
+    }
   }
 }
 
@@ -428,5 +670,6 @@ declare global {
   }
   interface HTMLElementEventMap {
     'shelfwise-select': CustomEvent<SelectDetail>;
+    'shelfwise-learn': CustomEvent<{ title: string; label: string }>;
   }
 }

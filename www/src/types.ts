@@ -140,6 +140,85 @@ export interface CreateClassifierOptions {
   prefetch?: boolean;
   /** Abort loading. */
   signal?: AbortSignal;
+  /**
+   * The shop's adaptation memory (`setTaxonomy`, `addExamples`, `learn`, ...): `persist` (default
+   * true) keeps it in IndexedDB, one record per model file (sha256) in this origin, loaded on
+   * create; `debounceMs` (default 300) is how long after the last change it is stored;
+   * `maxExamples` (default 20 000) caps the titles remembered (beyond it, the oldest example of
+   * the category with the most is evicted, one at a time).
+   */
+  memory?: { persist?: boolean; debounceMs?: number; maxExamples?: number };
+  /** Warnings that are not errors (code 'MEMORY_QUOTA': the memory could not be stored and stays in RAM). */
+  onWarning?: (warning: ShelfwiseError) => void;
+}
+
+/** Where the adaptation memory is kept (`ModelInfo.memory`, `MemoryInfo.storage`). */
+export interface MemoryState {
+  /** True when the memory is stored in IndexedDB (and loaded from it on the next start). */
+  persisted: boolean;
+  /** Why not, when `persisted` is false (IndexedDB unavailable, quota exceeded, turned off). */
+  reason?: string;
+  /** Set after a save was refused for lack of space (the memory is in RAM; the next change retries). */
+  quota?: boolean;
+  /** A change not stored yet (the debounce is running). */
+  pending: boolean;
+}
+
+/** One labelled title for `addExamples`. */
+export interface LabelledTitle {
+  title: string;
+  /** Category path, `'A > B > C'` or its segments. */
+  path: string | string[];
+}
+
+/** What `setTaxonomy` and `addExamples` did (the native `shelfwise adapt` report). */
+export interface AdaptReport {
+  labels: number;
+  added_labels: number;
+  examples_in: number;
+  empty: number;
+  duplicates: number;
+  contradictions: number;
+  evicted: number;
+  remembered: number;
+  fit_samples: number;
+  method: string;
+  weights: Array<[string, number]>;
+}
+
+/** `memoryInfo()`: the size of the shop's memory and where it is kept. */
+export interface MemoryInfo {
+  examples: number;
+  /** Categories suggested now (taxonomy leaves or the model's labels, plus added paths). */
+  categories: number;
+  /** Categories that examples or corrections added (not in the taxonomy). */
+  addedCategories: number;
+  /** Bytes of the remembered examples (embedding codes, titles, paths). */
+  bytes: number;
+  /** Bytes of `exportMemory()`. */
+  exportBytes: number;
+  /** Most examples remembered; beyond it the oldest example of the largest category is evicted. */
+  cap: number;
+  /** How the combination weights were chosen: 'leave-one-out' or 'prior'. */
+  method: string;
+  storage: MemoryState;
+}
+
+/** A remembered product near a title (`similar`). */
+export interface SimilarTitle {
+  title: string;
+  path: string;
+  /** Cosine of the two titles' embeddings. */
+  score: number;
+}
+
+/** `explain()`: each word's part in one category's score. */
+export interface Explanation {
+  category: string;
+  /** The category's calibrated probability for the whole title. */
+  score: number;
+  /** In title order: score(title) − score(title without the word); positive supports the category. */
+  words: Array<{ word: string; contribution: number }>;
 }
 
 export interface ModelInfo {
@@ -171,6 +250,8 @@ export interface ModelInfo {
   maxTitleBytes: number;
   /** The whole manifest as stored in the model file. */
   manifest: Record<string, unknown>;
+  /** Where the shop's adaptation memory is kept (as of the last change). */
+  memory: MemoryState;
 }
 
 /** Stable error codes: the model's own (see the README) plus those of the browser side. */
@@ -197,7 +278,12 @@ export type ErrorCode =
   // appear in `ModelInfo.fallback` / `SuggestMeta.fallback`.
   | 'GPU_UNAVAILABLE'
   | 'GPU_DEVICE_LOST'
-  | 'GPU_ERROR';
+  | 'GPU_ERROR'
+  // The shop's adaptation memory: an import from another model, bytes that are not an export,
+  // and (a warning, through `onWarning`, never thrown) a save refused for lack of space.
+  | 'MEMORY_MODEL_MISMATCH'
+  | 'MEMORY_CORRUPT'
+  | 'MEMORY_QUOTA';
 
 export interface SuggestManyOptions {
   /** Number of suggestions a title (default 5). */
@@ -238,6 +324,30 @@ export interface Classifier {
    * answered. Rejects with a `ShelfwiseError` for the batch as a whole (arguments, abort).
    */
   suggestMany(titles: readonly string[], options?: SuggestManyOptions): Promise<SuggestManyResult[]>;
+  /**
+   * Adaptation to the shop (issue #19; see the README "Adapting in the browser"). Each change is
+   * stored in IndexedDB (debounced) and takes effect from the next call.
+   * `setTaxonomy`: the shop's category paths (inner nodes included; the leaves are suggested);
+   * refits on the memory. Rejects `LABELS` for a blank segment.
+   */
+  setTaxonomy(paths: ReadonlyArray<string | string[]>): Promise<AdaptReport>;
+  /** Labelled titles, oldest first: the latest of equal titles wins; a new path is added; refits. */
+  addExamples(examples: ReadonlyArray<LabelledTitle>): Promise<AdaptReport>;
+  /** A seller's correction: `title` is in `path` (added when new). Cheap: no refit. */
+  learn(title: string, path: string | string[]): Promise<void>;
+  /** Forgets a title's examples, or every example of a path (and the path, if examples added it): how many. */
+  forget(what: { title: string } | { path: string | string[] }): Promise<number>;
+  /** The remembered titles nearest to `title` (default k 5). */
+  similar(title: string, options?: { k?: number }): Promise<SimilarTitle[]>;
+  /** Each word's contribution to category `categoryId`'s score (a `Suggestion.id`). */
+  explain(title: string, categoryId: number): Promise<Explanation>;
+  /** The memory as bytes (taxonomy, examples, weights; tied to this model). */
+  exportMemory(): Promise<Uint8Array>;
+  /** Replaces the memory; rejects `MEMORY_MODEL_MISMATCH` (another model) or `MEMORY_CORRUPT`. */
+  importMemory(bytes: Uint8Array | ArrayBuffer): Promise<void>;
+  memoryInfo(): Promise<MemoryInfo>;
+  /** The categories suggested now (`Suggestion.id` indexes this), `'A > B'` each. */
+  categories(): Promise<string[]>;
   /** The loaded model. */
   readonly info: ModelInfo;
   /** Stops the worker; later calls reject with code 'DISPOSED'. */

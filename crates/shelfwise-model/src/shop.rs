@@ -405,8 +405,11 @@ impl Shop {
         Adapter::from_tensors(&a, &t, self.hidden, clf.head_labels())
     }
 
-    /// Makes `clf` suggest through this state from its next call.
-    pub fn apply(&self, clf: &mut Classifier) -> Result<()> {
+    /// Makes `clf` suggest through this state from its next call (embedding any category name
+    /// not embedded yet).
+    pub fn apply(&mut self, clf: &mut Classifier) -> Result<()> {
+        let labels = self.label_space(clf)?;
+        self.ensure_names(clf, &labels, &Silent)?;
         let a = self.adapter(clf)?;
         clf.set_adapter(Some(a));
         Ok(())

@@ -187,7 +187,7 @@ fn an_exported_memory_imports_into_its_model_only_and_hostile_bytes_are_typed_er
     let want = clf.logits(&TITLES).unwrap();
 
     let mut fresh = tiny();
-    let back = Shop::import(&fresh, &bytes).unwrap();
+    let mut back = Shop::import(&fresh, &bytes).unwrap();
     back.apply(&mut fresh).unwrap();
     assert_eq!(label_strings(&fresh), label_strings(&clf));
     // The same state, the same scores (category names are embedded again, in other batches).

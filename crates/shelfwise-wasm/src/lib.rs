@@ -101,10 +101,35 @@ mod bindings {
         }
     }
 
-    /// A loaded, verified model.
+    /// A loaded, verified model, and its shop's adaptation state once one is set
+    /// (`shelfwise_model::shop`).
     #[wasm_bindgen]
     pub struct Classifier {
         inner: shelfwise_model::Classifier,
+        shop: Option<Shop>,
+    }
+
+    use shelfwise_model::progress::Silent;
+    use shelfwise_model::shop::{self, Shop};
+
+    impl Classifier {
+        fn new(inner: shelfwise_model::Classifier) -> Self {
+            Classifier { inner, shop: None }
+        }
+
+        /// Runs `f` on the shop state (the file's own, at first), then makes the classifier
+        /// suggest through it. On an error nothing changes.
+        fn edit<T>(&mut self, f: impl FnOnce(&mut Shop, &shelfwise_model::Classifier) -> shelfwise_model::Result<T>) -> Result<T, JsValue> {
+            let mut next = self.shop.clone().unwrap_or_else(|| Shop::new(&self.inner));
+            let out = f(&mut next, &self.inner).map_err(model_error)?;
+            next.apply(&mut self.inner).map_err(model_error)?;
+            self.shop = Some(next);
+            Ok(out)
+        }
+
+        fn shop(&self) -> Shop {
+            self.shop.clone().unwrap_or_else(|| Shop::new(&self.inner))
+        }
     }
 
     #[wasm_bindgen]
@@ -113,7 +138,7 @@ mod bindings {
         pub fn load(bytes: &[u8]) -> Result<Classifier, JsValue> {
             install_panic_hook();
             usable()?;
-            shelfwise_model::Classifier::from_bytes(bytes).map(|inner| Classifier { inner }).map_err(model_error)
+            shelfwise_model::Classifier::from_bytes(bytes).map(Classifier::new).map_err(model_error)
         }
 
         /// [`Classifier::load`] with the sha256 digests (hex) of the file's body (every byte before
@@ -127,7 +152,7 @@ mod bindings {
             install_panic_hook();
             usable()?;
             let d = shelfwise_model::format::Digests { body: body_sha256, payload: payload_sha256 };
-            shelfwise_model::Classifier::from_bytes_with_digests(bytes, &d).map(|inner| Classifier { inner }).map_err(model_error)
+            shelfwise_model::Classifier::from_bytes_with_digests(bytes, &d).map(Classifier::new).map_err(model_error)
         }
 
         /// Top-`k` suggestions for `title`: `{ suggestions, abstained, backOff }`. Throws `Error{code}`
@@ -182,6 +207,98 @@ mod bindings {
         #[wasm_bindgen(getter, js_name = labelCount)]
         pub fn label_count(&self) -> usize {
             self.inner.labels().len()
+        }
+
+        /// Sets the shop's taxonomy (`"A > B > C"` paths, inner nodes included: the leaves become
+        /// the categories) and refits: the adapt report. Throws `Error{code}` (`LABELS`).
+        #[wasm_bindgen(js_name = setTaxonomy)]
+        pub fn set_taxonomy(&mut self, paths: Vec<String>) -> Result<JsValue, JsValue> {
+            let paths = shop::parse_paths(&paths).map_err(model_error)?;
+            let report = self.edit(|s, c| s.set_taxonomy(c, &paths, &Silent))?;
+            to_js(&report)
+        }
+
+        /// Adds labelled examples (`titles[i]` in `paths[i]`, oldest first) and refits: the adapt
+        /// report. Throws `Error{code}` (`LABELS`, `INPUT_TOO_LONG`).
+        #[wasm_bindgen(js_name = addExamples)]
+        pub fn add_examples(&mut self, titles: Vec<String>, paths: Vec<String>) -> Result<JsValue, JsValue> {
+            let examples = shop::examples_of(&titles, &paths).map_err(model_error)?;
+            let report = self.edit(|s, c| s.add_examples(c, examples, &Silent))?;
+            to_js(&report)
+        }
+
+        /// One seller correction (takes effect from the next call). Throws `Error{code}`.
+        pub fn learn(&mut self, title: &str, path: &str) -> Result<(), JsValue> {
+            self.edit(|s, c| s.learn(c, title, path))
+        }
+
+        /// Forgets the examples of a title; how many.
+        #[wasm_bindgen(js_name = forgetTitle)]
+        pub fn forget_title(&mut self, title: &str) -> Result<usize, JsValue> {
+            self.edit(|s, _| Ok(s.forget_title(title)))
+        }
+
+        /// Forgets the examples of a path (and the path, if examples had added it); how many.
+        #[wasm_bindgen(js_name = forgetPath)]
+        pub fn forget_path(&mut self, path: &str) -> Result<usize, JsValue> {
+            self.edit(|s, _| s.forget_path(path))
+        }
+
+        /// Sets the memory's cap (applies from the next change).
+        #[wasm_bindgen(js_name = setMaxExamples)]
+        pub fn set_max_examples(&mut self, cap: usize) {
+            let mut s = self.shop();
+            s.set_max_examples(cap);
+            self.shop = Some(s);
+        }
+
+        /// The `k` remembered titles nearest to `title`: `[{ title, path, score }]`.
+        pub fn similar(&self, title: &str, k: usize) -> Result<JsValue, JsValue> {
+            let found = match &self.shop {
+                Some(s) => s.similar(&self.inner, title, k),
+                None => Shop::new(&self.inner).similar(&self.inner, title, k),
+            };
+            to_js(&found.map_err(model_error)?)
+        }
+
+        /// Each word's contribution to category `category`'s score: `{ category, score, words }`.
+        pub fn explain(&self, title: &str, category: usize) -> Result<JsValue, JsValue> {
+            to_js(&Shop::explain(&self.inner, title, category).map_err(model_error)?)
+        }
+
+        /// The shop state as bytes (for `importMemory`, IndexedDB, a file).
+        #[wasm_bindgen(js_name = exportMemory)]
+        pub fn export_memory(&self) -> Result<Vec<u8>, JsValue> {
+            match &self.shop {
+                Some(s) => s.export(),
+                None => Shop::new(&self.inner).export(),
+            }
+            .map_err(model_error)
+        }
+
+        /// Replaces the shop state with an exported one. Throws `Error{code}`
+        /// (`MEMORY_MODEL_MISMATCH`, `MEMORY_CORRUPT`); on an error nothing changes.
+        #[wasm_bindgen(js_name = importMemory)]
+        pub fn import_memory(&mut self, bytes: &[u8]) -> Result<(), JsValue> {
+            let mut next = Shop::import(&self.inner, bytes).map_err(model_error)?;
+            next.apply(&mut self.inner).map_err(model_error)?;
+            self.shop = Some(next);
+            Ok(())
+        }
+
+        /// `{ examples, categories, added_categories, bytes, cap, method }`.
+        #[wasm_bindgen(js_name = memoryInfo)]
+        pub fn memory_info(&self) -> Result<JsValue, JsValue> {
+            let info = match &self.shop {
+                Some(s) => s.memory_info(&self.inner),
+                None => Shop::new(&self.inner).memory_info(&self.inner),
+            };
+            to_js(&info.map_err(model_error)?)
+        }
+
+        /// The categories suggested now (after a taxonomy or an added path: the shop's).
+        pub fn labels(&self) -> Vec<String> {
+            (0..self.inner.labels().len()).map(|i| self.inner.labels().label_string(i)).collect()
         }
 
         /// Longest title accepted, in UTF-8 bytes.
