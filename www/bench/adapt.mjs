@@ -1,6 +1,6 @@
 // Adaptation benchmark (issue #19; not in CI, not a test): in headless chromium (playwright-core,
 // as www/test does), through the package's worker:
-//   - addExamples of N labelled titles (one call: embeds them, trains the SVM, fits the weights);
+//   - setTaxonomy (the examples' paths), then addExamples of N labelled titles (one call: embeds them, trains the SVM, fits the weights);
 //   - bytes per remembered title (memoryInfo().bytes and exportMemory() size over N);
 //   - learn() latency (one correction each, a new title, into a memory of N);
 //   - similar() latency over the N remembered titles (k = 5);
@@ -50,7 +50,11 @@ try {
       const mod = await import('/dist/index.js');
       const c = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', memory: { persist: false } });
       const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+      // The shop's taxonomy: its examples' paths (else the model's 922 categories stay, plus these).
       let t = performance.now();
+      await c.setTaxonomy([...new Set(examples.map((e) => e.path))]);
+      const taxonomyMs = performance.now() - t;
+      t = performance.now();
       const report = await c.addExamples(examples);
       const addMs = performance.now() - t;
       const info = await c.memoryInfo();
@@ -77,6 +81,8 @@ try {
       const after = await c.memoryInfo();
       c.dispose();
       return {
+        categories: report.labels,
+        setTaxonomyMs: taxonomyMs,
         remembered: report.remembered,
         method: report.method,
         addExamplesMs: addMs,

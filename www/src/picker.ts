@@ -86,6 +86,8 @@ export class CategoryPicker extends Base {
   private categories: string[] = [];
   private whyButton = el('button', 'sw-why-button', 'Why?');
   private why = el('div', 'sw-why');
+  /** Under the pick (outside `.sw-chosen`, which pages may hide): the "Why?" button and its answer. */
+  private whyRow = el('div', 'sw-why-row');
   private pickedTitle = '';
 
   /** Share a classifier between pickers (or create it yourself); otherwise `model-url` is used. */
@@ -439,8 +441,10 @@ export class CategoryPicker extends Base {
     this.pickedTitle = this.input?.value ?? '';
     this.why.hidden = true;
     this.why.replaceChildren();
-    this.chosen.replaceChildren(el('span', 'sw-chosen-label', 'Category: '), pathNode(detail.path), this.whyButton);
+    this.chosen.replaceChildren(el('span', 'sw-chosen-label', 'Category: '), pathNode(detail.path));
     this.chosen.hidden = false;
+    this.whyRow.hidden = false;
+    this.whyButton.setAttribute('aria-expanded', 'false');
     this.dispatchEvent(new CustomEvent<SelectDetail>('shelfwise-select', { detail, bubbles: true }));
     const title = this.pickedTitle;
     if (correction && title.trim() && this.clf) {
@@ -477,7 +481,9 @@ export class CategoryPicker extends Base {
     this.whyButton.setAttribute('aria-expanded', 'false');
     this.why.hidden = true;
     this.why.setAttribute('aria-live', 'polite');
-    input.closest('shelfwise-category-picker')?.append(this.browseButton, this.browser, this.why);
+    this.whyRow.hidden = true;
+    this.whyRow.append(this.whyButton, this.why);
+    input.closest('shelfwise-category-picker')?.append(this.browseButton, this.browser, this.whyRow);
     this.browseButton.addEventListener('click', () => void this.toggleBrowse());
     this.search.addEventListener('input', () => this.renderRows());
     this.search.addEventListener('keydown', (e) => this.onBrowseKey(e));
@@ -620,9 +626,12 @@ export class CategoryPicker extends Base {
     }
     const label = r.path.join(' > ');
     const top = this.items[0] ? labelOf(this.items[0].path) : null;
-    this.choose({ id: r.id, path: r.path.map((name, level) => ({ name, level: level + 1 })), label, score: 0 }, label !== top);
+    // Its score among the suggestions shown, when it is one of them (else 0: not suggested).
+    const score = this.items.find((s) => labelOf(s.path) === label)?.score ?? 0;
+    this.choose({ id: r.id, path: r.path.map((name, level) => ({ name, level: level + 1 })), label, score }, label !== top);
     this.closeBrowse();
     this.input?.focus();
+    this.close(); // the focus reopened the suggestions; the pick is made
   }
 
   /** "Why?": the pick's explanation, each word a span (textContent) marked for or against. */

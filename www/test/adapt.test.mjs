@@ -264,11 +264,24 @@ describe('the memory survives a reload and works offline (demo)', () => {
     assert.deepEqual(words, title.split(' '));
     assert.equal(await page.locator('#picker .sw-why').evaluate((e) => e.innerHTML.includes('<script')), false);
     await page.screenshot({ path: `${SHOTS}/shelfwise-explanation.png`, fullPage: true });
-    // Stored (debounced), then offline.
-    await page.waitForFunction(async () => {
-      const m = await document.getElementById('picker').classifier.memoryInfo();
-      return m.examples === 1 && m.storage.persisted && !m.storage.pending;
-    });
+    // Stored (debounced; read back from this origin's IndexedDB), then offline.
+    const stored = () =>
+      page.evaluate(
+        () =>
+          new Promise((res) => {
+            const r = indexedDB.open('shelfwise-memory-v1');
+            r.onsuccess = () => {
+              const q = r.result.transaction('memories').objectStore('memories').getAll();
+              q.onsuccess = () => res(q.result.map((v) => v.length));
+            };
+            r.onerror = () => res([]);
+          }),
+      );
+    const t0 = Date.now();
+    while (!(await stored()).length && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
+    const info = await page.evaluate(() => document.getElementById('picker').classifier.memoryInfo());
+    assert.equal(info.examples, 1);
+    assert.deepEqual(await stored(), [info.exportBytes]);
     const origin = server.origin;
     await server.stop();
     server = { stop: async () => {}, origin };
@@ -279,7 +292,7 @@ describe('the memory survives a reload and works offline (demo)', () => {
       const s = (await c.suggest(t, { k: 1, threshold: 0 })).suggestions[0];
       return { info: await c.memoryInfo(), memory: c.info.memory, top: s.path.map((x) => x.name).join(' > ') };
     }, title);
-    assert.equal(r.info.examples, 1);
+    assert.equal(r.info.examples, 1, JSON.stringify(r));
     assert.equal(r.memory.persisted, true);
     assert.equal(r.top, 'Mobiles & Accessories > Mobile Accessories > Power Banks');
     assert.deepEqual(page.errors, []);
