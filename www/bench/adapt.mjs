@@ -6,7 +6,7 @@
 //   - similar() latency over the N remembered titles (k = 5);
 //   - exportMemory / importMemory time.
 //
-//   node bench/adapt.mjs [--examples FILE] [--n 10000] [--learns 30] [--queries 200] [--out FILE]
+//   node bench/adapt.mjs [--examples FILE] [--depth D] [--n 10000] [--learns 30] [--queries 200] [--out FILE]
 //
 // FILE: a CSV with title and category_path columns (e.g. ../shared/data/flipkart/train.csv),
 // cycled (with a " #i" suffix after the first pass, so every title is distinct) up to N; default
@@ -26,13 +26,15 @@ const n = Number(arg('--n', 10_000));
 const learns = Number(arg('--learns', 30));
 const queries = Number(arg('--queries', 200));
 const out = arg('--out', null);
+// Paths cut to their first `depth` segments (a coarser shop taxonomy: fewer categories, a cheaper refit).
+const depth = Number(arg('--depth', 0));
 
 const rows = parseCsv(readFileSync(file, 'utf8'));
 const head = rows.shift();
 const ti = head.indexOf('title');
 const pi = head.indexOf('category_path');
 if (ti < 0 || pi < 0) throw new Error(`${file}: needs title and category_path columns`);
-const base = rows.filter((r) => r[ti]?.trim() && r[pi]?.trim()).map((r) => ({ title: r[ti], path: r[pi] }));
+const base = rows.filter((r) => r[ti]?.trim() && r[pi]?.trim()).map((r) => ({ title: r[ti], path: depth > 0 ? r[pi].split(' > ').slice(0, depth).join(' > ') : r[pi] }));
 const examples = Array.from({ length: n }, (_, i) => {
   const e = base[i % base.length];
   const pass = Math.floor(i / base.length);
@@ -103,6 +105,7 @@ try {
   );
   r.examplesFile = file;
   r.n = n;
+  r.depth = depth;
   console.table(r);
   console.log(JSON.stringify(r));
   if (out) writeFileSync(out, JSON.stringify(r, null, 2) + '\n');

@@ -63,7 +63,8 @@ describe('demo page', () => {
     await page.locator('#title').blur();
     // Start from the page, reach the title with Tab alone.
     await page.evaluate(() => document.activeElement instanceof HTMLElement && document.activeElement.blur());
-    for (let i = 0; i < 10 && (await page.evaluate(() => document.activeElement?.id)) !== 'title'; i++) await page.keyboard.press('Tab');
+    // (20: the focus goes round the whole page, its adaptation panel included, back to the top.)
+    for (let i = 0; i < 20 && (await page.evaluate(() => document.activeElement?.id)) !== 'title'; i++) await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'title');
     const title = 'Rockmantra Ceramic Coffee Mug 350 ml';
     await page.keyboard.type(title, { delay: 5 });
@@ -101,8 +102,9 @@ describe('demo page', () => {
     assert.equal(await page.getAttribute('#title', 'aria-expanded'), 'false');
     assert.equal(await page.locator('#picker .sw-popup').isHidden(), true);
     // Finish the form with the keyboard and save it.
-    await page.keyboard.press('Tab'); // Change button
-    await page.keyboard.press('Tab'); // description
+    // Tab on: the picker's Browse categories and Why? buttons, the Change button, the description.
+    for (let i = 0; i < 6 && (await page.evaluate(() => document.activeElement?.id)) !== 'description'; i++) await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'description');
     await page.keyboard.type('Glossy ceramic, microwave safe.');
     await page.keyboard.press('Tab');
     await page.keyboard.type('249');
