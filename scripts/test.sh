@@ -11,6 +11,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings 2>&1
 SHELFWISE_REQUIRE_GPU=1 cargo test --release --workspace --locked 2>&1
 # The Python package (crates/shelfwise-py): API, parity with the CLI, Ray Data and Spark.
 bash scripts/test-python.sh 2>&1
+# Issue #19's parity: a shop's taxonomy, examples and a correction in wasm (Node) score as natively
+# (tests/fixtures/shop_parity.json, which shelfwise-model's tests/shop.rs checks natively), 1e-4.
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner WASM_BINDGEN_TEST_TIMEOUT=600 \
+  cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-wasm --test adapt 2>&1
 # The quantized-matmul kernels again in wasm with simd128 (Node, via wasm-bindgen-test-runner from setup).
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --locked --target wasm32-unknown-unknown -p shelfwise-kernels 2>&1

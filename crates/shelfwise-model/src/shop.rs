@@ -602,7 +602,7 @@ impl Shop {
             Ok(t.data().to_vec())
         };
         let f32s = |b: Vec<u8>| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
-        if h.paths.len() != n || h.svm_labels.len() > n.saturating_mul(1 << 16) {
+        if h.paths.len() != n {
             return Err(corrupt("titles and paths differ in number".into()));
         }
         let codes = get("codes", safetensors::Dtype::U8, &[n, hidden])?;
