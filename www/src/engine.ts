@@ -1,10 +1,21 @@
 // Runs where the model runs (the worker, or the page with `worker: false`): loads the wasm module,
 // fetches the model (Cache Storage first, revalidated against the server when online), verifies
 // it by loading it, caches it keyed by its sha256, and answers suggest calls.
-import init, { Classifier as WasmClassifier, __wbg_reset_state as resetWasm, fallbackCode, kernels as wasmKernels, trapForTests, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
+import init, {
+  Classifier as WasmClassifier,
+  KernelProbe,
+  __wbg_reset_state as resetWasm,
+  fallbackCode,
+  kernelVariants,
+  kernels as wasmKernels,
+  setKernelVariant,
+  trapForTests,
+  version as wasmVersion,
+  warmUp,
+} from '../pkg/shelfwise_wasm.js';
 import { H_ETAG, H_LM, H_SHA, H_URL, cachedEntries, type Prefetched } from './cache.js';
 import { ShelfwiseError, aborted, type WireError } from './errors.js';
-import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
+import type { Backend, BackendFallback, BackendRequest, Decision, KernelChoice, ModelInfo, ProgressEvent } from './types.js';
 
 export interface EngineOptions {
   modelUrl: string;
@@ -344,6 +355,51 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
   return { clf, file: bytes, digests, bytes: bytes.length, sha256: sha, fromCache: false };
 }
 
+/**
+ * Picks the faster of the runtime's matmul inner loops (see ModelInfo.wasmKernelChoice): an
+ * earlier load's verdict from the cache, else a timing here: each loop runs the probe product a
+ * few times (the first runs let V8 optimise it), then three alternating timed runs of about 2 ms
+ * each, the best kept: about 20 ms, once per browser and runtime version.
+ */
+async function chooseKernels(cacheName: string | false, modelUrl: string): Promise<KernelChoice> {
+  const variants = kernelVariants();
+  if (variants.length < 2) return { variant: variants[0] ?? null, why: 'only' };
+  const cache = await openCache(cacheName);
+  const nav = globalThis.navigator as { userAgent?: string; hardwareConcurrency?: number } | undefined;
+  const key = new URL('shelfwise-kernels', modelUrl);
+  key.searchParams.set('v', `${wasmVersion()} ${wasmKernels()} ${nav?.userAgent ?? ''} ${nav?.hardwareConcurrency ?? 0}`);
+  try {
+    const hit = await cache?.match(key.href);
+    const saved = hit ? ((await hit.json()) as { variant?: unknown; timingsMs?: Record<string, number> }) : null;
+    if (typeof saved?.variant === 'string' && setKernelVariant(saved.variant)) return { variant: saved.variant, why: 'cached', ...(saved.timingsMs ? { timingsMs: saved.timingsMs } : {}) };
+  } catch {
+    // an unreadable verdict is measured again
+  }
+  const probe = new KernelProbe();
+  const best: Record<string, number> = {};
+  try {
+    for (const v of variants) {
+      setKernelVariant(v);
+      probe.run(4);
+    }
+    for (let round = 0; round < 3; round++) {
+      for (const v of variants) {
+        setKernelVariant(v);
+        const t0 = performance.now();
+        probe.run(6);
+        best[v] = Math.min(best[v] ?? Infinity, (performance.now() - t0) / 6);
+      }
+    }
+  } finally {
+    probe.free();
+  }
+  const variant = variants.reduce((a, b) => (best[b]! < best[a]! ? b : a));
+  setKernelVariant(variant);
+  const timingsMs = Object.fromEntries(Object.entries(best).map(([v, ms]) => [v, Math.round(ms * 1000) / 1000]));
+  await cache?.put(key.href, new Response(JSON.stringify({ variant, timingsMs }), { headers: { 'content-type': 'application/json' } })).catch(() => {});
+  return { variant, why: 'measured', timingsMs };
+}
+
 /** The WebGPU bundle's encoder (crates/shelfwise-wasm-gpu), as the engine uses it. */
 interface GpuEncoder {
   embed(ids: Uint32Array, lengths: Uint32Array): Promise<Float32Array>;
@@ -483,7 +539,14 @@ export class Engine {
     const wasm = initWasm(opts.wasmUrl, opts.compiled, opts.fallbackWasmUrl);
     const gen = generation;
     wasm.catch(() => {}); // reported where it is awaited
+    // The inner loop's verdict is read (or timed) while the model is read: off the critical path.
+    const choosing = wasm.then(() => chooseKernels(opts.cache, opts.modelUrl));
+    choosing.catch(() => {}); // awaited below, after the model (whose errors come first)
     const loaded = await loadModel(opts, wasm, onProgress, signal);
+    const kernelChoice = await choosing.catch((e: unknown): KernelChoice => {
+      console.warn('shelfwise: cannot time the kernel variants; keeping the default', e);
+      return { variant: kernelVariants()[0] ?? null, why: 'default' };
+    });
     const manifest = loaded.clf.manifest() as Record<string, unknown> & { name: string; labels: string[]; payload_sha256: string };
     // Backend rule: 'wasm' never touches navigator.gpu; 'webgpu' opens the GPU now and falls back
     // to wasm (reported in info.fallback) when it cannot; 'auto' is wasm, because the package
@@ -514,6 +577,7 @@ export class Engine {
       ...(fallback ? { fallback } : {}),
       wasmVersion: wasmVersion(),
       wasmKernels: wasmKernels(),
+      wasmKernelChoice: kernelChoice,
       maxTitleBytes: loaded.clf.maxTitleBytes,
       manifest,
     };

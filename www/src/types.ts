@@ -168,9 +168,31 @@ export interface ModelInfo {
    * Same results.
    */
   wasmKernels: string;
+  /**
+   * Which of the runtime's matmul inner loops runs, and why. The relaxed SIMD runtime has two
+   * that compute the same sums (so the same results, bit for bit) at CPU-dependent speeds:
+   * 'dot32' (one instruction per 16 multiply-adds where the CPU has a dot-product instruction
+   * for it: AVX-VNNI, ARM's dot product) and 'sum16' (fastest on x86-64 without AVX-VNNI, e.g.
+   * AMD Zen 4). They are timed once on a representative product and the faster is kept; the
+   * verdict is cached next to the model (keyed by runtime version, browser and core count).
+   */
+  wasmKernelChoice: KernelChoice;
   maxTitleBytes: number;
   /** The whole manifest as stored in the model file. */
   manifest: Record<string, unknown>;
+}
+
+/** See ModelInfo.wasmKernelChoice. */
+export interface KernelChoice {
+  /** The inner loop that runs ('sum16', 'dot32'), or null where the runtime has only one. */
+  variant: string | null;
+  /**
+   * 'only' (one loop in this runtime), 'measured' (timed at this load), 'cached' (an earlier
+   * load's timing), 'default' (the timing failed; the first loop runs).
+   */
+  why: 'only' | 'measured' | 'cached' | 'default';
+  /** The best time of each loop on the probe product (16 × 384 by 1536 × 384), ms. */
+  timingsMs?: Record<string, number>;
 }
 
 /** Stable error codes: the model's own (see the README) plus those of the browser side. */

@@ -146,6 +146,13 @@ impl ActBits {
 /// subtracted once per block.
 pub const DIGIT_OFFSET: i32 = 64;
 
+/// What relaxed SIMD adds to the codes of a 4-bit-range matrix (every code in -8..=7, see
+/// [`QMatrix`]'s `nibble`): `code + 8` in 0..=15 keeps a pair of 8-bit activation products under
+/// 2 · 127 · 15, so eight of `i16x8.relaxed_dot_i8x16_i7x16_s`'s pair sums add up in i16 without
+/// overflow (the `sum16` inner loop). The activations' side is `8 · Σ` codes, their
+/// `DIGIT_OFFSET · Σ` shifted right by 3.
+pub const NIBBLE_OFFSET: i32 = 8;
+
 /// One scale per row (`[n]`) as one per (row, block) of a row of `k` values, `[n, ceil(k / BLOCK)]`:
 /// the per-channel int8 layout in the block layout every kernel and loader reads.
 pub fn row_scales_as_blocks(row_scales: &[f32], k: usize) -> Vec<f32> {
@@ -213,8 +220,11 @@ pub struct QMatrix {
     k: usize,
     /// Every code in -64..=63 (4-bit matrices): the activations get [`ActBits::Eight`].
     narrow: bool,
+    /// Every code in -8..=7 (4-bit codes as the files store them): with relaxed SIMD, stored plus
+    /// [`NIBBLE_OFFSET`] instead of [`DIGIT_OFFSET`], for the `sum16` inner loop.
+    nibble: bool,
     /// The stored codes; with relaxed SIMD, a narrow matrix's plus [`DIGIT_OFFSET`] (its 7-bit
-    /// operand).
+    /// operand), a nibble matrix's plus [`NIBBLE_OFFSET`].
     codes: Vec<i8>,
     scales: Vec<f32>,
     /// Relaxed SIMD, wide matrices only: `DIGIT_OFFSET · Σ codes` of each (row, block), laid out
@@ -248,9 +258,11 @@ impl QMatrix {
     #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")), allow(unused_mut))] // shifted in place there
     fn assemble(n: usize, k: usize, mut codes: Vec<i8>, scales: Vec<f32>) -> Self {
         let narrow = ActBits::of_codes(&codes) == ActBits::Eight;
+        let nibble = codes.iter().all(|c| (-8..=7).contains(c));
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         let offsets = if narrow {
-            codes.iter_mut().for_each(|c| *c += DIGIT_OFFSET as i8);
+            let shift = if nibble { NIBBLE_OFFSET } else { DIGIT_OFFSET } as i8;
+            codes.iter_mut().for_each(|c| *c += shift);
             Vec::new()
         } else {
             imp::offsets(&codes)
@@ -261,6 +273,7 @@ impl QMatrix {
             n,
             k,
             narrow,
+            nibble,
             codes,
             scales,
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
@@ -292,13 +305,15 @@ impl QMatrix {
         (self.codes[r * grouped(self.k) + slot(c)] as i32 - self.stored_shift()) as i8
     }
 
-    /// What the stored codes add to the logical ones: [`DIGIT_OFFSET`] for a narrow matrix with
-    /// relaxed SIMD, else 0.
+    /// What the stored codes add to the logical ones: with relaxed SIMD, [`NIBBLE_OFFSET`] for a
+    /// nibble matrix and [`DIGIT_OFFSET`] for another narrow one; else 0.
     fn stored_shift(&self) -> i32 {
-        if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) && self.narrow {
-            DIGIT_OFFSET
-        } else {
+        if !cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) || !self.narrow {
             0
+        } else if self.nibble {
+            NIBBLE_OFFSET
+        } else {
+            DIGIT_OFFSET
         }
     }
 
@@ -333,11 +348,23 @@ impl QMatrix {
         // One activation precision for the stack (its codes are stored for it).
         let narrow = parts.iter().all(|p| p.narrow);
         check(narrow || parts.iter().all(|p| !p.narrow), || "stacking 4-bit-range and int8-range matrices".into())?;
+        let nibble = parts.iter().all(|p| p.nibble);
+        // One stored shift for the stack: a nibble part stacked with wider narrow parts is stored
+        // as they are (relaxed SIMD only; elsewhere nothing is shifted).
+        let mut codes = Vec::with_capacity(parts.iter().map(|p| p.codes.len()).sum());
+        for p in parts {
+            let at = codes.len();
+            codes.extend_from_slice(&p.codes);
+            if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) && narrow && p.nibble && !nibble {
+                codes[at..].iter_mut().for_each(|c| *c += (DIGIT_OFFSET - NIBBLE_OFFSET) as i8);
+            }
+        }
         Ok(Self {
             n: parts.iter().map(|p| p.n).sum(),
             k,
             narrow,
-            codes: parts.iter().map(|p| p.codes.as_slice()).collect::<Vec<_>>().concat(),
+            nibble,
+            codes,
             scales: parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat(),
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             offsets: parts.iter().map(|p| p.offsets.as_slice()).collect::<Vec<_>>().concat(),
@@ -564,6 +591,40 @@ pub fn implementation() -> &'static str {
     imp::name()
 }
 
+/// The inner loops this build can choose between at run time, which compute the same integer
+/// sums (so the same results, bit for bit) at speeds that depend on the CPU: relaxed SIMD's
+/// `dot32` (`i32x4.relaxed_dot_i8x16_i7x16_add_s`, one instruction where the engine has a VNNI
+/// or dot-product instruction for it) and `sum16` (`i16x8.relaxed_dot_i8x16_i7x16_s`, one
+/// `pmaddubsw` on any x86-64, summed in i16 over a group; 4-bit-range matrices only). Empty for
+/// other builds, which have one. The browser package times them once and keeps the faster.
+pub fn variants() -> &'static [&'static str] {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    return simd128::VARIANTS;
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    &[]
+}
+
+/// The variant [`matmul_t`] runs (one of [`variants`]), `None` in a build without a choice.
+pub fn variant() -> Option<&'static str> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    return Some(simd128::variant());
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    None
+}
+
+/// Makes [`matmul_t`] run `name` (one of [`variants`]) from the next call on; `false` (nothing
+/// changed) for another name. Every variant gives the same results, so switching is safe at any
+/// time, between any two calls.
+pub fn set_variant(name: &str) -> bool {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    return simd128::set_variant(name);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 /// [`matmul_t`] (no bias) on the x86-64 baseline (SSE2) whatever this CPU has, so that the tests
 /// can hold the AVX2 path to it bit for bit.
 #[cfg(target_arch = "x86_64")]
@@ -688,6 +749,12 @@ impl QMatrix {
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     pub(crate) fn is_narrow(&self) -> bool {
         self.narrow
+    }
+
+    /// Whether the codes are in -8..=7 (stored plus [`NIBBLE_OFFSET`], with relaxed SIMD).
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    pub(crate) fn is_nibble(&self) -> bool {
+        self.narrow && self.nibble
     }
 }
 
