@@ -35,6 +35,8 @@ export interface EngineOptions {
   maxModelBytes: number;
   /** The page's read of the cached model (see createClassifier), instead of reading it here. */
   prefetched?: Promise<Prefetched> | null;
+  /** The matmul inner loop to run instead of timing them (CreateClassifierOptions.kernelVariant). */
+  kernelVariant?: string;
   /** The wasm module as the page compiled it (null: it could not; compile from wasmUrl here). */
   compiled?: Promise<WebAssembly.Module | null> | null;
 }
@@ -358,15 +360,18 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
 /**
  * Picks the faster of the runtime's matmul inner loops (see ModelInfo.wasmKernelChoice): an
  * earlier load's verdict from the cache, else a timing here: each loop runs the probe product a
- * few times (the first runs let V8 optimise it), then three alternating timed runs of about 2 ms
- * each, the best kept: about 20 ms, once per browser and runtime version.
+ * few times (the first runs let V8 optimise it), then six alternating timed runs of 4 products
+ * (1–2 ms) each, the best kept (one run can be slowed by anything else on the machine): about
+ * 25 ms, once per browser and runtime version, while the model downloads.
  */
-async function chooseKernels(cacheName: string | false, modelUrl: string): Promise<KernelChoice> {
+async function chooseKernels(cacheName: string | false, modelUrl: string, pinned?: string): Promise<KernelChoice> {
   const variants = kernelVariants();
   if (variants.length < 2) return { variant: variants[0] ?? null, why: 'only' };
-  const cache = await openCache(cacheName);
+  if (pinned && setKernelVariant(pinned)) return { variant: pinned, why: 'pinned' };
+  // A cache of its own next to the model's (which holds model files only), one entry per origin.
+  const cache = await openCache(cacheName && `${cacheName}:kernels`);
   const nav = globalThis.navigator as { userAgent?: string; hardwareConcurrency?: number } | undefined;
-  const key = new URL('shelfwise-kernels', modelUrl);
+  const key = new URL('/shelfwise-kernels', modelUrl);
   key.searchParams.set('v', `${wasmVersion()} ${wasmKernels()} ${nav?.userAgent ?? ''} ${nav?.hardwareConcurrency ?? 0}`);
   try {
     const hit = await cache?.match(key.href);
@@ -380,14 +385,14 @@ async function chooseKernels(cacheName: string | false, modelUrl: string): Promi
   try {
     for (const v of variants) {
       setKernelVariant(v);
-      probe.run(4);
+      probe.run(3);
     }
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 6; round++) {
       for (const v of variants) {
         setKernelVariant(v);
         const t0 = performance.now();
-        probe.run(6);
-        best[v] = Math.min(best[v] ?? Infinity, (performance.now() - t0) / 6);
+        probe.run(4);
+        best[v] = Math.min(best[v] ?? Infinity, (performance.now() - t0) / 4);
       }
     }
   } finally {
@@ -540,7 +545,7 @@ export class Engine {
     const gen = generation;
     wasm.catch(() => {}); // reported where it is awaited
     // The inner loop's verdict is read (or timed) while the model is read: off the critical path.
-    const choosing = wasm.then(() => chooseKernels(opts.cache, opts.modelUrl));
+    const choosing = wasm.then(() => chooseKernels(opts.cache, opts.modelUrl, opts.kernelVariant));
     choosing.catch(() => {}); // awaited below, after the model (whose errors come first)
     const loaded = await loadModel(opts, wasm, onProgress, signal);
     const kernelChoice = await choosing.catch((e: unknown): KernelChoice => {

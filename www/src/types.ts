@@ -125,6 +125,12 @@ export interface CreateClassifierOptions {
    * relaxed build's matmuls are about 1.5× as fast. Given, it is used as is.
    */
   wasmUrl?: string | URL;
+  /**
+   * Pins the relaxed SIMD runtime's matmul inner loop ('sum16' or 'dot32', see
+   * `ModelInfo.wasmKernelChoice`) instead of timing both once. Results are the same either way;
+   * for reproducible benchmarks. Ignored by the plain runtime, which has one.
+   */
+  kernelVariant?: 'sum16' | 'dot32';
   /** URL of the worker module (default: `worker.js` next to this module). */
   workerUrl?: string | URL;
   /** Run in a Web Worker (default true; false runs on the calling thread). */
@@ -188,9 +194,10 @@ export interface KernelChoice {
   variant: string | null;
   /**
    * 'only' (one loop in this runtime), 'measured' (timed at this load), 'cached' (an earlier
-   * load's timing), 'default' (the timing failed; the first loop runs).
+   * load's timing), 'pinned' (CreateClassifierOptions.kernelVariant), 'default' (the timing
+   * failed; the first loop runs).
    */
-  why: 'only' | 'measured' | 'cached' | 'default';
+  why: 'only' | 'measured' | 'cached' | 'pinned' | 'default';
   /** The best time of each loop on the probe product (16 × 384 by 1536 × 384), ms. */
   timingsMs?: Record<string, number>;
 }
