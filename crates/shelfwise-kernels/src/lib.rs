@@ -125,7 +125,7 @@ impl ActBits {
     /// What weight codes take: [`ActBits::Eight`] when every code is in -64..=63 (a 4-bit
     /// matrix's), else [`ActBits::Seven`]. The GPU's quantized matmul decides by the same rule.
     pub fn of_codes(codes: &[i8]) -> Self {
-        if codes.iter().all(|c| (-64..=63).contains(c)) {
+        if code_range(codes).is_some_and(|(lo, hi)| lo >= -64 && hi <= 63) {
             ActBits::Eight
         } else {
             ActBits::Seven
@@ -139,6 +139,14 @@ impl ActBits {
             ActBits::Eight => 127.0,
         }
     }
+}
+
+/// The smallest and largest code (`None` for none), in one pass without an early exit, which the
+/// compiler vectorises: a model load scans millions of codes (in wasm, `all` with a range check
+/// took several ms a scan).
+fn code_range(codes: &[i8]) -> Option<(i8, i8)> {
+    let (lo, hi) = codes.iter().fold((i8::MAX, i8::MIN), |(lo, hi), &c| (lo.min(c), hi.max(c)));
+    (!codes.is_empty()).then_some((lo, hi))
 }
 
 /// What relaxed SIMD adds to a code to make it a 7-bit unsigned operand: `code + 64` is in 0..=127
@@ -241,7 +249,7 @@ impl QMatrix {
     /// From per-row int8 codes (`[n, k]` row-major) and one scale per row.
     pub fn from_row_scaled(n: usize, k: usize, codes: &[i8], row_scales: &[f32]) -> Result<Self, ShapeError> {
         check(codes.len() == n * k && row_scales.len() == n, || format!("{} codes and {} scales for a {n}x{k} matrix", codes.len(), row_scales.len()))?;
-        Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(&row_scales_as_blocks(row_scales, k), n, padded(k) / BLOCK)))
+        Ok(Self::assemble(n, k, codes, pad_scales(&row_scales_as_blocks(row_scales, k), n, padded(k) / BLOCK)))
     }
 
     /// From codes (`[n, k]` row-major, any i8 values, e.g. 4-bit codes in -8..=7) and one scale
@@ -251,22 +259,24 @@ impl QMatrix {
         check(codes.len() == n * k && block_scales.len() == n * nb, || {
             format!("{} codes and {} block scales for a {n}x{k} matrix ({nb} blocks a row)", codes.len(), block_scales.len())
         })?;
-        Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(block_scales, n, nb)))
+        Ok(Self::assemble(n, k, codes, pad_scales(block_scales, n, nb)))
     }
 
-    /// From stored codes and padded scales.
-    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")), allow(unused_mut))] // shifted in place there
-    fn assemble(n: usize, k: usize, mut codes: Vec<i8>, scales: Vec<f32>) -> Self {
-        let narrow = ActBits::of_codes(&codes) == ActBits::Eight;
-        let nibble = codes.iter().all(|c| (-8..=7).contains(c));
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        let offsets = if narrow {
-            let shift = if nibble { NIBBLE_OFFSET } else { DIGIT_OFFSET } as i8;
-            codes.iter_mut().for_each(|c| *c += shift);
-            Vec::new()
-        } else {
-            imp::offsets(&codes)
+    /// From row-major codes and padded scales: the codes stored (interleaved, shifted where
+    /// relaxed SIMD wants them shifted) in one pass after one scan of their range.
+    fn assemble(n: usize, k: usize, codes: &[i8], scales: Vec<f32>) -> Self {
+        // Padding codes are 0, inside every range below.
+        let (lo, hi) = code_range(codes).unwrap_or((0, 0));
+        let narrow = lo >= -64 && hi <= 63;
+        let nibble = lo >= -8 && hi <= 7;
+        let shift = match (cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) && narrow, nibble) {
+            (false, _) => 0,
+            (true, true) => NIBBLE_OFFSET as i8,
+            (true, false) => DIGIT_OFFSET as i8,
         };
+        let codes = interleave(codes, n, k, shift);
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        let offsets = if narrow { Vec::new() } else { imp::offsets(&codes) };
         #[cfg(target_arch = "x86_64")]
         let vnni_sums = if vnni::detect().is_some() { vnni::block_sums(&codes) } else { Vec::new() };
         Self {
@@ -385,10 +395,10 @@ impl QMatrix {
     }
 }
 
-/// Row-major `[n, k]` codes into the stored layout.
-fn interleave(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
+/// Row-major `[n, k]` codes into the stored layout, each plus `shift` (padding too).
+fn interleave(codes: &[i8], n: usize, k: usize, shift: i8) -> Vec<i8> {
     let kg = grouped(k);
-    let mut out = vec![0i8; n * kg];
+    let mut out = vec![shift; n * kg];
     if k == 0 {
         return out;
     }
@@ -403,13 +413,13 @@ fn interleave(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
             for p in 0..BLOCK / RUN {
                 for b in 0..GROUP_BLOCKS {
                     for t in 0..RUN {
-                        d[(p * GROUP_BLOCKS + b) * RUN + t] = s[b * BLOCK + p * RUN + t];
+                        d[(p * GROUP_BLOCKS + b) * RUN + t] = s[b * BLOCK + p * RUN + t].wrapping_add(shift);
                     }
                 }
             }
         }
         for c in whole..k {
-            dst[slot(c)] = src[c];
+            dst[slot(c)] = src[c].wrapping_add(shift);
         }
     }
     out
