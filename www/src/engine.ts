@@ -364,9 +364,10 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
 /**
  * Picks the faster of the runtime's matmul inner loops (see ModelInfo.wasmKernelChoice): an
  * earlier load's verdict from the cache, else a timing here: each loop runs the probe product a
- * few times (the first runs let V8 optimise it), then six alternating timed runs of 4 products
- * (1–2 ms) each, the best kept (one run can be slowed by anything else on the machine): about
- * 25 ms, once per browser and runtime version, while the model downloads.
+ * few times (the first runs let V8 optimise it), then five alternating timed runs of 8 products
+ * (about 2 ms each: a page's clock has 0.1 ms steps), the best kept (one run can be slowed by
+ * anything else on the machine): about 25 ms, once per browser and runtime version, while the
+ * model downloads.
  */
 async function chooseKernels(cacheName: string | false, modelUrl: string, pinned?: string): Promise<KernelChoice> {
   const variants = kernelVariants();
@@ -391,12 +392,12 @@ async function chooseKernels(cacheName: string | false, modelUrl: string, pinned
       setKernelVariant(v);
       probe.run(3);
     }
-    for (let round = 0; round < 6; round++) {
+    for (let round = 0; round < 5; round++) {
       for (const v of variants) {
         setKernelVariant(v);
         const t0 = performance.now();
-        probe.run(4);
-        best[v] = Math.min(best[v] ?? Infinity, (performance.now() - t0) / 4);
+        probe.run(8);
+        best[v] = Math.min(best[v] ?? Infinity, (performance.now() - t0) / 8);
       }
     }
   } finally {

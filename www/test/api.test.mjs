@@ -119,7 +119,7 @@ describe('package API', () => {
         assert.deepEqual(b.backOff?.path ?? null, d.backOff?.path ?? null, `${kernels}: backOff for ${t}`);
         if (b.backOff) worst = Math.max(worst, Math.abs(b.backOff.score - d.backOff.score));
       });
-      console.log(`# parity (${kernels} ${kernelVariant ?? info.wasmKernelChoice.variant}): ${titles.length} titles, max abs diff ${worst.toExponential(2)}`);
+      console.log(`# parity (${kernels} ${kernelVariant ?? info.wasmKernelChoice.variant} ${JSON.stringify(info.wasmKernelChoice.timingsMs ?? {})}): ${titles.length} titles, max abs diff ${worst.toExponential(2)}`);
       assert.ok(worst <= TOL, `${kernels}: max abs diff ${worst}`);
     }
   });

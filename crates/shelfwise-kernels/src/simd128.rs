@@ -19,8 +19,8 @@
 //! matrices of 4-bit codes (-8..=7, the shipped q4 model), stored plus 8 (0..=15), the `sum16`
 //! loop uses `i16x8.relaxed_dot_i8x16_i7x16_s` (one `pmaddubsw`) and sums a group's eight results
 //! in i16 before widening once: |pair| ≤ 2 · 127 · 15, eight of them ≤ 30,480 < 2¹⁵. Same integer
-//! sums; 1.46× the multiply-adds per second of the i32 loop on the encoder's shapes in Chromium 156
-//! on AMD EPYC Zen 4 (36.3 vs 24.8 G/s). Which loop runs is chosen at run time by measurement
+//! sums; 1.25× the multiply-adds per second of the i32 loop on the encoder's shapes in Chromium 156
+//! on AMD EPYC Zen 4 (42 vs 34 G/s, both looped as below; 24.8 G/s for the i32 loop before). Which loop runs is chosen at run time by measurement
 //! ([`crate::variants`], see www/src/engine.ts).
 
 use core::arch::wasm32::*;
@@ -203,18 +203,23 @@ fn relaxed_tile<const W: usize, const R: usize, const NARROW: bool, const NIBBLE
                 core::array::from_fn(|c| [i32x4_neg(ld(woff[c].add(b))); R])
             }
         };
+        // The 16-byte chunks of a group run in a loop whose trip count LLVM cannot see
+        // (`black_box`): unrolled, LLVM orders the work chain by chain, (c, r) after (c, r), with
+        // every load of the group kept for the next chain, which V8 then spills (x86-64 has 16
+        // vector registers); looped, W·R accumulators and W + 3 loads are live. On the probe
+        // product (Chromium 156, AMD Zen 4): sum16 35 → 42, dot32 25 → 34 G multiply-adds/s.
         if SUM16 {
             for g in 0..ng {
                 let o = g * GROUP;
                 let mut h = [[i16x8_splat(0); R]; W];
-                for q in (0..GROUP).step_by(16) {
+                for ch in 0..core::hint::black_box(GROUP / 16) {
+                    let q = ch * 16;
                     let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].add(o + q)));
                     for r in 0..R {
                         let dv = ld(d[r].add(o + q));
                         for c in 0..W {
-                            // A saturating add (it never saturates: see above) because LLVM does
-                            // not reassociate it: with a plain add it regroups each (c, r)'s
-                            // eight chunks into a tree over all of a group's loads.
+                            // Saturating (it never saturates, see above), so that LLVM cannot
+                            // regroup the chain's adds into a tree either.
                             h[c][r] = i16x8_add_sat(h[c][r], i16x8_relaxed_dot_i8x16_i7x16(dv, wv[c]));
                         }
                     }
@@ -231,7 +236,8 @@ fn relaxed_tile<const W: usize, const R: usize, const NARROW: bool, const NIBBLE
             for g in 0..ng {
                 let o = g * GROUP;
                 let mut s = init(g);
-                for q in (0..GROUP).step_by(16) {
+                for ch in 0..core::hint::black_box(GROUP / 16) {
+                    let q = ch * 16;
                     let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].add(o + q)));
                     for r in 0..R {
                         let dv = ld(d[r].add(o + q));
