@@ -3,7 +3,8 @@
 // then waits to be driven by playwright through window.__bench.
 //   ?engine=shelfwise&model=/bench-models/shelfwise/f32.shelfwise   the shelfwise package (dist/)
 //     &wasm=simd128                                                    on the plain runtime (no relaxed SIMD)
-//   ?engine=transformers                                            transformers.js, bench/tjs-worker.js
+//   ?engine=transformers&model=all-MiniLM-L6-v2-q8&threads=1       transformers.js, bench/tjs-worker.js
+//                                                                     (model: a folder under /bench-models/)
 // Both engines run in a module Web Worker; the page awaits each call (one title per call).
 const params = new URLSearchParams(location.search);
 const engine = params.get('engine');
@@ -13,6 +14,8 @@ const status = document.getElementById('status');
 /** @type {(title: string) => Promise<{ inWorkerMs: number, out: any }>} */
 let classify;
 let info = {};
+/** transformers.js: onnxruntime-web's threads as the worker sees them (after the first result). */
+let engineInfo = async () => null;
 
 async function startShelfwise() {
   // Imported here, not statically: the transformers.js page must not download shelfwise's bytes.
@@ -35,7 +38,9 @@ async function startShelfwise() {
 }
 
 function startTransformers() {
-  const w = new Worker('/bench/tjs-worker.js', { type: 'module', name: 'transformers.js' });
+  const model = params.get('model') ?? 'all-MiniLM-L6-v2-q8';
+  const workerUrl = `/bench/tjs-worker.js?model=${encodeURIComponent(model)}&threads=${encodeURIComponent(params.get('threads') ?? '1')}`;
+  const w = new Worker(workerUrl, { type: 'module', name: 'transformers.js' });
   const pending = new Map();
   let nextId = 1;
   w.addEventListener('message', (e) => {
@@ -48,13 +53,15 @@ function startTransformers() {
     for (const p of pending.values()) p.reject(new Error(`worker failed: ${e.message}`));
     pending.clear();
   });
-  const embed = (texts) =>
+  const send = (msg) =>
     new Promise((resolve, reject) => {
       const id = nextId++;
       pending.set(id, { resolve, reject });
-      w.postMessage({ id, texts });
+      w.postMessage({ id, ...msg });
     });
-  info = { name: 'all-MiniLM-L6-v2-int8 (feature-extraction, mean pooling)' };
+  const embed = (texts) => send({ texts });
+  info = { name: `${model} (feature-extraction, mean pooling, dtype q8)` };
+  engineInfo = async () => (await send({ info: true })).info;
   classify = async (title) => {
     const r = await embed([title]);
     return { inWorkerMs: r.elapsedMs, out: r };
@@ -97,11 +104,34 @@ async function run(titles, warmup) {
   return { latencyMs, inWorkerMs, sanity: { calls: titles.length, checksum, badVectors, dims, abstained, first: firstOut } };
 }
 
-/** transformers.js only: pooled vectors of `titles`, one call each (compared with the reference). */
+/** Pooled vectors of `titles` (compared with the float64 reference and with shelfwise's f32 model).
+ * transformers.js: through its pipeline, one call each. shelfwise: the package's engine does not hand
+ * out embeddings, so the same wasm runtime (www/pkg's JS glue, served as /bench-pkg/, with the wasm
+ * file from dist/ that this row runs: relaxed unless ?wasm=simd128) loads the same model file here in
+ * the page and calls Classifier.embedding (the encoder's mean-pooled output, before the head). */
 async function embedEach(titles) {
-  const out = [];
-  for (const t of titles) out.push(Array.from((await classify(t)).out.data));
-  return out;
+  if (engine === 'transformers') {
+    const out = [];
+    for (const t of titles) out.push(Array.from((await classify(t)).out.data));
+    return { vectors: out };
+  }
+  const glue = await import('/bench-pkg/shelfwise_wasm.js');
+  const plain = '/dist/shelfwise_wasm_bg.wasm';
+  let wasm = params.get('wasm') === 'simd128' ? plain : '/dist/shelfwise_wasm_relaxed_bg.wasm';
+  try {
+    await glue.default({ module_or_path: wasm });
+  } catch {
+    wasm = plain; // as the package does where relaxed SIMD does not compile
+    await glue.default({ module_or_path: wasm });
+  }
+  const bytes = new Uint8Array(await (await fetch(params.get('model'))).arrayBuffer());
+  const clf = glue.Classifier.load(bytes);
+  try {
+    const manifest = clf.manifest();
+    return { vectors: titles.map((t) => Array.from(clf.embedding(t))), wasm, kernels: glue.kernels(), encoderTraining: manifest?.training?.encoder ?? null };
+  } finally {
+    clf.free();
+  }
 }
 
 /** Chromium's measure-memory API: JS heaps of this page and its workers (needs crossOriginIsolated). */
@@ -122,7 +152,7 @@ try {
   else throw new Error(`unknown engine ${engine}`);
   const first = await classify(FIRST_TITLE);
   const firstResultMs = performance.now();
-  window.__bench = { engine, info, firstResultMs, firstInWorkerMs: first.inWorkerMs, phases: { ...window.__benchPhases, firstResult: Math.round(firstResultMs) }, run, embedEach, measureMemory };
+  window.__bench = { engine, info, firstResultMs, firstInWorkerMs: first.inWorkerMs, phases: { ...window.__benchPhases, firstResult: Math.round(firstResultMs) }, run, embedEach, measureMemory, engineInfo };
   status.textContent = `${engine} ready: first result at ${firstResultMs.toFixed(0)} ms`;
   document.documentElement.dataset.ready = '1';
 } catch (e) {

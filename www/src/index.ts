@@ -183,6 +183,10 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
   }
   const revalidateTimeoutMs = checkMs('revalidateTimeoutMs', options.revalidateTimeoutMs ?? DEFAULT_REVALIDATE_TIMEOUT_MS);
   const maxModelBytes = checkMs('maxModelBytes', options.maxModelBytes ?? DEFAULT_MAX_MODEL_BYTES);
+  const kernelVariant = options.kernelVariant;
+  if (kernelVariant !== undefined && kernelVariant !== 'sum16' && kernelVariant !== 'dot32') {
+    throw new ShelfwiseError('INVALID_ARGUMENT', `createClassifier: kernelVariant must be 'sum16' or 'dot32', got ${JSON.stringify(kernelVariant)}`);
+  }
   const plainWasm = abs(new URL('./shelfwise_wasm_bg.wasm', import.meta.url));
   const relaxed = options.wasmUrl === undefined && relaxedSimdWorks();
   const init: Extract<Request, { type: 'init' }> = {
@@ -198,6 +202,7 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     gpuTimeoutMs,
     revalidateTimeoutMs,
     maxModelBytes,
+    ...(kernelVariant ? { kernelVariant } : {}),
     cache: options.cache === undefined ? 'shelfwise-models-v1' : options.cache,
     backend,
     prefetch: false,

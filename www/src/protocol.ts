@@ -21,7 +21,7 @@ export type AdaptOp =
 /** Main thread -> worker. */
 export type Request =
   /** `prefetch`: 'compiled' (the page's wasm module) and 'prefetched' (its read of the cached model) follow. */
-  | { type: 'init'; modelUrl: string; wasmUrl: string; fallbackWasmUrl?: string; gpuUrl: string; gpuWasmUrl: string; gpuTimeoutMs: number; revalidateTimeoutMs: number; maxModelBytes: number; cache: string | false; backend: BackendRequest; prefetch: boolean; memory?: { persist: boolean; debounceMs: number; maxExamples?: number } }
+  | { type: 'init'; modelUrl: string; wasmUrl: string; fallbackWasmUrl?: string; gpuUrl: string; gpuWasmUrl: string; gpuTimeoutMs: number; revalidateTimeoutMs: number; maxModelBytes: number; cache: string | false; backend: BackendRequest; prefetch: boolean; memory?: { persist: boolean; debounceMs: number; maxExamples?: number }; kernelVariant?: string }
   | { type: 'prefetched'; result: Prefetched }
   | { type: 'compiled'; module: WebAssembly.Module | null }
   | { type: 'suggest'; id: number; title: string; k: number; threshold: number }

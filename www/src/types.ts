@@ -125,6 +125,12 @@ export interface CreateClassifierOptions {
    * relaxed build's matmuls are about 1.5× as fast. Given, it is used as is.
    */
   wasmUrl?: string | URL;
+  /**
+   * Pins the relaxed SIMD runtime's matmul inner loop ('sum16' or 'dot32', see
+   * `ModelInfo.wasmKernelChoice`) instead of timing both once. Results are the same either way;
+   * for reproducible benchmarks. Ignored by the plain runtime, which has one.
+   */
+  kernelVariant?: 'sum16' | 'dot32';
   /** URL of the worker module (default: `worker.js` next to this module). */
   workerUrl?: string | URL;
   /** Run in a Web Worker (default true; false runs on the calling thread). */
@@ -247,11 +253,34 @@ export interface ModelInfo {
    * Same results.
    */
   wasmKernels: string;
+  /**
+   * Which of the runtime's matmul inner loops runs, and why. The relaxed SIMD runtime has two
+   * that compute the same sums (so the same results, bit for bit) at CPU-dependent speeds:
+   * 'dot32' (one instruction per 16 multiply-adds where the CPU has a dot-product instruction
+   * for it: AVX-VNNI, ARM's dot product) and 'sum16' (fastest on x86-64 without AVX-VNNI, e.g.
+   * AMD Zen 4). They are timed once on a representative product and the faster is kept; the
+   * verdict is cached next to the model (keyed by runtime version, browser and core count).
+   */
+  wasmKernelChoice: KernelChoice;
   maxTitleBytes: number;
   /** The whole manifest as stored in the model file. */
   manifest: Record<string, unknown>;
   /** Where the shop's adaptation memory is kept (as of the last change). */
   memory: MemoryState;
+}
+
+/** See ModelInfo.wasmKernelChoice. */
+export interface KernelChoice {
+  /** The inner loop that runs ('sum16', 'dot32'), or null where the runtime has only one. */
+  variant: string | null;
+  /**
+   * 'only' (one loop in this runtime), 'measured' (timed at this load), 'cached' (an earlier
+   * load's timing), 'pinned' (CreateClassifierOptions.kernelVariant), 'default' (the timing
+   * failed; the first loop runs).
+   */
+  why: 'only' | 'measured' | 'cached' | 'pinned' | 'default';
+  /** The best time of each loop on the probe product (16 × 384 by 1536 × 384), ms. */
+  timingsMs?: Record<string, number>;
 }
 
 /** Stable error codes: the model's own (see the README) plus those of the browser side. */

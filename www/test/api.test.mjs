@@ -71,20 +71,40 @@ describe('package API', () => {
     assert.equal(r.meta.modelSha256, sha);
   });
 
-  test('golden parity: browser scores equal the native CLI (max abs diff <= 1e-4), with either wasm runtime', async () => {
+  test('golden parity: browser scores equal the native CLI (max abs diff <= 1e-4), with either wasm runtime and either inner loop', async () => {
     const titles = fixtureTitles();
     const native = nativeReference(titles);
-    // The default (relaxed SIMD here), then the plain simd128 build that browsers without relaxed
-    // SIMD get, chosen by its URL.
-    for (const [wasmUrl, kernels] of [[null, 'wasm-relaxed-simd'], ['/dist/shelfwise_wasm_bg.wasm', 'wasm-simd128']]) {
-      const { info, out: browserOut } = await page.evaluate(async ({ ts, wasmUrl }) => {
-        const clf = wasmUrl ? await window.shelfwise.createClassifier({ modelUrl: '/model/model.shelfwise', wasmUrl }) : window.clf;
+    // The default (relaxed SIMD here, its inner loop timed), the relaxed runtime with each inner
+    // loop pinned, then the plain simd128 build that browsers without relaxed SIMD get, chosen by
+    // its URL.
+    const runs = [
+      [null, null, 'wasm-relaxed-simd'],
+      [null, 'sum16', 'wasm-relaxed-simd'],
+      [null, 'dot32', 'wasm-relaxed-simd'],
+      ['/dist/shelfwise_wasm_bg.wasm', null, 'wasm-simd128'],
+    ];
+    const outputs = {};
+    for (const [wasmUrl, kernelVariant, kernels] of runs) {
+      const { info, out: browserOut } = await page.evaluate(async ({ ts, wasmUrl, kernelVariant }) => {
+        const fresh = wasmUrl || kernelVariant;
+        const opts = { modelUrl: '/model/model.shelfwise', ...(wasmUrl ? { wasmUrl } : {}), ...(kernelVariant ? { kernelVariant } : {}) };
+        const clf = fresh ? await window.shelfwise.createClassifier(opts) : window.clf;
         const out = [];
         for (const t of ts) out.push(await clf.suggest(t, { k: 5, threshold: 0.5, group: null }));
-        if (wasmUrl) clf.dispose();
+        if (fresh) clf.dispose();
         return { info: clf.info, out };
-      }, { ts: titles, wasmUrl });
+      }, { ts: titles, wasmUrl, kernelVariant });
       assert.equal(info.wasmKernels, kernels);
+      const choice = info.wasmKernelChoice;
+      if (kernels === 'wasm-simd128') assert.deepEqual(choice, { variant: null, why: 'only' });
+      else if (kernelVariant) assert.deepEqual(choice, { variant: kernelVariant, why: 'pinned' });
+      else {
+        assert.ok(['sum16', 'dot32'].includes(choice.variant) && ['measured', 'cached'].includes(choice.why), JSON.stringify(choice));
+        assert.ok(choice.timingsMs.sum16 > 0 && choice.timingsMs.dot32 > 0, JSON.stringify(choice));
+      }
+      // Both inner loops compute the same sums: the same outputs, bit for bit.
+      outputs[kernelVariant ?? kernels] = browserOut.map(({ meta, ...decision }) => decision);
+      if (kernelVariant === 'dot32') assert.deepEqual(outputs.dot32, outputs.sum16);
       let worst = 0;
       titles.forEach((t, i) => {
         const n = native[i];
@@ -99,7 +119,7 @@ describe('package API', () => {
         assert.deepEqual(b.backOff?.path ?? null, d.backOff?.path ?? null, `${kernels}: backOff for ${t}`);
         if (b.backOff) worst = Math.max(worst, Math.abs(b.backOff.score - d.backOff.score));
       });
-      console.log(`# parity (${kernels}): ${titles.length} titles, max abs diff ${worst.toExponential(2)}`);
+      console.log(`# parity (${kernels} ${kernelVariant ?? info.wasmKernelChoice.variant} ${JSON.stringify(info.wasmKernelChoice.timingsMs ?? {})}): ${titles.length} titles, max abs diff ${worst.toExponential(2)}`);
       assert.ok(worst <= TOL, `${kernels}: max abs diff ${worst}`);
     }
   });
@@ -128,7 +148,7 @@ describe('package API', () => {
         after: (await c.suggest('ceramic coffee mug')).suggestions.length,
         // Bad createClassifier options are refused before anything loads.
         badOptions: await Promise.all(
-          [{ backend: 'gpu' }, { gpuTimeoutMs: -1 }, { gpuTimeoutMs: 0 }, { gpuTimeoutMs: NaN }, { gpuTimeoutMs: '5000' }].map(async (o) => {
+          [{ backend: 'gpu' }, { gpuTimeoutMs: -1 }, { gpuTimeoutMs: 0 }, { gpuTimeoutMs: NaN }, { gpuTimeoutMs: '5000' }, { kernelVariant: 'fast' }].map(async (o) => {
             const mod = await import('/dist/index.js');
             return code(mod.createClassifier({ modelUrl: '/model/model.shelfwise', ...o }));
           }),
@@ -145,7 +165,7 @@ describe('package API', () => {
     assert.ok(r.kBig > 5);
     for (const k of ['kNeg', 'kFrac', 'thNaN', 'th2', 'notString']) assert.equal(r[k], 'true:INVALID_ARGUMENT', k);
     assert.equal(r.after, 5);
-    assert.deepEqual(r.badOptions, Array(5).fill('true:INVALID_ARGUMENT'));
+    assert.deepEqual(r.badOptions, Array(6).fill('true:INVALID_ARGUMENT'));
   });
 
   test('corrupted model files reject with their code; the page stays usable', async () => {

@@ -125,7 +125,7 @@ impl ActBits {
     /// What weight codes take: [`ActBits::Eight`] when every code is in -64..=63 (a 4-bit
     /// matrix's), else [`ActBits::Seven`]. The GPU's quantized matmul decides by the same rule.
     pub fn of_codes(codes: &[i8]) -> Self {
-        if codes.iter().all(|c| (-64..=63).contains(c)) {
+        if code_range(codes).is_some_and(|(lo, hi)| lo >= -64 && hi <= 63) {
             ActBits::Eight
         } else {
             ActBits::Seven
@@ -141,10 +141,25 @@ impl ActBits {
     }
 }
 
+/// The smallest and largest code (`None` for none), in one pass without an early exit, which the
+/// compiler vectorises: a model load scans millions of codes (in wasm, `all` with a range check
+/// took several ms a scan).
+fn code_range(codes: &[i8]) -> Option<(i8, i8)> {
+    let (lo, hi) = codes.iter().fold((i8::MAX, i8::MIN), |(lo, hi), &c| (lo.min(c), hi.max(c)));
+    (!codes.is_empty()).then_some((lo, hi))
+}
+
 /// What relaxed SIMD adds to a code to make it a 7-bit unsigned operand: `code + 64` is in 0..=127
 /// for codes in -64..=63. The other operand's side of that shift, `64 · Σ` its codes a block, is
 /// subtracted once per block.
 pub const DIGIT_OFFSET: i32 = 64;
+
+/// What relaxed SIMD adds to the codes of a 4-bit-range matrix (every code in -8..=7, see
+/// [`QMatrix`]'s `nibble`): `code + 8` in 0..=15 keeps a pair of 8-bit activation products under
+/// 2 · 127 · 15, so eight of `i16x8.relaxed_dot_i8x16_i7x16_s`'s pair sums add up in i16 without
+/// overflow (the `sum16` inner loop). The activations' side is `8 · Σ` codes, their
+/// `DIGIT_OFFSET · Σ` shifted right by 3.
+pub const NIBBLE_OFFSET: i32 = 8;
 
 /// One scale per row (`[n]`) as one per (row, block) of a row of `k` values, `[n, ceil(k / BLOCK)]`:
 /// the per-channel int8 layout in the block layout every kernel and loader reads.
@@ -213,8 +228,11 @@ pub struct QMatrix {
     k: usize,
     /// Every code in -64..=63 (4-bit matrices): the activations get [`ActBits::Eight`].
     narrow: bool,
+    /// Every code in -8..=7 (4-bit codes as the files store them): with relaxed SIMD, stored plus
+    /// [`NIBBLE_OFFSET`] instead of [`DIGIT_OFFSET`], for the `sum16` inner loop.
+    nibble: bool,
     /// The stored codes; with relaxed SIMD, a narrow matrix's plus [`DIGIT_OFFSET`] (its 7-bit
-    /// operand).
+    /// operand), a nibble matrix's plus [`NIBBLE_OFFSET`].
     codes: Vec<i8>,
     scales: Vec<f32>,
     /// Relaxed SIMD, wide matrices only: `DIGIT_OFFSET · Σ codes` of each (row, block), laid out
@@ -231,7 +249,7 @@ impl QMatrix {
     /// From per-row int8 codes (`[n, k]` row-major) and one scale per row.
     pub fn from_row_scaled(n: usize, k: usize, codes: &[i8], row_scales: &[f32]) -> Result<Self, ShapeError> {
         check(codes.len() == n * k && row_scales.len() == n, || format!("{} codes and {} scales for a {n}x{k} matrix", codes.len(), row_scales.len()))?;
-        Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(&row_scales_as_blocks(row_scales, k), n, padded(k) / BLOCK)))
+        Ok(Self::assemble(n, k, codes, pad_scales(&row_scales_as_blocks(row_scales, k), n, padded(k) / BLOCK)))
     }
 
     /// From codes (`[n, k]` row-major, any i8 values, e.g. 4-bit codes in -8..=7) and one scale
@@ -241,26 +259,31 @@ impl QMatrix {
         check(codes.len() == n * k && block_scales.len() == n * nb, || {
             format!("{} codes and {} block scales for a {n}x{k} matrix ({nb} blocks a row)", codes.len(), block_scales.len())
         })?;
-        Ok(Self::assemble(n, k, interleave(codes, n, k), pad_scales(block_scales, n, nb)))
+        Ok(Self::assemble(n, k, codes, pad_scales(block_scales, n, nb)))
     }
 
-    /// From stored codes and padded scales.
-    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")), allow(unused_mut))] // shifted in place there
-    fn assemble(n: usize, k: usize, mut codes: Vec<i8>, scales: Vec<f32>) -> Self {
-        let narrow = ActBits::of_codes(&codes) == ActBits::Eight;
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        let offsets = if narrow {
-            codes.iter_mut().for_each(|c| *c += DIGIT_OFFSET as i8);
-            Vec::new()
-        } else {
-            imp::offsets(&codes)
+    /// From row-major codes and padded scales: the codes stored (interleaved, shifted where
+    /// relaxed SIMD wants them shifted) in one pass after one scan of their range.
+    fn assemble(n: usize, k: usize, codes: &[i8], scales: Vec<f32>) -> Self {
+        // Padding codes are 0, inside every range below.
+        let (lo, hi) = code_range(codes).unwrap_or((0, 0));
+        let narrow = lo >= -64 && hi <= 63;
+        let nibble = lo >= -8 && hi <= 7;
+        let shift = match (cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) && narrow, nibble) {
+            (false, _) => 0,
+            (true, true) => NIBBLE_OFFSET as i8,
+            (true, false) => DIGIT_OFFSET as i8,
         };
+        let codes = interleave(codes, n, k, shift);
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        let offsets = if narrow { Vec::new() } else { imp::offsets(&codes) };
         #[cfg(target_arch = "x86_64")]
         let vnni_sums = if vnni::detect().is_some() { vnni::block_sums(&codes) } else { Vec::new() };
         Self {
             n,
             k,
             narrow,
+            nibble,
             codes,
             scales,
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
@@ -292,13 +315,15 @@ impl QMatrix {
         (self.codes[r * grouped(self.k) + slot(c)] as i32 - self.stored_shift()) as i8
     }
 
-    /// What the stored codes add to the logical ones: [`DIGIT_OFFSET`] for a narrow matrix with
-    /// relaxed SIMD, else 0.
+    /// What the stored codes add to the logical ones: with relaxed SIMD, [`NIBBLE_OFFSET`] for a
+    /// nibble matrix and [`DIGIT_OFFSET`] for another narrow one; else 0.
     fn stored_shift(&self) -> i32 {
-        if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) && self.narrow {
-            DIGIT_OFFSET
-        } else {
+        if !cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) || !self.narrow {
             0
+        } else if self.nibble {
+            NIBBLE_OFFSET
+        } else {
+            DIGIT_OFFSET
         }
     }
 
@@ -333,11 +358,23 @@ impl QMatrix {
         // One activation precision for the stack (its codes are stored for it).
         let narrow = parts.iter().all(|p| p.narrow);
         check(narrow || parts.iter().all(|p| !p.narrow), || "stacking 4-bit-range and int8-range matrices".into())?;
+        let nibble = parts.iter().all(|p| p.nibble);
+        // One stored shift for the stack: a nibble part stacked with wider narrow parts is stored
+        // as they are (relaxed SIMD only; elsewhere nothing is shifted).
+        let mut codes = Vec::with_capacity(parts.iter().map(|p| p.codes.len()).sum());
+        for p in parts {
+            let at = codes.len();
+            codes.extend_from_slice(&p.codes);
+            if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) && narrow && p.nibble && !nibble {
+                codes[at..].iter_mut().for_each(|c| *c += (DIGIT_OFFSET - NIBBLE_OFFSET) as i8);
+            }
+        }
         Ok(Self {
             n: parts.iter().map(|p| p.n).sum(),
             k,
             narrow,
-            codes: parts.iter().map(|p| p.codes.as_slice()).collect::<Vec<_>>().concat(),
+            nibble,
+            codes,
             scales: parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat(),
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             offsets: parts.iter().map(|p| p.offsets.as_slice()).collect::<Vec<_>>().concat(),
@@ -358,10 +395,10 @@ impl QMatrix {
     }
 }
 
-/// Row-major `[n, k]` codes into the stored layout.
-fn interleave(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
+/// Row-major `[n, k]` codes into the stored layout, each plus `shift` (padding too).
+fn interleave(codes: &[i8], n: usize, k: usize, shift: i8) -> Vec<i8> {
     let kg = grouped(k);
-    let mut out = vec![0i8; n * kg];
+    let mut out = vec![shift; n * kg];
     if k == 0 {
         return out;
     }
@@ -376,13 +413,13 @@ fn interleave(codes: &[i8], n: usize, k: usize) -> Vec<i8> {
             for p in 0..BLOCK / RUN {
                 for b in 0..GROUP_BLOCKS {
                     for t in 0..RUN {
-                        d[(p * GROUP_BLOCKS + b) * RUN + t] = s[b * BLOCK + p * RUN + t];
+                        d[(p * GROUP_BLOCKS + b) * RUN + t] = s[b * BLOCK + p * RUN + t].wrapping_add(shift);
                     }
                 }
             }
         }
         for c in whole..k {
-            dst[slot(c)] = src[c];
+            dst[slot(c)] = src[c].wrapping_add(shift);
         }
     }
     out
@@ -564,6 +601,40 @@ pub fn implementation() -> &'static str {
     imp::name()
 }
 
+/// The inner loops this build can choose between at run time, which compute the same integer
+/// sums (so the same results, bit for bit) at speeds that depend on the CPU: relaxed SIMD's
+/// `dot32` (`i32x4.relaxed_dot_i8x16_i7x16_add_s`, one instruction where the engine has a VNNI
+/// or dot-product instruction for it) and `sum16` (`i16x8.relaxed_dot_i8x16_i7x16_s`, one
+/// `pmaddubsw` on any x86-64, summed in i16 over a group; 4-bit-range matrices only). Empty for
+/// other builds, which have one. The browser package times them once and keeps the faster.
+pub fn variants() -> &'static [&'static str] {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    return simd128::VARIANTS;
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    &[]
+}
+
+/// The variant [`matmul_t`] runs (one of [`variants`]), `None` in a build without a choice.
+pub fn variant() -> Option<&'static str> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    return Some(simd128::variant());
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    None
+}
+
+/// Makes [`matmul_t`] run `name` (one of [`variants`]) from the next call on; `false` (nothing
+/// changed) for another name. Every variant gives the same results, so switching is safe at any
+/// time, between any two calls.
+pub fn set_variant(name: &str) -> bool {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    return simd128::set_variant(name);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 /// [`matmul_t`] (no bias) on the x86-64 baseline (SSE2) whatever this CPU has, so that the tests
 /// can hold the AVX2 path to it bit for bit.
 #[cfg(target_arch = "x86_64")]
@@ -688,6 +759,12 @@ impl QMatrix {
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     pub(crate) fn is_narrow(&self) -> bool {
         self.narrow
+    }
+
+    /// Whether the codes are in -8..=7 (stored plus [`NIBBLE_OFFSET`], with relaxed SIMD).
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    pub(crate) fn is_nibble(&self) -> bool {
+        self.narrow && self.nibble
     }
 }
 

@@ -13,6 +13,15 @@
 //! being 8-bit. Lane `l` of that product sums four bytes, so the storage interleaves runs of 4
 //! values a block (`crate::RUN`). In 0..=127 the relaxed instruction has one defined result on
 //! every engine, and its i16 pair sums cannot saturate (2 · 128 · 127 < 2¹⁵).
+//!
+//! That instruction is one `vpdpbusd` only where V8 has AVX-VNNI (or ARM's dot product); on other
+//! x86-64 CPUs (AMD Zen 4 among them) it becomes `pmaddubsw`, `pmaddwd` by ones and `paddd`. For
+//! matrices of 4-bit codes (-8..=7, the shipped q4 model), stored plus 8 (0..=15), the `sum16`
+//! loop uses `i16x8.relaxed_dot_i8x16_i7x16_s` (one `pmaddubsw`) and sums a group's eight results
+//! in i16 before widening once: |pair| ≤ 2 · 127 · 15, eight of them ≤ 30,480 < 2¹⁵. Same integer
+//! sums; 1.25× the multiply-adds per second of the i32 loop on the encoder's shapes in Chromium 156
+//! on AMD EPYC Zen 4 (42 vs 34 G/s, both looped as below; 24.8 G/s for the i32 loop before). Which loop runs is chosen at run time by measurement
+//! ([`crate::variants`], see www/src/engine.ts).
 
 use core::arch::wasm32::*;
 
@@ -113,24 +122,60 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
     }
 }
 
-/// The relaxed SIMD form of [`tile`], for the matrix's operand order (see the module docs).
+/// The relaxed SIMD inner loops ([`crate::variants`]): `dot32`, else `sum16` (the default:
+/// faster wherever the engine has no one-instruction form of the i32 dot product, e.g. x86-64
+/// without AVX-VNNI; the browser package measures both and keeps the faster, see engine.ts).
+#[cfg(target_feature = "relaxed-simd")]
+pub const VARIANTS: &[&str] = &["sum16", "dot32"];
+
+/// Whether `dot32` runs (wasm has one thread per instance: a relaxed load and store suffice).
+#[cfg(target_feature = "relaxed-simd")]
+static DOT32: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+#[cfg(target_feature = "relaxed-simd")]
+pub fn variant() -> &'static str {
+    VARIANTS[usize::from(DOT32.load(core::sync::atomic::Ordering::Relaxed))]
+}
+
+#[cfg(target_feature = "relaxed-simd")]
+pub fn set_variant(name: &str) -> bool {
+    let Some(i) = VARIANTS.iter().position(|v| *v == name) else { return false };
+    DOT32.store(i == 1, core::sync::atomic::Ordering::Relaxed);
+    true
+}
+
+/// The relaxed SIMD form of [`tile`], for the matrix's operand order and stored shift (see the
+/// module docs) and the chosen inner loop.
 #[cfg(target_feature = "relaxed-simd")]
 #[inline(always)]
 fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
-    if wm.is_narrow() {
-        relaxed_tile::<W, R, true>(x, wm, i, j)
+    if !wm.is_narrow() {
+        relaxed_tile::<W, R, false, false, false>(x, wm, i, j)
+    } else if !wm.is_nibble() {
+        relaxed_tile::<W, R, true, false, false>(x, wm, i, j)
+    } else if DOT32.load(core::sync::atomic::Ordering::Relaxed) {
+        relaxed_tile::<W, R, true, true, false>(x, wm, i, j)
     } else {
-        relaxed_tile::<W, R, false>(x, wm, i, j)
+        relaxed_tile::<W, R, true, true, true>(x, wm, i, j)
     }
 }
 
 /// Per group, the int8 operand against the shifted 7-bit one, starting from minus the shift's
 /// share (the 7-bit side's partner's `offsets`: the weights' when the activations are shifted,
-/// `NARROW = false`; the activations' when the weights are, `NARROW = true`), then scaled into f32
-/// as the i16 form does. Rows are addressed by pointer, as there.
+/// `NARROW = false`; the activations' when the weights are, `NARROW = true`, an eighth of them
+/// for a `NIBBLE` matrix, shifted by 8 instead of 64), then scaled into f32 as the i16 form does.
+/// `SUM16` (nibble matrices): each 16 bytes give i16 pair sums (|·| ≤ 2 · 127 · 15), a group's
+/// eight of them add up in i16 (≤ 30,480) and widen to i32 once: two x86 instructions per 16
+/// multiply-adds instead of three or four, the same integer sums. Rows are addressed by
+/// pointer, as there.
 #[cfg(target_feature = "relaxed-simd")]
 #[inline(always)]
-fn relaxed_tile<const W: usize, const R: usize, const NARROW: bool>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
+fn relaxed_tile<const W: usize, const R: usize, const NARROW: bool, const NIBBLE: bool, const SUM16: bool>(
+    x: &QRows,
+    wm: &QMatrix,
+    i: usize,
+    j: usize,
+) -> [[f32; R]; W] {
     let kg = crate::grouped(x.cols());
     let nbg = kg / BLOCK;
     let ng = kg / GROUP;
@@ -146,27 +191,67 @@ fn relaxed_tile<const W: usize, const R: usize, const NARROW: bool>(x: &QRows, w
         let (d, asc): ([*const u8; R], [*const f32; R]) = (rows(xd, i, kg), rows(xs, i, nbg));
         let (w, ws): ([*const i8; W], [*const f32; W]) = (rows(wc, j, kg), rows(wsc, j, nbg));
         let mut acc = [[f32x4_splat(0.0); R]; W];
-        for g in 0..ng {
-            let o = g * GROUP;
+        // Minus the shift's share of group g's four block sums, `[W][R]`.
+        let init = |g: usize| -> [[v128; R]; W] {
             let b = g * GROUP_BLOCKS;
-            let mut s = if NARROW {
+            if NARROW {
                 let xoff: [*const i32; R] = rows(xo, i, nbg);
-                [core::array::from_fn(|r| i32x4_neg(ld(xoff[r].add(b)))); W]
+                let shift = |v: v128| if NIBBLE { i32x4_shr(v, 3) } else { v };
+                [core::array::from_fn(|r| i32x4_neg(shift(ld(xoff[r].add(b))))); W]
             } else {
                 let woff: [*const i32; W] = rows(wo, j, nbg);
                 core::array::from_fn(|c| [i32x4_neg(ld(woff[c].add(b))); R])
-            };
-            for q in (0..GROUP).step_by(16) {
-                let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].add(o + q)));
-                for r in 0..R {
-                    let dv = ld(d[r].add(o + q));
-                    for c in 0..W {
-                        s[c][r] =
-                            if NARROW { i32x4_relaxed_dot_i8x16_i7x16_add(dv, wv[c], s[c][r]) } else { i32x4_relaxed_dot_i8x16_i7x16_add(wv[c], dv, s[c][r]) };
+            }
+        };
+        // The 16-byte chunks of a group run in a loop whose trip count LLVM cannot see
+        // (`black_box`): unrolled, LLVM orders the work chain by chain, (c, r) after (c, r), with
+        // every load of the group kept for the next chain, which V8 then spills (x86-64 has 16
+        // vector registers); looped, W·R accumulators and W + 3 loads are live. On the probe
+        // product (Chromium 156, AMD Zen 4): sum16 35 → 42, dot32 25 → 34 G multiply-adds/s.
+        if SUM16 {
+            for g in 0..ng {
+                let o = g * GROUP;
+                let mut h = [[i16x8_splat(0); R]; W];
+                for ch in 0..core::hint::black_box(GROUP / 16) {
+                    let q = ch * 16;
+                    let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].add(o + q)));
+                    for r in 0..R {
+                        let dv = ld(d[r].add(o + q));
+                        for c in 0..W {
+                            // Saturating (it never saturates, see above), so that LLVM cannot
+                            // regroup the chain's adds into a tree either.
+                            h[c][r] = i16x8_add_sat(h[c][r], i16x8_relaxed_dot_i8x16_i7x16(dv, wv[c]));
+                        }
                     }
                 }
+                let mut s = init(g);
+                for c in 0..W {
+                    for r in 0..R {
+                        s[c][r] = i32x4_add(s[c][r], i32x4_extadd_pairwise_i16x8(h[c][r]));
+                    }
+                }
+                scale_into(&mut acc, &s, &asc, &ws, g * GROUP_BLOCKS);
             }
-            scale_into(&mut acc, &s, &asc, &ws, b);
+        } else {
+            for g in 0..ng {
+                let o = g * GROUP;
+                let mut s = init(g);
+                for ch in 0..core::hint::black_box(GROUP / 16) {
+                    let q = ch * 16;
+                    let wv: [v128; W] = core::array::from_fn(|c| ld(w[c].add(o + q)));
+                    for r in 0..R {
+                        let dv = ld(d[r].add(o + q));
+                        for c in 0..W {
+                            s[c][r] = if NARROW {
+                                i32x4_relaxed_dot_i8x16_i7x16_add(dv, wv[c], s[c][r])
+                            } else {
+                                i32x4_relaxed_dot_i8x16_i7x16_add(wv[c], dv, s[c][r])
+                            };
+                        }
+                    }
+                }
+                scale_into(&mut acc, &s, &asc, &ws, g * GROUP_BLOCKS);
+            }
         }
         acc.map(|a| a.map(hsum))
     }

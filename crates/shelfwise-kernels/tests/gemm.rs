@@ -67,6 +67,16 @@ fn check_case(seed: u64) {
     let q = quantize_rows(&x, m, k, w.act_bits()).unwrap();
     let mut got = vec![0f32; m * n];
     matmul_t(&q, &w, None, &mut got).unwrap();
+    // Every inner loop this build can switch to (relaxed SIMD's dot32 and sum16) gives the same
+    // bits: the integer sums are exact and the epilogue is shared.
+    for v in shelfwise_kernels::variants() {
+        let before = shelfwise_kernels::variant().unwrap();
+        assert!(shelfwise_kernels::set_variant(v));
+        let mut other = vec![0f32; m * n];
+        matmul_t(&q, &w, None, &mut other).unwrap();
+        assert!(shelfwise_kernels::set_variant(before));
+        assert_eq!(other.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "seed {seed}: {v} vs {before}");
+    }
     let want = reference::matmul_t(&q, &w);
     let mut portable = vec![0f32; m * n];
     matmul_t_portable(&q, &w, &mut portable).unwrap();
@@ -125,6 +135,10 @@ fn this_build_uses_the_expected_implementation() {
         "portable"
     };
     assert_eq!(shelfwise_kernels::implementation(), want);
+    let variants: &[&str] = if want == "wasm-relaxed-simd" { &["sum16", "dot32"] } else { &[] };
+    assert_eq!(shelfwise_kernels::variants(), variants);
+    assert_eq!(shelfwise_kernels::variant(), variants.first().copied());
+    assert!(!shelfwise_kernels::set_variant("no such loop"));
 }
 
 #[test]
@@ -160,6 +174,25 @@ fn activation_precision_follows_the_weights() {
     assert!(QMatrix::stack_rows(&[&narrow, &wide]).is_err());
     let both = QMatrix::stack_rows(&[&narrow, &narrow]).unwrap();
     assert_eq!((both.act_bits(), both.dequantize()), (ActBits::Eight, vec![-64.0; 64]));
+    // A 4-bit-range matrix (relaxed SIMD stores it shifted by 8, not 64) stacked with a wider
+    // narrow one: the stack's codes and products are the parts', on every build and variant.
+    let nibble = QMatrix::from_block_scaled(1, 32, &(0..32).map(|i| (i % 16) as i8 - 8).collect::<Vec<_>>(), &[0.5]).unwrap();
+    let mixed = QMatrix::stack_rows(&[&nibble, &narrow, &nibble]).unwrap();
+    let rows: Vec<f32> = [nibble.dequantize(), narrow.dequantize(), nibble.dequantize()].concat();
+    assert_eq!(mixed.dequantize(), rows);
+    let (mut parts, mut stacked) = ([0f32; 2], [0f32; 3]);
+    matmul_t(&q8, &nibble, None, &mut parts[..1]).unwrap();
+    matmul_t(&q8, &narrow, None, &mut parts[1..]).unwrap();
+    for v in shelfwise_kernels::variants().iter().copied().chain([""]) {
+        if !v.is_empty() {
+            assert!(shelfwise_kernels::set_variant(v));
+        }
+        matmul_t(&q8, &mixed, None, &mut stacked).unwrap();
+        assert_eq!(stacked.map(f32::to_bits), [parts[0], parts[1], parts[0]].map(f32::to_bits), "{v}");
+    }
+    if let Some(first) = shelfwise_kernels::variants().first() {
+        assert!(shelfwise_kernels::set_variant(first));
+    }
 }
 
 #[test]

@@ -39,3 +39,5 @@ pub use format::{Manifest, ModelFile, ModelFileRef, Quantization};
 pub fn kernels() -> &'static str {
     shelfwise_kernels::implementation()
 }
+
+pub use shelfwise_kernels::{set_variant as set_kernel_variant, variant as kernel_variant, variants as kernel_variants};

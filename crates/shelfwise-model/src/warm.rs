@@ -36,10 +36,78 @@ pub fn warm_up() {
     }
 }
 
+/// A representative product of the encoder (16 tokens through a 1536 × 384 feed-forward matrix of
+/// 4-bit-range codes, the shipped model's kind) to time the kernel variants on
+/// ([`crate::kernel_variants`]): a caller times [`KernelProbe::run`] under each and keeps the
+/// faster. Every variant computes the same sums, so [`KernelProbe::run`]'s checksum is the same.
+pub struct KernelProbe {
+    w: QMatrix,
+    q: QRows,
+    out: Vec<f32>,
+}
+
+impl KernelProbe {
+    pub const TOKENS: usize = 16;
+    pub const ROWS: usize = 1536;
+    pub const COLS: usize = 384;
+
+    pub fn new() -> Self {
+        let (m, n, k) = (Self::TOKENS, Self::ROWS, Self::COLS);
+        let codes: Vec<i8> = (0..n * k).map(|i| ((i * 7919) % 16) as i8 - 8).collect();
+        let scales: Vec<f32> = (0..n * k / BLOCK).map(|i| 0.01 + (i % 5) as f32 * 1e-3).collect();
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 19) as f32 / 19.0 - 0.5).collect();
+        let w = QMatrix::from_block_scaled(n, k, &codes, &scales).expect("the probe's shapes agree");
+        let mut q = QRows::default();
+        q.quantize(&x, m, k, w.act_bits()).expect("the probe's shapes agree");
+        Self { w, q, out: vec![0f32; m * n] }
+    }
+
+    /// `reps` products; returns a checksum of the last (the same under every variant).
+    pub fn run(&mut self, reps: u32) -> f32 {
+        for _ in 0..reps {
+            if matmul_t(&self.q, &self.w, None, &mut self.out).is_err() {
+                return f32::NAN;
+            }
+        }
+        self.out.iter().sum()
+    }
+}
+
+impl Default for KernelProbe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn warm_up_runs() {
         super::warm_up();
+    }
+
+    /// The probe's product against the f64 one of its dequantized weights and f32 activations
+    /// (recomputed here from the formula), within the 8-bit activation rounding (half a step,
+    /// max|x| / 254, times Σ|w| of the row), and the same checksum under every variant.
+    #[test]
+    fn kernel_probe_is_the_product_it_stands_for() {
+        let mut p = super::KernelProbe::new();
+        let sum = p.run(2);
+        let (m, n, k) = (super::KernelProbe::TOKENS, super::KernelProbe::ROWS, super::KernelProbe::COLS);
+        let w = p.w.dequantize();
+        let x: Vec<f64> = (0..m * k).map(|i| ((i * 37) % 19) as f64 / 19.0 - 0.5).collect();
+        for r in 0..m {
+            for c in 0..n {
+                let want: f64 = (0..k).map(|i| x[r * k + i] * w[c * k + i] as f64).sum();
+                let bound: f64 = (0..k).map(|i| (w[c * k + i] as f64).abs()).sum::<f64>() * 0.5 / 254.0 + 1e-5;
+                let got = p.out[r * n + c] as f64;
+                assert!((got - want).abs() <= bound, "[{r}, {c}]: {got} vs {want} (bound {bound})");
+            }
+        }
+        for v in crate::kernel_variants() {
+            assert!(crate::set_kernel_variant(v));
+            assert_eq!(p.run(1).to_bits(), sum.to_bits(), "{v}");
+        }
+        assert!(!crate::set_kernel_variant("no such loop"));
     }
 }

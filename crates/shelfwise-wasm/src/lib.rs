@@ -31,6 +31,50 @@ mod bindings {
         shelfwise_model::kernels().to_string()
     }
 
+    /// The matmul inner loops this module can switch between (`shelfwise_kernels::variants`;
+    /// empty for a build with one), to be timed with [`KernelProbe`].
+    #[wasm_bindgen(js_name = kernelVariants)]
+    pub fn kernel_variants() -> Vec<String> {
+        shelfwise_model::kernel_variants().iter().map(|v| v.to_string()).collect()
+    }
+
+    /// The inner loop that runs now (`undefined` for a build with one).
+    #[wasm_bindgen(js_name = kernelVariant)]
+    pub fn kernel_variant() -> Option<String> {
+        shelfwise_model::kernel_variant().map(str::to_string)
+    }
+
+    /// Switches the inner loop for every later product; `false` for an unknown name. All give the
+    /// same results.
+    #[wasm_bindgen(js_name = setKernelVariant)]
+    pub fn set_kernel_variant(name: &str) -> bool {
+        shelfwise_model::set_kernel_variant(name)
+    }
+
+    /// A representative encoder product (`shelfwise_model::warm::KernelProbe`) for the package to
+    /// time each kernel variant on.
+    #[wasm_bindgen]
+    pub struct KernelProbe(shelfwise_model::warm::KernelProbe);
+
+    #[wasm_bindgen]
+    impl KernelProbe {
+        #[wasm_bindgen(constructor)]
+        pub fn new() -> KernelProbe {
+            KernelProbe(shelfwise_model::warm::KernelProbe::new())
+        }
+
+        /// `reps` products; a checksum, the same under every variant.
+        pub fn run(&mut self, reps: u32) -> f32 {
+            self.0.run(reps)
+        }
+    }
+
+    impl Default for KernelProbe {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     /// The code a failure of the WebGPU backend is reported with (`info.fallback` /
     /// `meta.fallback`): `GPU_UNAVAILABLE` and `GPU_DEVICE_LOST` as they are, anything else
     /// (`GPU_ERROR`, another code, none) `GPU_ERROR` (`shelfwise_model::backend::Fallback`, the
