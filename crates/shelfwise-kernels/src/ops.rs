@@ -60,6 +60,13 @@ pub fn attention(qkv: &[f32], t: usize, heads: usize, head_dim: usize, scores: &
     attention_any(qkv, t, heads, head_dim, scores, out)
 }
 
+/// [`attention`] on the baseline code whatever this CPU has, so that the tests can hold the
+/// x86-64 AVX2 form to it bit for bit.
+#[doc(hidden)]
+pub fn attention_baseline(qkv: &[f32], t: usize, heads: usize, head_dim: usize, scores: &mut Vec<f32>, out: &mut [f32]) -> Result<(), ShapeError> {
+    attention_any(qkv, t, heads, head_dim, scores, out)
+}
+
 #[inline(always)]
 fn attention_any(qkv: &[f32], t: usize, heads: usize, head_dim: usize, scores: &mut Vec<f32>, out: &mut [f32]) -> Result<(), ShapeError> {
     let h = heads * head_dim;
@@ -123,9 +130,93 @@ mod x86 {
         super::imp::gelu_erf(x)
     }
 
+    /// Keys a step of the scores: one 256-bit register of f32.
+    const KEYS: usize = 8;
+
+    /// [`super::attention`] with each head's keys transposed first (`[head_dim][t]`, padded to
+    /// whole [`KEYS`]), so that a query's scores are computed eight keys at a time, one lane a
+    /// key: lane `j` runs exactly the portable `dot`'s steps for key `j` (four partial sums over
+    /// the dimensions in order, `(s0 + s1) + (s2 + s3)`, the tail after), so the scores, and all
+    /// that follows, are the same bits.
     #[target_feature(enable = "avx2")]
     pub fn attention(qkv: &[f32], t: usize, heads: usize, head_dim: usize, scores: &mut Vec<f32>, out: &mut [f32]) -> Result<(), ShapeError> {
-        super::attention_any(qkv, t, heads, head_dim, scores, out)
+        use super::imp;
+        let h = heads * head_dim;
+        super::check(qkv.len() == t * 3 * h && out.len() == t * h, || {
+            format!("attention of {t} tokens, {heads}x{head_dim}: qkv has {} values, out {}", qkv.len(), out.len())
+        })?;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let tp = t.div_ceil(KEYS) * KEYS;
+        // One buffer: the scores (tp), then the transposed keys.
+        scores.resize(tp + head_dim * tp, 0.0);
+        let (sc, kt) = scores.split_at_mut(tp);
+        out.fill(0.0);
+        let row = |i: usize| &qkv[i * 3 * h..(i + 1) * 3 * h];
+        let whole = head_dim / 4 * 4;
+        for hd in 0..heads {
+            let cols = hd * head_dim..(hd + 1) * head_dim;
+            for j in 0..t {
+                for (e, &k) in row(j)[h + cols.start..h + cols.end].iter().enumerate() {
+                    kt[e * tp + j] = k;
+                }
+            }
+            for i in 0..t {
+                let q = &row(i)[cols.clone()];
+                for jb in (0..tp).step_by(KEYS) {
+                    // Four named accumulators (an indexed array of them lives on the stack).
+                    let (mut a0, mut a1, mut a2, mut a3) = ([0f32; KEYS], [0f32; KEYS], [0f32; KEYS], [0f32; KEYS]);
+                    for e in (0..whole).step_by(4) {
+                        let k = |d: usize| -> &[f32; KEYS] { kt[(e + d) * tp + jb..(e + d) * tp + jb + KEYS].try_into().expect("KEYS values") };
+                        let (k0, k1, k2, k3) = (k(0), k(1), k(2), k(3));
+                        for l in 0..KEYS {
+                            a0[l] += q[e] * k0[l];
+                            a1[l] += q[e + 1] * k1[l];
+                            a2[l] += q[e + 2] * k2[l];
+                            a3[l] += q[e + 3] * k3[l];
+                        }
+                    }
+                    let acc = [a0, a1, a2, a3];
+                    for l in 0..KEYS {
+                        let mut s = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+                        for e in whole..head_dim {
+                            s += q[e] * kt[e * tp + jb + l];
+                        }
+                        sc[jb + l] = s * scale;
+                    }
+                }
+                let sc = &mut sc[..t];
+                let max = sc.iter().fold(f32::NEG_INFINITY, |a, &s| if s > a { s } else { a });
+                imp::exp_shifted(sc, max);
+                let inv = 1.0 / imp::sum(sc);
+                let o = &mut out[i * h + cols.start..i * h + cols.end];
+                let v = |j: usize| &row(j)[2 * h + cols.start..2 * h + cols.end];
+                match head_dim {
+                    32 => weighted_sum::<32>(o, sc, inv, v),
+                    64 => weighted_sum::<64>(o, sc, inv, v),
+                    _ => {
+                        for (j, &p) in sc.iter().enumerate() {
+                            imp::axpy(o, p * inv, v(j));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `o += (p_j · inv) · v(j)` for each j in order (the portable `axpy`'s steps), with `o` in
+    /// registers across the values instead of loaded and stored once a value.
+    #[inline(always)]
+    fn weighted_sum<'a, const D: usize>(o: &mut [f32], p: &[f32], inv: f32, v: impl Fn(usize) -> &'a [f32]) {
+        let o: &mut [f32; D] = o.try_into().expect("D outputs");
+        let mut acc = *o;
+        for (j, &p) in p.iter().enumerate() {
+            let (a, x): (f32, &[f32; D]) = (p * inv, v(j).try_into().expect("D values"));
+            for d in 0..D {
+                acc[d] += a * x[d];
+            }
+        }
+        *o = acc;
     }
 }
 
