@@ -2,14 +2,11 @@
 //! CSV in parallel.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use rayon::prelude::*;
 use shelfwise_core::Decision;
-use shelfwise_model::classifier::MAX_TITLE_BYTES;
-use shelfwise_model::ModelError;
+use shelfwise_model::catalogue::Workers;
 
 use crate::backend::{Backend, Engine, GPU_BATCH};
 use crate::data::CsvRow;
@@ -97,36 +94,33 @@ fn row_title(r: &CsvRow, ti: usize, width: usize) -> std::result::Result<&str, &
     if r.cells.len() > width {
         return Err(crate::data::EXTRA_CELLS); // an unquoted comma: the title may be cut
     }
-    let t = r.cell(ti)?;
-    if t.len() > MAX_TITLE_BYTES {
-        return Err(ModelError::InputTooLong { len: t.len(), max: MAX_TITLE_BYTES }.code());
-    }
-    Ok(t)
+    r.cell(ti)
 }
 
 fn batch(engine: &Engine, a: &ClassifyArgs, input: &std::path::Path) -> Result<()> {
     let (table, ti) = crate::data::read_titles(input, &a.text_col)?;
     let width = table.headers.len();
-    let pb = bar(table.rows.len() as u64, "classify");
-    let done = AtomicU64::new(0);
-    let run = |chunk: &[CsvRow]| -> Result<Vec<Decision>> {
-        let titles: Vec<_> = chunk.iter().map(|r| row_title(r, ti, width)).collect();
-        let fitting: Vec<&str> = titles.iter().filter_map(|t| t.ok()).collect();
-        let mut decided = engine.suggest_many(&fitting, a.k, a.threshold)?.into_iter();
-        pb.set_position(done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64);
-        Ok(titles.iter().map(|t| if t.is_ok() { decided.next().expect("one per title") } else { Decision::empty() }).collect())
-    };
-    // On the CPU, chunks run on all cores, each one padded batch through the encoder; the GPU
-    // takes larger batches, one at a time.
     let rows = &table.rows;
-    let results: Vec<Result<Vec<Decision>>> = if engine.on_gpu() { rows.chunks(GPU_BATCH).map(run).collect() } else { rows.par_chunks(32).map(run).collect() };
+    let parsed: Vec<_> = rows.iter().map(|r| row_title(r, ti, width)).collect();
+    // A row that cannot be read goes through as a blank title (the empty decision) and keeps its
+    // own error code.
+    let titles: Vec<&str> = parsed.iter().map(|t| t.unwrap_or("")).collect();
+    let pb = bar(rows.len() as u64, "classify");
+    // On the CPU, chunks run on all cores; the GPU takes larger batches, one at a time.
+    let workers = if engine.on_gpu() { Workers::Serial(GPU_BATCH) } else { Workers::Pool };
+    let decided = engine.clf.classify_catalogue(&titles, a.k, a.threshold, workers, &|n| pb.inc(n as u64))?;
     pb.finish();
     let out = a.out.as_ref().expect("clap requires --out with --batch");
     let mut w = csv::Writer::from_path(out)?;
     let mut h = table.headers.clone();
     h.extend(["predicted_path", "score", "abstained", "back_off_path", "back_off_score", "top_k", "error"].map(String::from));
     w.write_record(&h)?;
-    for (row, d) in rows.iter().zip(results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten()) {
+    for ((row, parsed), decided) in rows.iter().zip(&parsed).zip(decided) {
+        let (d, error) = match (parsed, decided) {
+            (Err(code), _) => (Decision::empty(), *code),
+            (Ok(_), Err(e)) => (Decision::empty(), e.code()),
+            (Ok(_), Ok(d)) => (d, ""),
+        };
         // The row's own cells, as many as the header has (a short row padded).
         let mut r: Vec<String> = row.cells.iter().take(width).cloned().collect();
         r.resize(width, String::new());
@@ -142,7 +136,7 @@ fn batch(engine: &Engine, a: &ClassifyArgs, input: &std::path::Path) -> Result<(
         r.push(bs);
         let topk: Vec<String> = (0..d.suggestions.len()).map(|i| format!("{}|{:.6}", path_string(&d, i), d.suggestions[i].score)).collect();
         r.push(topk.join(";"));
-        r.push(row_title(row, ti, width).err().unwrap_or_default().to_string());
+        r.push(error.to_string());
         w.write_record(&r)?;
     }
     w.flush()?;

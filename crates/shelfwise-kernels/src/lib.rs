@@ -243,6 +243,9 @@ pub struct QMatrix {
     /// `scales`: the activations' shift's share (see `vnni.rs`).
     #[cfg(target_arch = "x86_64")]
     vnni_sums: Vec<i32>,
+    /// x86-64 with AVX-512 VNNI only (else empty): the rows again, four a register (`vnni::Quads`).
+    #[cfg(target_arch = "x86_64")]
+    vnni_quads: vnni::Quads,
 }
 
 impl QMatrix {
@@ -279,6 +282,8 @@ impl QMatrix {
         let offsets = if narrow { Vec::new() } else { imp::offsets(&codes) };
         #[cfg(target_arch = "x86_64")]
         let vnni_sums = if vnni::detect().is_some() { vnni::block_sums(&codes) } else { Vec::new() };
+        #[cfg(target_arch = "x86_64")]
+        let vnni_quads = vnni::Quads::of(&codes, &scales, &vnni_sums, n, grouped(k));
         Self {
             n,
             k,
@@ -290,6 +295,8 @@ impl QMatrix {
             offsets,
             #[cfg(target_arch = "x86_64")]
             vnni_sums,
+            #[cfg(target_arch = "x86_64")]
+            vnni_quads,
         }
     }
 
@@ -359,6 +366,7 @@ impl QMatrix {
         let narrow = parts.iter().all(|p| p.narrow);
         check(narrow || parts.iter().all(|p| !p.narrow), || "stacking 4-bit-range and int8-range matrices".into())?;
         let nibble = parts.iter().all(|p| p.nibble);
+        let n = parts.iter().map(|p| p.n).sum();
         // One stored shift for the stack: a nibble part stacked with wider narrow parts is stored
         // as they are (relaxed SIMD only; elsewhere nothing is shifted).
         let mut codes = Vec::with_capacity(parts.iter().map(|p| p.codes.len()).sum());
@@ -369,17 +377,23 @@ impl QMatrix {
                 codes[at..].iter_mut().for_each(|c| *c += (DIGIT_OFFSET - NIBBLE_OFFSET) as i8);
             }
         }
+        let scales = parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat();
+        #[cfg(target_arch = "x86_64")]
+        let vnni_sums = parts.iter().map(|p| p.vnni_sums.as_slice()).collect::<Vec<_>>().concat();
         Ok(Self {
-            n: parts.iter().map(|p| p.n).sum(),
+            n,
             k,
             narrow,
             nibble,
-            codes,
-            scales: parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat(),
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             offsets: parts.iter().map(|p| p.offsets.as_slice()).collect::<Vec<_>>().concat(),
+            // The quads straddle the parts' rows: built again.
             #[cfg(target_arch = "x86_64")]
-            vnni_sums: parts.iter().map(|p| p.vnni_sums.as_slice()).collect::<Vec<_>>().concat(),
+            vnni_quads: vnni::Quads::of(&codes, &scales, &vnni_sums, n, grouped(k)),
+            #[cfg(target_arch = "x86_64")]
+            vnni_sums,
+            codes,
+            scales,
         })
     }
 
@@ -388,7 +402,7 @@ impl QMatrix {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         let offsets = 4 * self.offsets.len();
         #[cfg(target_arch = "x86_64")]
-        let offsets = 4 * self.vnni_sums.len();
+        let offsets = 4 * self.vnni_sums.len() + self.vnni_quads.bytes();
         #[cfg(not(any(all(target_arch = "wasm32", target_feature = "relaxed-simd"), target_arch = "x86_64")))]
         let offsets = 0;
         self.codes.len() + 4 * self.scales.len() + offsets
@@ -740,6 +754,12 @@ impl QMatrix {
     #[cfg_attr(all(target_arch = "wasm32", target_feature = "relaxed-simd"), allow(dead_code))] // relaxed_parts instead
     pub(crate) fn all(&self) -> (&[i8], &[f32]) {
         (&self.codes, &self.scales)
+    }
+
+    /// The AVX-512 VNNI quads (empty without AVX-512 VNNI).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn vnni_quads(&self) -> &vnni::Quads {
+        &self.vnni_quads
     }
 
     /// Every row's stored codes, scales and VNNI block sums (see `QMatrix::vnni_sums`).

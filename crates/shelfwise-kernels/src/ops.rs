@@ -9,6 +9,16 @@ use crate::{check, ShapeError};
 /// `x = LayerNorm(x + residual) · w + b` for each row of `w.len()` values, in place (`residual`
 /// optional, same shape as `x`). Mean and variance in two passes, as candle's kernel does.
 pub fn add_layer_norm(x: &mut [f32], residual: Option<&[f32]>, w: &[f32], b: &[f32], eps: f32) -> Result<(), ShapeError> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2.
+        return unsafe { x86::add_layer_norm(x, residual, w, b, eps) };
+    }
+    add_layer_norm_any(x, residual, w, b, eps)
+}
+
+#[inline(always)]
+fn add_layer_norm_any(x: &mut [f32], residual: Option<&[f32]>, w: &[f32], b: &[f32], eps: f32) -> Result<(), ShapeError> {
     let h = w.len();
     check(h > 0 && b.len() == h && x.len().is_multiple_of(h), || format!("layer norm of {} values with {h} weights, {} biases", x.len(), b.len()))?;
     if let Some(r) = residual {
@@ -28,6 +38,11 @@ pub fn add_layer_norm(x: &mut [f32], residual: Option<&[f32]>, w: &[f32], b: &[f
 /// against the exact function, see the tests), so the result matches candle's `gelu_erf` to about
 /// 1e-6 (2e-7 relative).
 pub fn gelu_erf(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2.
+        return unsafe { x86::gelu_erf(x) };
+    }
     imp::gelu_erf(x)
 }
 
@@ -37,6 +52,23 @@ pub fn gelu_erf(x: &mut [f32]) {
 /// in each. `out`: `[t, heads·head_dim]`. `scores` is scratch, resized as needed. The softmax
 /// subtracts each row's maximum first, so large scores cannot overflow.
 pub fn attention(qkv: &[f32], t: usize, heads: usize, head_dim: usize, scores: &mut Vec<f32>, out: &mut [f32]) -> Result<(), ShapeError> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2.
+        return unsafe { x86::attention(qkv, t, heads, head_dim, scores, out) };
+    }
+    attention_any(qkv, t, heads, head_dim, scores, out)
+}
+
+/// [`attention`] on the baseline code whatever this CPU has, so that the tests can hold the
+/// x86-64 AVX2 form to it bit for bit.
+#[doc(hidden)]
+pub fn attention_baseline(qkv: &[f32], t: usize, heads: usize, head_dim: usize, scores: &mut Vec<f32>, out: &mut [f32]) -> Result<(), ShapeError> {
+    attention_any(qkv, t, heads, head_dim, scores, out)
+}
+
+#[inline(always)]
+fn attention_any(qkv: &[f32], t: usize, heads: usize, head_dim: usize, scores: &mut Vec<f32>, out: &mut [f32]) -> Result<(), ShapeError> {
     let h = heads * head_dim;
     check(qkv.len() == t * 3 * h && out.len() == t * h, || {
         format!("attention of {t} tokens, {heads}x{head_dim}: qkv has {} values, out {}", qkv.len(), out.len())
@@ -80,10 +112,119 @@ const ERF_CLAMP: f32 = 3.832_507;
 const ERF_P: [f32; 7] = [-1.609_603_3e-2, -2.954_599_8e-3, -7.349_906_3e-4, -5.692_506_4e-5, -2.101_024e-6, 2.770_681_4e-8, -2.726_142_3e-10];
 const ERF_Q: [f32; 5] = [-1.426_473_9e-2, -7.373_329_2e-3, -1.682_827e-3, -2.133_740_6e-4, -1.456_607_2e-5];
 
+/// x86-64: the same code compiled with AVX2 enabled (where the CPU has it), so that LLVM widens
+/// the element-wise loops to 8 lanes and rounds with `vroundps` instead of calling `rintf`. Rust
+/// never fuses a multiply and an add on its own, and the reductions keep their four partial sums,
+/// so every value is the baseline build's, bit for bit.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::ShapeError;
+
+    #[target_feature(enable = "avx2")]
+    pub fn add_layer_norm(x: &mut [f32], residual: Option<&[f32]>, w: &[f32], b: &[f32], eps: f32) -> Result<(), ShapeError> {
+        super::add_layer_norm_any(x, residual, w, b, eps)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub fn gelu_erf(x: &mut [f32]) {
+        super::imp::gelu_erf(x)
+    }
+
+    /// Keys a step of the scores: one 256-bit register of f32.
+    const KEYS: usize = 8;
+
+    /// [`super::attention`] with each head's keys transposed first (`[head_dim][t]`, padded to
+    /// whole [`KEYS`]), so that a query's scores are computed eight keys at a time, one lane a
+    /// key: lane `j` runs exactly the portable `dot`'s steps for key `j` (four partial sums over
+    /// the dimensions in order, `(s0 + s1) + (s2 + s3)`, the tail after), so the scores, and all
+    /// that follows, are the same bits.
+    #[target_feature(enable = "avx2")]
+    pub fn attention(qkv: &[f32], t: usize, heads: usize, head_dim: usize, scores: &mut Vec<f32>, out: &mut [f32]) -> Result<(), ShapeError> {
+        use super::imp;
+        let h = heads * head_dim;
+        super::check(qkv.len() == t * 3 * h && out.len() == t * h, || {
+            format!("attention of {t} tokens, {heads}x{head_dim}: qkv has {} values, out {}", qkv.len(), out.len())
+        })?;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let tp = t.div_ceil(KEYS) * KEYS;
+        // One buffer: the scores (tp), then the transposed keys.
+        scores.resize(tp + head_dim * tp, 0.0);
+        let (sc, kt) = scores.split_at_mut(tp);
+        out.fill(0.0);
+        let row = |i: usize| &qkv[i * 3 * h..(i + 1) * 3 * h];
+        let whole = head_dim / 4 * 4;
+        for hd in 0..heads {
+            let cols = hd * head_dim..(hd + 1) * head_dim;
+            for j in 0..t {
+                for (e, &k) in row(j)[h + cols.start..h + cols.end].iter().enumerate() {
+                    kt[e * tp + j] = k;
+                }
+            }
+            for i in 0..t {
+                let q = &row(i)[cols.clone()];
+                for jb in (0..tp).step_by(KEYS) {
+                    // Four named accumulators (an indexed array of them lives on the stack).
+                    let (mut a0, mut a1, mut a2, mut a3) = ([0f32; KEYS], [0f32; KEYS], [0f32; KEYS], [0f32; KEYS]);
+                    for e in (0..whole).step_by(4) {
+                        let k = |d: usize| -> &[f32; KEYS] { kt[(e + d) * tp + jb..(e + d) * tp + jb + KEYS].try_into().expect("KEYS values") };
+                        let (k0, k1, k2, k3) = (k(0), k(1), k(2), k(3));
+                        for l in 0..KEYS {
+                            a0[l] += q[e] * k0[l];
+                            a1[l] += q[e + 1] * k1[l];
+                            a2[l] += q[e + 2] * k2[l];
+                            a3[l] += q[e + 3] * k3[l];
+                        }
+                    }
+                    let acc = [a0, a1, a2, a3];
+                    for l in 0..KEYS {
+                        let mut s = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+                        for e in whole..head_dim {
+                            s += q[e] * kt[e * tp + jb + l];
+                        }
+                        sc[jb + l] = s * scale;
+                    }
+                }
+                let sc = &mut sc[..t];
+                let max = sc.iter().fold(f32::NEG_INFINITY, |a, &s| if s > a { s } else { a });
+                imp::exp_shifted(sc, max);
+                let inv = 1.0 / imp::sum(sc);
+                let o = &mut out[i * h + cols.start..i * h + cols.end];
+                let v = |j: usize| &row(j)[2 * h + cols.start..2 * h + cols.end];
+                match head_dim {
+                    32 => weighted_sum::<32>(o, sc, inv, v),
+                    64 => weighted_sum::<64>(o, sc, inv, v),
+                    _ => {
+                        for (j, &p) in sc.iter().enumerate() {
+                            imp::axpy(o, p * inv, v(j));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `o += (p_j · inv) · v(j)` for each j in order (the portable `axpy`'s steps), with `o` in
+    /// registers across the values instead of loaded and stored once a value.
+    #[inline(always)]
+    fn weighted_sum<'a, const D: usize>(o: &mut [f32], p: &[f32], inv: f32, v: impl Fn(usize) -> &'a [f32]) {
+        let o: &mut [f32; D] = o.try_into().expect("D outputs");
+        let mut acc = *o;
+        for (j, &p) in p.iter().enumerate() {
+            let (a, x): (f32, &[f32; D]) = (p * inv, v(j).try_into().expect("D values"));
+            for d in 0..D {
+                acc[d] += a * x[d];
+            }
+        }
+        *o = acc;
+    }
+}
+
 /// Scalar forms of the vector code, shared by the portable path and the simd128 tails.
 mod scalar {
     use super::*;
 
+    #[inline(always)]
     pub fn exp(x: f32) -> f32 {
         let x = x.clamp(EXP_LO, EXP_HI);
         let n = (x * std::f32::consts::LOG2_E).round_ties_even();
@@ -92,6 +233,7 @@ mod scalar {
         p * f32::from_bits(((n as i32 + 127) as u32) << 23)
     }
 
+    #[inline(always)]
     pub fn erf(x: f32) -> f32 {
         let x = x.clamp(-ERF_CLAMP, ERF_CLAMP);
         let x2 = x * x;
@@ -100,6 +242,7 @@ mod scalar {
         x * p / q
     }
 
+    #[inline(always)]
     pub fn gelu(x: f32) -> f32 {
         0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
     }
@@ -126,6 +269,7 @@ mod portable {
     use super::scalar;
 
     /// Four partial sums, so the loops vectorise natively without reassociation flags.
+    #[inline(always)]
     fn sum4(n: usize, f: impl Fn(usize) -> f32) -> f32 {
         let mut acc = [0f32; 4];
         let whole = n / 4 * 4;
@@ -137,27 +281,33 @@ mod portable {
         (whole..n).fold((acc[0] + acc[1]) + (acc[2] + acc[3]), |s, i| s + f(i))
     }
 
+    #[inline(always)]
     pub fn sum(x: &[f32]) -> f32 {
         sum4(x.len(), |i| x[i])
     }
 
+    #[inline(always)]
     pub fn centered_sq_sum(x: &[f32], mean: f32) -> f32 {
         sum4(x.len(), |i| (x[i] - mean) * (x[i] - mean))
     }
 
+    #[inline(always)]
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let b = &b[..a.len()];
         sum4(a.len(), |i| a[i] * b[i])
     }
 
+    #[inline(always)]
     pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
         y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
     }
 
+    #[inline(always)]
     pub fn exp_shifted(x: &mut [f32], shift: f32) {
         x.iter_mut().for_each(|v| *v = scalar::exp(*v - shift));
     }
 
+    #[inline(always)]
     pub fn gelu_erf(x: &mut [f32]) {
         x.iter_mut().for_each(|v| *v = scalar::gelu(*v));
     }

@@ -15,7 +15,8 @@
 //! with one `vpshufb` ([`PERM`]) into runs of four a block, and the activation digits are written
 //! in that order when they are quantized. Lane `l` of a 16-byte lane then sums block `l % 4` of
 //! the group; folding the lanes gives the SSE2 path's four block sums, and the f32 steps after
-//! them are SSE2's, so every x86-64 path returns the same bits.
+//! them are SSE2's, so every x86-64 path returns the same bits. AVX-512 VNNI runs on [`Quads`]
+//! (four weight rows a register, nothing to fold); AVX-VNNI on the stored rows ([`tile`]).
 
 use core::arch::x86_64::*;
 
@@ -97,7 +98,155 @@ pub fn block_sums(codes: &[i8]) -> Vec<i32> {
     out
 }
 
-/// The register width a tile works in: the same tile for AVX-512 VNNI and AVX-VNNI.
+/// AVX-512 VNNI's copy of a weight matrix, four rows a 512-bit register: 16 bytes of each of rows
+/// `4q..4q + 4` side by side, already reordered by [`PERM`], so that one `vpdpbusd` against one
+/// activation row's 16 bytes broadcast to the four 128-bit lanes sums the four rows' four blocks
+/// at once (lane `4c + b`: row `4q + c`, block `b`). Those sums need no fold across lanes: each
+/// 16-byte lane holds one row's four block sums, in the order SSE2 has them, and they are
+/// converted and scaled one group at a time with the same f32 operations, so the result is the
+/// same bits. Few activation rows (one title, M ≈ 14) read every weight byte once a tile of four
+/// rows, with a quarter of the fold and scale instructions of [`tile`]'s 512-bit form.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Quads {
+    /// `[quad][group][vector p of GROUP / 16][row c of 4][16 bytes]`, rows past `n` zeros.
+    codes: Vec<i8>,
+    /// `[quad][group][row c][block b]`: the scales.
+    scales: Vec<f32>,
+    /// Laid out like `scales`: `−SHIFT · Σ codes` of each (row, block), the accumulators' start.
+    sums: Vec<i32>,
+    groups: usize,
+}
+
+/// Rows a quad.
+const QUAD: usize = 4;
+
+impl Quads {
+    /// The quads of stored codes, padded scales and [`block_sums`] of `n` rows of `kg` stored
+    /// codes each; empty where this CPU has no AVX-512 VNNI.
+    pub fn of(codes: &[i8], scales: &[f32], sums: &[i32], n: usize, kg: usize) -> Self {
+        if detect() != Some(Vnni::Avx512) || kg == 0 {
+            return Self::default();
+        }
+        let (groups, nbg, nq) = (kg / GROUP, kg / BLOCK, n.div_ceil(QUAD));
+        let mut q = Self { codes: vec![0; nq * groups * GROUP * QUAD], scales: vec![0.0; nq * groups * 16], sums: vec![0; nq * groups * 16], groups };
+        for r in 0..n {
+            let (qd, c) = (r / QUAD, r % QUAD);
+            for g in 0..groups {
+                let at = (qd * groups + g) * GROUP * QUAD;
+                for p in 0..GROUP / 16 {
+                    let src = &codes[r * kg + g * GROUP + 16 * p..][..16];
+                    let dst = &mut q.codes[at + 64 * p + 16 * c..][..16];
+                    dst.iter_mut().zip(PERM).for_each(|(d, i)| *d = src[i as usize]);
+                }
+                let (from, to) = (r * nbg + g * GROUP_BLOCKS, (qd * groups + g) * 16 + c * GROUP_BLOCKS);
+                q.scales[to..to + GROUP_BLOCKS].copy_from_slice(&scales[from..from + GROUP_BLOCKS]);
+                q.sums[to..to + GROUP_BLOCKS].copy_from_slice(&sums[from..from + GROUP_BLOCKS]);
+            }
+        }
+        q
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.codes.len() + 4 * (self.scales.len() + self.sums.len())
+    }
+}
+
+/// Dot products of weight quads `q0..q0 + Q` (rows `4q0..4(q0 + Q)`) with activation rows
+/// `i..i + R`, written into `out` (`[m, n]`) where the row exists.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and VNNI; `wq` are `w`'s quads (`Quads::of` of its rows).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // r and q index several arrays and pointers at once
+unsafe fn quad_tile<const Q: usize, const R: usize>(x: &QRows, wq: &Quads, n: usize, i: usize, q0: usize, out: &mut [f32]) {
+    let kg = crate::grouped(x.cols());
+    let (groups, nbg) = (kg / GROUP, kg / BLOCK);
+    let (xd, xs) = x.vnni_parts();
+    assert!(groups == wq.groups && (i + R) * kg <= xd.len() && (i + R) * nbg <= xs.len());
+    assert!((q0 + Q) * groups * GROUP * QUAD <= wq.codes.len() && (q0 + Q) * groups * 16 <= wq.scales.len().min(wq.sums.len()));
+    assert!((i + R) * n <= out.len());
+    // SAFETY: every read below is inside the lengths asserted above (group g < groups, vector
+    // p < GROUP / 16, row r < R, quad q < Q); the instructions: the caller's contract.
+    unsafe {
+        let (d, asc) = (xd.as_ptr(), xs.as_ptr());
+        let (wc, wsc, wsum) = (wq.codes.as_ptr(), wq.scales.as_ptr(), wq.sums.as_ptr());
+        let mut acc = [[_mm512_setzero_ps(); R]; Q];
+        for g in 0..groups {
+            let mut s = [[_mm512_setzero_si512(); R]; Q];
+            for (q, s) in s.iter_mut().enumerate() {
+                *s = [_mm512_loadu_si512(wsum.add(((q0 + q) * groups + g) * 16) as *const __m512i); R];
+            }
+            for p in 0..GROUP / 16 {
+                let w: [__m512i; Q] = core::array::from_fn(|q| _mm512_loadu_si512(wc.add((((q0 + q) * groups + g) * (GROUP / 16) + p) * 64) as *const __m512i));
+                for r in 0..R {
+                    let a = _mm512_broadcast_i32x4(_mm_loadu_si128(d.add((i + r) * kg + g * GROUP + 16 * p) as *const __m128i));
+                    for q in 0..Q {
+                        s[q][r] = _mm512_dpbusd_epi32(s[q][r], a, w[q]);
+                    }
+                }
+            }
+            // SSE2's steps per lane: scale = activation scale · weight scale, acc += sum · scale.
+            for r in 0..R {
+                let a = _mm512_broadcast_f32x4(_mm_loadu_ps(asc.add((i + r) * nbg + g * GROUP_BLOCKS)));
+                for q in 0..Q {
+                    let sc = _mm512_mul_ps(a, _mm512_loadu_ps(wsc.add(((q0 + q) * groups + g) * 16)));
+                    acc[q][r] = _mm512_add_ps(acc[q][r], _mm512_mul_ps(_mm512_cvtepi32_ps(s[q][r]), sc));
+                }
+            }
+        }
+        for (q, acc) in acc.iter().enumerate() {
+            for (r, acc) in acc.iter().enumerate() {
+                let mut l = [0f32; 16];
+                _mm512_storeu_ps(l.as_mut_ptr(), *acc);
+                for c in 0..QUAD {
+                    let col = (q0 + q) * QUAD + c;
+                    if col < n {
+                        out[(i + r) * n + col] = hsum4(&l, 4 * c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `matmul_t` on [`Quads`]: weight quads three at a time (24 of the 32 registers hold their
+/// sums and accumulators for four activation rows), activation rows in tiles of at most four,
+/// as even as possible (as `tiled_matmul_t!`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn matmul_quads(x: &QRows, w: &QMatrix, out: &mut [f32]) {
+    let wq = w.vnni_quads();
+    let (m, n) = (x.rows(), w.rows());
+    let (nq, tiles) = (n.div_ceil(QUAD), m.div_ceil(4));
+    let mut q = 0;
+    while q < nq {
+        let qn = [3, 2, 1].into_iter().find(|&qn| q + qn <= nq).unwrap_or(1);
+        let mut i = 0;
+        for t in 0..tiles {
+            let rn = m / tiles + usize::from(t < m % tiles);
+            macro_rules! run {
+                ($($q:literal),+) => {
+                    // SAFETY: this function's target features; `wq` is `w`'s.
+                    unsafe {
+                        match (qn, rn) {
+                            $(
+                                ($q, 4) => quad_tile::<$q, 4>(x, wq, n, i, q, out),
+                                ($q, 3) => quad_tile::<$q, 3>(x, wq, n, i, q, out),
+                                ($q, 2) => quad_tile::<$q, 2>(x, wq, n, i, q, out),
+                                ($q, _) => quad_tile::<$q, 1>(x, wq, n, i, q, out),
+                            )+
+                            _ => unreachable!("quads a tile: 3, 2 or 1"),
+                        }
+                    }
+                };
+            }
+            run!(3, 2, 1);
+            i += rn;
+        }
+        q += qn;
+    }
+}
+
+/// The register width a tile works in (AVX-VNNI's 256 bits; AVX-512 VNNI has [`Quads`]).
 trait Width {
     type V: Copy;
     /// Bytes a register holds.
@@ -112,38 +261,6 @@ trait Width {
     unsafe fn dot(acc: Self::V, u: Self::V, s: Self::V) -> Self::V;
     /// The sum of the 16-byte lanes: four block sums.
     unsafe fn fold(v: Self::V) -> __m128i;
-}
-
-struct Zmm;
-
-impl Width for Zmm {
-    type V = __m512i;
-    const BYTES: usize = 64;
-    #[inline(always)]
-    unsafe fn perm() -> __m512i {
-        _mm512_broadcast_i32x4(_mm_loadu_si128(PERM.as_ptr() as *const __m128i))
-    }
-    #[inline(always)]
-    unsafe fn start(start: __m128i) -> __m512i {
-        _mm512_zextsi128_si512(start)
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const u8) -> __m512i {
-        _mm512_loadu_si512(p as *const __m512i)
-    }
-    #[inline(always)]
-    unsafe fn shuffle(v: __m512i, perm: __m512i) -> __m512i {
-        _mm512_shuffle_epi8(v, perm)
-    }
-    #[inline(always)]
-    unsafe fn dot(acc: __m512i, u: __m512i, s: __m512i) -> __m512i {
-        _mm512_dpbusd_epi32(acc, u, s)
-    }
-    #[inline(always)]
-    unsafe fn fold(v: __m512i) -> __m128i {
-        let h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v));
-        _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
-    }
 }
 
 struct Ymm;
@@ -287,74 +404,6 @@ unsafe fn tile<L: Width, const W: usize, const R: usize>(x: &QRows, wm: &QMatrix
     }
 }
 
-/// [`tile`] on 512-bit registers for tiles of four activation rows: the four rows' sums with one
-/// weight row are folded together (two rounds of 128-bit lane shuffles, a register of four rows'
-/// four block sums) and scaled in one 512-bit multiply: the same f32 operations per lane, a
-/// quarter of the instructions.
-///
-/// # Safety
-/// `R == 4`, and the CPU has AVX-512 F, BW and VNNI.
-#[inline(always)]
-unsafe fn tile_zmm4<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
-    debug_assert_eq!(R, 4);
-    let t = Rows::<W, R>::new(x, wm, i, j);
-    // SAFETY: as in `tile`; activation scale reads at rows 0..4 (R == 4).
-    unsafe {
-        let perm = Zmm::perm();
-        let mut acc = [_mm512_setzero_ps(); W];
-        for g in 0..t.groups {
-            let s = t.sums::<Zmm>(g, perm);
-            let b = g * GROUP_BLOCKS;
-            // Lane r: row r's four block scales.
-            let asc = _mm512_insertf32x4::<3>(
-                _mm512_insertf32x4::<2>(
-                    _mm512_insertf32x4::<1>(_mm512_castps128_ps512(_mm_loadu_ps(t.asc[0].add(b))), _mm_loadu_ps(t.asc[1].add(b))),
-                    _mm_loadu_ps(t.asc[2].add(b)),
-                ),
-                _mm_loadu_ps(t.asc[3].add(b)),
-            );
-            for c in 0..W {
-                let [s0, s1, s2, s3] = [s[c][0], s[c][1], s[c][2], s[c][3]];
-                // (s0 lanes 0+2, 1+3, s1 lanes 0+2, 1+3), then each pair: rows 0..4 in order.
-                let t01 = _mm512_add_epi32(_mm512_shuffle_i64x2::<0x44>(s0, s1), _mm512_shuffle_i64x2::<0xEE>(s0, s1));
-                let t23 = _mm512_add_epi32(_mm512_shuffle_i64x2::<0x44>(s2, s3), _mm512_shuffle_i64x2::<0xEE>(s2, s3));
-                let sums = _mm512_add_epi32(_mm512_shuffle_i64x2::<0x88>(t01, t23), _mm512_shuffle_i64x2::<0xDD>(t01, t23));
-                let wb = _mm512_broadcast_f32x4(_mm_loadu_ps(t.ws[c].add(b)));
-                acc[c] = _mm512_add_ps(acc[c], _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(asc, wb)));
-            }
-        }
-        let mut out = [[0f32; R]; W];
-        for (o, acc) in out.iter_mut().zip(acc) {
-            let mut l = [0f32; 16];
-            _mm512_storeu_ps(l.as_mut_ptr(), acc);
-            for (r, o) in o.iter_mut().enumerate() {
-                *o = hsum4(&l, 4 * r);
-            }
-        }
-        out
-    }
-}
-
-mod avx512 {
-    use super::{QMatrix, QRows, Zmm};
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
-        // SAFETY: this function's target features are Zmm's instructions; tile_zmm4 gets R == 4.
-        unsafe {
-            if R == 4 {
-                super::tile_zmm4::<W, R>(x, wm, i, j)
-            } else {
-                super::tile::<Zmm, W, R>(x, wm, i, j)
-            }
-        }
-    }
-
-    // Four weight rows a tile: 32 registers hold their 16 sums.
-    tiled_matmul_t!(4, 2, 1; #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]);
-}
-
 mod avx {
     use super::{QMatrix, QRows, Ymm};
 
@@ -377,7 +426,7 @@ pub unsafe fn matmul_t(form: Vnni, x: &QRows, w: &QMatrix, out: &mut [f32]) {
     // SAFETY: the caller's contract.
     unsafe {
         match form {
-            Vnni::Avx512 => avx512::matmul_t(x, w, out),
+            Vnni::Avx512 => matmul_quads(x, w, out),
             Vnni::Avx => avx::matmul_t(x, w, out),
         }
     }

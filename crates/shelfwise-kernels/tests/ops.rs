@@ -115,3 +115,26 @@ fn reference_erf_is_accurate() {
         assert!((reference::erf(x) - want).abs() < 1e-14, "erf({x}) = {} vs {want}", reference::erf(x));
     }
 }
+
+/// The attention this CPU runs (x86-64 with AVX2: keys transposed, eight scores a step) returns
+/// the baseline code's bits: head sizes on the fast path (32, 64) and off it (8, 33), sequences
+/// shorter and longer than a step, a reused scores buffer.
+#[test]
+fn attention_equals_the_baseline_bit_for_bit() {
+    let mut seed = 3u32;
+    let mut scores = Vec::new();
+    for (t, heads, hd) in [(1usize, 1usize, 32usize), (7, 2, 32), (8, 12, 32), (14, 12, 32), (23, 3, 64), (5, 2, 8), (9, 2, 33)] {
+        let h = heads * hd;
+        let qkv: Vec<f32> = (0..t * 3 * h)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * 3.0
+            })
+            .collect();
+        let (mut got, mut want) = (vec![0f32; t * h], vec![0f32; t * h]);
+        attention(&qkv, t, heads, hd, &mut scores, &mut got).unwrap();
+        shelfwise_kernels::ops::attention_baseline(&qkv, t, heads, hd, &mut Vec::new(), &mut want).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "t={t} {heads}x{hd}");
+    }
+}

@@ -120,3 +120,31 @@ fn detection_picks_only_what_the_cpu_has() {
     assert_eq!(shelfwise_kernels::implementation(), best);
     assert!(!matmul_t_x86("x86-64-avx1024", &q, &w, &mut [0.0]).unwrap());
 }
+
+/// A stack of matrices whose row counts are not multiples of four (AVX-512 VNNI's quads straddle
+/// the parts, so the stack builds its own): every path gives the same bits, and each part's
+/// columns are that part's own product.
+#[test]
+fn stacked_rows_return_the_same_bits_as_their_parts() {
+    let mut s = 11u64;
+    let mut f = move || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let (m, k) = (6, 300);
+    let parts = [weights(0, 5, k, &mut f), weights(0, 7, k, &mut f), weights(0, 2, k, &mut f)];
+    let stack = QMatrix::stack_rows(&parts.iter().collect::<Vec<_>>()).unwrap();
+    let x: Vec<f32> = (0..m * k).map(|_| f()).collect();
+    same_bits_on_every_path(&x, m, &stack).unwrap();
+    let whole = every_path(&x, m, &stack);
+    let mut at = 0;
+    for p in &parts {
+        for (path, out) in every_path(&x, m, p) {
+            let got = whole.iter().find(|(q, _)| *q == path).unwrap();
+            for r in 0..m {
+                assert_eq!(bits(&got.1[r * 14 + at..r * 14 + at + p.rows()]), bits(&out[r * p.rows()..(r + 1) * p.rows()]), "{path}");
+            }
+        }
+        at += p.rows();
+    }
+}

@@ -6,11 +6,15 @@
 //! `progress`): storage ([`format`], [`codec`], [`storage`], [`tokenize`]) ← [`encoder`] (the
 //! [`encoder::TitleEncoder`] trait and the CPU encoders), [`head`], [`lexical`] and [`adapter`] (an adapted
 //! file's scoring) ← [`backend`] (the probe and fallback rules for another encoder) ←
-//! [`classifier`] ← transforms ([`quant`], [`gptq`], [`part`]), [`adapt`] and [`shop`] (a shop's live adaptation state) and [`train`].
+//! [`classifier`] ← `catalogue` (a whole catalogue on every core, native only), transforms
+//! ([`quant`], [`gptq`], [`part`]), [`adapt`] and [`shop`] (a shop's live adaptation state) and
+//! [`train`].
 
 pub mod adapt;
 pub mod adapter;
 pub mod backend;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod catalogue;
 pub mod classifier;
 pub mod codec;
 pub mod encoder;

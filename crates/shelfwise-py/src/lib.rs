@@ -1,5 +1,6 @@
 //! `shelfwise._shelfwise`: the Python bindings of [`shelfwise_model::Classifier`]. Type conversion
-//! only: loading, batching and deciding are the model crate's; `python/shelfwise/__init__.py` turns
+//! only: loading, batching (`Classifier::classify_catalogue`, as the CLI's `classify --batch`) and
+//! deciding are the model crate's; `python/shelfwise/__init__.py` turns
 //! the columns returned here into a `pyarrow.Table`. Every failure is a `shelfwise.ShelfwiseError`
 //! whose `.code` is the model's stable error code (the CLI's and the browser's).
 
@@ -7,17 +8,13 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use rayon::prelude::*;
 use shelfwise_core::Decision;
+use shelfwise_model::catalogue::Workers;
 use shelfwise_model::{Classifier as Model, ModelError, MAX_TITLE_BYTES};
 
 /// The shipped model (models/flipkart-minilm/model.shelfwise), compiled into the extension so that
 /// the wheel carries it and every Ray actor or Spark executor that imports shelfwise has it.
 static SHIPPED_MODEL: &[u8] = include_bytes!("../../../models/flipkart-minilm/model.shelfwise");
-
-/// Titles a chunk, as `shelfwise classify --batch` cuts a catalogue: each chunk is one padded
-/// encoder batch, so the same chunks give the CLI's scores bit for bit.
-const CHUNK: usize = 32;
 
 create_exception!(_shelfwise, ShelfwiseError, PyException, "A shelfwise failure; `.code` is its stable error code.");
 
@@ -46,6 +43,15 @@ struct Row {
 }
 
 impl Row {
+    /// A title's decision, or its error code (e.g. `INPUT_TOO_LONG`, as in the CLI's `error`
+    /// column) with no suggestions.
+    fn of(decided: Result<Decision, ModelError>) -> Self {
+        match decided {
+            Ok(d) => Self::new(d, None),
+            Err(e) => Self::new(Decision::empty(), Some(e.code())),
+        }
+    }
+
     fn new(d: Decision, error: Option<&'static str>) -> Self {
         let top_k: Vec<(String, f32)> = d.suggestions.iter().map(|s| (path_of(&s.path), s.score)).collect();
         Self {
@@ -57,22 +63,6 @@ impl Row {
             error,
         }
     }
-}
-
-/// One chunk through the model. A title over the limit gets `INPUT_TOO_LONG` in its row (as in
-/// the CLI's `error` column) instead of failing the catalogue; a missing title is a blank one.
-fn classify_chunk(model: &Model, chunk: &[Option<String>], k: usize, threshold: f32) -> Result<Vec<Row>, ModelError> {
-    let titles: Vec<&str> = chunk.iter().map(|t| t.as_deref().unwrap_or("")).collect();
-    let fits = |t: &&str| t.len() <= MAX_TITLE_BYTES;
-    let fitting: Vec<&str> = titles.iter().copied().filter(fits).collect();
-    let mut decided = model.suggest_many(&fitting, k, threshold)?.into_iter();
-    Ok(titles
-        .iter()
-        .map(|t| match fits(t) {
-            true => Row::new(decided.next().expect("one decision a fitting title"), None),
-            false => Row::new(Decision::empty(), Some("INPUT_TOO_LONG")),
-        })
-        .collect())
 }
 
 /// The model, loaded once; share one instance between threads (its methods release the GIL).
@@ -136,21 +126,19 @@ impl PyClassifier {
         threshold: f32,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        if threads == Some(0) {
-            return Err(error("INVALID_ARGUMENT", "threads must be at least 1"));
-        }
-        let rows = py.detach(|| -> Result<Vec<Row>, PyErr> {
-            let run = || titles.par_chunks(CHUNK).map(|c| classify_chunk(&self.model, c, k, threshold)).collect::<Result<Vec<_>, _>>();
-            let chunks = match threads {
-                None => run(),
-                Some(n) => rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| error("INTERNAL", format!("cannot start {n} threads: {e}")))?
-                    .install(run),
-            };
-            Ok(chunks.map_err(model_error)?.into_iter().flatten().collect())
-        })?;
+        let workers = match threads {
+            None => Workers::Pool,
+            Some(0) => return Err(error("INVALID_ARGUMENT", "threads must be at least 1")),
+            Some(n) => Workers::Threads(n),
+        };
+        let rows = py
+            .detach(|| {
+                // A missing title is a blank one.
+                let titles: Vec<&str> = titles.iter().map(|t| t.as_deref().unwrap_or("")).collect();
+                let decided = self.model.classify_catalogue(&titles, k, threshold, workers, &|_| {})?;
+                Ok::<_, ModelError>(decided.into_iter().map(Row::of).collect::<Vec<_>>())
+            })
+            .map_err(model_error)?;
         let out = PyDict::new(py);
         out.set_item("path", rows.iter().map(|r| r.path.as_deref()).collect::<Vec<_>>())?;
         out.set_item("score", rows.iter().map(|r| r.score).collect::<Vec<_>>())?;
