@@ -5,7 +5,7 @@
 import type { Prefetched } from './cache.js';
 import { Engine, trapped } from './engine.js';
 import { aborted, toWire } from './errors.js';
-import { MemoryStore } from './memory.js';
+import { MemoryStore, openDatabase } from './memory.js';
 import type { Request, Response } from './protocol.js';
 import type { MemoryState } from './types.js';
 
@@ -70,16 +70,16 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
 
   /** Opens this model's record and imports what it holds; a record that cannot be imported is kept
    * in place (a later change overwrites it) and the memory starts empty, with the reason in `info`. */
-  const loadMemory = async (e: Engine, opts: { persist: boolean; debounceMs: number; maxExamples?: number }) => {
+  const loadMemory = async (e: Engine, opts: { persist: boolean; debounceMs: number; maxExamples?: number }, opened: Promise<IDBDatabase> | null) => {
     try {
-      await importStored(e, opts);
+      await importStored(e, opts, opened);
     } finally {
       if (opts.maxExamples !== undefined) e.adapt({ op: 'setMaxExamples', cap: opts.maxExamples });
     }
   };
-  const importStored = async (e: Engine, opts: { persist: boolean; debounceMs: number }) => {
+  const importStored = async (e: Engine, opts: { persist: boolean; debounceMs: number }, opened: Promise<IDBDatabase> | null) => {
     if (!opts.persist) return;
-    store = new MemoryStore(e.info.sha256, opts.debounceMs, (q) => post({ type: 'warning', error: { code: 'MEMORY_QUOTA', message: q.message }, memory: memoryState() }));
+    store = new MemoryStore(e.info.sha256, opts.debounceMs, (q) => post({ type: 'warning', error: { code: 'MEMORY_QUOTA', message: q.message }, memory: memoryState() }), opened);
     const bytes = await store.load();
     if (!bytes) return;
     try {
@@ -105,9 +105,14 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
       case 'init': {
         const prefetched = msg.prefetch ? new Promise<Prefetched>((resolve) => (onPrefetched = resolve)) : null;
         const compiled = msg.prefetch ? new Promise<WebAssembly.Module | null>((resolve) => (onCompiled = resolve)) : null;
+        const memory = msg.memory ?? { persist: true, debounceMs: 300 };
+        // The memory database opens while the model loads: off the first suggestion's path
+        // (opening IndexedDB takes tens of ms); its failure is reported by the load below.
+        const opened = memory.persist ? openDatabase() : null;
+        opened?.catch(() => {});
         Engine.create({ ...msg, prefetched, compiled }, (event) => post({ type: 'progress', event }))
           .then(async (e) => {
-            await loadMemory(e, msg.memory ?? { persist: true, debounceMs: 300 });
+            await loadMemory(e, memory, opened);
             return e;
           })
           .then(

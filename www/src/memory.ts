@@ -14,7 +14,8 @@ function request<T>(r: IDBRequest<T>): Promise<T> {
   });
 }
 
-function open(): Promise<IDBDatabase> {
+/** Opens this origin's memory database (the caller may start it early: see host.ts). */
+export function openDatabase(): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
     const idb = (globalThis as { indexedDB?: IDBFactory }).indexedDB;
     if (!idb) return reject(new Error('IndexedDB is not available in this context'));
@@ -56,10 +57,14 @@ export class MemoryStore {
     private readonly key: string,
     private readonly debounceMs: number,
     private readonly onQuota: (e: QuotaExceeded) => void,
-  ) {}
+    /** The database, when it was opened already (while the model loaded). */
+    opened: Promise<IDBDatabase> | null = null,
+  ) {
+    this.db = opened;
+  }
 
   private database(): Promise<IDBDatabase> {
-    this.db ??= open();
+    this.db ??= openDatabase();
     return this.db;
   }
 
