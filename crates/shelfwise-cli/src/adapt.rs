@@ -49,7 +49,7 @@ pub fn run(a: AdaptArgs) -> Result<()> {
         None => Vec::new(),
         Some(p) => read_labelled(p, &a.text_col, &a.label_col)?,
     };
-    let (out, report) = shelfwise_model::adapt::adapt(file, taxonomy.as_deref(), examples, a.max_examples, &Bars::default())?;
+    let (out, report) = shelfwise_model::shop::adapt(file, taxonomy.as_deref(), examples, a.max_examples, &Bars::default())?;
     let bytes = out.to_bytes()?;
     // Prove the result loads before writing it.
     shelfwise_model::Classifier::from_bytes(&bytes)?;

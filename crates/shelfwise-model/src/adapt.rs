@@ -1,6 +1,7 @@
-//! `shelfwise adapt`: a model file adapted to a shop's taxonomy and labelled examples, with no
-//! gradient training. The result is a normal model file with an `adaptation` section (format
-//! version 2) that `Classifier` scores through `crate::adapter`.
+//! The fitting rules of `shelfwise adapt` (a model file adapted to a shop's taxonomy and labelled
+//! examples, with no gradient training: [`crate::shop::adapt`] writes it): the result is a normal
+//! model file with an `adaptation` section (format version 2) that `Classifier` scores through
+//! `crate::adapter`.
 //!
 //! Rules for the shop's input (documented in README "Adapting to a shop"):
 //! - labels: the taxonomy's leaves (paths that are no other path's ancestor), plus the path of
@@ -23,16 +24,12 @@
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use serde_json::json;
 use shelfwise_core::taxonomy::join_path;
 use shelfwise_core::CoreError;
 
 use crate::adapter;
-use crate::classifier::{load_tensors, tensors_to_bytes, Classifier};
 use crate::error::Result;
-use crate::format::ModelFile;
 use crate::progress::Progress;
-use crate::shop::Shop;
 use crate::train::examples::Example;
 use shelfwise_core::baseline::{self, LinearSvm, SparseRow, TfidfVectorizer};
 
@@ -70,26 +67,6 @@ pub struct Report {
 }
 
 pub use crate::adapter::title_key;
-
-/// Removes an adapted file's adaptation: the plain model, the old memory (oldest first) and labels.
-/// A plain model file, the adapted file's memory (oldest first) and its labels.
-type Stripped = (ModelFile, Vec<Example>, Option<Vec<Vec<String>>>);
-
-fn strip(mut file: ModelFile) -> Result<Stripped> {
-    if file.manifest.adaptation.is_none() {
-        return Ok((file, Vec::new(), None));
-    }
-    let clf = Classifier::from_model_file(&file)?;
-    let adapter = clf.adapter().expect("an adapted file loads its adapter");
-    let (m, labels) = (adapter.memory(), adapter.labels());
-    let old = m.titles.iter().zip(&m.labels).map(|(t, &l)| Example { title: t.clone(), path: labels.label(l).to_vec() }).collect();
-    let old_labels = labels.labels().to_vec();
-    let mut tensors = load_tensors(&file.tensors)?;
-    tensors.retain(|k, _| !k.starts_with("adapt."));
-    file.tensors = tensors_to_bytes(&tensors)?;
-    file.manifest.adaptation = None;
-    Ok((file, old, Some(old_labels)))
-}
 
 /// Applies the duplicate rule: the latest of equal titles wins. Returns the indices of the kept
 /// examples in order and the counts of (empty, duplicates, contradictions); a blank path segment
@@ -140,47 +117,6 @@ pub fn evict(labels: &[usize], cap: usize) -> Vec<usize> {
         }
     }
     (0..labels.len()).filter(|i| !dropped.contains(i)).collect()
-}
-
-/// Adapts `file` (plain or already adapted) to a taxonomy (every path of the file, inner nodes
-/// included; `None`: keep the current labels) and examples (oldest first): a
-/// [`crate::shop::Shop`] of the file's state, given the taxonomy and the examples, written out.
-pub fn adapt(
-    file: ModelFile,
-    taxonomy: Option<&[Vec<String>]>,
-    examples: Vec<Example>,
-    max_examples: usize,
-    progress: &dyn Progress,
-) -> Result<(ModelFile, Report)> {
-    let (base, old, old_labels) = strip(file)?;
-    let clf = Classifier::from_model_file(&base)?;
-    let mut shop = Shop::new(&clf);
-    shop.set_max_examples(max_examples);
-    let examples_in = examples.len();
-    let mut all = old;
-    all.extend(examples);
-    let tax: Option<Vec<Vec<String>>> = match (taxonomy, old_labels) {
-        (Some(t), _) => Some(t.to_vec()),
-        (None, Some(old)) => Some(old),
-        (None, None) => None,
-    };
-    if let Some(t) = &tax {
-        shop.replace_taxonomy(t)?;
-    }
-    let mut report = shop.add_examples(&clf, all, progress)?;
-    report.examples_in = examples_in;
-    let (adapt_tensors, mut adaptation) = shop.tensors(&clf)?;
-    let mut tensors = load_tensors(&base.tensors)?;
-    tensors.extend(adapt_tensors);
-    adaptation.fit = json!({
-        "method": report.method, "samples": report.fit_samples, "prior": PRIOR_WEIGHTS, "prior_strength": PRIOR_STRENGTH,
-        "examples_in": report.examples_in, "empty": report.empty, "duplicates": report.duplicates, "contradictions": report.contradictions,
-        "evicted": report.evicted, "added_labels": report.added_labels, "rule": "latest of equal titles wins; evict the oldest of the label with the most",
-    });
-    let mut manifest = base.manifest.clone();
-    manifest.adaptation = Some(adaptation);
-    let out = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: base.tokenizer.clone() };
-    Ok((out, report))
 }
 
 pub(crate) fn tfidf_rows(titles: &[String]) -> Vec<SparseRow> {

@@ -21,6 +21,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::TensorView;
+use serde_json::json;
 use shelfwise_core::calibration::softmax;
 use shelfwise_core::taxonomy::join_path;
 use shelfwise_core::taxonomy_io::leaves;
@@ -28,9 +29,9 @@ use shelfwise_core::{CoreError, LabelSpace};
 
 use crate::adapt::{cross_validated_svm, dedupe, evict, fit_weights, svm_dual, tfidf_rows, Report, DEFAULT_MAX_EXAMPLES, PRIOR_STRENGTH, PRIOR_WEIGHTS};
 use crate::adapter::{self, Adapter, Feature};
-use crate::classifier::Classifier;
+use crate::classifier::{load_tensors, tensors_to_bytes, Classifier};
 use crate::error::{ModelError, Result};
-use crate::format::Adaptation;
+use crate::format::{Adaptation, ModelFile};
 use crate::head::{label_text, normalize};
 use crate::progress::{Progress, Silent};
 use crate::train::embed::embed_all;
@@ -659,4 +660,65 @@ impl Shop {
         shop.ensure_names(clf, &labels, &Silent)?;
         Ok(shop)
     }
+}
+
+/// Removes an adapted file's adaptation: the plain model, the old memory (oldest first) and labels.
+/// A plain model file, the adapted file's memory (oldest first) and its labels.
+type Stripped = (ModelFile, Vec<Example>, Option<Vec<Vec<String>>>);
+
+fn strip(mut file: ModelFile) -> Result<Stripped> {
+    if file.manifest.adaptation.is_none() {
+        return Ok((file, Vec::new(), None));
+    }
+    let clf = Classifier::from_model_file(&file)?;
+    let adapter = clf.adapter().expect("an adapted file loads its adapter");
+    let (m, labels) = (adapter.memory(), adapter.labels());
+    let old = m.titles.iter().zip(&m.labels).map(|(t, &l)| Example { title: t.clone(), path: labels.label(l).to_vec() }).collect();
+    let old_labels = labels.labels().to_vec();
+    let mut tensors = load_tensors(&file.tensors)?;
+    tensors.retain(|k, _| !k.starts_with("adapt."));
+    file.tensors = tensors_to_bytes(&tensors)?;
+    file.manifest.adaptation = None;
+    Ok((file, old, Some(old_labels)))
+}
+
+/// Adapts `file` (plain or already adapted) to a taxonomy (every path of the file, inner nodes
+/// included; `None`: keep the current labels) and examples (oldest first): a
+/// [`crate::shop::Shop`] of the file's state, given the taxonomy and the examples, written out.
+pub fn adapt(
+    file: ModelFile,
+    taxonomy: Option<&[Vec<String>]>,
+    examples: Vec<Example>,
+    max_examples: usize,
+    progress: &dyn Progress,
+) -> Result<(ModelFile, Report)> {
+    let (base, old, old_labels) = strip(file)?;
+    let clf = Classifier::from_model_file(&base)?;
+    let mut shop = Shop::new(&clf);
+    shop.set_max_examples(max_examples);
+    let examples_in = examples.len();
+    let mut all = old;
+    all.extend(examples);
+    let tax: Option<Vec<Vec<String>>> = match (taxonomy, old_labels) {
+        (Some(t), _) => Some(t.to_vec()),
+        (None, Some(old)) => Some(old),
+        (None, None) => None,
+    };
+    if let Some(t) = &tax {
+        shop.replace_taxonomy(t)?;
+    }
+    let mut report = shop.add_examples(&clf, all, progress)?;
+    report.examples_in = examples_in;
+    let (adapt_tensors, mut adaptation) = shop.tensors(&clf)?;
+    let mut tensors = load_tensors(&base.tensors)?;
+    tensors.extend(adapt_tensors);
+    adaptation.fit = json!({
+        "method": report.method, "samples": report.fit_samples, "prior": PRIOR_WEIGHTS, "prior_strength": PRIOR_STRENGTH,
+        "examples_in": report.examples_in, "empty": report.empty, "duplicates": report.duplicates, "contradictions": report.contradictions,
+        "evicted": report.evicted, "added_labels": report.added_labels, "rule": "latest of equal titles wins; evict the oldest of the label with the most",
+    });
+    let mut manifest = base.manifest.clone();
+    manifest.adaptation = Some(adaptation);
+    let out = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: base.tokenizer.clone() };
+    Ok((out, report))
 }

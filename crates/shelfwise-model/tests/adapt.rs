@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use common::*;
 use shelfwise_core::LabelSpace;
-use shelfwise_model::adapt::{adapt, title_key};
+use shelfwise_model::adapt::title_key;
 use shelfwise_model::adapter::{self, Adapter, Feature};
 use shelfwise_model::format::{Adaptation, ModelFile};
 use shelfwise_model::progress::Silent;
+use shelfwise_model::shop::adapt;
 use shelfwise_model::train::examples::Example;
 use shelfwise_model::{Classifier, ModelError};
 

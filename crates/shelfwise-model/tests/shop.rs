@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use shelfwise_model::adapt::adapt;
 use shelfwise_model::progress::Silent;
+use shelfwise_model::shop::adapt;
 use shelfwise_model::shop::Shop;
 use shelfwise_model::train::examples::Example;
 use shelfwise_model::{Classifier, ModelError};
