@@ -46,6 +46,37 @@ pub fn gelu_erf(x: &mut [f32]) {
     imp::gelu_erf(x)
 }
 
+/// `out = x · w` for `x` `[m, k]` and `w` `[k, n]` (a linear layer's weight stored transposed),
+/// `out` `[m, n]` overwritten. Each output is summed over `k` in order (`x₀·w₀ + x₁·w₁ + …`, no
+/// fused multiply-add), one lane an output, so every lane width gives the same bits. Rows a pass
+/// over `w`: up to four, so that each row of `w` is read once from memory for four of `x`'s.
+pub fn linear_f32(x: &[f32], m: usize, w: &[f32], n: usize, out: &mut [f32]) -> Result<(), ShapeError> {
+    let k = x.len().checked_div(m).unwrap_or(0);
+    check(k * m == x.len() && w.len() == k * n && out.len() == m * n, || {
+        format!("{} activations in {m} rows, {} weights for {n} outputs, {} outputs", x.len(), w.len(), out.len())
+    })?;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2.
+        unsafe { x86::linear_f32(x, k, w, n, out) };
+        return Ok(());
+    }
+    linear_f32_any(x, k, w, n, out);
+    Ok(())
+}
+
+#[inline(always)]
+fn linear_f32_any(x: &[f32], k: usize, w: &[f32], n: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for (x, out) in x.chunks(4 * k.max(1)).zip(out.chunks_mut(4 * n.max(1))) {
+        for (d, w) in w.chunks_exact(n.max(1)).enumerate().take(k) {
+            for (x, out) in x.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
+                imp::axpy(out, x[d], w);
+            }
+        }
+    }
+}
+
 /// Scaled dot-product self-attention of one sequence of `t` tokens with no padding (drop padded
 /// tokens before: a masked key gets exactly zero weight, and a masked query is never read).
 /// `qkv`: `[t, 3·heads·head_dim]`, each row the token's query, key and value, heads side by side
@@ -128,6 +159,11 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     pub fn gelu_erf(x: &mut [f32]) {
         super::imp::gelu_erf(x)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub fn linear_f32(x: &[f32], k: usize, w: &[f32], n: usize, out: &mut [f32]) {
+        super::linear_f32_any(x, k, w, n, out)
     }
 
     /// Keys a step of the scores: one 256-bit register of f32.

@@ -152,13 +152,14 @@ impl Quads {
 }
 
 /// Dot products of weight quads `q0..q0 + Q` (rows `4q0..4(q0 + Q)`) with activation rows
-/// `i..i + R`, written into `out` (`[m, n]`) where the row exists.
+/// `i..i + R`, written into `out` (`[m, n]`) where the row exists. With `ahead` > 0 it also
+/// prefetches the quads' bytes that far further on (only a hint: past the end it fetches nothing).
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VNNI; `wq` are `w`'s quads (`Quads::of` of its rows).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // r and q index several arrays and pointers at once
-unsafe fn quad_tile<const Q: usize, const R: usize>(x: &QRows, wq: &Quads, n: usize, i: usize, q0: usize, out: &mut [f32]) {
+unsafe fn quad_tile<const Q: usize, const R: usize>(x: &QRows, wq: &Quads, n: usize, i: usize, q0: usize, ahead: usize, out: &mut [f32]) {
     let kg = crate::grouped(x.cols());
     let (groups, nbg) = (kg / GROUP, kg / BLOCK);
     let (xd, xs) = x.vnni_parts();
@@ -176,7 +177,20 @@ unsafe fn quad_tile<const Q: usize, const R: usize>(x: &QRows, wq: &Quads, n: us
             for (q, s) in s.iter_mut().enumerate() {
                 *s = [_mm512_loadu_si512(wsum.add(((q0 + q) * groups + g) * 16) as *const __m512i); R];
             }
+            if ahead != 0 {
+                for q in 0..Q {
+                    // 16 scales and sums a (quad, group) against its GROUP · QUAD code bytes.
+                    let at = ((q0 + q) * groups + g) * 16 + ahead / (GROUP * QUAD / 16);
+                    _mm_prefetch::<_MM_HINT_T0>(wsum.wrapping_add(at) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(wsc.wrapping_add(at) as *const i8);
+                }
+            }
             for p in 0..GROUP / 16 {
+                if ahead != 0 {
+                    for q in 0..Q {
+                        _mm_prefetch::<_MM_HINT_T1>(wc.wrapping_add((((q0 + q) * groups + g) * (GROUP / 16) + p) * 64 + ahead));
+                    }
+                }
                 let w: [__m512i; Q] = core::array::from_fn(|q| _mm512_loadu_si512(wc.add((((q0 + q) * groups + g) * (GROUP / 16) + p) * 64) as *const __m512i));
                 for r in 0..R {
                     let a = _mm512_broadcast_i32x4(_mm_loadu_si128(d.add((i + r) * kg + g * GROUP + 16 * p) as *const __m128i));
@@ -194,15 +208,22 @@ unsafe fn quad_tile<const Q: usize, const R: usize>(x: &QRows, wq: &Quads, n: us
                 }
             }
         }
+        // Each 128-bit lane's [`hsum4`], in its order ((b0 + b1) + (b2 + b3)), for the four
+        // rows at once, then lanes 0, 4, 8, 12 side by side: four adjacent outputs.
+        let firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
         for (q, acc) in acc.iter().enumerate() {
-            for (r, acc) in acc.iter().enumerate() {
-                let mut l = [0f32; 16];
-                _mm512_storeu_ps(l.as_mut_ptr(), *acc);
-                for c in 0..QUAD {
-                    let col = (q0 + q) * QUAD + c;
-                    if col < n {
-                        out[(i + r) * n + col] = hsum4(&l, 4 * c);
-                    }
+            let col = (q0 + q) * QUAD;
+            for (r, &acc) in acc.iter().enumerate() {
+                let pairs = _mm512_add_ps(acc, _mm512_permute_ps::<0xB1>(acc));
+                let sums = _mm512_add_ps(pairs, _mm512_permute_ps::<0x4E>(pairs));
+                let four = _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, sums));
+                let o = &mut out[(i + r) * n + col..];
+                if col + QUAD <= n {
+                    _mm_storeu_ps(o.as_mut_ptr(), four);
+                } else {
+                    let mut l = [0f32; 4];
+                    _mm_storeu_ps(l.as_mut_ptr(), four);
+                    o[..n - col].copy_from_slice(&l[..n - col]);
                 }
             }
         }
@@ -221,7 +242,11 @@ fn matmul_quads(x: &QRows, w: &QMatrix, out: &mut [f32]) {
     while q < nq {
         let qn = [3, 2, 1].into_iter().find(|&qn| q + qn <= nq).unwrap_or(1);
         let mut i = 0;
+        // The first tile reads this quad run from memory; it also asks for the next run's bytes
+        // (as far ahead as this run is long), so that they arrive while this one is summed.
+        let ahead = qn * wq.groups * GROUP * QUAD;
         for t in 0..tiles {
+            let ahead = if t == 0 { ahead } else { 0 };
             let rn = m / tiles + usize::from(t < m % tiles);
             macro_rules! run {
                 ($($q:literal),+) => {
@@ -229,10 +254,10 @@ fn matmul_quads(x: &QRows, w: &QMatrix, out: &mut [f32]) {
                     unsafe {
                         match (qn, rn) {
                             $(
-                                ($q, 4) => quad_tile::<$q, 4>(x, wq, n, i, q, out),
-                                ($q, 3) => quad_tile::<$q, 3>(x, wq, n, i, q, out),
-                                ($q, 2) => quad_tile::<$q, 2>(x, wq, n, i, q, out),
-                                ($q, _) => quad_tile::<$q, 1>(x, wq, n, i, q, out),
+                                ($q, 4) => quad_tile::<$q, 4>(x, wq, n, i, q, ahead, out),
+                                ($q, 3) => quad_tile::<$q, 3>(x, wq, n, i, q, ahead, out),
+                                ($q, 2) => quad_tile::<$q, 2>(x, wq, n, i, q, ahead, out),
+                                ($q, _) => quad_tile::<$q, 1>(x, wq, n, i, q, ahead, out),
                             )+
                             _ => unreachable!("quads a tile: 3, 2 or 1"),
                         }

@@ -1,7 +1,7 @@
 //! The encoder's float ops against their f64 references. Runs natively and in wasm with simd128
 //! (see tests/gemm.rs), where the SIMD paths and their scalar tails both get exercised.
 
-use shelfwise_kernels::ops::{add_layer_norm, approx_erf, approx_exp, attention, gelu_erf};
+use shelfwise_kernels::ops::{add_layer_norm, approx_erf, approx_exp, attention, gelu_erf, linear_f32};
 use shelfwise_kernels::reference;
 
 #[cfg(target_arch = "wasm32")]
@@ -137,4 +137,27 @@ fn attention_equals_the_baseline_bit_for_bit() {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&got), bits(&want), "t={t} {heads}x{hd}");
     }
+}
+
+/// `x · w` (w stored `[k, n]`) is each output's in-order f32 sum, bit for bit (row counts around
+/// the four-row pass, widths around the SIMD lanes), and close to the f64 product; a shape that
+/// does not add up is an error, not a panic.
+#[test]
+fn linear_f32_is_the_in_order_sum() {
+    let mut g = Lcg(11);
+    for (m, k, n) in [(1usize, 384usize, 922usize), (3, 7, 5), (4, 64, 13), (9, 33, 8), (6, 1, 1)] {
+        let (x, w) = (g.vec(m * k, 2.0), g.vec(k * n, 0.5));
+        let mut got = vec![f32::NAN; m * n];
+        linear_f32(&x, m, &w, n, &mut got).unwrap();
+        for i in 0..m {
+            for j in 0..n {
+                let want = (0..k).fold(0f32, |s, d| s + x[i * k + d] * w[d * n + j]);
+                assert_eq!(got[i * n + j].to_bits(), want.to_bits(), "{m}x{k}x{n} at ({i}, {j})");
+                let exact: f64 = (0..k).map(|d| x[i * k + d] as f64 * w[d * n + j] as f64).sum();
+                assert!((got[i * n + j] as f64 - exact).abs() < 1e-4, "{m}x{k}x{n}: {} vs {exact}", got[i * n + j]);
+            }
+        }
+    }
+    assert!(linear_f32(&[1.0; 6], 2, &[1.0; 4], 2, &mut [0.0; 4]).is_err());
+    assert!(linear_f32(&[1.0; 6], 2, &[1.0; 6], 2, &mut [0.0; 3]).is_err());
 }

@@ -187,7 +187,7 @@ impl Classifier {
     /// the stack read.
     fn head_from_pooled(&self, titles: &[&str], pooled: &Tensor) -> Result<Vec<Vec<f32>>> {
         let ngrams: Vec<Vec<u32>> = titles.iter().map(|t| self.head.ngram_ids(t)).collect();
-        Ok(self.head.logits(pooled, &ngrams)?.to_vec2()?)
+        self.head.logits(pooled, &ngrams)
     }
 
     /// The logits on given pooled embeddings `[titles.len(), hidden]` (the encoder's raw output):

@@ -61,7 +61,7 @@ pub fn from_tensors(cfg: &EncoderConfig, t: &HashMap<String, Tensor>) -> Result<
 }
 
 /// A kernel's shape complaint: a bug of ours, not of the caller's input.
-fn kernel_error(e: shelfwise_kernels::ShapeError) -> ModelError {
+pub(crate) fn kernel_error(e: shelfwise_kernels::ShapeError) -> ModelError {
     ModelError::Compute(e.to_string())
 }
 

@@ -8,9 +8,11 @@ use std::collections::HashMap;
 
 use candle_core::{Tensor, D};
 
+use crate::encoder::kernel_error;
 use crate::error::Result;
 use crate::format::HeadConfig;
 use crate::storage::take;
+use shelfwise_kernels::ops::linear_f32;
 
 pub use crate::storage::{BIAS, LABEL_WEIGHT, NGRAM_TABLE, NGRAM_WEIGHT};
 
@@ -101,58 +103,81 @@ pub fn fold_label_prior(tensors: &mut HashMap<String, Tensor>, cfg: &HeadConfig,
     Ok(())
 }
 
-/// The n-gram table of a loaded head: f32, or quantized (a title reads ~100 of its 32k rows, so
-/// they are dequantized as read: 1 MB of codes in memory instead of 8 MB of f32).
+/// The n-gram table of a loaded head: f32 `[buckets, dim]`, or quantized (a title reads ~100 of
+/// its 32k rows, so they are dequantized as read: 1 MB of codes in memory instead of 8 MB of f32).
 enum NgramTable {
-    F32(Tensor),
+    F32(Vec<f32>),
     Quant(crate::storage::RowTable),
 }
 
-/// A loaded head.
+/// A loaded head, on plain slices: a title's logits are two small products and a sum, which
+/// candle would run through a general GEMM with a thread-count query and tensors made per call
+/// (a tenth of a one-title call, measured natively). Training keeps [`HeadParams`] (autograd).
 pub struct Head {
     pub cfg: HeadConfig,
-    label_weight: Tensor,
-    bias: Tensor,
+    labels: usize,
+    /// `[hidden, labels]`: the label weights transposed, as [`linear_f32`] reads them.
+    label_t: Vec<f32>,
+    bias: Vec<f32>,
     ngram_table: NgramTable,
-    ngram_weight: Tensor,
+    /// `[ngram_dim, labels]`.
+    ngram_t: Vec<f32>,
+}
+
+/// A `[rows, cols]` weight as f32 `[cols, rows]`.
+fn transposed(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.t()?.contiguous()?.flatten_all()?.to_vec1()?)
 }
 
 impl Head {
     pub fn from_tensors(cfg: &HeadConfig, labels: usize, hidden: usize, t: &HashMap<String, Tensor>) -> Result<Self> {
+        let shape = [cfg.buckets as usize, cfg.ngram_dim];
         Ok(Self {
             cfg: cfg.clone(),
-            label_weight: take(t, LABEL_WEIGHT, &[labels, hidden])?,
-            bias: take(t, BIAS, &[labels])?,
-            ngram_table: {
-                let shape = [cfg.buckets as usize, cfg.ngram_dim];
-                match crate::storage::RowTable::load(t, NGRAM_TABLE, shape)? {
-                    Some(q) => NgramTable::Quant(q),
-                    None => NgramTable::F32(take(t, NGRAM_TABLE, &shape)?),
-                }
+            labels,
+            label_t: transposed(&take(t, LABEL_WEIGHT, &[labels, hidden])?)?,
+            bias: take(t, BIAS, &[labels])?.to_vec1()?,
+            ngram_table: match crate::storage::RowTable::load(t, NGRAM_TABLE, shape)? {
+                Some(q) => NgramTable::Quant(q),
+                None => NgramTable::F32(take(t, NGRAM_TABLE, &shape)?.flatten_all()?.to_vec1()?),
             },
-            ngram_weight: take(t, NGRAM_WEIGHT, &[labels, cfg.ngram_dim])?,
+            ngram_t: transposed(&take(t, NGRAM_WEIGHT, &[labels, cfg.ngram_dim])?)?,
         })
     }
 
-    /// Logits [N, labels] from raw pooled embeddings and per-title n-gram ids: the formula of
-    /// [`HeadParams::logits`], with the bags read from a quantized table where there is one.
-    pub fn logits(&self, pooled: &Tensor, ngrams: &[Vec<u32>]) -> Result<Tensor> {
-        let bag = match &self.ngram_table {
-            NgramTable::F32(t) => bag_mean(t, ngrams)?,
-            NgramTable::Quant(q) => {
-                let dim = q.cols();
-                let (mut bags, mut row) = (vec![0f32; ngrams.len() * dim], vec![0f32; dim]);
-                for (bag, ids) in bags.chunks_mut(dim).zip(ngrams) {
-                    for &id in ids {
-                        // Ids come from hashing into `buckets` rows: always in range.
+    /// Logits `[N][labels]` from raw pooled embeddings `[N, hidden]` and per-title n-gram ids:
+    /// the formula of [`HeadParams::logits`] (normalised embedding · label weights + mean n-gram
+    /// row · n-gram weights + bias), the same up to summation order.
+    pub fn logits(&self, pooled: &Tensor, ngrams: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let (n, hidden) = pooled.dims2()?;
+        let mut e: Vec<f32> = pooled.flatten_all()?.to_vec1()?;
+        for row in e.chunks_mut(hidden.max(1)) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|v| *v = *v / norm * self.cfg.embed_scale);
+        }
+        let dim = self.cfg.ngram_dim;
+        let (mut bags, mut row) = (vec![0f32; n * dim], vec![0f32; dim]);
+        for (bag, ids) in bags.chunks_mut(dim.max(1)).zip(ngrams) {
+            for &id in ids {
+                // Ids come from hashing into `buckets` rows: always in range.
+                let r = match &self.ngram_table {
+                    NgramTable::F32(t) => &t[(id as usize % self.cfg.buckets.max(1) as usize) * dim..][..dim],
+                    NgramTable::Quant(q) => {
                         q.dequantize_row(id as usize % q.rows().max(1), &mut row);
-                        bag.iter_mut().zip(&row).for_each(|(b, r)| *b += r / ids.len() as f32);
+                        &row
                     }
-                }
-                Tensor::from_vec(bags, (ngrams.len(), dim), pooled.device())?
+                };
+                bag.iter_mut().zip(r).for_each(|(b, r)| *b += r / ids.len() as f32);
             }
-        };
-        Ok(logits_with_bag(&self.cfg, pooled, &bag, &self.label_weight, &self.ngram_weight, &self.bias)?)
+        }
+        let l = self.labels;
+        let (mut logits, mut from_bags) = (vec![0f32; n * l], vec![0f32; n * l]);
+        linear_f32(&e, n, &self.label_t, l, &mut logits).map_err(kernel_error)?;
+        linear_f32(&bags, n, &self.ngram_t, l, &mut from_bags).map_err(kernel_error)?;
+        for (row, b) in logits.chunks_mut(l.max(1)).zip(from_bags.chunks(l.max(1))) {
+            row.iter_mut().zip(b).zip(&self.bias).for_each(|((x, b), bias)| *x = (*x + b) + bias);
+        }
+        Ok(logits.chunks(l.max(1)).take(n).map(<[f32]>::to_vec).collect())
     }
 
     pub fn ngram_ids(&self, title: &str) -> Vec<u32> {
