@@ -273,7 +273,13 @@ mod bindings {
 
         /// One seller correction (takes effect from the next call). Throws `Error{code}`.
         pub fn learn(&mut self, title: &str, path: &str) -> Result<(), JsValue> {
-            self.edit(|s, c| s.learn(c, title, path))
+            // In place, not through `edit`: learn_live appends to the live scores when it can
+            // (no clone of the memory, no rebuild) and changes nothing on an error.
+            if self.shop.is_none() {
+                self.shop = Some(Shop::new(&self.inner));
+            }
+            let shop = self.shop.as_mut().expect("set above");
+            shop.learn_live(&mut self.inner, title, path).map_err(model_error)
         }
 
         /// Forgets the examples of a title; how many.
