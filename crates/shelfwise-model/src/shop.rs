@@ -150,6 +150,13 @@ pub fn parse_paths(raw: &[String]) -> Result<Vec<Vec<String>>> {
     raw.iter().map(|p| Ok(shelfwise_core::taxonomy::parse_path(p)?)).collect()
 }
 
+/// The category paths of a taxonomy file as `shelfwise adapt --taxonomy` reads it (one path per
+/// line, Google's `taxonomy-with-ids`, Shopify's `categories.txt`: `shelfwise_core::taxonomy_io`),
+/// as `"A > B"` strings in file order, each once; a bad line is `LABELS` naming it.
+pub fn read_taxonomy(text: &str) -> Result<Vec<String>> {
+    Ok(shelfwise_core::taxonomy_io::read_taxonomy(text)?.iter().map(|p| join_path(p)).collect())
+}
+
 /// Labelled examples from parallel titles and `"A > B"` paths (`LABELS` for a bad path).
 pub fn examples_of(titles: &[String], paths: &[String]) -> Result<Vec<Example>> {
     if titles.len() != paths.len() {

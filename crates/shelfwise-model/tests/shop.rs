@@ -373,3 +373,12 @@ fn an_imported_memory_uses_the_category_name_embeddings_it_stores() {
     Shop::import(&zeroed, &tampered).unwrap().apply(&mut zeroed).unwrap();
     assert!(max_diff(&zeroed.logits(&TITLES).unwrap(), &clf.logits(&TITLES).unwrap()) > 1e-3, "the stored names are read, not embedded again");
 }
+
+#[test]
+fn a_taxonomy_file_reads_as_the_cli_reads_it_for_the_browser() {
+    let text = "# Shopify\ngid://shopify/TaxonomyCategory/hg : Home & Garden\ngid://shopify/TaxonomyCategory/hg-1 : Home & Garden >  Kettles\n\n12 - Electronics > Phones\nPlain > Path\n";
+    assert_eq!(shelfwise_model::shop::read_taxonomy(text).unwrap(), ["Home & Garden", "Home & Garden > Kettles", "Electronics > Phones", "Plain > Path"]);
+    let e = shelfwise_model::shop::read_taxonomy("A > B\nA >  > C\n").unwrap_err();
+    assert_eq!(e.code(), "LABELS");
+    assert!(e.to_string().contains("line 2"), "{e}");
+}
