@@ -199,6 +199,27 @@ describe('adaptation in the browser', () => {
     });
   }
 
+  test('a page turning hidden stores a pending change at once (visibilitychange)', async () => {
+    const p = await classifierPage(env, { memory: { debounceMs: 60_000 } });
+    const r = await p.evaluate(async () => {
+      await window.clf.learn('hidden tab teapot 1 l', 'Kitchen > Teapots');
+      const before = (await window.clf.memoryInfo()).storage;
+      Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+      const t0 = Date.now();
+      let after = before;
+      while (after.pending && Date.now() - t0 < 20_000) {
+        await new Promise((res) => setTimeout(res, 50));
+        after = (await window.clf.memoryInfo()).storage;
+      }
+      return { before, after };
+    });
+    await p.close();
+    // Saved within the test, not 60 s later: the flush, not the debounce.
+    assert.deepEqual(r.before, { persisted: true, pending: true });
+    assert.deepEqual(r.after, { persisted: true, pending: false });
+  });
+
   test('IndexedDB unavailable (worker: false): the memory is kept in RAM and info says so', async () => {
     const p = await classifierPage(env, { worker: false }, () => {
       Object.defineProperty(globalThis, 'indexedDB', {
