@@ -4,9 +4,12 @@
 //   - bytes per remembered title (memoryInfo().bytes and exportMemory() size over N);
 //   - learn() latency (one correction each, a new title, into a memory of N);
 //   - similar() latency over the N remembered titles (k = 5);
-//   - exportMemory / importMemory time.
+//   - exportMemory / importMemory time, and importMemory into a fresh classifier (a reload with a
+//     stored memory: the category names come from the memory, not the encoder);
+//   - with --big P: setTaxonomy of a generated P-path taxonomy (www/test/adapt.test.mjs's) on an
+//     empty memory, and a fresh classifier's importMemory of that.
 //
-//   node bench/adapt.mjs [--examples FILE] [--depth D] [--n 10000] [--learns 30] [--queries 200] [--out FILE]
+//   node bench/adapt.mjs [--examples FILE] [--depth D] [--n 10000] [--learns 30] [--queries 200] [--big 20000] [--out FILE]
 //
 // FILE: a CSV with title and category_path columns (e.g. ../shared/data/flipkart/train.csv),
 // cycled (with a " #i" suffix after the first pass, so every title is distinct) up to N; default
@@ -28,6 +31,7 @@ const queries = Number(arg('--queries', 200));
 const out = arg('--out', null);
 // Paths cut to their first `depth` segments (a coarser shop taxonomy: fewer categories, a cheaper refit).
 const depth = Number(arg('--depth', 0));
+const big = Number(arg('--big', 0));
 
 const rows = parseCsv(readFileSync(file, 'utf8'));
 const head = rows.shift();
@@ -48,7 +52,7 @@ try {
   const page = await browser.newPage();
   await page.goto(server.url + 'favicon.svg');
   const r = await page.evaluate(
-    async ({ examples, learns, queries }) => {
+    async ({ examples, learns, queries, big }) => {
       const mod = await import('/dist/index.js');
       const c = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', memory: { persist: false } });
       const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
@@ -82,6 +86,31 @@ try {
       const importMs = performance.now() - t;
       const after = await c.memoryInfo();
       c.dispose();
+      const fresh = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', memory: { persist: false } });
+      t = performance.now();
+      await fresh.importMemory(bytes);
+      const reloadImportMs = performance.now() - t;
+      const bigFigures = {};
+      if (big > 0) {
+        const leaves = ['Kettles', 'Mugs', 'Phones', 'Cases', 'Hoses', 'Shoes', 'Watches', 'Bulbs', 'Pens', 'Lamps'];
+        const paths = [];
+        for (let i = 0; paths.length < big; i++) paths.push(`Dept ${i % 40} > Aisle ${Math.floor(i / 40) % 50} > ${leaves[i % 10]} ${Math.floor(i / 2000)}`);
+        // On an empty memory (as the test's): the names alone, not a refit over the memory too.
+        const empty = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', memory: { persist: false } });
+        t = performance.now();
+        const rep = await empty.setTaxonomy(paths);
+        bigFigures.bigCategories = rep.labels;
+        bigFigures.bigSetTaxonomyMs = performance.now() - t;
+        const b = await empty.exportMemory();
+        empty.dispose();
+        bigFigures.bigExportBytes = b.length;
+        const again = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', memory: { persist: false } });
+        t = performance.now();
+        await again.importMemory(b);
+        bigFigures.bigReloadImportMs = performance.now() - t;
+        again.dispose();
+      }
+      fresh.dispose();
       return {
         categories: report.labels,
         setTaxonomyMs: taxonomyMs,
@@ -99,9 +128,11 @@ try {
         similarOver: after.examples,
         exportMs,
         importMs,
+        reloadImportMs,
+        ...bigFigures,
       };
     },
-    { examples, learns, queries },
+    { examples, learns, queries, big },
   );
   r.examplesFile = file;
   r.n = n;

@@ -1,6 +1,7 @@
 // The demo listing form: the category picker, the Category field it fills, and the offline
 // service worker. No inline script (CSP), text through textContent only.
 import '/dist/picker.js';
+import { readExamplesCsv } from '/dist/csv.js';
 
 const $ = (id) => document.getElementById(id);
 const picker = $('picker');
@@ -123,45 +124,6 @@ function readText(file) {
   });
 }
 
-/** One path per line; blank lines and # comments skipped; Google's "123 - A > B" loses its id. */
-function parseTaxonomy(text) {
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => l.replace(/^\d+\s+-\s+/, ''));
-}
-
-/** CSV rows (quoted fields with "" escapes) of the training format: id,title,category_path. */
-function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') (field += '"'), i++;
-      else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') row.push(field), (field = '');
-    else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      row.push(field), (field = '');
-      if (row.some((f) => f !== '')) rows.push(row);
-      row = [];
-    } else field += ch;
-  }
-  row.push(field);
-  if (row.some((f) => f !== '')) rows.push(row);
-  const head = rows.shift() ?? [];
-  const ti = head.indexOf('title');
-  const pi = head.indexOf('category_path');
-  if (ti < 0 || pi < 0) throw new Error('the CSV needs title and category_path columns');
-  return rows.filter((r) => r[ti] && r[pi]).map((r) => ({ title: r[ti], path: r[pi] }));
-}
-
 async function adaptFrom(input, apply) {
   const file = input.files && input.files[0];
   const c = picker.classifier;
@@ -177,8 +139,10 @@ async function adaptFrom(input, apply) {
   input.value = '';
 }
 
-$('taxonomy-file').addEventListener('change', (e) => adaptFrom(e.target, (c, text) => c.setTaxonomy(parseTaxonomy(text))));
-$('examples-file').addEventListener('change', (e) => adaptFrom(e.target, (c, text) => c.addExamples(parseCsv(text))));
+// The taxonomy is parsed by the model's own reader (plain paths, Google's ids, Shopify's
+// categories.txt: as the CLI reads them), the examples by the package's CSV reader.
+$('taxonomy-file').addEventListener('change', (e) => adaptFrom(e.target, async (c, text) => c.setTaxonomy(await c.readTaxonomy(text))));
+$('examples-file').addEventListener('change', (e) => adaptFrom(e.target, (c, text) => c.addExamples(readExamplesCsv(text))));
 $('memory-export').addEventListener('click', async () => {
   const c = picker.classifier;
   if (!c) return;

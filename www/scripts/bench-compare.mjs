@@ -107,8 +107,8 @@ function cosine(a, b) {
 
 // ---------------------------------------------------------------- titles
 function readTitleCsv(path) {
-  // A CSV saved by Excel starts with a BOM; parseCsv handles CRLF.
-  const [header, ...rows] = parseCsv(readFileSync(path, 'utf8').replace(/^\uFEFF/, ''));
+  // parseCsv drops a BOM (a CSV saved by Excel) and reads CRLF.
+  const [header, ...rows] = parseCsv(readFileSync(path, 'utf8'));
   const col = (header ?? []).map((h) => h.trim()).indexOf('title');
   if (col < 0) throw new Error(`${path} has no title column`);
   return rows.map((r) => r[col]).filter((t) => t && t.trim() !== '');

@@ -41,7 +41,7 @@ const esm = { outdir: dist, bundle: true, format: 'esm', target: 'es2022', platf
 // is one module, so `instanceof ShelfwiseError` holds for errors from any of them and nothing is
 // shipped twice. host.js is both an entry (imported by worker.js) and index.js's dynamic import
 // for `worker: false`.
-await build({ ...esm, splitting: true, chunkNames: 'chunk-[hash]', entryPoints: ['index', 'worker', 'picker', 'host'].map((n) => join(root, 'src', `${n}.ts`)) });
+await build({ ...esm, splitting: true, chunkNames: 'chunk-[hash]', entryPoints: ['index', 'worker', 'picker', 'host', 'csv'].map((n) => join(root, 'src', `${n}.ts`)) });
 // Minifying drops the comments that tell bundlers to leave the one computed import (the WebGPU
 // bundle's URL, known at run time) alone; without them webpack replaces it with a module that
 // always fails. Put them back.

@@ -8,6 +8,7 @@ import init, {
   fallbackCode,
   kernelVariants,
   kernels as wasmKernels,
+  readTaxonomy,
   setKernelVariant,
   trapForTests,
   version as wasmVersion,
@@ -723,6 +724,8 @@ export class Engine {
       }
       case 'categories':
         return { value: c.labels(), changed: false };
+      case 'readTaxonomy':
+        return { value: readTaxonomy(op.text), changed: false };
       case 'setMaxExamples':
         c.setMaxExamples(op.cap);
         return { value: null, changed: true };

@@ -143,6 +143,11 @@ export function createHost(post: (msg: Response) => void): (msg: Request) => voi
           setTimeout(drain, 0);
         }
         break;
+      case 'flush':
+        // Not queued: a change answered already scheduled its save, which must not wait for the
+        // debounce (the page may be gone by then). An op still queued saves on its own schedule.
+        void store?.flush();
+        break;
       case 'cancel':
         if (running.has(msg.id) || queue.some((r) => r.id === msg.id)) cancelled.add(msg.id);
         break;

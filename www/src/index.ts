@@ -23,6 +23,7 @@ import type {
 import type { AdaptOp } from './protocol.js';
 
 export { ShelfwiseError } from './errors.js';
+export { parseCsv, readExamplesCsv } from './csv.js';
 export type * from './types.js';
 
 /** Version of this package. */
@@ -69,7 +70,8 @@ async function openPort(workerMode: boolean, workerUrl: string | undefined, onMe
   const { createHost } = await import('./host.js');
   let alive = true;
   const handle = createHost((m) => queueMicrotask(() => alive && onMessage(m)));
-  return { post: (m) => setTimeout(() => alive && handle(m), 0), terminate: () => (alive = false) };
+  // A flush runs at once: on pagehide a later task may never run.
+  return { post: (m) => (m.type === 'flush' ? alive && handle(m) : setTimeout(() => alive && handle(m), 0)), terminate: () => (alive = false) };
 }
 
 /**
@@ -487,13 +489,30 @@ export async function createClassifier(options: CreateClassifierOptions): Promis
     categories() {
       return adapt<string[]>({ op: 'categories' });
     },
+    readTaxonomy(text) {
+      if (typeof text !== 'string') throw new ShelfwiseError('INVALID_ARGUMENT', 'readTaxonomy: text must be a string');
+      return adapt<string[]>({ op: 'readTaxonomy', text });
+    },
     dispose() {
       disposed = true;
+      stopFlushing();
       failAll(new ShelfwiseError('DISPOSED', 'this classifier was disposed'));
       port?.terminate();
       port = null;
     },
   };
+  // A memory change is stored 300 ms (debounceMs) after the last one; a page that is hidden or
+  // unloaded meanwhile (a reload, a closed tab) flushes it at once instead of losing it.
+  const flush = () => port?.post({ type: 'flush' });
+  const onVisibility = () => {
+    if (typeof document !== 'undefined' && document.visibilityState === 'hidden') flush();
+  };
+  const stopFlushing = () => {
+    globalThis.removeEventListener?.('pagehide', flush);
+    if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', onVisibility);
+  };
+  globalThis.addEventListener?.('pagehide', flush);
+  if (typeof document !== 'undefined') document.addEventListener('visibilitychange', onVisibility);
   // Test hook (not enumerable, not in the types): traps the wasm instance; rejects with its error.
   Object.defineProperty(classifier, TRAP_FOR_TESTS, { value: () => request(null, undefined, (id) => ({ type: 'trap', id })) });
   Object.defineProperty(classifier, MEMORY_FOR_TESTS, {

@@ -107,6 +107,8 @@ export class MemoryStore {
         const db = await this.database();
         const tx = db.transaction(STORE, 'readwrite');
         tx.objectStore(STORE).put(make(), this.key);
+        // Commit now rather than when this task ends: a flush on pagehide races the page's end.
+        (tx as { commit?: () => void }).commit?.();
         await new Promise<void>((resolve, reject) => {
           tx.oncomplete = () => resolve();
           tx.onabort = tx.onerror = () => reject(tx.error ?? new Error('IndexedDB write aborted'));

@@ -16,6 +16,7 @@ export type AdaptOp =
   | { op: 'import'; bytes: Uint8Array }
   | { op: 'info' }
   | { op: 'categories' }
+  | { op: 'readTaxonomy'; text: string }
   | { op: 'setMaxExamples'; cap: number };
 
 /** Main thread -> worker. */
@@ -32,7 +33,9 @@ export type Request =
   /** Diagnostics (www/bench/soak.mjs): the wasm memory and JS heap where the model runs. */
   | { type: 'memory'; id: number }
   /** The shop's adaptation memory. */
-  | { type: 'adapt'; id: number; op: AdaptOp };
+  | { type: 'adapt'; id: number; op: AdaptOp }
+  /** The page is going away (pagehide, or hidden): store a pending memory save now, not after its debounce. */
+  | { type: 'flush' };
 
 /** Worker -> main thread. */
 export type Response =

@@ -377,6 +377,14 @@ export interface Classifier {
   memoryInfo(): Promise<MemoryInfo>;
   /** The categories suggested now (`Suggestion.id` indexes this), `'A > B'` each. */
   categories(): Promise<string[]>;
+  /**
+   * The category paths of a taxonomy file's text, parsed by the same code as the CLI's
+   * `shelfwise adapt --taxonomy`: one path per line (`A > B > C`; blank lines and `#` comments
+   * skipped), Google's `taxonomy-with-ids` (`123 - A > B`) and Shopify's `categories.txt`
+   * (`gid://shopify/TaxonomyCategory/aa-1 : A > B`). `'A > B'` each, in file order, once; for
+   * `setTaxonomy`. Rejects `LABELS` naming a bad line. Changes nothing.
+   */
+  readTaxonomy(text: string): Promise<string[]>;
   /** The loaded model. */
   readonly info: ModelInfo;
   /** Stops the worker; later calls reject with code 'DISPOSED'. */

@@ -170,6 +170,56 @@ describe('adaptation in the browser', () => {
     assert.equal(r.n, 3);
   });
 
+  for (const worker of [true, false]) {
+    test(`a change followed at once by a reload is kept (pagehide flushes the debounced save; worker: ${worker})`, async () => {
+      // A debounce far longer than the test: only the flush on pagehide can store the change.
+      const opts = { worker, memory: { debounceMs: 60_000 } };
+      const p = await classifierPage(env, opts);
+      const title = `flush test kettle ${worker ? 'w' : 'p'} 1.7 l`;
+      const before = await p.evaluate(async (t) => {
+        const n = (await window.clf.memoryInfo()).examples;
+        await window.clf.learn(t, 'Kitchen > Kettles');
+        return n;
+      }, title);
+      await p.reload();
+      const r = await p.evaluate(
+        async ({ opts, t }) => {
+          const mod = await import('/dist/index.js');
+          const c = await mod.createClassifier({ modelUrl: '/model/model.shelfwise', ...opts });
+          const s = (await c.suggest(t, { k: 1, threshold: 0 })).suggestions[0];
+          const info = await c.memoryInfo();
+          c.dispose();
+          return { examples: info.examples, top: s.path.map((x) => x.name).join(' > ') };
+        },
+        { opts, t: title },
+      );
+      await p.close();
+      assert.equal(r.examples, before + 1, JSON.stringify(r));
+      assert.equal(r.top, 'Kitchen > Kettles');
+    });
+  }
+
+  test('a page turning hidden stores a pending change at once (visibilitychange)', async () => {
+    const p = await classifierPage(env, { memory: { debounceMs: 60_000 } });
+    const r = await p.evaluate(async () => {
+      await window.clf.learn('hidden tab teapot 1 l', 'Kitchen > Teapots');
+      const before = (await window.clf.memoryInfo()).storage;
+      Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+      const t0 = Date.now();
+      let after = before;
+      while (after.pending && Date.now() - t0 < 20_000) {
+        await new Promise((res) => setTimeout(res, 50));
+        after = (await window.clf.memoryInfo()).storage;
+      }
+      return { before, after };
+    });
+    await p.close();
+    // Saved within the test, not 60 s later: the flush, not the debounce.
+    assert.deepEqual(r.before, { persisted: true, pending: true });
+    assert.deepEqual(r.after, { persisted: true, pending: false });
+  });
+
   test('IndexedDB unavailable (worker: false): the memory is kept in RAM and info says so', async () => {
     const p = await classifierPage(env, { worker: false }, () => {
       Object.defineProperty(globalThis, 'indexedDB', {
@@ -214,6 +264,45 @@ describe('adaptation in the browser', () => {
     assert.equal(r.memory.quota, true);
     assert.equal(r.info.examples, r.before + 1);
     assert.equal(r.top, 'Mobiles > Smartphones');
+  });
+
+  test("the demo panel reads Shopify's categories.txt (the model's reader) and an examples CSV (BOM, CRLF, quotes, a blank row)", async () => {
+    const demo = await openDemo(env.browser.context, env.server.url);
+    const shopify = [
+      '# Shopify Product Taxonomy - Categories: 2024-07',
+      '# Format: {GID} : {Ancestor name} > ... > {Category name}',
+      'gid://shopify/TaxonomyCategory/hg : Home & Garden',
+      'gid://shopify/TaxonomyCategory/hg-1 : Home & Garden > Kitchen & Dining',
+      'gid://shopify/TaxonomyCategory/hg-1-1 : Home & Garden > Kitchen & Dining > Kettles',
+      'gid://shopify/TaxonomyCategory/el : Electronics',
+      'gid://shopify/TaxonomyCategory/el-4 : Electronics > Phones',
+      '',
+    ].join('\n');
+    const categories = () => demo.evaluate(() => document.getElementById('picker').classifier.categories());
+    const until = async (f) => {
+      const t0 = Date.now();
+      while (!(await f()) && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 100));
+    };
+    // The parser is the CLI's: the ids go, inner nodes are not categories.
+    assert.deepEqual(await demo.evaluate((t) => document.getElementById('picker').classifier.readTaxonomy(t), shopify), [
+      'Home & Garden',
+      'Home & Garden > Kitchen & Dining',
+      'Home & Garden > Kitchen & Dining > Kettles',
+      'Electronics',
+      'Electronics > Phones',
+    ]);
+    await demo.setInputFiles('#taxonomy-file', { name: 'categories.txt', mimeType: 'text/plain', buffer: Buffer.from(shopify) });
+    await until(async () => (await categories()).includes('Electronics > Phones'));
+    const cats = await categories();
+    assert.ok(cats.includes('Home & Garden > Kitchen & Dining > Kettles') && !cats.includes('Home & Garden'), JSON.stringify(cats));
+    const csv = '\uFEFFid,title,category_path\r\n1,"Gooseneck kettle, 0.9 l",Home & Garden > Kitchen & Dining > Kettles\r\n\r\n2,Pixel 8 phone 128gb,Electronics > Phones\r\n';
+    await demo.setInputFiles('#examples-file', { name: 'shop.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    const similar = () => demo.evaluate(() => document.getElementById('picker').classifier.similar('Gooseneck kettle, 0.9 l', { k: 1 }));
+    await until(async () => (await similar())[0]?.title === 'Gooseneck kettle, 0.9 l');
+    assert.deepEqual((await similar()).map((s) => [s.title, s.path]), [['Gooseneck kettle, 0.9 l', 'Home & Garden > Kitchen & Dining > Kettles']]);
+    assert.match(await demo.locator('#memory-info').textContent(), /^Memory: \d+ titles/);
+    assert.deepEqual(demo.errors, []);
+    await demo.close();
   });
 });
 

@@ -138,25 +138,13 @@ export function useServerAndBrowser(browserArgs = []) {
   return env;
 }
 
-/** Minimal RFC 4180 CSV reader (quoted fields, doubled quotes, commas and newlines inside quotes). */
+// The package's CSV reader (src/csv.ts), from the build: one reader for the demo, the tests and
+// the benchmarks. Loaded if built, so that a missing build fails with requireModel's message.
+const CSV_JS = join(WWW, 'dist', 'csv.js');
+const csv = existsSync(CSV_JS) ? await import(CSV_JS) : null;
+
+/** `parseCsv` of www/src/csv.ts (RFC 4180; BOM dropped; CRLF, LF, CR; an empty line is no row). */
 export function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') field += '"', i++;
-      else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') row.push(field), (field = '');
-    else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      row.push(field), rows.push(row), (row = []), (field = '');
-    } else field += ch;
-  }
-  if (field !== '' || row.length) row.push(field), rows.push(row);
-  return rows;
+  if (!csv) throw new Error('www/dist is missing: run www/scripts/test-browser.sh (it builds first)');
+  return csv.parseCsv(text);
 }

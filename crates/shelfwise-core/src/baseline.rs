@@ -81,6 +81,13 @@ pub struct TfidfVectorizer {
     idf: Vec<f32>,
 }
 
+/// Its size only: the vocabulary can be hundreds of thousands of n-grams.
+impl std::fmt::Debug for TfidfVectorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TfidfVectorizer").field("words", &self.word.len()).field("chars", &self.char.len()).finish()
+    }
+}
+
 fn smooth_idf(n_docs: usize, df: u32) -> f32 {
     (((1 + n_docs) as f64 / (1 + df) as f64).ln() + 1.0) as f32
 }
@@ -145,6 +152,25 @@ impl TfidfVectorizer {
             }
         }
         out
+    }
+
+    /// A fitted vectorizer again from its [`Self::features`] (id order), e.g. as a shop's memory
+    /// stores it; `None` when an n-gram repeats within a family or an idf is not finite and ≥ 1.
+    pub fn from_features(features: Vec<(Family, String, f32)>) -> Option<Self> {
+        let (mut word, mut char) = (HashMap::new(), HashMap::new());
+        let mut idf = Vec::with_capacity(features.len());
+        for (id, (family, gram, w)) in features.into_iter().enumerate() {
+            // smooth_idf is ln(..) + 1 with a ratio ≥ 1.
+            if !(w.is_finite() && w >= 1.0) {
+                return None;
+            }
+            let vocab = if family == Family::Word { &mut word } else { &mut char };
+            if vocab.insert(gram, id as u32).is_some() {
+                return None;
+            }
+            idf.push(w);
+        }
+        Some(Self { word, char, idf })
     }
 
     pub fn transform(&self, title: &str) -> SparseRow {
@@ -327,6 +353,25 @@ mod tests {
         let mut out = Vec::new();
         f(t, &mut |g| out.push(g.to_string()));
         out
+    }
+
+    #[test]
+    fn a_vectorizer_rebuilt_from_its_features_transforms_alike() {
+        let v = TfidfVectorizer::fit(&["red shoe", "red mug", "blue mug 250ml"]);
+        let feats: Vec<(Family, String, f32)> = v.features().into_iter().map(|(f, g, w)| (f, g.to_string(), w)).collect();
+        let back = TfidfVectorizer::from_features(feats.clone()).unwrap();
+        for t in ["red mug", "a blue shoe", "unseen words"] {
+            assert_eq!(back.transform(t), v.transform(t), "{t}");
+        }
+        // "red" is in 2 of 3 titles: ln(4/3) + 1.
+        let red = feats.iter().find(|f| f.0 == Family::Word && f.1 == "red").unwrap();
+        assert!((red.2 - ((4.0f32 / 3.0).ln() + 1.0)).abs() < 1e-6);
+        let mut dup = feats.clone();
+        dup.push(dup[0].clone());
+        assert!(TfidfVectorizer::from_features(dup).is_none());
+        let mut nan = feats;
+        nan[0].2 = f32::NAN;
+        assert!(TfidfVectorizer::from_features(nan).is_none());
     }
 
     #[test]

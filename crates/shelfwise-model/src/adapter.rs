@@ -25,6 +25,7 @@
 //! scores and back-off (`shelfwise_core::decide`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use shelfwise_core::baseline::{SparseRow, TfidfVectorizer};
@@ -112,6 +113,14 @@ pub fn quantize_rows(unit: &[f32], hidden: usize) -> (Vec<u8>, Vec<f32>) {
     (codes, scales)
 }
 
+/// One stored row (int8 codes + 128 and a scale) as the scores read it: dequantized, then unit length.
+pub fn unit_row(codes: &[u8], scale: f32) -> Vec<f32> {
+    let mut row: Vec<f32> = codes.iter().map(|&q| (q as i32 - 128) as f32 * scale).collect();
+    let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    row.iter_mut().for_each(|x| *x /= norm);
+    row
+}
+
 /// The remembered examples, as the scores read them.
 pub struct Memory {
     pub titles: Vec<String>,
@@ -132,10 +141,12 @@ pub struct Memory {
 
 /// The TF-IDF side of the memory: rows, per-feature postings of examples and of label sums.
 struct Lexical {
-    vectorizer: TfidfVectorizer,
+    vectorizer: Arc<TfidfVectorizer>,
     rows: Vec<SparseRow>,
     example_postings: Vec<Vec<(u32, f32)>>,
+    /// Per feature: (label, its examples' summed value), sorted by label.
     label_postings: Vec<Vec<(u32, f32)>>,
+    label_sums: Vec<HashMap<u32, f32>>,
     label_sq: Vec<f32>,
     self_dot: Vec<f32>,
     /// The SVM's dual: (label, example, αᵢ yᵢ).
@@ -143,9 +154,10 @@ struct Lexical {
 }
 
 impl Lexical {
-    fn new(titles: &[String], labels: &[usize], n_labels: usize, svm: Vec<(u32, u32, f32)>) -> Self {
+    /// `vectorizer`: one fitted before (a shop's, frozen between refits); `None`: fitted on `titles`.
+    fn new(titles: &[String], labels: &[usize], n_labels: usize, svm: Vec<(u32, u32, f32)>, vectorizer: Option<Arc<TfidfVectorizer>>) -> Self {
         let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-        let vectorizer = TfidfVectorizer::fit(&refs);
+        let vectorizer = vectorizer.unwrap_or_else(|| Arc::new(TfidfVectorizer::fit(&refs)));
         let rows: Vec<SparseRow> = refs.iter().map(|t| vectorizer.transform(t)).collect();
         let n = vectorizer.n_features();
         let mut example_postings = vec![Vec::new(); n];
@@ -166,12 +178,46 @@ impl Lexical {
                 label_postings[f as usize].push((l as u32, v));
             }
         }
-        Self { vectorizer, rows, example_postings, label_postings, label_sq, self_dot, svm }
+        Self { vectorizer, rows, example_postings, label_postings, label_sums: sums, label_sq, self_dot, svm }
+    }
+
+    /// Appends example `i` (= the number of rows) of label `l`: its row, postings, and label
+    /// `l`'s sum, norm and members' self-dots; the vectorizer and the SVM stay as they are.
+    fn remember(&mut self, title: &str, l: usize, labels: &[usize]) {
+        let row = self.vectorizer.transform(title);
+        let i = self.rows.len() as u32;
+        for &(f, v) in &row {
+            self.example_postings[f as usize].push((i, v));
+            let sum = self.label_sums[l].entry(f).or_default();
+            *sum += v;
+            let post = &mut self.label_postings[f as usize];
+            match post.binary_search_by_key(&(l as u32), |&(lab, _)| lab) {
+                Ok(at) => post[at].1 = *sum,
+                Err(at) => post.insert(at, (l as u32, *sum)),
+            }
+        }
+        self.rows.push(row);
+        self.label_sq[l] = self.label_sums[l].values().map(|v| v * v).sum();
+        self.self_dot.push(0.0);
+        let sums = &self.label_sums[l];
+        for (j, _) in labels.iter().enumerate().filter(|&(_, &lab)| lab == l) {
+            self.self_dot[j] = self.rows[j].iter().map(|(f, v)| v * sums.get(f).copied().unwrap_or(0.0)).sum();
+        }
     }
 }
 
 impl Memory {
-    pub fn new(titles: Vec<String>, labels: Vec<usize>, unit: Vec<f32>, hidden: usize, n_labels: usize, svm: Vec<(u32, u32, f32)>) -> Result<Self> {
+    /// `vectorizer`: the TF-IDF vectorizer to use (a shop's, frozen between refits); `None`: one
+    /// fitted on `titles`.
+    pub fn new(
+        titles: Vec<String>,
+        labels: Vec<usize>,
+        unit: Vec<f32>,
+        hidden: usize,
+        n_labels: usize,
+        svm: Vec<(u32, u32, f32)>,
+        vectorizer: Option<Arc<TfidfVectorizer>>,
+    ) -> Result<Self> {
         let n = titles.len();
         let rows: Vec<Vec<f32>> = unit.chunks(hidden).map(<[f32]>::to_vec).collect();
         let mut sums = vec![vec![0f32; hidden]; n_labels];
@@ -183,7 +229,7 @@ impl Memory {
         let self_dot = rows.iter().zip(&labels).map(|(r, &l)| dot(r, &sums[l])).collect();
         let sums_sq = sums.iter().map(|s| dot(s, s)).collect();
         let emb = if n == 0 { None } else { Some(Tensor::from_vec(unit, (n, hidden), &Device::Cpu)?) };
-        let tfidf = (n > 0).then(|| Lexical::new(&titles, &labels, n_labels, svm));
+        let tfidf = (n > 0).then(|| Lexical::new(&titles, &labels, n_labels, svm, vectorizer));
         let by_key = titles.iter().enumerate().map(|(i, t)| (title_key(t), i)).collect();
         Ok(Self { titles, labels, emb, rows, sums, sums_sq, counts, self_dot, tfidf, by_key })
     }
@@ -204,6 +250,35 @@ impl Memory {
     /// Example `i`'s unit embedding (as stored).
     pub fn embedding(&self, i: usize) -> &[f32] {
         &self.rows[i]
+    }
+
+    /// Whether a title of this [`title_key`] is remembered.
+    pub fn remembers(&self, key: &str) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Appends one example of label `l` with unit row `unit` (as [`Self::new`] would have it last):
+    /// its label's sums and the TF-IDF postings are updated, the rest is kept. Needs a non-empty
+    /// memory (a vectorizer to transform with).
+    fn remember(&mut self, title: String, l: usize, unit: Vec<f32>) -> Result<()> {
+        let (Some(emb), Some(lex)) = (&self.emb, &mut self.tfidf) else {
+            return Err(ModelError::Compute("remember: an empty memory is rebuilt, not appended to".into()));
+        };
+        let hidden = unit.len();
+        self.emb = Some(Tensor::cat(&[emb, &Tensor::from_slice(&unit, (1, hidden), &Device::Cpu)?], 0)?);
+        self.labels.push(l);
+        lex.remember(&title, l, &self.labels);
+        self.sums[l].iter_mut().zip(&unit).for_each(|(s, x)| *s += x);
+        self.counts[l] += 1;
+        self.sums_sq[l] = dot(&self.sums[l], &self.sums[l]);
+        self.rows.push(unit);
+        self.self_dot.push(0.0);
+        for (j, _) in self.labels.iter().enumerate().filter(|&(_, &lab)| lab == l) {
+            self.self_dot[j] = dot(&self.rows[j], &self.sums[l]);
+        }
+        self.by_key.insert(title_key(&title), self.titles.len());
+        self.titles.push(title);
+        Ok(())
     }
 }
 
@@ -229,6 +304,18 @@ impl Adapter {
     /// The layer of a file's `adaptation` section (validated by `crate::validate` beforehand);
     /// `head_labels` are the model's own. Tensors of the wrong shape or content are `MODEL_TENSORS`.
     pub fn from_tensors(a: &Adaptation, t: &HashMap<String, Tensor>, hidden: usize, head_labels: &LabelSpace) -> Result<Self> {
+        Self::from_tensors_with(a, t, hidden, head_labels, None)
+    }
+
+    /// [`Self::from_tensors`] with the TF-IDF vectorizer given (a shop's frozen one) rather than
+    /// fitted on the remembered titles.
+    pub fn from_tensors_with(
+        a: &Adaptation,
+        t: &HashMap<String, Tensor>,
+        hidden: usize,
+        head_labels: &LabelSpace,
+        vectorizer: Option<Arc<TfidfVectorizer>>,
+    ) -> Result<Self> {
         let labels = LabelSpace::from_raw_paths(a.labels.iter().map(String::as_str)).map_err(|e| ModelError::BadManifest(format!("adaptation.labels: {e}")))?;
         let l = labels.len();
         let bad = |why: String| ModelError::BadTensors(why);
@@ -255,18 +342,14 @@ impl Adapter {
         let head_map = labels.labels().iter().map(|p| head_labels.find(&shelfwise_core::taxonomy::join_path(p))).collect();
         let n = a.examples;
         let memory = if n == 0 {
-            Memory::new(Vec::new(), Vec::new(), Vec::new(), hidden, l, Vec::new())?
+            Memory::new(Vec::new(), Vec::new(), Vec::new(), hidden, l, Vec::new(), None)?
         } else {
             let codes = raw(EXAMPLE_CODES, &[n, hidden], DType::U8)?.flatten_all()?.to_vec1::<u8>()?;
             let scales = f32_of(EXAMPLE_SCALE, &[n])?.to_vec1::<f32>()?;
             if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
                 return Err(bad(format!("{EXAMPLE_SCALE}: a scale is not positive and finite")));
             }
-            let mut unit: Vec<f32> = codes.chunks(hidden).zip(&scales).flat_map(|(c, s)| c.iter().map(move |&q| (q as i32 - 128) as f32 * s)).collect();
-            for row in unit.chunks_mut(hidden) {
-                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                row.iter_mut().for_each(|x| *x /= norm);
-            }
+            let unit: Vec<f32> = codes.chunks(hidden).zip(&scales).flat_map(|(c, &s)| unit_row(c, s)).collect();
             let ids: Vec<usize> = raw(EXAMPLE_LABEL, &[n], DType::U32)?.to_vec1::<u32>()?.into_iter().map(|x| x as usize).collect();
             if let Some(x) = ids.iter().find(|&&x| x >= l) {
                 return Err(bad(format!("{EXAMPLE_LABEL}: label {x} of {l}")));
@@ -297,7 +380,7 @@ impl Adapter {
                     svm
                 }
             };
-            Memory::new(titles, ids, unit, hidden, l, svm)?
+            Memory::new(titles, ids, unit, hidden, l, svm, vectorizer)?
         };
         let sums_t = match memory.is_empty() {
             true => None,
@@ -312,6 +395,25 @@ impl Adapter {
 
     pub fn memory(&self) -> &Memory {
         &self.memory
+    }
+
+    /// The TF-IDF vectorizer of the memory (`None` with no examples).
+    pub fn vectorizer(&self) -> Option<&Arc<TfidfVectorizer>> {
+        self.memory.tfidf.as_ref().map(|l| &l.vectorizer)
+    }
+
+    /// Appends a remembered example of label `l` (its unit embedding `unit`, as stored: see
+    /// [`Memory::remember`]); the labels, name embeddings, weights and SVM are kept. The cost is
+    /// the label's examples and the title's n-grams, plus copying the embedding matrix and the
+    /// [H, L] label sums, not a refit over the memory.
+    pub fn remember(&mut self, title: String, l: usize, unit: Vec<f32>) -> Result<()> {
+        if l >= self.labels.len() || unit.len() != self.path_t.dims()[0] {
+            return Err(ModelError::Compute(format!("remember: label {l} of {}, a row of {}", self.labels.len(), unit.len())));
+        }
+        self.memory.remember(title, l, unit)?;
+        let hidden = self.path_t.dims()[0];
+        self.sums_t = Some(Tensor::from_vec(self.memory.sums.concat(), (self.labels.len(), hidden), &Device::Cpu)?.t()?.contiguous()?);
+        Ok(())
     }
 
     /// The TF-IDF SVM's dual: (label, example, αᵢ yᵢ).

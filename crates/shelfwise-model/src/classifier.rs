@@ -116,6 +116,11 @@ impl Classifier {
         self.adapter.as_ref()
     }
 
+    /// The adaptation layer to edit in place (`crate::shop`'s fast path for one correction).
+    pub fn adapter_mut(&mut self) -> Option<&mut crate::adapter::Adapter> {
+        self.adapter.as_mut()
+    }
+
     /// Replaces the adaptation layer (`crate::shop` builds one from a shop's live state; `None`:
     /// the model's own labels again). Takes effect from the next call.
     pub fn set_adapter(&mut self, adapter: Option<crate::adapter::Adapter>) {

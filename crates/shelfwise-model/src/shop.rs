@@ -6,28 +6,41 @@
 //! [`Adapter::from_tensors`], so a shop built here scores exactly as the file `adapt` writes.
 //!
 //! What each change recomputes (all on the next call; nothing is scored mid-change):
-//! - [`Shop::set_taxonomy`], [`Shop::add_examples`]: everything: labels, the names of new labels
-//!   embedded (names already embedded are kept), new titles embedded, the eviction rule, the
-//!   TF-IDF SVM retrained and the combination weights refitted on the memory (leave-one-out),
-//!   as `adapt` does;
+//! - [`Shop::set_taxonomy`], [`Shop::add_examples`]: everything (a full refit): labels, the names
+//!   of new labels embedded (names already embedded are kept), new titles embedded, the eviction
+//!   rule, the TF-IDF vectorizer fitted on the whole memory, the TF-IDF SVM retrained and the
+//!   combination weights refitted on the memory (leave-one-out), as `adapt` does;
 //! - [`Shop::learn`] (one seller correction) and [`Shop::forget_title`] / [`Shop::forget_path`]:
-//!   the memory only (the title embedded, per-label sums, TF-IDF vectorizer and postings); the
-//!   combination weights and the SVM's support vectors are kept (the SVM loses a forgotten or
-//!   replaced example's terms; a learned title joins it at the next `add_examples` or
-//!   `set_taxonomy`). That keeps a correction at one encoder pass plus a rebuild linear in the
-//!   memory.
+//!   the memory only: the title embedded, per-label sums and the TF-IDF postings. Kept as they
+//!   were at the last full refit: the combination weights, the SVM's support vectors (the SVM
+//!   loses a forgotten or replaced example's terms; a learned title joins it at the next
+//!   `add_examples` or `set_taxonomy`) and the TF-IDF vectorizer (vocabulary and idf: a learned
+//!   title's n-grams the vectorizer lacks count for nothing, and the document frequencies do not
+//!   count it). The one exception: `learn` refits the vectorizer alone when the memory has grown
+//!   past twice the titles it was fitted on (so a memory grown from corrections alone, from
+//!   empty, learns its words: refits at 1, 3, 7, ... titles, an amortised constant cost).
+//!   [`Shop::learn_live`] appends a new title of a known category to the classifier's scoring
+//!   layer in place: one encoder pass and the label's sums, no cost that grows with the memory
+//!   beyond copying the embedding matrix.
+//!
+//! The live state is exactly its export: [`Shop::export`] stores the frozen vectorizer and the
+//! category names' embeddings, so an import scores as the state it was exported from (tested),
+//! with nothing refitted or embedded again. A full refit after corrections scores differently
+//! from the live state (SVM, weights and idf then count the corrections).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::TensorView;
 use serde_json::json;
+use shelfwise_core::baseline::{Family, TfidfVectorizer};
 use shelfwise_core::calibration::softmax;
 use shelfwise_core::taxonomy::join_path;
 use shelfwise_core::taxonomy_io::leaves;
 use shelfwise_core::{CoreError, LabelSpace};
 
-use crate::adapt::{cross_validated_svm, dedupe, evict, fit_weights, svm_dual, tfidf_rows, Report, DEFAULT_MAX_EXAMPLES, PRIOR_STRENGTH, PRIOR_WEIGHTS};
+use crate::adapt::{cross_validated_svm, dedupe, evict, fit_weights, svm_dual, Report, DEFAULT_MAX_EXAMPLES, PRIOR_STRENGTH, PRIOR_WEIGHTS};
 use crate::adapter::{self, Adapter, Feature};
 use crate::classifier::{load_tensors, tensors_to_bytes, Classifier};
 use crate::error::{ModelError, Result};
@@ -43,8 +56,11 @@ const MAX_FIT_SAMPLES: usize = 3000;
 const FIT_BUDGET: usize = 40_000_000;
 /// Below this many held-out examples the prior weights are used as they are.
 const MIN_FIT_SAMPLES: usize = 10;
-/// The first bytes of an exported memory (then a safetensors file).
-const MEMORY_MAGIC: &[u8; 8] = b"SWMEMRY1";
+/// The first bytes of an exported memory (then a safetensors file). Version 2 adds the frozen
+/// TF-IDF vectorizer and the category names' embeddings; a version 1 export still imports (the
+/// vectorizer fitted on its titles, the names embedded again).
+const MEMORY_MAGIC: &[u8; 8] = b"SWMEMRY2";
+const MEMORY_MAGIC_V1: &[u8; 8] = b"SWMEMRY1";
 
 /// One remembered title: its path and its unit embedding as int8 codes (+128) and one scale.
 #[derive(Debug, Clone)]
@@ -115,6 +131,10 @@ pub struct Shop {
     max_examples: usize,
     /// Label text → its unit embedding as stored (f16-rounded), so a label is embedded once.
     names: HashMap<String, Vec<f32>>,
+    /// The TF-IDF vectorizer of the last refit (idf frozen until the next: module docs) and the
+    /// number of titles it was fitted on.
+    vectorizer: Option<Arc<TfidfVectorizer>>,
+    vectorizer_docs: usize,
 }
 
 /// A model's identity for its memories: the sha256 of its manifest, which holds the payload's
@@ -128,6 +148,13 @@ pub fn model_id(clf: &Classifier) -> String {
 /// `"A > B"` strings (as the bindings and CSVs give them) to paths; a blank segment is `LABELS`.
 pub fn parse_paths(raw: &[String]) -> Result<Vec<Vec<String>>> {
     raw.iter().map(|p| Ok(shelfwise_core::taxonomy::parse_path(p)?)).collect()
+}
+
+/// The category paths of a taxonomy file as `shelfwise adapt --taxonomy` reads it (one path per
+/// line, Google's `taxonomy-with-ids`, Shopify's `categories.txt`: `shelfwise_core::taxonomy_io`),
+/// as `"A > B"` strings in file order, each once; a bad line is `LABELS` naming it.
+pub fn read_taxonomy(text: &str) -> Result<Vec<String>> {
+    Ok(shelfwise_core::taxonomy_io::read_taxonomy(text)?.iter().map(|p| join_path(p)).collect())
 }
 
 /// Labelled examples from parallel titles and `"A > B"` paths (`LABELS` for a bad path).
@@ -160,6 +187,8 @@ impl Shop {
             svm: Vec::new(),
             max_examples: DEFAULT_MAX_EXAMPLES,
             names: HashMap::new(),
+            vectorizer: None,
+            vectorizer_docs: 0,
         };
         if let (Some(a), Some(ad)) = (clf.adapter(), m.adaptation.as_ref()) {
             let labels = a.labels();
@@ -176,8 +205,24 @@ impl Shop {
                 shop.examples.push(Remembered { id, title: mem.titles[i].clone(), path: labels.label_string(mem.labels[i]), codes, scale: scales[0] });
             }
             shop.svm = a.svm().iter().map(|&(l, i, c)| (labels.label_string(l as usize), shop.examples[i as usize].id, c)).collect();
+            shop.vectorizer = a.vectorizer().cloned();
+            shop.vectorizer_docs = mem.len();
         }
         shop
+    }
+
+    /// Fits the TF-IDF vectorizer on the whole memory.
+    fn refit_vectorizer(&mut self) {
+        let titles: Vec<&str> = self.examples.iter().map(|e| e.title.as_str()).collect();
+        self.vectorizer = Some(Arc::new(TfidfVectorizer::fit(&titles)));
+        self.vectorizer_docs = titles.len();
+    }
+
+    /// Between full refits the vectorizer is refitted only once the memory has outgrown twice the
+    /// titles it was fitted on (a first correction in an empty memory, then 2, 4, 8, ...), so the
+    /// words of a memory grown from corrections alone are known, at an amortised constant cost.
+    fn vectorizer_outgrown(&self, n: usize) -> bool {
+        n > 0 && (self.vectorizer.is_none() || n > 2 * self.vectorizer_docs)
     }
 
     fn fresh_id(&mut self) -> u64 {
@@ -244,13 +289,53 @@ impl Shop {
     }
 
     /// One seller correction: `title` is in `path` (added to the labels when new). Replaces any
-    /// remembered example of the same title; the weights and SVM are kept (module docs).
+    /// remembered example of the same title; the weights, SVM and (mostly) the TF-IDF vectorizer
+    /// are kept (module docs). [`Self::learn_live`] applies it to a classifier as well.
     pub fn learn(&mut self, clf: &Classifier, title: &str, path: &str) -> Result<()> {
         let path: Vec<String> = parse(path)?.split(" > ").map(String::from).collect();
         // A blank title is skipped, as `adapt` skips one.
         self.insert(clf, vec![Example { title: title.to_string(), path }], &Silent)?;
+        if self.vectorizer_outgrown(self.examples.len()) {
+            self.refit_vectorizer();
+        }
         let labels = self.label_space(clf)?;
         self.ensure_names(clf, &labels, &Silent)
+    }
+
+    /// [`Self::learn`] then [`Self::apply`], for a `clf` that suggests through this state (after
+    /// `apply`). A new title of a known category, below the cap and without outgrowing the
+    /// vectorizer, is appended to `clf`'s scoring layer in place (one encoder pass, its label's
+    /// sums, its n-grams' postings: no cost that grows with the memory but two copies, of the
+    /// embedding matrix and of the label sums); any other correction rebuilds the layer from this
+    /// state with the frozen vectorizer. Either way the scores are the rebuilt ones (a test
+    /// compares them). On an error nothing changes.
+    pub fn learn_live(&mut self, clf: &mut Classifier, title: &str, path: &str) -> Result<()> {
+        let p = parse(path)?;
+        let t = title.trim();
+        let n = self.examples.len();
+        let label = clf.adapter().and_then(|a| {
+            let in_sync = a.memory().len() == n
+                && matches!((&self.vectorizer, a.vectorizer()), (Some(v), Some(w)) if Arc::ptr_eq(v, w))
+                && !a.memory().remembers(&crate::adapt::title_key(t));
+            (in_sync && !t.is_empty() && n < self.max_examples && !self.vectorizer_outgrown(n + 1)).then(|| a.labels().find(&p)).flatten()
+        });
+        let Some(label) = label else {
+            let mut next = self.clone();
+            next.learn(clf, title, path)?;
+            next.apply(clf)?;
+            *self = next;
+            return Ok(());
+        };
+        let (codes, scale) = self.embed_examples(clf, &[t.to_string()], &Silent)?.pop().expect("one embedding a title");
+        let row = adapter::unit_row(&codes, scale);
+        if let Err(e) = clf.adapter_mut().expect("checked above").remember(t.to_string(), label, row) {
+            // A half-appended layer is rebuilt from the unchanged state.
+            self.apply(clf)?;
+            return Err(e);
+        }
+        let id = self.fresh_id();
+        self.examples.push(Remembered { id, title: t.to_string(), path: p, codes, scale });
+        Ok(())
     }
 
     /// Forgets every remembered example of `title` (by [`crate::adapt::title_key`]); the number forgotten.
@@ -403,7 +488,7 @@ impl Shop {
     /// The scoring layer of this state, as a file of [`Self::tensors`] would load it.
     pub fn adapter(&self, clf: &Classifier) -> Result<Adapter> {
         let (t, a) = self.tensors(clf)?;
-        Adapter::from_tensors(&a, &t, self.hidden, clf.head_labels())
+        Adapter::from_tensors_with(&a, &t, self.hidden, clf.head_labels(), self.vectorizer.clone())
     }
 
     /// Makes `clf` suggest through this state from its next call (embedding any category name
@@ -436,14 +521,14 @@ impl Shop {
         let n = self.examples.len();
         let titles: Vec<String> = self.examples.iter().map(|e| e.title.clone()).collect();
         let ex_labels: Vec<usize> = self.examples.iter().map(|e| labels.find(&e.path).expect("every example path is a label")).collect();
+        self.refit_vectorizer();
         self.svm = if n == 0 {
             Vec::new()
         } else {
             let all: Vec<usize> = (0..n).collect();
-            svm_dual(&tfidf_rows(&titles), &ex_labels, &all)
-                .into_iter()
-                .map(|(l, i, c)| (labels.label_string(l as usize), self.examples[i as usize].id, c))
-                .collect()
+            let v = self.vectorizer.as_ref().expect("just fitted");
+            let rows: Vec<_> = titles.iter().map(|t| v.transform(t)).collect();
+            svm_dual(&rows, &ex_labels, &all).into_iter().map(|(l, i, c)| (labels.label_string(l as usize), self.examples[i as usize].id, c)).collect()
         };
         self.weights = PRIOR_WEIGHTS.to_vec();
         let a = self.adapter(clf)?;
@@ -535,11 +620,41 @@ impl Shop {
         })
     }
 
-    /// The state as bytes: `SWMEMRY1` then a safetensors file whose metadata holds the model's
-    /// payload sha256 and the JSON of taxonomy, titles, paths and settings.
+    /// The state as bytes: `SWMEMRY2` then a safetensors file whose metadata holds the model's
+    /// identity and the JSON of taxonomy, titles, paths, settings, the vectorizer's n-grams and
+    /// the category name texts; its tensors the example codes, the weights, the SVM, the
+    /// vectorizer's idf and the names' embeddings (f16: they are f16-rounded when embedded, so
+    /// the export is exact). [`Self::import`] gives back this state, scores included.
     pub fn export(&self) -> Result<Vec<u8>> {
         let n = self.examples.len();
+        let feats = self.vectorizer.as_ref().map(|v| v.features()).unwrap_or_default();
+        // The names of the current labels only (a replaced taxonomy's stay behind).
+        // (The model's own labels, without a taxonomy: every name embedded, by text.)
+        let mut name_texts: Vec<&String> = Vec::new();
+        match &self.taxonomy {
+            Some(t) => {
+                let labels = LabelSpace::from_raw_paths(t.iter().chain(&self.added).map(String::as_str))?;
+                let mut seen = HashSet::new();
+                for p in labels.labels() {
+                    for t in [label_text(p), p.last().cloned().unwrap_or_default()] {
+                        if let Some((k, _)) = self.names.get_key_value(&t) {
+                            if seen.insert(k) {
+                                name_texts.push(k);
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                name_texts = self.names.keys().collect();
+                name_texts.sort();
+            }
+        }
         let header = serde_json::json!({
+            "vectorizer": self.vectorizer.is_some(),
+            "vectorizer_docs": self.vectorizer_docs,
+            "grams": feats.iter().map(|f| f.1).collect::<Vec<_>>(),
+            "names": name_texts,
             "taxonomy": self.taxonomy,
             "added": self.added,
             "titles": self.examples.iter().map(|e| &e.title).collect::<Vec<_>>(),
@@ -554,6 +669,9 @@ impl Shop {
         let at: HashMap<u64, u32> = self.examples.iter().enumerate().map(|(i, e)| (e.id, i as u32)).collect();
         let svm_ex: Vec<u8> = self.svm.iter().flat_map(|s| at[&s.1].to_le_bytes()).collect();
         let svm_coef: Vec<u8> = self.svm.iter().flat_map(|s| s.2.to_le_bytes()).collect();
+        let family: Vec<u8> = feats.iter().map(|f| u8::from(f.0 == Family::Char)).collect();
+        let idf: Vec<u8> = feats.iter().flat_map(|f| f.2.to_le_bytes()).collect();
+        let names: Vec<u8> = name_texts.iter().flat_map(|t| self.names[*t].iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes())).collect();
         let bad = |e: safetensors::SafeTensorError| ModelError::Compute(format!("export memory: {e}"));
         let views = vec![
             ("codes", TensorView::new(safetensors::Dtype::U8, vec![n, self.hidden], &codes).map_err(bad)?),
@@ -561,6 +679,9 @@ impl Shop {
             ("weights", TensorView::new(safetensors::Dtype::F32, vec![self.weights.len()], &weights).map_err(bad)?),
             ("svm_example", TensorView::new(safetensors::Dtype::U32, vec![self.svm.len()], &svm_ex).map_err(bad)?),
             ("svm_coef", TensorView::new(safetensors::Dtype::F32, vec![self.svm.len()], &svm_coef).map_err(bad)?),
+            ("vectorizer_family", TensorView::new(safetensors::Dtype::U8, vec![feats.len()], &family).map_err(bad)?),
+            ("vectorizer_idf", TensorView::new(safetensors::Dtype::F32, vec![feats.len()], &idf).map_err(bad)?),
+            ("names", TensorView::new(safetensors::Dtype::F16, vec![name_texts.len(), self.hidden], &names).map_err(bad)?),
         ];
         let meta = HashMap::from([("model".to_string(), self.model.clone()), ("shop".to_string(), header.to_string())]);
         let mut out = MEMORY_MAGIC.to_vec();
@@ -570,10 +691,15 @@ impl Shop {
 
     /// A state exported by [`Self::export`], for `clf`'s model: `MEMORY_MODEL_MISMATCH` when it
     /// was exported from another model, `MEMORY_CORRUPT` when the bytes are not a whole, valid
-    /// export. The state is then applied as it was (no refit); names not embedded yet are embedded.
+    /// export. The state is then applied as it was (no refit). A version 1 export (`SWMEMRY1`:
+    /// no vectorizer, no names) gets the vectorizer fitted on its titles and its names embedded.
     pub fn import(clf: &Classifier, bytes: &[u8]) -> Result<Self> {
         let corrupt = |why: String| ModelError::BadMemory(why);
-        let body = bytes.strip_prefix(MEMORY_MAGIC.as_slice()).ok_or_else(|| corrupt("not an exported shelfwise memory (bad magic bytes)".into()))?;
+        let (v2, body) = match (bytes.strip_prefix(MEMORY_MAGIC.as_slice()), bytes.strip_prefix(MEMORY_MAGIC_V1.as_slice())) {
+            (Some(b), _) => (true, b),
+            (None, Some(b)) => (false, b),
+            _ => return Err(corrupt("not an exported shelfwise memory (bad magic bytes)".into())),
+        };
         let (_, meta) = safetensors::SafeTensors::read_metadata(body).map_err(|e| corrupt(e.to_string()))?;
         let st = safetensors::SafeTensors::deserialize(body).map_err(|e| corrupt(e.to_string()))?;
         let meta = meta.metadata().clone().unwrap_or_default();
@@ -591,6 +717,14 @@ impl Shop {
             svm_labels: Vec<String>,
             max_examples: usize,
             method: String,
+            #[serde(default)]
+            vectorizer: bool,
+            #[serde(default)]
+            vectorizer_docs: usize,
+            #[serde(default)]
+            grams: Vec<String>,
+            #[serde(default)]
+            names: Vec<String>,
         }
         let h: Header = serde_json::from_str(meta.get("shop").ok_or_else(|| corrupt("no shop in the metadata".into()))?).map_err(|e| corrupt(e.to_string()))?;
         let hidden = clf.manifest().encoder.hidden;
@@ -650,6 +784,27 @@ impl Shop {
             .zip(svm_coef)
             .map(|((l, i), c)| (l, shop.examples[i as usize].id, c))
             .collect();
+        if v2 {
+            let f = h.grams.len();
+            let family = get("vectorizer_family", safetensors::Dtype::U8, &[f])?;
+            let idf = f32s(get("vectorizer_idf", safetensors::Dtype::F32, &[f])?);
+            if h.vectorizer {
+                let feats = family.iter().zip(h.grams).zip(idf).map(|((&c, g), w)| (if c == 1 { Family::Char } else { Family::Word }, g, w)).collect();
+                let v = TfidfVectorizer::from_features(feats).ok_or_else(|| corrupt("the vectorizer repeats an n-gram or has a bad idf".into()))?;
+                shop.vectorizer = Some(Arc::new(v));
+                shop.vectorizer_docs = h.vectorizer_docs;
+            }
+            let k = h.names.len();
+            let names = get("names", safetensors::Dtype::F16, &[k, hidden])?;
+            let rows: Vec<f32> = names.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect();
+            if rows.iter().any(|x| !x.is_finite()) {
+                return Err(corrupt("a category name's embedding is not finite".into()));
+            }
+            shop.names = h.names.into_iter().zip(rows.chunks(hidden).map(<[f32]>::to_vec)).collect();
+        }
+        if shop.vectorizer.is_none() && n > 0 {
+            shop.refit_vectorizer();
+        }
         shop.weights = weights;
         shop.max_examples = h.max_examples;
         shop.method = if h.method == "leave-one-out" { h.method } else { "prior".into() };

@@ -280,3 +280,105 @@ fn a_correction_changes_the_next_suggestion_for_the_title_and_then_its_neighbour
     assert_eq!(top(&clf, near).0, "Mobiles > Smartphones");
     assert_eq!(top(&clf, "casio analog watch for women").0, "Watches > Wrist Watches");
 }
+
+fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!((x - y).abs() <= tol, "{what}: {x} vs {y}\n{a:?}\nvs\n{b:?}");
+    }
+}
+
+fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn corrections_applied_in_place_score_as_a_rebuild_and_as_their_export_reloaded() {
+    let mut clf = tiny();
+    let mut shop = Shop::new(&clf);
+    shop.set_taxonomy(&clf, &paths(&TAX), &Silent).unwrap();
+    shop.add_examples(&clf, examples(), &Silent).unwrap();
+    shop.apply(&mut clf).unwrap();
+    // New titles of known categories (appended in place), then a remembered title corrected, a
+    // new category and a blank title (rebuilt): each step scores as the state rebuilt from scratch.
+    let steps = [
+        ("pixel 8 case clear", "Phones > Cases"),
+        ("hose reel 30 m", "Garden > Hoses"),
+        ("galaxy s24 ultra", "Phones > Cases"),
+        ("tulip bulbs", "Garden > Bulbs"),
+        ("   ", "Phones > Cases"),
+        ("moto g power", "Phones > Smartphones"),
+    ];
+    for (title, path) in steps {
+        shop.learn_live(&mut clf, title, path).unwrap();
+        let mut rebuilt = tiny();
+        shop.apply(&mut rebuilt).unwrap();
+        assert_eq!(label_strings(&clf), label_strings(&rebuilt), "after {title:?}");
+        assert_eq!(clf.adapter().unwrap().memory().titles, rebuilt.adapter().unwrap().memory().titles);
+        // Not bit for bit: a label's TF-IDF norm sums a hash map's values, in its own order.
+        assert_close(&clf.logits(&TITLES).unwrap(), &rebuilt.logits(&TITLES).unwrap(), 1e-5, title);
+    }
+    // The correction decides its own title's suggestion from the next call.
+    let top = |c: &Classifier, t: &str| c.labels().label_string(c.suggest(t, 1, 0.0).unwrap().suggestions[0].id);
+    assert_eq!(top(&clf, "Moto G Power"), "Phones > Smartphones");
+    assert_eq!(top(&clf, "galaxy s24 ultra"), "Phones > Cases");
+
+    // Exported and imported: the same state, the same scores (the frozen vectorizer and the
+    // category names travel with it; nothing is refitted or embedded again).
+    let bytes = shop.export().unwrap();
+    assert_eq!(&bytes[..8], b"SWMEMRY2");
+    let live = clf.logits(&TITLES).unwrap();
+    let mut fresh = tiny();
+    Shop::import(&fresh, &bytes).unwrap().apply(&mut fresh).unwrap();
+    assert_close(&fresh.logits(&TITLES).unwrap(), &live, 1e-5, "export → import");
+
+    // A version 1 memory (the same bytes under the old magic: it reads neither the vectorizer nor
+    // the names) still imports, with the vectorizer fitted on the memory's titles: that moves the
+    // TF-IDF scores, which shows the stored one above is the one used.
+    let mut v1 = bytes.clone();
+    v1[..8].copy_from_slice(b"SWMEMRY1");
+    let mut old = tiny();
+    Shop::import(&old, &v1).unwrap().apply(&mut old).unwrap();
+    assert_eq!(label_strings(&old), label_strings(&clf));
+    assert!(max_diff(&old.logits(&TITLES).unwrap(), &live) > 1e-3, "a refitted vectorizer scores differently");
+}
+
+#[test]
+fn an_imported_memory_uses_the_category_name_embeddings_it_stores() {
+    let mut clf = tiny();
+    let mut shop = Shop::new(&clf);
+    shop.set_taxonomy(&clf, &paths(&TAX), &Silent).unwrap();
+    shop.apply(&mut clf).unwrap();
+    let bytes = shop.export().unwrap();
+    // The same export with every stored name embedding zeroed: names score 0 for every label, so
+    // with no examples and no head label in common the suggestions are flat.
+    let st = safetensors::SafeTensors::deserialize(&bytes[8..]).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes[8..]).unwrap();
+    let zeros = vec![0u8; st.tensor("names").unwrap().data().len()];
+    assert!(!zeros.is_empty(), "the names are stored");
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            let data = if name == "names" { zeros.as_slice() } else { t.data() };
+            (name, safetensors::tensor::TensorView::new(t.dtype(), t.shape().to_vec(), data).unwrap())
+        })
+        .collect();
+    let mut tampered = b"SWMEMRY2".to_vec();
+    tampered.extend(safetensors::serialize(views, meta.metadata().clone()).unwrap());
+    let mut back = tiny();
+    Shop::import(&back, &bytes).unwrap().apply(&mut back).unwrap();
+    assert_close(&back.logits(&TITLES).unwrap(), &clf.logits(&TITLES).unwrap(), 1e-6, "names as stored");
+    let mut zeroed = tiny();
+    Shop::import(&zeroed, &tampered).unwrap().apply(&mut zeroed).unwrap();
+    assert!(max_diff(&zeroed.logits(&TITLES).unwrap(), &clf.logits(&TITLES).unwrap()) > 1e-3, "the stored names are read, not embedded again");
+}
+
+#[test]
+fn a_taxonomy_file_reads_as_the_cli_reads_it_for_the_browser() {
+    let text = "# Shopify\ngid://shopify/TaxonomyCategory/hg : Home & Garden\ngid://shopify/TaxonomyCategory/hg-1 : Home & Garden >  Kettles\n\n12 - Electronics > Phones\nPlain > Path\n";
+    assert_eq!(shelfwise_model::shop::read_taxonomy(text).unwrap(), ["Home & Garden", "Home & Garden > Kettles", "Electronics > Phones", "Plain > Path"]);
+    let e = shelfwise_model::shop::read_taxonomy("A > B\nA >  > C\n").unwrap_err();
+    assert_eq!(e.code(), "LABELS");
+    assert!(e.to_string().contains("line 2"), "{e}");
+}

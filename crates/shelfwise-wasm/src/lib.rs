@@ -84,6 +84,14 @@ mod bindings {
         shelfwise_model::backend::Fallback::from_failure(code.as_deref(), "").code.to_string()
     }
 
+    /// The category paths of a taxonomy file (one path per line, Google's `taxonomy-with-ids`,
+    /// Shopify's `categories.txt`), parsed as `shelfwise adapt --taxonomy` parses it: `"A > B"`
+    /// each, in file order, once. Throws `Error{code}` (`LABELS`, naming the line).
+    #[wasm_bindgen(js_name = readTaxonomy)]
+    pub fn read_taxonomy(text: &str) -> Result<Vec<String>, JsValue> {
+        shelfwise_model::shop::read_taxonomy(text).map_err(model_error)
+    }
+
     /// Runs the model-load and inference code on small inputs, in many short calls, so that the
     /// engine optimises it before a real load (`shelfwise_model::warm`); with `checksum`, the
     /// model-file checksum code too, for a page without native SHA-256 where the wasm hashes the
@@ -273,7 +281,13 @@ mod bindings {
 
         /// One seller correction (takes effect from the next call). Throws `Error{code}`.
         pub fn learn(&mut self, title: &str, path: &str) -> Result<(), JsValue> {
-            self.edit(|s, c| s.learn(c, title, path))
+            // In place, not through `edit`: learn_live appends to the live scores when it can
+            // (no clone of the memory, no rebuild) and changes nothing on an error.
+            if self.shop.is_none() {
+                self.shop = Some(Shop::new(&self.inner));
+            }
+            let shop = self.shop.as_mut().expect("set above");
+            shop.learn_live(&mut self.inner, title, path).map_err(model_error)
         }
 
         /// Forgets the examples of a title; how many.
