@@ -37,6 +37,14 @@ fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: us
         let mut s = [[_mm256_setzero_si256(); R]; W];
         for q in (0..GROUP).step_by(16) {
             let mut wv = [_mm256_setzero_si256(); W];
+            // The first tile of these weight rows reads them from memory (one title streams
+            // every matrix once): it also asks for the next rows' bytes (rows are contiguous), so
+            // they arrive while these are summed. Only a hint: past the matrix it fetches nothing.
+            if i == 0 {
+                for row in &w {
+                    _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(o + q + W * kg));
+                }
+            }
             for c in 0..W {
                 // SAFETY: o + q + 16 ≤ len (asserted above); unaligned load.
                 wv[c] = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(w[c].as_ptr().add(o + q) as *const __m128i) });
