@@ -281,7 +281,7 @@ impl QMatrix {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         let offsets = if narrow { Vec::new() } else { imp::offsets(&codes) };
         #[cfg(target_arch = "x86_64")]
-        let vnni_sums = if vnni::detect().is_some() { vnni::block_sums(&codes) } else { Vec::new() };
+        let vnni_sums = if vnni::detect().is_some() || (nibble && vnni::bytes_forms()) { vnni::block_sums(&codes) } else { Vec::new() };
         #[cfg(target_arch = "x86_64")]
         let vnni_quads = vnni::Quads::of(&codes, &scales, &vnni_sums, n, grouped(k));
         Self {
@@ -378,8 +378,12 @@ impl QMatrix {
             }
         }
         let scales = parts.iter().map(|p| p.scales.as_slice()).collect::<Vec<_>>().concat();
+        // Every part's block sums, or none (AVX2 without VNNI makes them for 4-bit parts only).
         #[cfg(target_arch = "x86_64")]
-        let vnni_sums = parts.iter().map(|p| p.vnni_sums.as_slice()).collect::<Vec<_>>().concat();
+        let vnni_sums = match parts.iter().all(|p| !p.vnni_sums.is_empty()) {
+            true => parts.iter().map(|p| p.vnni_sums.as_slice()).collect::<Vec<_>>().concat(),
+            false => Vec::new(),
+        };
         Ok(Self {
             n,
             k,
@@ -509,7 +513,7 @@ impl QRows {
             self.offsets.resize(if bits == ActBits::Eight { m * kg / BLOCK } else { 0 }, 0);
         }
         #[cfg(target_arch = "x86_64")]
-        let vnni = vnni::detect().is_some();
+        let vnni = vnni::bytes_forms();
         #[cfg(target_arch = "x86_64")]
         self.digits.resize(if vnni { m * kg } else { 0 }, 0);
         for (r, row) in x.chunks_exact(k.max(1)).take(m).enumerate() {
@@ -782,7 +786,7 @@ impl QMatrix {
     }
 
     /// Whether the codes are in -8..=7 (stored plus [`NIBBLE_OFFSET`], with relaxed SIMD).
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    #[cfg(any(all(target_arch = "wasm32", target_feature = "relaxed-simd"), target_arch = "x86_64"))]
     pub(crate) fn is_nibble(&self) -> bool {
         self.narrow && self.nibble
     }

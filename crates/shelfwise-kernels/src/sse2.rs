@@ -152,7 +152,12 @@ pub fn matmul_t_on(path: &str, x: &QRows, w: &QMatrix, out: &mut [f32]) -> bool 
         "x86-64-avx512-vnni" if vnni == Some(Vnni::Avx512) => unsafe { crate::vnni::matmul_t(Vnni::Avx512, x, w, out) },
         "x86-64-avx-vnni" if vnni.is_some() && std::is_x86_feature_detected!("avxvnni") => unsafe { crate::vnni::matmul_t(Vnni::Avx, x, w, out) },
         // SAFETY: this CPU has AVX2, checked in the same arm.
-        "x86-64-avx2" if std::is_x86_feature_detected!("avx2") => unsafe { crate::avx2::matmul_t(x, w, out) },
+        // 4-bit matrices on the byte form (`vpmaddubsw`), others on 16-bit codes (`vpmaddwd`).
+        "x86-64-avx2" if std::is_x86_feature_detected!("avx2") => {
+            if !crate::vnni::matmul_t_bytes(x, w, out) {
+                unsafe { crate::avx2::matmul_t(x, w, out) }
+            }
+        }
         "x86-64-sse2" => matmul_t_baseline(x, w, out),
         _ => return false,
     }

@@ -16,7 +16,9 @@
 //! in that order when they are quantized. Lane `l` of a 16-byte lane then sums block `l % 4` of
 //! the group; folding the lanes gives the SSE2 path's four block sums, and the f32 steps after
 //! them are SSE2's, so every x86-64 path returns the same bits. AVX-512 VNNI runs on [`Quads`]
-//! (four weight rows a register, nothing to fold); AVX-VNNI on the stored rows ([`tile`]).
+//! (four weight rows a register, nothing to fold); AVX-VNNI on the stored rows ([`tile`]); AVX2
+//! without VNNI reads the same digits and block sums for 4-bit matrices ([`YmmBytes`]), which is
+//! why they are made wherever the CPU has AVX2 ([`bytes_forms`]).
 
 use core::arch::x86_64::*;
 
@@ -286,6 +288,19 @@ trait Width {
     unsafe fn dot(acc: Self::V, u: Self::V, s: Self::V) -> Self::V;
     /// The sum of the 16-byte lanes: four block sums.
     unsafe fn fold(v: Self::V) -> __m128i;
+    /// Group `g`'s integer sums of a tile (see [`Rows::sums`], which this is unless a width
+    /// sums otherwise).
+    ///
+    /// # Safety
+    /// As [`Rows::sums`].
+    #[inline(always)]
+    unsafe fn group_sums<const W: usize, const R: usize>(rows: &Rows<W, R>, g: usize, perm: Self::V) -> [[Self::V; R]; W]
+    where
+        Self: Sized,
+    {
+        // SAFETY: the caller's contract.
+        unsafe { rows.sums::<Self>(g, perm) }
+    }
 }
 
 struct Ymm;
@@ -319,6 +334,79 @@ impl Width for Ymm {
     }
 }
 
+/// AVX2 without VNNI, on matrices whose codes are all in -8..=7 (4-bit files): `vpmaddubsw`
+/// multiplies the same unsigned digits by the same reordered signed codes in pairs, into i16
+/// lanes (|pair| ≤ 2 · 255 · 8 = 4080, so it never saturates), and a group's four 32-byte steps
+/// add up in i16 (≤ 16,320) before one `vpmaddwd` by ones widens each lane pair: the i32 lane
+/// then holds the same four byte products as `vpdpbusd`'s, so the same block sums and bits, at
+/// two instructions a 32 bytes instead of the 16-bit path's four.
+struct YmmBytes;
+
+impl Width for YmmBytes {
+    type V = __m256i;
+    const BYTES: usize = 32;
+    #[inline(always)]
+    unsafe fn perm() -> __m256i {
+        unsafe { Ymm::perm() }
+    }
+    #[inline(always)]
+    unsafe fn start(start: __m128i) -> __m256i {
+        unsafe { Ymm::start(start) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> __m256i {
+        unsafe { Ymm::load(p) }
+    }
+    #[inline(always)]
+    unsafe fn shuffle(v: __m256i, perm: __m256i) -> __m256i {
+        unsafe { Ymm::shuffle(v, perm) }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)))
+    }
+    #[inline(always)]
+    unsafe fn fold(v: __m256i) -> __m128i {
+        unsafe { Ymm::fold(v) }
+    }
+    #[inline(always)]
+    unsafe fn group_sums<const W: usize, const R: usize>(t: &Rows<W, R>, g: usize, perm: __m256i) -> [[__m256i; R]; W] {
+        let (o, b) = (g * GROUP, g * GROUP_BLOCKS);
+        // SAFETY: as `Rows::sums` (the same reads).
+        unsafe {
+            let mut h = [[_mm256_setzero_si256(); R]; W];
+            for q in (0..GROUP).step_by(32) {
+                // One title streams every matrix once: the first tile asks for the next rows'
+                // bytes (rows are contiguous) while it sums these, as the AVX2 and quad tiles do.
+                if t.first {
+                    for w in &t.w {
+                        _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(o + q + W * t.groups * GROUP));
+                    }
+                }
+                let mut wv = [perm; W];
+                for (v, w) in wv.iter_mut().zip(&t.w) {
+                    *v = _mm256_shuffle_epi8(_mm256_loadu_si256(w.add(o + q) as *const __m256i), perm);
+                }
+                for (r, d) in t.d.iter().enumerate() {
+                    let dv = _mm256_loadu_si256(d.add(o + q) as *const __m256i);
+                    for (hc, &wv) in h.iter_mut().zip(&wv) {
+                        hc[r] = _mm256_add_epi16(hc[r], _mm256_maddubs_epi16(dv, wv));
+                    }
+                }
+            }
+            let ones = _mm256_set1_epi16(1);
+            let mut s = [[perm; R]; W];
+            for ((sc, hc), wsum) in s.iter_mut().zip(&h).zip(&t.wsum) {
+                let start = Ymm::start(_mm_loadu_si128(wsum.add(b) as *const __m128i));
+                for (s, &h) in sc.iter_mut().zip(hc) {
+                    *s = _mm256_add_epi32(start, _mm256_madd_epi16(h, ones));
+                }
+            }
+            s
+        }
+    }
+}
+
 /// A tile's rows, by pointer (as in the wasm tiles): activation digits and scales of rows
 /// `i..i + R`, weight codes, scales and block sums of rows `j..j + W`.
 struct Rows<const W: usize, const R: usize> {
@@ -328,6 +416,8 @@ struct Rows<const W: usize, const R: usize> {
     ws: [*const f32; W],
     wsum: [*const i32; W],
     groups: usize,
+    /// The first tile of these weight rows: the one that reads them from memory.
+    first: bool,
 }
 
 impl<const W: usize, const R: usize> Rows<W, R> {
@@ -351,7 +441,7 @@ impl<const W: usize, const R: usize> Rows<W, R> {
             ws[c] = wsc.as_ptr().wrapping_add((j + c) * nbg);
             wsum[c] = wo.as_ptr().wrapping_add((j + c) * nbg);
         }
-        Self { d, asc, w, ws, wsum, groups: kg / GROUP }
+        Self { d, asc, w, ws, wsum, groups: kg / GROUP, first: i == 0 }
     }
 
     /// Group `g`'s integer sums, `[W][R]`, each in 16-byte lanes of four block sums to fold
@@ -370,6 +460,12 @@ impl<const W: usize, const R: usize> Rows<W, R> {
                 *sc = [L::start(_mm_loadu_si128(wsum.add(b) as *const __m128i)); R];
             }
             for q in (0..GROUP).step_by(L::BYTES) {
+                // As in YmmBytes: the first tile prefetches the next rows (only a hint).
+                if self.first {
+                    for w in &self.w {
+                        _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(o + q + W * self.groups * GROUP));
+                    }
+                }
                 let mut wv = [perm; W];
                 for (v, w) in wv.iter_mut().zip(&self.w) {
                     *v = L::shuffle(L::load(w.add(o + q) as *const u8), perm);
@@ -407,7 +503,7 @@ unsafe fn tile<L: Width, const W: usize, const R: usize>(x: &QRows, wm: &QMatrix
         let perm = L::perm();
         let mut acc = [[_mm_setzero_ps(); R]; W];
         for g in 0..t.groups {
-            let s = t.sums::<L>(g, perm);
+            let s = L::group_sums(&t, g, perm);
             let b = g * GROUP_BLOCKS;
             for c in 0..W {
                 let wb = _mm_loadu_ps(t.ws[c].add(b));
@@ -440,6 +536,36 @@ mod avx {
     }
 
     tiled_matmul_t!(#[target_feature(enable = "avx2,avxvnni")]);
+}
+
+mod bytes {
+    use super::{QMatrix, QRows, YmmBytes};
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn tile<const W: usize, const R: usize>(x: &QRows, wm: &QMatrix, i: usize, j: usize) -> [[f32; R]; W] {
+        // SAFETY: this function's target features are YmmBytes's instructions.
+        unsafe { super::tile::<YmmBytes, W, R>(x, wm, i, j) }
+    }
+
+    tiled_matmul_t!(#[target_feature(enable = "avx2")]);
+}
+
+/// [`YmmBytes`]'s `matmul_t`, where it applies: `w`'s codes all in -8..=7 and both sides carrying
+/// their byte forms (digits and block sums, made wherever the CPU has AVX2). Whether it ran.
+pub fn matmul_t_bytes(x: &QRows, w: &QMatrix, out: &mut [f32]) -> bool {
+    let ready = bytes_forms() && w.is_nibble() && !x.vnni_parts().0.is_empty() && !w.vnni_parts().2.is_empty();
+    if ready {
+        // SAFETY: AVX2 checked by bytes_forms; the tiles assert the parts' lengths.
+        unsafe { bytes::matmul_t(x, w, out) };
+    }
+    ready
+}
+
+/// Whether activations and weights carry the byte forms (digits, block sums): where some byte
+/// path can read them, VNNI or AVX2's [`YmmBytes`].
+pub fn bytes_forms() -> bool {
+    detect().is_some() || is_x86_feature_detected!("avx2")
 }
 
 /// `matmul_t` on `form`.
