@@ -172,6 +172,59 @@ pub struct HeldTexts<'a> {
 /// Folds of the cross-fitted choice between the gate and the length buckets.
 const STACK_FOLDS: usize = 5;
 
+/// The stack [`choose_stack`] keeps, and the cross-fitted counts it chose by: texts right
+/// `[whole titles, all texts]` with the gate and with the buckets.
+#[derive(Debug)]
+pub struct StackChoice {
+    pub buckets: Vec<StackBucket>,
+    pub gate: Option<StackGate>,
+    pub right_gate: [usize; 2],
+    pub right_buckets: [usize; 2],
+}
+
+/// The length buckets fitted on all texts, and the gate fitted on all texts when, cross-fitted
+/// (`folds` folds by title: a title's prefixes, which follow it, share its fold; each fold scored
+/// by both fitted on the others), it is right on at least as many whole titles and at least as
+/// many texts as the buckets. `head`: logits, `lexical`: SVM scores, `whole`: which texts are
+/// whole titles, `gold`: labels (`None` counts wrong).
+pub fn choose_stack(head: &[Vec<f32>], lexical: &[Vec<f32>], titles: &[&str], gold: &[Option<usize>], whole: &[bool], folds: usize) -> StackChoice {
+    let words: Vec<usize> = titles.iter().map(|t| word_count(t)).collect();
+    let title_of: Vec<usize> = whole
+        .iter()
+        .scan(0usize, |n, &w| {
+            *n += usize::from(w);
+            Some(n.saturating_sub(1))
+        })
+        .collect();
+    fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+        idx.iter().map(|&i| v[i].clone()).collect()
+    }
+    let folds = folds.max(2);
+    let (mut right_b, mut right_g) = ([0usize; 2], [0usize; 2]);
+    for f in 0..folds {
+        let (fit_idx, test_idx): (Vec<usize>, Vec<usize>) = (0..titles.len()).partition(|&i| title_of[i] % folds != f);
+        let (h, s, w, t, g) = (pick(head, &fit_idx), pick(lexical, &fit_idx), pick(&words, &fit_idx), pick(titles, &fit_idx), pick(gold, &fit_idx));
+        let buckets = fit_stack(&h, &s, &w, &g, &STACK_BOUNDS);
+        let gate = fit_gate(&h, &s, &t, &g);
+        for &i in &test_idx {
+            let Some(y) = gold[i] else { continue };
+            let right = |z: Vec<f32>| usize::from(top_k(&z, 1)[0] == y);
+            let b = right(stacked(&head[i], &lexical[i], titles[i], &buckets, None));
+            let gg = gate.as_ref().map_or(b, |gate| right(stacked(&head[i], &lexical[i], titles[i], &buckets, Some(gate))));
+            for (k, on) in [whole[i], true].into_iter().enumerate() {
+                if on {
+                    right_b[k] += b;
+                    right_g[k] += gg;
+                }
+            }
+        }
+    }
+    let buckets = fit_stack(head, lexical, &words, gold, &STACK_BOUNDS);
+    let wins = right_g[0] >= right_b[0] && right_g[1] >= right_b[1];
+    let gate = if wins { fit_gate(head, lexical, titles, gold) } else { None };
+    StackChoice { buckets, gate, right_gate: right_g, right_buckets: right_b }
+}
+
 /// The stack fitted on `held`'s texts: the length buckets, and the gate where it wins.
 pub struct StackFit {
     pub buckets: Vec<StackBucket>,
@@ -192,42 +245,8 @@ pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, progress: &dyn 
     if let Some(dir) = std::env::var_os("SHELFWISE_DUMP_STACK") {
         dump_scores(std::path::Path::new(&dir), "heldout", held.texts, held.gold, held.whole, head, &scores);
     }
-    let words: Vec<usize> = held.texts.iter().map(|t| word_count(t)).collect();
     let titles: Vec<&str> = held.texts.iter().map(String::as_str).collect();
-    // A title's prefixes follow it: they share its fold.
-    let title_of: Vec<usize> = held
-        .whole
-        .iter()
-        .scan(0usize, |n, &w| {
-            *n += usize::from(w);
-            Some(n.saturating_sub(1))
-        })
-        .collect();
-    fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
-        idx.iter().map(|&i| v[i].clone()).collect()
-    }
-    let (mut right_b, mut right_g) = ([0usize; 2], [0usize; 2]);
-    for f in 0..STACK_FOLDS {
-        let (fit_idx, test_idx): (Vec<usize>, Vec<usize>) = (0..titles.len()).partition(|&i| title_of[i] % STACK_FOLDS != f);
-        let (h, s, w, t, g) = (pick(head, &fit_idx), pick(&scores, &fit_idx), pick(&words, &fit_idx), pick(&titles, &fit_idx), pick(held.gold, &fit_idx));
-        let buckets = fit_stack(&h, &s, &w, &g, &STACK_BOUNDS);
-        let gate = fit_gate(&h, &s, &t, &g);
-        for &i in &test_idx {
-            let Some(y) = held.gold[i] else { continue };
-            let right = |z: Vec<f32>| usize::from(top_k(&z, 1)[0] == y);
-            let b = right(stacked(&head[i], &scores[i], titles[i], &buckets, None));
-            let gg = gate.as_ref().map_or(b, |gate| right(stacked(&head[i], &scores[i], titles[i], &buckets, Some(gate))));
-            for (k, on) in [held.whole[i], true].into_iter().enumerate() {
-                if on {
-                    right_b[k] += b;
-                    right_g[k] += gg;
-                }
-            }
-        }
-    }
-    let buckets = fit_stack(head, &scores, &words, held.gold, &STACK_BOUNDS);
-    let wins = right_g[0] >= right_b[0] && right_g[1] >= right_b[1];
-    let gate = if wins { fit_gate(head, &scores, &titles, held.gold) } else { None };
+    let StackChoice { buckets, gate, right_gate: right_g, right_buckets: right_b } = choose_stack(head, &scores, &titles, held.gold, held.whole, STACK_FOLDS);
     let logits = (0..head.len()).map(|i| stacked(&head[i], &scores[i], titles[i], &buckets, gate.as_ref())).collect();
     let text: Vec<String> = buckets
         .iter()
@@ -384,6 +403,35 @@ pub fn add_to_model(
 mod tests {
     use super::*;
     use crate::progress::Silent;
+
+    #[test]
+    fn the_gate_is_chosen_where_it_wins_cross_fitted_and_not_without_labels() {
+        // Three-word titles, four classes. Agreeing parts are right; when they disagree the SVM
+        // (margin 1) is right against a head of margin 4 and wrong against one of margin 2: no
+        // (a, b) pair gets both (b > 4a and b < 2a), a weight falling with the head's margin does.
+        let one_hot = |c: usize, v: f32| (0..4).map(|k| if k == c { v } else { 0.0 }).collect::<Vec<f32>>();
+        let (mut head, mut lex, mut gold) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..240 {
+            let (y, other) = (i % 4, (i % 4 + 1 + i / 4 % 3) % 4);
+            let (h, s) = match i % 3 {
+                0 => (one_hot(y, 3.0), one_hot(y, 1.0)),
+                1 => (one_hot(other, 4.0), one_hot(y, 1.0)),
+                _ => (one_hot(y, 2.0), one_hot(other, 1.0)),
+            };
+            head.push(h);
+            lex.push(s);
+            gold.push(Some(y));
+        }
+        let titles = vec!["a b c"; 240];
+        let c = choose_stack(&head, &lex, &titles, &gold, &[true; 240], 5);
+        assert!(c.gate.is_some(), "{c:?}");
+        assert_eq!(c.right_gate, [240, 240], "{c:?}");
+        assert!(c.right_buckets[0] <= 160 && c.right_buckets[1] == c.right_buckets[0], "{c:?}");
+        assert_eq!(c.buckets.len(), STACK_BOUNDS.len());
+        // Nothing labelled: no gate, the buckets stay, and nothing was counted right.
+        let c = choose_stack(&head, &lex, &titles, &[None; 240], &[true; 240], 5);
+        assert!(c.gate.is_none() && c.right_gate == [0, 0] && c.right_buckets == [0, 0], "{c:?}");
+    }
 
     fn shop(n: usize) -> Vec<Example> {
         let kinds = [("kettle", "Home > Kettles"), ("running shoe", "Shoes > Running"), ("phone case", "Mobiles > Cases"), ("saree", "Women > Sarees")];
