@@ -447,7 +447,10 @@ fn add_lexical_gives_a_quantized_model_a_lexical_part_once() {
     assert!(file.manifest.quantization.is_some(), "still the quantized model");
     assert_eq!(file.manifest.training["lexical"]["added_by"], "shelfwise add-lexical");
     let bytes = std::fs::read(&lex).unwrap();
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    // The gate replaces the buckets only where it won the cross-fitted comparison (format 3).
+    let used = if l.gate.is_some() { "gate" } else { "buckets" };
+    assert_eq!(file.manifest.training["lexical"]["stack"]["choice"]["used"], used);
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), if l.gate.is_some() { 3 } else { 2 });
     // It classifies; a second lexical part is refused.
     let v: serde_json::Value = serde_json::from_str(&ok(&["classify", "--model", s(&lex), "--json", "-k", "1", "Orbit 1.5 litre electric kettle"])).unwrap();
     assert_eq!(v[0]["decision"]["suggestions"][0]["path"][2]["name"], "Kettles");

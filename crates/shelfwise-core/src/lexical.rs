@@ -7,8 +7,12 @@
 //! feature (per feature: how many, which classes, which codes). A title's scores are then the
 //! baseline's decision values up to the pruning and the rounding.
 //!
-//! The stack: per title-length bucket (in words), `logits = a · log_softmax(head) + b · svm`,
-//! `(a, b)` fitted on held-out titles and prefixes by log-loss ([`fit_stack`]).
+//! The stack: `logits = a · log_softmax(head) + b · svm`, fitted on held-out titles and prefixes
+//! by log-loss. Either `(a, b)` per title-length bucket in words ([`fit_stack`]), or, where the
+//! model has one, a gate ([`StackGate`], [`fit_gate`]): `(a, b)` linear in a few features of the
+//! text and of both parts' scores (length, each part's confidence and margin, whether they agree),
+//! so that a short whole title and the prefix of a long one, alike in length, can still be told
+//! apart by how sure each part is.
 
 use serde::{Deserialize, Serialize};
 
@@ -261,12 +265,270 @@ fn log_softmax(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| v - lse).collect()
 }
 
-/// The stacked logits of one title of `words` words.
-pub fn stacked(head: &[f32], lexical: &[f32], words: usize, buckets: &[StackBucket]) -> Vec<f32> {
-    let Some(b) = buckets.iter().find(|b| words <= b.up_to_words as usize).or(buckets.last()) else {
-        return head.to_vec();
+/// The stacked logits of one title: the gate's weights where there is a gate, else its length
+/// bucket's.
+pub fn stacked(head: &[f32], lexical: &[f32], title: &str, buckets: &[StackBucket], gate: Option<&StackGate>) -> Vec<f32> {
+    let h = log_softmax(head);
+    let (a, b) = match gate {
+        Some(g) => g.weights(&gate_features(title, &h, lexical)),
+        None => {
+            let words = word_count(title);
+            let Some(b) = buckets.iter().find(|b| words <= b.up_to_words as usize).or(buckets.last()) else {
+                return head.to_vec();
+            };
+            (b.head, b.lexical)
+        }
     };
-    log_softmax(head).iter().zip(lexical).map(|(h, l)| b.head * h + b.lexical * l).collect()
+    h.iter().zip(lexical).map(|(h, l)| a * h + b * l).collect()
+}
+
+/// How many features the gate reads ([`gate_features`]).
+pub const GATE_FEATURES: usize = 7;
+
+/// The gate's features of one text: ln(1 + words), ln(1 + characters), the head's top
+/// log-probability and its margin over the second, the SVM's top score and its margin, and 1 when
+/// both parts' top class is the same (else 0). `head_log_probs` is `log_softmax` of the head.
+pub fn gate_features(title: &str, head_log_probs: &[f32], lexical: &[f32]) -> [f32; GATE_FEATURES] {
+    let (hk, h1, h2) = top2(head_log_probs);
+    let (sk, s1, s2) = top2(lexical);
+    [
+        (1.0 + word_count(title) as f32).ln(),
+        (1.0 + title.chars().count() as f32).ln(),
+        h1,
+        h1 - h2,
+        s1,
+        s1 - s2,
+        f32::from(u8::from(hk == sk && !lexical.is_empty())),
+    ]
+}
+
+/// Index of the largest value, it, and the second largest (the largest again for one value; 0s
+/// for none).
+fn top2(x: &[f32]) -> (usize, f32, f32) {
+    let (mut k, mut a, mut b) = (0, f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for (i, &v) in x.iter().enumerate() {
+        if v > a {
+            (k, a, b) = (i, v, a);
+        } else if v > b {
+            b = v;
+        }
+    }
+    match (a.is_finite(), b.is_finite()) {
+        (false, _) => (0, 0.0, 0.0),
+        (true, false) => (k, a, a),
+        _ => (k, a, b),
+    }
+}
+
+/// The stack's gate: `(a, b) = (head · [1, z], lexical · [1, z])` with `z` the standardised
+/// [`gate_features`], `(x - mean) / scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StackGate {
+    pub mean: Vec<f32>,
+    pub scale: Vec<f32>,
+    /// `GATE_FEATURES + 1` weights each, the intercept first.
+    pub head: Vec<f32>,
+    pub lexical: Vec<f32>,
+}
+
+impl StackGate {
+    /// `(a, b)` for one text's features.
+    pub fn weights(&self, x: &[f32; GATE_FEATURES]) -> (f32, f32) {
+        let z = self.standardised(x);
+        let dot = |w: &[f32]| w[0] + w[1..].iter().zip(&z).map(|(w, z)| w * z).sum::<f32>();
+        (dot(&self.head), dot(&self.lexical))
+    }
+
+    fn standardised(&self, x: &[f32; GATE_FEATURES]) -> Vec<f32> {
+        x.iter().zip(&self.mean).zip(&self.scale).map(|((x, m), s)| (x - m) / s).collect()
+    }
+
+    /// Whether the gate is well formed: the lengths above, finite values, positive scales.
+    pub fn is_valid(&self) -> bool {
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        self.mean.len() == GATE_FEATURES
+            && self.scale.len() == GATE_FEATURES
+            && self.head.len() == GATE_FEATURES + 1
+            && self.lexical.len() == GATE_FEATURES + 1
+            && finite(&self.mean)
+            && finite(&self.head)
+            && finite(&self.lexical)
+            && self.scale.iter().all(|s| s.is_finite() && *s > 0.0)
+    }
+}
+
+/// L2 penalty on the gate's feature weights (not the intercepts), on the mean log-loss: enough to
+/// keep 16 weights fitted on a thousand titles from chasing single titles.
+pub const GATE_L2: f64 = 1e-3;
+
+/// The gate fitted on held-out texts (`head` their head logits, `lexical` their SVM scores,
+/// `titles` the texts, `gold` their labels; `None`: unknown to the model, left out) by L2-penalised
+/// log-loss, damped Newton from `a = b = 1`. The loss is convex in the weights: one optimum.
+/// `None` with no labelled text.
+pub fn fit_gate(head: &[Vec<f32>], lexical: &[Vec<f32>], titles: &[&str], gold: &[Option<usize>]) -> Option<StackGate> {
+    const P: usize = GATE_FEATURES + 1;
+    let h: Vec<Vec<f32>> = head.iter().map(|l| log_softmax(l)).collect();
+    let feats: Vec<[f32; GATE_FEATURES]> = (0..h.len()).map(|i| gate_features(titles[i], &h[i], &lexical[i])).collect();
+    let labelled: Vec<usize> = (0..h.len()).filter(|&i| gold[i].is_some()).collect();
+    if labelled.is_empty() {
+        return None;
+    }
+    // Mean and (population) standard deviation over every text, as the gate will see them.
+    let n = feats.len() as f64;
+    let mut mean = [0f64; GATE_FEATURES];
+    let mut var = [0f64; GATE_FEATURES];
+    for f in &feats {
+        for k in 0..GATE_FEATURES {
+            mean[k] += f[k] as f64 / n;
+        }
+    }
+    for f in &feats {
+        for k in 0..GATE_FEATURES {
+            var[k] += (f[k] as f64 - mean[k]).powi(2) / n;
+        }
+    }
+    let mut gate = StackGate {
+        mean: mean.iter().map(|&m| m as f32).collect(),
+        scale: var.iter().map(|&v| (v.sqrt() + 1e-9) as f32).collect(),
+        head: vec![0.0; P],
+        lexical: vec![0.0; P],
+    };
+    let phi: Vec<[f64; P]> = feats
+        .iter()
+        .map(|f| {
+            let z = gate.standardised(f);
+            let mut p = [1.0; P];
+            for k in 0..GATE_FEATURES {
+                p[k + 1] = z[k] as f64;
+            }
+            p
+        })
+        .collect();
+    // Loss, gradient and Hessian in w = [head weights, lexical weights].
+    let eval = |w: &[f64; 2 * P], second: bool| -> (f64, [f64; 2 * P], Vec<f64>) {
+        let (mut loss, mut g, mut hs) = (0.0, [0.0; 2 * P], vec![0.0; 4 * P * P]);
+        for &i in &labelled {
+            let y = gold[i].unwrap_or(0);
+            let p = &phi[i];
+            let a: f64 = (0..P).map(|j| w[j] * p[j]).sum();
+            let b: f64 = (0..P).map(|j| w[P + j] * p[j]).sum();
+            let z: Vec<f64> = h[i].iter().zip(&lexical[i]).map(|(&x, &v)| a * x as f64 + b * v as f64).collect();
+            let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            loss += sum.ln() + max - z[y];
+            let (mut eh, mut es, mut ehh, mut ess, mut ehs) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (k, &ek) in e.iter().enumerate() {
+                let q = ek / sum;
+                let (x, v) = (h[i][k] as f64, lexical[i][k] as f64);
+                eh += q * x;
+                es += q * v;
+                if second {
+                    ehh += q * x * x;
+                    ess += q * v * v;
+                    ehs += q * x * v;
+                }
+            }
+            let (ga, gb) = (eh - h[i][y] as f64, es - lexical[i][y] as f64);
+            for j in 0..P {
+                g[j] += ga * p[j];
+                g[P + j] += gb * p[j];
+            }
+            if second {
+                let c = [[ehh - eh * eh, ehs - eh * es], [ehs - eh * es, ess - es * es]];
+                for (r, cr) in c.iter().enumerate() {
+                    for (t, &crt) in cr.iter().enumerate() {
+                        for j in 0..P {
+                            for k in 0..P {
+                                hs[(r * P + j) * 2 * P + t * P + k] += crt * p[j] * p[k];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let m = labelled.len() as f64;
+        loss /= m;
+        g.iter_mut().for_each(|x| *x /= m);
+        hs.iter_mut().for_each(|x| *x /= m);
+        for r in 0..2 {
+            for j in 1..P {
+                let k = r * P + j;
+                loss += GATE_L2 * w[k] * w[k];
+                g[k] += 2.0 * GATE_L2 * w[k];
+                hs[k * 2 * P + k] += 2.0 * GATE_L2;
+            }
+        }
+        (loss, g, hs)
+    };
+    let mut w = [0.0; 2 * P];
+    (w[0], w[P]) = (1.0, 1.0);
+    let (mut loss, _, _) = eval(&w, false);
+    for _ in 0..50 {
+        let (_, g, mut hs) = eval(&w, true);
+        for k in 0..2 * P {
+            hs[k * 2 * P + k] += 1e-9;
+        }
+        let Some(step) = solve(&mut hs, g, 2 * P) else { break };
+        let mut t = 1.0;
+        let mut moved = false;
+        while t > 1e-4 {
+            let mut q = w;
+            for k in 0..2 * P {
+                q[k] -= t * step[k];
+            }
+            let (l, _, _) = eval(&q, false);
+            if l < loss {
+                moved = loss - l > 1e-10;
+                (w, loss) = (q, l);
+                break;
+            }
+            t *= 0.5;
+        }
+        if !moved {
+            break;
+        }
+    }
+    gate.head = w[..P].iter().map(|&x| x as f32).collect();
+    gate.lexical = w[P..].iter().map(|&x| x as f32).collect();
+    gate.is_valid().then_some(gate)
+}
+
+/// `a⁻¹ b` for a symmetric positive definite `n × n` matrix `a` (row-major) by Cholesky; `None`
+/// when it is not positive definite.
+fn solve<const N: usize>(a: &mut [f64], b: [f64; N], n: usize) -> Option<[f64; N]> {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = s / d;
+        }
+    }
+    let mut x = b;
+    for i in 0..n {
+        for k in 0..i {
+            x[i] -= a[i * n + k] * x[k];
+        }
+        x[i] /= a[i * n + i];
+    }
+    for i in (0..n).rev() {
+        for k in i + 1..n {
+            x[i] -= a[k * n + i] * x[k];
+        }
+        x[i] /= a[i * n + i];
+    }
+    Some(x)
 }
 
 /// Mean NLL, its gradient and Hessian in `(a, b)` of `softmax(a·h + b·s)` over `idx`.
@@ -467,9 +729,9 @@ mod tests {
         let buckets = [StackBucket { up_to_words: 2, head: 1.0, lexical: 0.0 }, StackBucket { up_to_words: u32::MAX, head: 0.5, lexical: 2.0 }];
         // log_softmax([0, ln 3]) = [ln 1/4, ln 3/4].
         let (h, s) = ([0.0, 3f32.ln()], [1.0, -1.0]);
-        let short = stacked(&h, &s, 2, &buckets);
+        let short = stacked(&h, &s, "two words", &buckets, None);
         assert!((short[0] - 0.25f32.ln()).abs() < 1e-6 && (short[1] - 0.75f32.ln()).abs() < 1e-6);
-        let long = stacked(&h, &s, 9, &buckets);
+        let long = stacked(&h, &s, "a b c d e f g h i", &buckets, None);
         assert!((long[0] - (0.5 * 0.25f32.ln() + 2.0)).abs() < 1e-6 && (long[1] - (0.5 * 0.75f32.ln() - 2.0)).abs() < 1e-6);
     }
 
@@ -495,11 +757,82 @@ mod tests {
         let acc = |bucket: &StackBucket, range: std::ops::Range<usize>| {
             range
                 .clone()
-                .filter(|&i| crate::decision::top_k(&stacked(&head[i], &lex[i], words[i], std::slice::from_ref(bucket)), 1)[0] == gold[i].unwrap())
+                .filter(|&i| {
+                    let title = vec!["w"; words[i]].join(" ");
+                    crate::decision::top_k(&stacked(&head[i], &lex[i], &title, std::slice::from_ref(bucket), None), 1)[0] == gold[i].unwrap()
+                })
                 .count()
         };
         assert_eq!(acc(&b[0], 0..60), 60, "{b:?}");
         assert_eq!(acc(&b[1], 60..120), 60, "{b:?}");
         assert!(b[1].lexical > 0.0, "{b:?}");
+    }
+
+    #[test]
+    fn gate_features_are_hand_countable() {
+        // log-probs: top -0.1 (class 1), second -2.5; SVM: top 0.75 (class 1), second -0.25.
+        let f = gate_features("red  cotton shirt", &[-2.5, -0.1, -4.0], &[-0.25, 0.75, -1.0]);
+        let want = [4f32.ln(), 18f32.ln(), -0.1, 2.4, 0.75, 1.0, 1.0];
+        for (g, w) in f.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{f:?}");
+        }
+        // Disagreeing parts, one class, no class: agree 0; margins 0; all 0s.
+        assert_eq!(gate_features("x", &[0.0, -1.0], &[0.0, 1.0])[6], 0.0);
+        assert_eq!(gate_features("x", &[0.0], &[2.0])[3..6], [0.0, 2.0, 0.0]);
+        assert_eq!(gate_features("", &[], &[]), [0.0; GATE_FEATURES]);
+    }
+
+    #[test]
+    fn stacked_with_a_gate_is_its_weighted_sum() {
+        // a = 1 + 0.5 · (words feature - ln 2) / 1; b = 2 − agree.
+        let gate = StackGate {
+            mean: vec![2f32.ln(), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            scale: vec![1.0; 7],
+            head: vec![1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            lexical: vec![2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0],
+        };
+        assert!(gate.is_valid());
+        let (h, s) = ([0.0, 3f32.ln()], [1.0, -1.0]);
+        // One word: a = 1 + 0.5 ln(2/2) = 1; the parts disagree (head says 1, SVM 0): b = 2.
+        let z = stacked(&h, &s, "kettle", &[], Some(&gate));
+        assert!((z[0] - (0.25f32.ln() + 2.0)).abs() < 1e-6 && (z[1] - (0.75f32.ln() - 2.0)).abs() < 1e-6, "{z:?}");
+        // Three words: a = 1 + 0.5 ln 2.
+        let a = 1.0 + 0.5 * 2f32.ln();
+        let z = stacked(&h, &s, "steel kettle 2l", &[], Some(&gate));
+        assert!((z[0] - (a * 0.25f32.ln() + 2.0)).abs() < 1e-5 && (z[1] - (a * 0.75f32.ln() - 2.0)).abs() < 1e-5, "{z:?}");
+        let bad = StackGate { scale: vec![0.0; 7], ..gate.clone() };
+        assert!(!bad.is_valid());
+    }
+
+    #[test]
+    fn the_gate_follows_the_confident_part_where_length_cannot_tell() {
+        // Every text has three words. When the parts agree (head margin 3) both are right; when
+        // they disagree, the SVM (margin 1) is right against a head of margin 4 and wrong against
+        // one of margin 2. One pair (a, b) would need b > 4a and b < 2a: no length bucket can
+        // have both, a weight that falls with the head's margin can.
+        let (mut head, mut lex, mut gold) = (Vec::new(), Vec::new(), Vec::new());
+        let one_hot = |c: usize, v: f32| (0..4).map(|k| if k == c { v } else { 0.0 }).collect::<Vec<f32>>();
+        for i in 0..240 {
+            let y = i % 4;
+            let other = (y + 1 + i / 4 % 3) % 4;
+            let (h, s) = match i % 3 {
+                0 => (one_hot(y, 3.0), one_hot(y, 1.0)),
+                1 => (one_hot(other, 4.0), one_hot(y, 1.0)),
+                _ => (one_hot(y, 2.0), one_hot(other, 1.0)),
+            };
+            head.push(h);
+            lex.push(s);
+            gold.push(Some(y));
+        }
+        let titles = vec!["a b c"; 240];
+        let gate = fit_gate(&head, &lex, &titles, &gold).unwrap();
+        let right = |g: Option<&StackGate>, b: &[StackBucket]| {
+            (0..240).filter(|&i| crate::decision::top_k(&stacked(&head[i], &lex[i], titles[i], b, g), 1)[0] == gold[i].unwrap()).count()
+        };
+        assert_eq!(right(Some(&gate), &[]), 240, "{gate:?}");
+        let buckets = fit_stack(&head, &lex, &[3; 240], &gold, &STACK_BOUNDS);
+        assert!(right(None, &buckets) <= 160, "{buckets:?}");
+        // Nothing labelled: no gate.
+        assert!(fit_gate(&head, &lex, &titles, &vec![None; 240]).is_none());
     }
 }

@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use shelfwise_core::calibration::softmax;
-use shelfwise_core::lexical::{stacked, word_count, Lexical, StackBucket};
+use shelfwise_core::lexical::{stacked, Lexical, StackBucket, StackGate};
 use shelfwise_core::{decide, Decision, LabelSpace};
 
 use crate::backend::{ProbeError, PROBE_TITLE};
@@ -52,8 +52,8 @@ pub struct Classifier {
     embedder: Embedder,
     head: Head,
     labels: LabelSpace,
-    /// The lexical part and the stack's buckets, when the file has them.
-    lexical: Option<(Lexical, Vec<StackBucket>)>,
+    /// The lexical part, the stack's buckets and its gate, when the file has them.
+    lexical: Option<(Lexical, Vec<StackBucket>, Option<StackGate>)>,
     /// An adapted file's layer (`crate::adapter`): its labels are the ones suggested.
     adapter: Option<crate::adapter::Adapter>,
 }
@@ -91,7 +91,7 @@ impl Classifier {
         let head = Head::from_tensors(&m.head, labels.len(), m.encoder.hidden, &tensors)?;
         let tokenizer = TitleTokenizer::from_bytes(file.tokenizer, m.encoder.max_tokens)?;
         let lexical = match &m.lexical {
-            Some(l) => Some((crate::lexical::load(&tensors)?, l.stack.clone())),
+            Some(l) => Some((crate::lexical::load(&tensors)?, l.stack.clone(), l.gate.clone())),
             None => None,
         };
         let adapter = m.adaptation.as_ref().map(|a| crate::adapter::Adapter::from_tensors(a, &tensors, m.encoder.hidden, &labels)).transpose()?;
@@ -202,13 +202,13 @@ impl Classifier {
         let head = self.head_from_pooled(titles, pooled)?;
         Ok(match &self.lexical {
             None => head,
-            Some((lex, stack)) => head.iter().zip(titles).map(|(h, t)| stacked(h, &lex.scores(t), word_count(t), stack)).collect(),
+            Some((lex, stack, gate)) => head.iter().zip(titles).map(|(h, t)| stacked(h, &lex.scores(t), t, stack, gate.as_ref())).collect(),
         })
     }
 
     /// The lexical part, when the model has one.
     pub fn lexical(&self) -> Option<&Lexical> {
-        self.lexical.as_ref().map(|(l, _)| l)
+        self.lexical.as_ref().map(|(l, _, _)| l)
     }
 
     /// The title's token ids as the encoder reads them (checked: `INPUT_TOO_LONG`; cut at the

@@ -22,11 +22,14 @@ use sha2::{Digest, Sha256};
 use crate::error::{ModelError, Result};
 
 pub const MAGIC: &[u8; 8] = b"SHLFWISE";
-/// The newest format version this build reads and writes: 2 for a file with a lexical part
-/// (`Manifest::lexical`) or an adaptation section (`Manifest::adaptation`), so that a reader from
-/// before them refuses the file (`MODEL_VERSION`) instead of scoring without them (or over the
-/// model's own labels); every other file is still written as version 1, byte for byte what it was.
-pub const FORMAT_VERSION: u32 = 2;
+/// The newest format version this build reads and writes: 3 for a file whose lexical part has a
+/// stack gate (`LexicalConfig::gate`), 2 for a file with a lexical part (`Manifest::lexical`) or
+/// an adaptation section (`Manifest::adaptation`), so that a reader from before them refuses the
+/// file (`MODEL_VERSION`) instead of scoring without them (or over the model's own labels); every
+/// other file is still written as version 1, byte for byte what it was.
+pub const FORMAT_VERSION: u32 = 3;
+/// The version of a file with a lexical part or an adaptation section, and no stack gate.
+pub const FORMAT_VERSION_LEXICAL: u32 = 2;
 /// The version of a file with neither.
 pub const FORMAT_VERSION_PLAIN: u32 = 1;
 const HEADER_LEN: usize = 28;
@@ -103,6 +106,11 @@ pub struct LexicalConfig {
     pub weights: usize,
     /// Per title-length bucket: the weights of the head's log-probabilities and the SVM's scores.
     pub stack: Vec<shelfwise_core::lexical::StackBucket>,
+    /// The stack's gate, when training kept one: it then sets the weights and `stack` is unused
+    /// (format version 3, so that a reader from before refuses the file instead of scoring it by
+    /// the buckets). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<shelfwise_core::lexical::StackGate>,
 }
 
 /// scikit-learn's word 1–2-grams (`\b\w\w+\b`) and `char_wb` 2–5-grams, sublinear TF, idf, each
@@ -131,8 +139,10 @@ pub struct BaseModel {
 impl Manifest {
     /// The format version a file of this manifest is written as, and must say when read.
     pub fn format_version(&self) -> u32 {
-        if self.lexical.is_some() || self.adaptation.is_some() {
+        if self.lexical.as_ref().is_some_and(|l| l.gate.is_some()) {
             FORMAT_VERSION
+        } else if self.lexical.is_some() || self.adaptation.is_some() {
+            FORMAT_VERSION_LEXICAL
         } else {
             FORMAT_VERSION_PLAIN
         }
@@ -358,8 +368,12 @@ impl<'a> ModelFileRef<'a> {
         }
         if version != manifest.format_version() {
             return Err(ModelError::BadManifest(format!(
-                "lexical/adaptation: a file with{} a lexical part or an adaptation section is format version {}, this one says {version}",
-                if manifest.format_version() == FORMAT_VERSION_PLAIN { "out" } else { "" },
+                "lexical/adaptation: a file {} is format version {}, this one says {version}",
+                match manifest.format_version() {
+                    FORMAT_VERSION_PLAIN => "without a lexical part or an adaptation section",
+                    FORMAT_VERSION_LEXICAL => "with a lexical part (no stack gate) or an adaptation section",
+                    _ => "whose lexical part has a stack gate",
+                },
                 manifest.format_version()
             )));
         }

@@ -10,6 +10,8 @@ use candle_core::{DType, Tensor};
 
 use crate::encoder::{WORD_EMBEDDINGS, WORD_ROWS};
 use crate::error::{ModelError, Result};
+use shelfwise_core::lexical::GATE_FEATURES;
+
 use crate::format::{Adaptation, EncoderConfig, HeadConfig, LexicalConfig, Manifest, Quantization, LEXICAL_ANALYZER};
 use crate::head::{BIAS, NGRAM_TABLE, NGRAM_WEIGHT};
 use crate::quant::{lowbit_suffix, CODES_SUFFIX, INT8_BLOCK32, INT8_PER_CHANNEL, Q4_BLOCK32};
@@ -88,6 +90,16 @@ fn check_lexical(l: &LexicalConfig, labels: usize, t: &HashMap<String, Tensor>) 
     }
     if l.stack.iter().any(|b| !(b.head.is_finite() && b.lexical.is_finite() && b.head.abs() <= MAX_STACK_WEIGHT && b.lexical.abs() <= MAX_STACK_WEIGHT)) {
         return Err(bad("lexical.stack", format!("weights must be finite and at most {MAX_STACK_WEIGHT} in magnitude")));
+    }
+    if l.gate.as_ref().is_some_and(|g| !g.is_valid() || g.head.iter().chain(&g.lexical).any(|w| w.abs() > MAX_STACK_WEIGHT)) {
+        return Err(bad(
+            "lexical.gate",
+            format!(
+                "needs {} means and positive scales and {} weights a part, finite, at most {MAX_STACK_WEIGHT} in magnitude",
+                GATE_FEATURES,
+                GATE_FEATURES + 1
+            ),
+        ));
     }
     Ok(())
 }

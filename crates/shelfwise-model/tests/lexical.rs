@@ -1,13 +1,13 @@
 //! A model with a lexical part: its scores are the head's and the SVM's stacked as the manifest
-//! says (checked against a formula computed here), it is written as format version 2 while a
-//! file without one stays version 1, and every lexical field or tensor that is wrong is a typed
-//! error naming it.
+//! says (checked against a formula computed here, for length buckets and for a gate), it is
+//! written as format version 2 (3 with a stack gate) while a file without one stays version 1,
+//! and every lexical field or tensor that is wrong is a typed error naming it.
 
 mod common;
 
 use common::{tiny_bytes, tiny_manifest, tiny_tensors};
 use shelfwise_core::baseline::{LinearSvm, SparseRow, TfidfVectorizer, C};
-use shelfwise_core::lexical::{Lexical, StackBucket};
+use shelfwise_core::lexical::{Lexical, StackBucket, StackGate};
 use shelfwise_model::classifier::tensors_to_bytes;
 use shelfwise_model::format::{reseal, LexicalConfig, ModelFile, LEXICAL_ANALYZER};
 use shelfwise_model::{Classifier, ModelError};
@@ -31,7 +31,8 @@ fn lexical_file(lex: &Lexical) -> ModelFile {
     let mut m = tiny_manifest();
     let mut t = tiny_tensors(&m);
     t.extend(shelfwise_model::lexical::to_tensors(lex).unwrap());
-    m.lexical = Some(LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: lex.n_features(), weights: lex.n_weights(), stack: STACK.to_vec() });
+    m.lexical =
+        Some(LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: lex.n_features(), weights: lex.n_weights(), stack: STACK.to_vec(), gate: None });
     ModelFile { manifest: m, tensors: tensors_to_bytes(&t).unwrap(), tokenizer: common::base_tokenizer() }
 }
 
@@ -62,6 +63,72 @@ fn logits_are_the_head_and_the_svm_stacked_per_length_bucket() {
     // With a strong SVM weight, the kettle is the kitchen's on a long title.
     let top = &stacked.suggest("a steel kettle for the kitchen", 1, 0.0).unwrap().suggestions[0];
     assert_eq!(top.path.last().map(|p| p.name.as_str()), Some("Kitchen"));
+}
+
+/// A gate whose head weight grows with the head's margin and whose SVM weight is 2 when the
+/// parts agree, 0.5 when not (features standardised by mean 0 and scale 1, except the margin's
+/// scale 2).
+fn gate() -> StackGate {
+    StackGate {
+        mean: vec![0.0; 7],
+        scale: vec![1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0],
+        head: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        lexical: vec![0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.5],
+    }
+}
+
+#[test]
+fn logits_are_the_head_and_the_svm_stacked_by_the_gate() {
+    let lex = lexical();
+    let mut file = lexical_file(&lex);
+    file.manifest.lexical.as_mut().unwrap().gate = Some(gate());
+    let bytes = file.to_bytes().unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 3, "a stack gate is format version 3");
+    let (plain, stacked) = (Classifier::from_bytes(&tiny_bytes()).unwrap(), Classifier::from_bytes(&bytes).unwrap());
+    for title in ["kettle", "kids running shoes for school", "Steel KETTLE 2 l", "zzz"] {
+        let head = &plain.logits(&[title]).unwrap()[0];
+        let svm = lex.scores(title);
+        let max = head.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let lse = max + head.iter().map(|&h| (h as f64 - max).exp()).sum::<f64>().ln();
+        let lp: Vec<f64> = head.iter().map(|&h| h as f64 - lse).collect();
+        let top2 = |v: &[f64]| {
+            let mut s = v.to_vec();
+            s.sort_by(|a, b| b.total_cmp(a));
+            (s[0], s[1])
+        };
+        let argmax = |v: &[f64]| (0..v.len()).fold(0, |m, k| if v[k] > v[m] { k } else { m });
+        let sv: Vec<f64> = svm.iter().map(|&s| s as f64).collect();
+        let (h1, h2) = top2(&lp);
+        let a = 1.0 + (h1 - h2) / 2.0;
+        let b = if argmax(&lp) == argmax(&sv) { 2.0 } else { 0.5 };
+        let want: Vec<f64> = lp.iter().zip(&sv).map(|(h, s)| a * h + b * s).collect();
+        let got = &stacked.logits(&[title]).unwrap()[0];
+        for (w, g) in want.iter().zip(got) {
+            assert!((w - *g as f64).abs() < 1e-4, "{title}: {want:?} vs {got:?}");
+        }
+    }
+    // A version 2 header on it is refused, not scored by the buckets.
+    let mut b2 = bytes.clone();
+    b2[8] = 2;
+    reseal(&mut b2);
+    let e = code_of(Classifier::from_bytes(&b2));
+    assert!(e.starts_with("MODEL_MANIFEST") && e.contains("gate"), "{e}");
+    // Malformed gates are typed errors naming the field.
+    type Change = Box<dyn Fn(&mut StackGate)>;
+    let cases: Vec<Change> = vec![
+        Box::new(|g| g.mean.pop().map(drop).unwrap_or(())),
+        Box::new(|g| g.scale[2] = 0.0),
+        Box::new(|g| g.head[3] = f32::NAN),
+        Box::new(|g| g.lexical[0] = 1e9),
+    ];
+    for change in cases {
+        let mut f = lexical_file(&lex);
+        let mut g = gate();
+        change(&mut g);
+        f.manifest.lexical.as_mut().unwrap().gate = Some(g);
+        let e = code_of(Classifier::from_bytes(&f.to_bytes().unwrap()));
+        assert!(e.starts_with("MODEL_MANIFEST") && e.contains("lexical.gate"), "{e}");
+    }
 }
 
 fn code_of(r: Result<Classifier, ModelError>) -> String {

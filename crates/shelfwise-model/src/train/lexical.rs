@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use shelfwise_core::baseline::{self, LinearSvm, SparseRow, TfidfVectorizer};
 use shelfwise_core::calibration::{fit_temperature_top1, softmax};
 use shelfwise_core::decision::top_k;
-use shelfwise_core::lexical::{fit_stack, stacked, word_count, Lexical, Pruned, StackBucket, STACK_BOUNDS};
+use shelfwise_core::lexical::{fit_gate, fit_stack, stacked, word_count, Lexical, Pruned, StackBucket, StackGate, STACK_BOUNDS};
 use shelfwise_core::metrics::ece;
 use shelfwise_core::{prefix, LabelSpace};
 
@@ -169,13 +169,85 @@ pub struct HeldTexts<'a> {
     pub marker: Option<&'a str>,
 }
 
-/// Fits the stack of `head` logits (of `held`'s texts) with `fit`'s lexical scores; returns the
-/// buckets and the stacked logits.
-pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, progress: &dyn Progress) -> (Vec<StackBucket>, Vec<Vec<f32>>) {
+/// Folds of the cross-fitted choice between the gate and the length buckets.
+const STACK_FOLDS: usize = 5;
+
+/// The stack [`choose_stack`] keeps, and the cross-fitted counts it chose by: texts right
+/// `[whole titles, all texts]` with the gate and with the buckets.
+#[derive(Debug)]
+pub struct StackChoice {
+    pub buckets: Vec<StackBucket>,
+    pub gate: Option<StackGate>,
+    pub right_gate: [usize; 2],
+    pub right_buckets: [usize; 2],
+}
+
+/// The length buckets fitted on all texts, and the gate fitted on all texts when, cross-fitted
+/// (`folds` folds by title: a title's prefixes, which follow it, share its fold; each fold scored
+/// by both fitted on the others), it is right on at least as many whole titles and at least as
+/// many texts as the buckets. `head`: logits, `lexical`: SVM scores, `whole`: which texts are
+/// whole titles, `gold`: labels (`None` counts wrong).
+pub fn choose_stack(head: &[Vec<f32>], lexical: &[Vec<f32>], titles: &[&str], gold: &[Option<usize>], whole: &[bool], folds: usize) -> StackChoice {
+    let words: Vec<usize> = titles.iter().map(|t| word_count(t)).collect();
+    let title_of: Vec<usize> = whole
+        .iter()
+        .scan(0usize, |n, &w| {
+            *n += usize::from(w);
+            Some(n.saturating_sub(1))
+        })
+        .collect();
+    fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+        idx.iter().map(|&i| v[i].clone()).collect()
+    }
+    let folds = folds.max(2);
+    let (mut right_b, mut right_g) = ([0usize; 2], [0usize; 2]);
+    for f in 0..folds {
+        let (fit_idx, test_idx): (Vec<usize>, Vec<usize>) = (0..titles.len()).partition(|&i| title_of[i] % folds != f);
+        let (h, s, w, t, g) = (pick(head, &fit_idx), pick(lexical, &fit_idx), pick(&words, &fit_idx), pick(titles, &fit_idx), pick(gold, &fit_idx));
+        let buckets = fit_stack(&h, &s, &w, &g, &STACK_BOUNDS);
+        let gate = fit_gate(&h, &s, &t, &g);
+        for &i in &test_idx {
+            let Some(y) = gold[i] else { continue };
+            let right = |z: Vec<f32>| usize::from(top_k(&z, 1)[0] == y);
+            let b = right(stacked(&head[i], &lexical[i], titles[i], &buckets, None));
+            let gg = gate.as_ref().map_or(b, |gate| right(stacked(&head[i], &lexical[i], titles[i], &buckets, Some(gate))));
+            for (k, on) in [whole[i], true].into_iter().enumerate() {
+                if on {
+                    right_b[k] += b;
+                    right_g[k] += gg;
+                }
+            }
+        }
+    }
+    let buckets = fit_stack(head, lexical, &words, gold, &STACK_BOUNDS);
+    let wins = right_g[0] >= right_b[0] && right_g[1] >= right_b[1];
+    let gate = if wins { fit_gate(head, lexical, titles, gold) } else { None };
+    StackChoice { buckets, gate, right_gate: right_g, right_buckets: right_b }
+}
+
+/// The stack fitted on `held`'s texts: the length buckets, and the gate where it wins.
+pub struct StackFit {
+    pub buckets: Vec<StackBucket>,
+    pub gate: Option<StackGate>,
+    /// The stacked logits of `held`'s texts.
+    pub logits: Vec<Vec<f32>>,
+    /// The cross-fitted comparison the choice was made on, for the manifest.
+    pub choice: Value,
+}
+
+/// Fits the stack of `head` logits (of `held`'s texts) with `fit`'s lexical scores: the length
+/// buckets ([`fit_stack`]) and the gate ([`fit_gate`]), and keeps the gate when, cross-fitted on
+/// the held-out texts (5 folds by title, each fold scored by both fitted on the other four), it
+/// is right on at least as many whole titles and at least as many texts (titles and prefixes) as
+/// the buckets. The buckets are stored either way (what a file without a gate scores with).
+pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, progress: &dyn Progress) -> StackFit {
     let scores: Vec<Vec<f32>> = held.texts.iter().map(|t| fit.scores(t)).collect();
-    let words: Vec<usize> = held.texts.iter().map(|t| word_count(t)).collect();
-    let buckets = fit_stack(head, &scores, &words, held.gold, &STACK_BOUNDS);
-    let logits = (0..head.len()).map(|i| stacked(&head[i], &scores[i], words[i], &buckets)).collect();
+    if let Some(dir) = std::env::var_os("SHELFWISE_DUMP_STACK") {
+        dump_scores(std::path::Path::new(&dir), "heldout", held.texts, held.gold, held.whole, head, &scores);
+    }
+    let titles: Vec<&str> = held.texts.iter().map(String::as_str).collect();
+    let StackChoice { buckets, gate, right_gate: right_g, right_buckets: right_b } = choose_stack(head, &scores, &titles, held.gold, held.whole, STACK_FOLDS);
+    let logits = (0..head.len()).map(|i| stacked(&head[i], &scores[i], titles[i], &buckets, gate.as_ref())).collect();
     let text: Vec<String> = buckets
         .iter()
         .map(|b| {
@@ -183,16 +255,50 @@ pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, progress: &dyn 
             format!("{upto}: {:.2}·head + {:.2}·svm", b.head, b.lexical)
         })
         .collect();
-    progress.note(&format!("stack (fitted on {} held-out texts): {}", held.texts.len(), text.join("; ")));
-    (buckets, logits)
+    progress.note(&format!("stack buckets (fitted on {} held-out texts): {}", held.texts.len(), text.join("; ")));
+    let n_whole = held.whole.iter().filter(|&&w| w).count();
+    progress.note(&format!(
+        "stack gate, cross-fitted on held-out ({STACK_FOLDS} folds): right on {} / {} whole titles and {} / {} texts, the buckets on {} and {}: {}",
+        right_g[0],
+        n_whole,
+        right_g[1],
+        titles.len(),
+        right_b[0],
+        right_b[1],
+        if gate.is_some() { "the gate is used" } else { "the buckets are used" }
+    ));
+    let choice = json!({
+        "folds": STACK_FOLDS,
+        "gate_right": { "whole": right_g[0], "texts": right_g[1] },
+        "buckets_right": { "whole": right_b[0], "texts": right_b[1] },
+        "whole": n_whole,
+        "texts": titles.len(),
+        "used": if gate.is_some() { "gate" } else { "buckets" },
+    });
+    StackFit { buckets, gate, logits, choice }
+}
+
+/// Debugging aid, not for users (env `SHELFWISE_DUMP_STACK=DIR`): the stack's inputs on the
+/// held-out texts, as `NAME.json` (texts, gold, whole) and row-major f32 `NAME.head.f32` and
+/// `NAME.svm.f32`, for experiments with stackers outside Rust. Failures are only reported.
+pub fn dump_scores(dir: &std::path::Path, name: &str, texts: &[String], gold: &[Option<usize>], whole: &[bool], head: &[Vec<f32>], svm: &[Vec<f32>]) {
+    let raw = |m: &[Vec<f32>]| m.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    let meta = json!({ "texts": texts, "gold": gold, "whole": whole, "classes": head.first().map_or(0, Vec::len) });
+    let done = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(dir.join(format!("{name}.json")), meta.to_string()))
+        .and_then(|_| std::fs::write(dir.join(format!("{name}.head.f32")), raw(head)))
+        .and_then(|_| std::fs::write(dir.join(format!("{name}.svm.f32")), raw(svm)));
+    if let Err(e) = done {
+        eprintln!("SHELFWISE_DUMP_STACK: {e}");
+    }
 }
 
 /// The manifest's record of a lexical part.
-pub fn record(fit: &LexicalFit, opts: &LexicalOptions, held: usize) -> Value {
+pub fn record(fit: &LexicalFit, opts: &LexicalOptions, held: usize, choice: &Value) -> Value {
     json!({
         "svm": { "recipe": "TfidfVectorizer word 1-2 + char_wb 2-5 (min_df 2), sublinear TF; LinearSVC C=0.5", "texts": fit.texts, "prefix_fractions": opts.prefix_fractions, "seconds": fit.seconds },
         "pruned": { "kept": fit.pruned.kept, "nonzero": fit.pruned.nonzero, "max_weights": opts.max_weights, "hash_collisions": fit.pruned.collisions },
-        "stack": { "fitted_on": "held-out titles and prefixes (log-loss; per length bucket the best of both parts / head / svm by acc@1)", "n": held },
+        "stack": { "fitted_on": "held-out titles and prefixes (log-loss; per length bucket the best of both parts / head / svm by acc@1; the gate on confidence features by L2-penalised log-loss, kept when it wins cross-fitted)", "n": held, "choice": choice },
     })
 }
 
@@ -275,19 +381,19 @@ pub fn add_to_model(
     let (texts, gold, whole) = (&h.texts, &h.gold, &h.whole);
     let fit = self::fit(train, labels, opts, progress)?;
     let held = HeldTexts { texts, gold, whole, marker: h.marker.as_deref() };
-    let (buckets, logits) = stack(&held, &head, &fit.lexical, progress);
+    let StackFit { buckets, gate, logits, choice } = stack(&held, &head, &fit.lexical, progress);
     let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) = (0..texts.len()).filter(|&i| whole[i]).map(|i| (logits[i].clone(), gold[i])).unzip();
     manifest.head.temperature = fit_temperature_top1(&l, &g);
     progress.note(&format!("temperature {:.4} (fitted on {} held-out titles)", manifest.head.temperature, l.len()));
     let comparison = compare(&held, &logits, manifest.head.temperature, &fit, train, labels, opts, progress)?;
-    let mut rec = record(&fit, opts, texts.len());
+    let mut rec = record(&fit, opts, texts.len(), &choice);
     rec["added_by"] = json!("shelfwise add-lexical");
     rec["heldout"] = json!({ "file": heldout_source.file, "sha256": heldout_source.sha256, "rows": heldout.len() });
     rec["train_rows"] = json!(train.len());
     manifest.training["lexical"] = rec;
     manifest.training["heldout_comparison"] = comparison;
     manifest.lexical =
-        Some(LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: fit.lexical.n_features(), weights: fit.lexical.n_weights(), stack: buckets });
+        Some(LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: fit.lexical.n_features(), weights: fit.lexical.n_weights(), stack: buckets, gate });
     let mut tensors = load_tensors(&file.tensors)?;
     tensors.extend(crate::lexical::to_tensors(&fit.lexical)?);
     Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: file.tokenizer })
@@ -297,6 +403,35 @@ pub fn add_to_model(
 mod tests {
     use super::*;
     use crate::progress::Silent;
+
+    #[test]
+    fn the_gate_is_chosen_where_it_wins_cross_fitted_and_not_without_labels() {
+        // Three-word titles, four classes. Agreeing parts are right; when they disagree the SVM
+        // (margin 1) is right against a head of margin 4 and wrong against one of margin 2: no
+        // (a, b) pair gets both (b > 4a and b < 2a), a weight falling with the head's margin does.
+        let one_hot = |c: usize, v: f32| (0..4).map(|k| if k == c { v } else { 0.0 }).collect::<Vec<f32>>();
+        let (mut head, mut lex, mut gold) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..240 {
+            let (y, other) = (i % 4, (i % 4 + 1 + i / 4 % 3) % 4);
+            let (h, s) = match i % 3 {
+                0 => (one_hot(y, 3.0), one_hot(y, 1.0)),
+                1 => (one_hot(other, 4.0), one_hot(y, 1.0)),
+                _ => (one_hot(y, 2.0), one_hot(other, 1.0)),
+            };
+            head.push(h);
+            lex.push(s);
+            gold.push(Some(y));
+        }
+        let titles = vec!["a b c"; 240];
+        let c = choose_stack(&head, &lex, &titles, &gold, &[true; 240], 5);
+        assert!(c.gate.is_some(), "{c:?}");
+        assert_eq!(c.right_gate, [240, 240], "{c:?}");
+        assert!(c.right_buckets[0] <= 160 && c.right_buckets[1] == c.right_buckets[0], "{c:?}");
+        assert_eq!(c.buckets.len(), STACK_BOUNDS.len());
+        // Nothing labelled: no gate, the buckets stay, and nothing was counted right.
+        let c = choose_stack(&head, &lex, &titles, &[None; 240], &[true; 240], 5);
+        assert!(c.gate.is_none() && c.right_gate == [0, 0] && c.right_buckets == [0, 0], "{c:?}");
+    }
 
     fn shop(n: usize) -> Vec<Example> {
         let kinds = [("kettle", "Home > Kettles"), ("running shoe", "Shoes > Running"), ("phone case", "Mobiles > Cases"), ("saree", "Women > Sarees")];

@@ -294,9 +294,16 @@ pub fn run(
     if let (Some(lopts), Some(h), Some(logits)) = (&opts.lexical, &held, &held_logits) {
         let fit = self::lexical::fit(&train_rows, &labels, lopts, progress)?;
         let texts = self::lexical::HeldTexts { texts: &held_texts, gold: &h.labels, whole: &held_whole, marker };
-        let (stack, stacked_logits) = self::lexical::stack(&texts, logits, &fit.lexical, progress);
-        lexical_record = self::lexical::record(&fit, lopts, held_texts.len());
-        let cfg = LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: fit.lexical.n_features(), weights: fit.lexical.n_weights(), stack };
+        let s = self::lexical::stack(&texts, logits, &fit.lexical, progress);
+        lexical_record = self::lexical::record(&fit, lopts, held_texts.len(), &s.choice);
+        let cfg = LexicalConfig {
+            analyzer: LEXICAL_ANALYZER.into(),
+            features: fit.lexical.n_features(),
+            weights: fit.lexical.n_weights(),
+            stack: s.buckets,
+            gate: s.gate,
+        };
+        let stacked_logits = s.logits;
         held_logits = Some(stacked_logits);
         lexical = Some((cfg, crate::lexical::to_tensors(&fit.lexical)?, fit));
     } else if opts.lexical.is_some() {

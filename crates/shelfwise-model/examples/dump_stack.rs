@@ -1,0 +1,55 @@
+//! The stack's inputs on a labelled CSV, for stacker experiments (models/flipkart-minilm/NOTES.md):
+//! `cargo run --release -p shelfwise-model --example dump_stack -- MODEL.shelfwise TEST.csv DIR NAME`
+//! writes, for each row's whole title and its 30 % / 60 % prefixes, the head's logits and the
+//! lexical part's scores (the format of `train::lexical::dump_scores`).
+
+use shelfwise_core::prefix;
+use shelfwise_model::train::lexical::dump_scores;
+use shelfwise_model::Classifier;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let clf = Classifier::from_bytes(&std::fs::read(&args[1])?)?;
+    let lex = clf.lexical().ok_or("no lexical part")?;
+    let text = std::fs::read_to_string(&args[2])?;
+    let rows: Vec<Vec<String>> = text.lines().map(cells).collect();
+    let col = |name: &str| rows[0].iter().position(|c| c == name).ok_or(format!("no column {name}"));
+    let (ti, pi) = (col("title")?, col("category_path")?);
+    let (mut texts, mut gold, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows.iter().skip(1).filter(|r| r.len() > ti.max(pi)) {
+        let t = r[ti].clone();
+        let y = clf.labels().find(&r[pi]);
+        for (i, x) in [t.clone(), prefix(&t, 0.3), prefix(&t, 0.6)].into_iter().enumerate() {
+            texts.push(x);
+            gold.push(y);
+            whole.push(i == 0);
+        }
+    }
+    let (mut head, mut svm) = (Vec::new(), Vec::new());
+    for chunk in texts.chunks(64) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        head.extend(clf.head_logits(&refs)?);
+        svm.extend(chunk.iter().map(|t| lex.scores(t)));
+    }
+    dump_scores(std::path::Path::new(&args[3]), &args[4], &texts, &gold, &whole, &head, &svm);
+    Ok(())
+}
+
+/// One CSV line's cells (quoted cells with doubled quotes; no line breaks inside cells).
+fn cells(line: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let (mut cur, mut q, mut chars) = (String::new(), false, line.chars().peekable());
+    while let Some(ch) = chars.next() {
+        match (ch, q) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => q = !q,
+            (',', false) => cells.push(std::mem::take(&mut cur)),
+            _ => cur.push(ch),
+        }
+    }
+    cells.push(cur);
+    cells
+}
