@@ -11,13 +11,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let clf = Classifier::from_bytes(&std::fs::read(&args[1])?)?;
     let lex = clf.lexical().ok_or("no lexical part")?;
-    let text = std::fs::read_to_string(&args[2])?;
-    let rows: Vec<Vec<String>> = text.lines().map(cells).collect();
-    let col = |name: &str| rows[0].iter().position(|c| c == name).ok_or(format!("no column {name}"));
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(&args[2])?;
+    let header = rdr.headers()?.clone();
+    let col = |name: &str| header.iter().position(|c| c.trim_start_matches('\u{feff}') == name).ok_or(format!("no column {name}"));
     let (ti, pi) = (col("title")?, col("category_path")?);
+    let rows: Vec<csv::StringRecord> = rdr.records().collect::<Result<_, _>>()?;
     let (mut texts, mut gold, mut whole) = (Vec::new(), Vec::new(), Vec::new());
-    for r in rows.iter().skip(1).filter(|r| r.len() > ti.max(pi)) {
-        let t = r[ti].clone();
+    for r in rows.iter().filter(|r| r.len() > ti.max(pi)) {
+        let t = r[ti].to_string();
         let y = clf.labels().find(&r[pi]);
         for (i, x) in [t.clone(), prefix(&t, 0.3), prefix(&t, 0.6)].into_iter().enumerate() {
             texts.push(x);
@@ -33,23 +34,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     dump_scores(std::path::Path::new(&args[3]), &args[4], &texts, &gold, &whole, &head, &svm);
     Ok(())
-}
-
-/// One CSV line's cells (quoted cells with doubled quotes; no line breaks inside cells).
-fn cells(line: &str) -> Vec<String> {
-    let mut cells = Vec::new();
-    let (mut cur, mut q, mut chars) = (String::new(), false, line.chars().peekable());
-    while let Some(ch) = chars.next() {
-        match (ch, q) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => q = !q,
-            (',', false) => cells.push(std::mem::take(&mut cur)),
-            _ => cur.push(ch),
-        }
-    }
-    cells.push(cur);
-    cells
 }
