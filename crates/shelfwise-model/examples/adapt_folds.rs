@@ -62,19 +62,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The z-scored components of `rows` (of labels `full` knows) under `a`, in `full`'s label order.
+/// The z-scored components of `rows` (of labels `full` knows) under `a`, in `full`'s label
+/// order. A fold can lack a label of the full memory (a path only its held-out examples had): that
+/// label gets the component's lowest value for the title, as a label without a value does in the
+/// scorer (`adapter::standardize`).
 fn scored(clf: &Classifier, a: &Adapter, full: &Adapter, rows: &[(String, String)]) -> Result<(Z, Vec<usize>), Box<dyn std::error::Error>> {
-    let same = (0..a.labels().len()).all(|i| a.labels().label_string(i) == full.labels().label_string(i));
-    if a.labels().len() != full.labels().len() || !same {
-        return Err("a fold's label space differs from the full memory's".into());
-    }
+    let map: Vec<Option<usize>> = (0..full.labels().len()).map(|j| a.labels().find(&full.labels().label_string(j))).collect();
     let rows: Vec<&(String, String)> = rows.iter().filter(|(_, p)| full.labels().find(p).is_some()).collect();
     let (mut z, mut gold) = (Vec::new(), Vec::new());
     for chunk in rows.chunks(64) {
         let titles: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
         let pooled = clf.embedder().embed(&titles)?;
         let head = clf.model_logits(&titles, &pooled)?;
-        z.extend(a.features_z(&titles, &normalize(&pooled, 1.0)?, &head, clf.manifest().head.temperature, &vec![None; titles.len()], None)?);
+        let za = a.features_z(&titles, &normalize(&pooled, 1.0)?, &head, clf.manifest().head.temperature, &vec![None; titles.len()], None)?;
+        z.extend(za.into_iter().map(|comps| {
+            comps
+                .into_iter()
+                .map(|zc| {
+                    let min = zc.iter().copied().fold(f32::INFINITY, f32::min);
+                    map.iter().map(|m| m.map_or(min, |i| zc[i])).collect()
+                })
+                .collect::<Vec<Vec<f32>>>()
+        }));
         gold.extend(chunk.iter().map(|(_, p)| full.labels().find(p).expect("filtered")));
     }
     Ok((z, gold))
