@@ -1,6 +1,8 @@
 //! acc@1 of each adaptation component alone and of the fitted combination, on a labelled CSV:
 //! `cargo run --release -p shelfwise-model --example adapt_probe -- ADAPTED.shelfwise TEST.csv`
 //! (a diagnostic for models/flipkart-minilm/NOTES.md; the CSV's first two columns are title and path).
+//! With a third argument OUT.tsv, also writes the labels (first line, tab-separated paths) and a
+//! line a title (in the CSV's order, rows of known labels): gold label id, the combined logits (for trying a component offline).
 
 use shelfwise_model::head::normalize;
 use shelfwise_model::Classifier;
@@ -14,6 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rdr.retain(|(_, p)| a.labels().find(p).is_some());
     let c = a.features().len();
     let mut right = vec![0usize; c + 1];
+    let mut dump = String::new();
+    if args.len() > 3 {
+        let paths: Vec<String> = a.labels().labels().iter().map(|p| shelfwise_core::taxonomy::join_path(p)).collect();
+        dump.push_str(&paths.join("\t"));
+        dump.push('\n');
+    }
     for chunk in rdr.chunks(64) {
         let titles: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
         let pooled = clf.embedder().embed(&titles)?;
@@ -24,8 +32,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for (f, zc) in zs.iter().enumerate() {
                 right[f] += usize::from(argmax(zc) == gold);
             }
-            right[c] += usize::from(argmax(&a.combine(zs)) == gold);
+            let comb = a.combine(zs);
+            right[c] += usize::from(argmax(&comb) == gold);
+            if args.len() > 3 {
+                dump.push_str(&format!("{gold}\t{}\n", comb.iter().map(|x| format!("{x:.5}")).collect::<Vec<_>>().join("\t")));
+            }
         }
+    }
+    if args.len() > 3 {
+        std::fs::write(&args[3], dump)?;
     }
     let n = rdr.len() as f64;
     for (f, r) in a.features().iter().zip(&right) {
