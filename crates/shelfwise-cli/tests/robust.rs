@@ -14,7 +14,13 @@ fn shelfwise(args: &[&str]) -> Output {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("shelfwise-robust-{}", std::process::id()));
+    // One scratch folder under the target dir, emptied once a run: the models these tests
+    // write are over a gigabyte in all, and a folder a process under /tmp was never removed.
+    static FRESH: std::sync::Once = std::sync::Once::new();
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shelfwise-robust");
+    FRESH.call_once(|| {
+        let _ = std::fs::remove_dir_all(&d);
+    });
     std::fs::create_dir_all(&d).unwrap();
     d.join(name)
 }

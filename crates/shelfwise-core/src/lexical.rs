@@ -497,24 +497,7 @@ pub fn fit_gate(head: &[Vec<f32>], lexical: &[Vec<f32>], titles: &[&str], gold: 
 /// `a⁻¹ b` for a symmetric positive definite `n × n` matrix `a` (row-major) by Cholesky; `None`
 /// when it is not positive definite.
 fn solve<const N: usize>(a: &mut [f64], b: [f64; N], n: usize) -> Option<[f64; N]> {
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
-        if d <= 0.0 || !d.is_finite() {
-            return None;
-        }
-        let d = d.sqrt();
-        a[j * n + j] = d;
-        for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / d;
-        }
-    }
+    crate::linalg::cholesky(a, n).ok()?;
     let mut x = b;
     for i in 0..n {
         for k in 0..i {

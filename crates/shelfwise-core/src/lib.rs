@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod calibration;
 pub mod decision;
 pub mod lexical;
+pub mod linalg;
 pub mod metrics;
 pub mod ngram;
 pub mod taxonomy;

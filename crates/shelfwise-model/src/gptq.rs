@@ -59,40 +59,13 @@ pub fn input_hessians(cfg: &EncoderConfig, t: &HashMap<String, Tensor>, tok: &Ti
     Ok(out)
 }
 
-/// In place: `a` (n×n, symmetric positive definite) → its lower Cholesky factor `L` (`a = L Lᵀ`;
-/// the upper triangle zeroed).
-fn cholesky(a: &mut [f64], n: usize) -> Result<()> {
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
-        if d.is_nan() || d <= 0.0 {
-            return Err(ModelError::Compute(format!("GPTQ: calibration Hessian not positive definite at column {j}")));
-        }
-        let d = d.sqrt();
-        a[j * n + j] = d;
-        for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / d;
-        }
-        for k in j + 1..n {
-            a[j * n + k] = 0.0;
-        }
-    }
-    Ok(())
-}
-
 /// The upper Cholesky factor `U` of `H⁻¹` (`H⁻¹ = Uᵀ U`), as GPTQ uses it: row `i` of `U`, divided
 /// by `U[i][i]`, is how the error of column `i` spreads over the later columns.
 fn inverse_upper_factor(h: &[f64], n: usize) -> Result<Vec<f64>> {
     // With J the index reversal, J H J = L Lᵀ gives H⁻¹ = (J L⁻ᵀ J)(J L⁻¹ J) where J L⁻¹ J is
     // upper triangular: U = J L⁻¹ J, no explicit inverse of H needed.
     let mut a: Vec<f64> = (0..n * n).map(|x| h[(n - 1 - x / n) * n + (n - 1 - x % n)]).collect();
-    cholesky(&mut a, n)?;
+    shelfwise_core::linalg::cholesky(&mut a, n).map_err(|j| ModelError::Compute(format!("GPTQ: calibration Hessian not positive definite at column {j}")))?;
     // L⁻¹ row by row from L X = I: X[r] = (e_r − Σ_{k<r} L[r][k] X[k]) / L[r][r] (row updates).
     let mut inv = vec![0f64; n * n];
     for r in 0..n {
