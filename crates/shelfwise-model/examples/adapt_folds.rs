@@ -7,6 +7,9 @@
 //!   see them (embedded fresh, as at classification), `adapt::fit_weights` on those;
 //! - `test-fitted`: `fit_weights` on TEST itself, a ceiling for any linear weighting, not a result.
 
+#[path = "common/rows.rs"]
+mod rows;
+use rows::csv_rows;
 use shelfwise_model::adapt::{fit_weights, PRIOR_STRENGTH, PRIOR_WEIGHTS};
 use shelfwise_model::adapter::Adapter;
 use shelfwise_model::head::normalize;
@@ -99,29 +102,4 @@ fn combine(z: &[Vec<f32>], w: &[f32]) -> Vec<f32> {
 
 fn argmax(v: &[f32]) -> usize {
     shelfwise_core::decision::top_k(v, 1)[0]
-}
-
-/// Title and path of each row (simple CSV: quoted cells with doubled quotes).
-fn csv_rows(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
-        let mut cells = Vec::new();
-        let (mut cur, mut q, mut chars) = (String::new(), false, line.chars().peekable());
-        while let Some(ch) = chars.next() {
-            match (ch, q) {
-                ('"', true) if chars.peek() == Some(&'"') => {
-                    cur.push('"');
-                    chars.next();
-                }
-                ('"', _) => q = !q,
-                (',', false) => cells.push(std::mem::take(&mut cur)),
-                _ => cur.push(ch),
-            }
-        }
-        cells.push(cur);
-        if cells.len() >= 2 {
-            out.push((cells[0].clone(), cells[1].clone()));
-        }
-    }
-    out
 }

@@ -4,6 +4,9 @@
 //! With a third argument OUT.tsv, also writes the labels (first line, tab-separated paths) and a
 //! line a title (in the CSV's order, rows of known labels): gold label id, the combined logits (for trying a component offline).
 
+#[path = "common/rows.rs"]
+mod rows;
+use rows::csv_rows;
 use shelfwise_model::head::normalize;
 use shelfwise_model::Classifier;
 
@@ -52,29 +55,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn argmax(v: &[f32]) -> usize {
     shelfwise_core::decision::top_k(v, 1)[0]
-}
-
-/// Title and path of each row (simple CSV: quoted cells with doubled quotes).
-fn csv_rows(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
-        let mut cells = Vec::new();
-        let (mut cur, mut q, mut chars) = (String::new(), false, line.chars().peekable());
-        while let Some(ch) = chars.next() {
-            match (ch, q) {
-                ('"', true) if chars.peek() == Some(&'"') => {
-                    cur.push('"');
-                    chars.next();
-                }
-                ('"', _) => q = !q,
-                (',', false) => cells.push(std::mem::take(&mut cur)),
-                _ => cur.push(ch),
-            }
-        }
-        cells.push(cur);
-        if cells.len() >= 2 {
-            out.push((cells[0].clone(), cells[1].clone()));
-        }
-    }
-    out
 }
