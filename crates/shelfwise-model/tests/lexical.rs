@@ -36,6 +36,13 @@ fn lexical_file(lex: &Lexical) -> ModelFile {
     ModelFile { manifest: m, tensors: tensors_to_bytes(&t).unwrap(), tokenizer: common::base_tokenizer() }
 }
 
+/// The reference log-softmax of a head's logits, in f64 (independent of the crate's f32 one).
+fn log_softmax_f64(head: &[f32]) -> Vec<f64> {
+    let max = head.iter().copied().fold(f32::MIN, f32::max) as f64;
+    let lse = max + head.iter().map(|&h| (h as f64 - max).exp()).sum::<f64>().ln();
+    head.iter().map(|&h| h as f64 - lse).collect()
+}
+
 #[test]
 fn logits_are_the_head_and_the_svm_stacked_per_length_bucket() {
     let lex = lexical();
@@ -47,10 +54,9 @@ fn logits_are_the_head_and_the_svm_stacked_per_length_bucket() {
         let head = &plain.logits(&[title]).unwrap()[0];
         let svm = lex.scores(title);
         // log_softmax in f64, then the bucket's weights (by whitespace words).
-        let max = head.iter().copied().fold(f32::MIN, f32::max) as f64;
-        let lse = max + head.iter().map(|&h| (h as f64 - max).exp()).sum::<f64>().ln();
+        let lp = log_softmax_f64(head);
         let b = if title.split_whitespace().count() <= 2 { STACK[0] } else { STACK[1] };
-        let want: Vec<f64> = head.iter().zip(&svm).map(|(&h, &s)| b.head as f64 * (h as f64 - lse) + b.lexical as f64 * s as f64).collect();
+        let want: Vec<f64> = lp.iter().zip(&svm).map(|(&l, &s)| b.head as f64 * l + b.lexical as f64 * s as f64).collect();
         let got = &stacked.logits(&[title]).unwrap()[0];
         for (w, g) in want.iter().zip(got) {
             assert!((w - *g as f64).abs() < 1e-5, "{title}: {want:?} vs {got:?}");
@@ -88,9 +94,7 @@ fn logits_are_the_head_and_the_svm_stacked_by_the_gate() {
     for title in ["kettle", "kids running shoes for school", "Steel KETTLE 2 l", "zzz"] {
         let head = &plain.logits(&[title]).unwrap()[0];
         let svm = lex.scores(title);
-        let max = head.iter().copied().fold(f32::MIN, f32::max) as f64;
-        let lse = max + head.iter().map(|&h| (h as f64 - max).exp()).sum::<f64>().ln();
-        let lp: Vec<f64> = head.iter().map(|&h| h as f64 - lse).collect();
+        let lp = log_softmax_f64(head);
         let top2 = |v: &[f64]| {
             let mut s = v.to_vec();
             s.sort_by(|a, b| b.total_cmp(a));
