@@ -205,7 +205,7 @@ export interface MemoryInfo {
   exportBytes: number;
   /** Most examples remembered; beyond it the oldest example of the largest category is evicted. */
   cap: number;
-  /** How the combination weights were chosen: 'leave-one-out' or 'prior'. */
+  /** How the combination weights were chosen: 'cross-fitted' (5 folds of the memory) or 'prior' ('leave-one-out' in a memory exported by an earlier version). */
   method: string;
   storage: MemoryState;
 }

@@ -77,7 +77,7 @@ fn scored(clf: &Classifier, a: &Adapter, full: &Adapter, rows: &[(String, String
         let titles: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
         let pooled = clf.embedder().embed(&titles)?;
         let head = clf.model_logits(&titles, &pooled)?;
-        let za = a.features_z(&titles, &normalize(&pooled, 1.0)?, &head, clf.manifest().head.temperature, &vec![None; titles.len()], None)?;
+        let za = a.features_z(&titles, &normalize(&pooled, 1.0)?, &head, clf.manifest().head.temperature)?;
         z.extend(za.into_iter().map(|comps| {
             comps
                 .into_iter()

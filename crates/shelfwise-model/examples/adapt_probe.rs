@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let titles: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
         let pooled = clf.embedder().embed(&titles)?;
         let head = clf.model_logits(&titles, &pooled)?;
-        let z = a.features_z(&titles, &normalize(&pooled, 1.0)?, &head, clf.manifest().head.temperature, &vec![None; titles.len()], None)?;
+        let z = a.features_z(&titles, &normalize(&pooled, 1.0)?, &head, clf.manifest().head.temperature)?;
         for ((_, p), zs) in chunk.iter().zip(&z) {
             let gold = a.labels().find(p).unwrap();
             for (f, zc) in zs.iter().enumerate() {

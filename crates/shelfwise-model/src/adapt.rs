@@ -27,11 +27,10 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use shelfwise_core::taxonomy::join_path;
 use shelfwise_core::CoreError;
 
-use crate::adapter;
 use crate::error::Result;
-use crate::progress::Progress;
+
 use crate::train::examples::Example;
-use shelfwise_core::baseline::{self, LinearSvm, SparseRow, TfidfVectorizer};
+use shelfwise_core::baseline::{self, LinearSvm, SparseRow};
 
 /// The memory's default cap: 20,000 titles is ~8 MB of int8 embeddings and titles.
 pub const DEFAULT_MAX_EXAMPLES: usize = 20_000;
@@ -119,12 +118,6 @@ pub fn evict(labels: &[usize], cap: usize) -> Vec<usize> {
     (0..labels.len()).filter(|i| !dropped.contains(i)).collect()
 }
 
-pub(crate) fn tfidf_rows(titles: &[String]) -> Vec<SparseRow> {
-    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-    let v = TfidfVectorizer::fit(&refs);
-    refs.iter().map(|t| v.transform(t)).collect()
-}
-
 /// The baseline's SVM on the rows `train` (of `rows`, labelled `labels`), one-vs-rest over the
 /// labels they have, in dual form: (label, index into `rows`, αᵢ yᵢ).
 pub(crate) fn svm_dual(rows: &[SparseRow], labels: &[usize], train: &[usize]) -> Vec<(u32, u32, f32)> {
@@ -155,55 +148,6 @@ fn par_map(f: &(dyn Fn(usize) -> Vec<(u32, f32)> + Sync), n: usize) -> Vec<Vec<(
             s.spawn(move || chunk.iter_mut().enumerate().for_each(|(j, o)| *o = f(ci * size + j)));
         }
     });
-    out
-}
-
-/// SVM scores of the `samples` (raw, over all `n_labels`; NaN for labels without examples) from
-/// SVMs that did not see them: 5 folds by each example's rank within its label (so a label with
-/// two or more examples keeps one in every fold's training set).
-pub(crate) fn cross_validated_svm(
-    titles: &[String],
-    labels: &[usize],
-    counts: &[usize],
-    samples: &[usize],
-    n_labels: usize,
-    progress: &dyn Progress,
-) -> HashMap<usize, Vec<f32>> {
-    // 5: each fold's SVM sees 80 % of the memory, close to the whole memory's SVM that
-    // classifies (with 3, the fit under-weighted the SVM: Myntra k = 20 fell below the SVM alone).
-    const FOLDS: usize = 5;
-    let rows = tfidf_rows(titles);
-    let mut rank = vec![0usize; n_labels];
-    let fold: Vec<Option<usize>> = labels
-        .iter()
-        .map(|&l| {
-            let r = rank[l];
-            rank[l] += 1;
-            (counts[l] >= 2).then_some(r % FOLDS)
-        })
-        .collect();
-    let mut out = HashMap::new();
-    progress.start("cross-validate the SVM", FOLDS as u64);
-    for k in 0..FOLDS {
-        let held: Vec<usize> = samples.iter().copied().filter(|&i| fold[i] == Some(k)).collect();
-        if held.is_empty() {
-            progress.advance(1);
-            continue;
-        }
-        let train: Vec<usize> = (0..titles.len()).filter(|&i| fold[i] != Some(k)).collect();
-        let dual = svm_dual(&rows, labels, &train);
-        for &i in &held {
-            let dots: Vec<f32> = rows.iter().map(|r| adapter::sparse_dot(&rows[i], r)).collect();
-            let mut v = vec![f32::NAN; n_labels];
-            for &(l, j, c) in &dual {
-                let x = &mut v[l as usize];
-                *x = if x.is_nan() { 0.0 } else { *x } + c * (dots[j as usize] + 1.0);
-            }
-            out.insert(i, v);
-        }
-        progress.advance(1);
-    }
-    progress.finish(false);
     out
 }
 

@@ -132,8 +132,6 @@ pub struct Memory {
     sums: Vec<Vec<f32>>,
     sums_sq: Vec<f32>,
     counts: Vec<usize>,
-    /// Per example: the dot of its embedding with its own label's sum (for leave-one-out).
-    self_dot: Vec<f32>,
     tfidf: Option<Lexical>,
     /// [`title_key`] → the example (the latest, were there two).
     by_key: HashMap<String, usize>,
@@ -142,13 +140,13 @@ pub struct Memory {
 /// The TF-IDF side of the memory: rows, per-feature postings of examples and of label sums.
 struct Lexical {
     vectorizer: Arc<TfidfVectorizer>,
-    rows: Vec<SparseRow>,
+    /// The number of examples (rows of `example_postings`' second index).
+    len: usize,
     example_postings: Vec<Vec<(u32, f32)>>,
     /// Per feature: (label, its examples' summed value), sorted by label.
     label_postings: Vec<Vec<(u32, f32)>>,
     label_sums: Vec<HashMap<u32, f32>>,
     label_sq: Vec<f32>,
-    self_dot: Vec<f32>,
     /// The SVM's dual: (label, example, αᵢ yᵢ).
     svm: Vec<(u32, u32, f32)>,
 }
@@ -168,7 +166,6 @@ impl Lexical {
                 *sums[l].entry(f).or_default() += v;
             }
         }
-        let self_dot = rows.iter().zip(labels).map(|(row, &l)| row.iter().map(|(f, v)| v * sums[l].get(f).copied().unwrap_or(0.0)).sum()).collect();
         let label_sq = sums.iter().map(|s| s.values().map(|v| v * v).sum()).collect();
         let mut label_postings = vec![Vec::new(); n];
         for (l, s) in sums.iter().enumerate() {
@@ -178,14 +175,14 @@ impl Lexical {
                 label_postings[f as usize].push((l as u32, v));
             }
         }
-        Self { vectorizer, rows, example_postings, label_postings, label_sums: sums, label_sq, self_dot, svm }
+        Self { vectorizer, len: rows.len(), example_postings, label_postings, label_sums: sums, label_sq, svm }
     }
 
     /// Appends example `i` (= the number of rows) of label `l`: its row, postings, and label
-    /// `l`'s sum, norm and members' self-dots; the vectorizer and the SVM stay as they are.
-    fn remember(&mut self, title: &str, l: usize, labels: &[usize]) {
+    /// `l`'s sum and norm; the vectorizer and the SVM stay as they are.
+    fn remember(&mut self, title: &str, l: usize) {
         let row = self.vectorizer.transform(title);
-        let i = self.rows.len() as u32;
+        let i = self.len as u32;
         for &(f, v) in &row {
             self.example_postings[f as usize].push((i, v));
             let sum = self.label_sums[l].entry(f).or_default();
@@ -196,13 +193,8 @@ impl Lexical {
                 Err(at) => post.insert(at, (l as u32, *sum)),
             }
         }
-        self.rows.push(row);
+        self.len += 1;
         self.label_sq[l] = self.label_sums[l].values().map(|v| v * v).sum();
-        self.self_dot.push(0.0);
-        let sums = &self.label_sums[l];
-        for (j, _) in labels.iter().enumerate().filter(|&(_, &lab)| lab == l) {
-            self.self_dot[j] = self.rows[j].iter().map(|(f, v)| v * sums.get(f).copied().unwrap_or(0.0)).sum();
-        }
     }
 }
 
@@ -226,12 +218,11 @@ impl Memory {
             sums[l].iter_mut().zip(r).for_each(|(s, x)| *s += x);
             counts[l] += 1;
         }
-        let self_dot = rows.iter().zip(&labels).map(|(r, &l)| dot(r, &sums[l])).collect();
         let sums_sq = sums.iter().map(|s| dot(s, s)).collect();
         let emb = if n == 0 { None } else { Some(Tensor::from_vec(unit, (n, hidden), &Device::Cpu)?) };
         let tfidf = (n > 0).then(|| Lexical::new(&titles, &labels, n_labels, svm, vectorizer));
         let by_key = titles.iter().enumerate().map(|(i, t)| (title_key(t), i)).collect();
-        Ok(Self { titles, labels, emb, rows, sums, sums_sq, counts, self_dot, tfidf, by_key })
+        Ok(Self { titles, labels, emb, rows, sums, sums_sq, counts, tfidf, by_key })
     }
 
     pub fn len(&self) -> usize {
@@ -267,15 +258,11 @@ impl Memory {
         let hidden = unit.len();
         self.emb = Some(Tensor::cat(&[emb, &Tensor::from_slice(&unit, (1, hidden), &Device::Cpu)?], 0)?);
         self.labels.push(l);
-        lex.remember(&title, l, &self.labels);
+        lex.remember(&title, l);
         self.sums[l].iter_mut().zip(&unit).for_each(|(s, x)| *s += x);
         self.counts[l] += 1;
         self.sums_sq[l] = dot(&self.sums[l], &self.sums[l]);
         self.rows.push(unit);
-        self.self_dot.push(0.0);
-        for (j, _) in self.labels.iter().enumerate().filter(|&(_, &lab)| lab == l) {
-            self.self_dot[j] = dot(&self.rows[j], &self.sums[l]);
-        }
         self.by_key.insert(title_key(&title), self.titles.len());
         self.titles.push(title);
         Ok(())
@@ -440,7 +427,7 @@ impl Adapter {
     /// already that far ahead. Titles near it get the example scores' pull, no more.
     pub fn logits(&self, titles: &[&str], pooled: &Tensor, head_logits: &[Vec<f32>], head_t: f32) -> Result<Vec<Vec<f32>>> {
         let unit = normalize(pooled, 1.0)?;
-        let z = self.features_z(titles, &unit, head_logits, head_t, &vec![None; titles.len()], None)?;
+        let z = self.features_z(titles, &unit, head_logits, head_t)?;
         Ok(z.iter()
             .zip(titles)
             .map(|(f, t)| {
@@ -467,18 +454,9 @@ impl Adapter {
     }
 
     /// Every title's z-scored components, `[B][C][L]` in [`Self::features`] order. `unit` are the
-    /// titles' unit embeddings `[B, H]`; `exclude[b]` is a remembered example left out of title
-    /// b's example scores (leave-one-out, when the title is that example); `svm`, when given, are
-    /// the titles' raw SVM scores (NaN: none) to use instead of the memory's (cross-validated ones).
-    pub fn features_z(
-        &self,
-        titles: &[&str],
-        unit: &Tensor,
-        head_logits: &[Vec<f32>],
-        head_t: f32,
-        exclude: &[Option<usize>],
-        svm: Option<&[Vec<f32>]>,
-    ) -> Result<Vec<Vec<Vec<f32>>>> {
+    /// titles' unit embeddings `[B, H]`. (The weights' fit scores an example with a memory that
+    /// does not hold it: `crate::shop`'s refit.)
+    pub fn features_z(&self, titles: &[&str], unit: &Tensor, head_logits: &[Vec<f32>], head_t: f32) -> Result<Vec<Vec<Vec<f32>>>> {
         let l = self.labels.len();
         let name_path: Vec<Vec<f32>> = unit.matmul(&self.path_t)?.to_vec2()?;
         let name_leaf: Vec<Vec<f32>> = unit.matmul(&self.leaf_t)?.to_vec2()?;
@@ -486,11 +464,9 @@ impl Adapter {
             (Some(e), Some(s)) => (unit.matmul(&e.t()?)?.to_vec2()?, unit.matmul(s)?.to_vec2()?),
             _ => (vec![Vec::new(); titles.len()], vec![Vec::new(); titles.len()]),
         };
-        let unit_rows: Vec<Vec<f32>> = unit.to_vec2()?;
         let m = &self.memory;
         let mut out = Vec::with_capacity(titles.len());
         for b in 0..titles.len() {
-            let ex = exclude[b];
             let mut z = Vec::with_capacity(self.features.len());
             let lex = m.tfidf.as_ref().map(|lex| {
                 let row = lex.vectorizer.transform(titles[b]);
@@ -517,37 +493,30 @@ impl Adapter {
                     }
                     Feature::EmbCentroid if !m.is_empty() => {
                         for j in 0..l {
-                            let (mut d, mut sq, mut n) = (cent[b][j], m.sums_sq[j], m.counts[j]);
-                            if let Some(i) = ex.filter(|&i| m.labels[i] == j) {
-                                d -= dot(&unit_rows[b], &m.rows[i]);
-                                sq += -2.0 * m.self_dot[i] + dot(&m.rows[i], &m.rows[i]);
-                                n -= 1;
-                            }
-                            if n > 0 && sq > 1e-12 {
+                            let (d, sq) = (cent[b][j], m.sums_sq[j]);
+                            if m.counts[j] > 0 && sq > 1e-12 {
                                 v[j] = d / sq.sqrt();
                             }
                         }
                     }
                     Feature::EmbNearest if !m.is_empty() => {
-                        for (i, (&s, &lab)) in sims[b].iter().zip(&m.labels).enumerate() {
-                            if Some(i) != ex && (v[lab].is_nan() || s > v[lab]) {
+                        for (&s, &lab) in sims[b].iter().zip(&m.labels) {
+                            if v[lab].is_nan() || s > v[lab] {
                                 v[lab] = s;
                             }
                         }
                     }
-                    Feature::TfidfSvm => match (svm, &lex) {
-                        (Some(s), _) => v.copy_from_slice(&s[b]),
-                        (None, Some((lex, _, dots))) => {
+                    Feature::TfidfSvm => {
+                        if let Some((lex, _, dots)) = &lex {
                             for &(lab, i, c) in &lex.svm {
                                 let x = &mut v[lab as usize];
                                 *x = if x.is_nan() { 0.0 } else { *x } + c * (dots[i as usize] + 1.0);
                             }
                         }
-                        _ => {}
-                    },
+                    }
                     Feature::TfidfCentroid | Feature::TfidfNearest => {
                         if let Some((lex, row, dots)) = &lex {
-                            lexical(lex, m, row, dots, ex, f, &mut v);
+                            lexical(lex, m, row, dots, f, &mut v);
                             // TF-IDF cosines are ≥ 0, and 0 is "no word in common": what a label
                             // without examples has. (The lowest present value would make a memory
                             // of one category all one value: a first correction would do nothing.)
@@ -566,10 +535,10 @@ impl Adapter {
 }
 
 /// One title's TF-IDF centroid or nearest-example scores into `v` (NaN where a label has none).
-fn lexical(lex: &Lexical, m: &Memory, row: &SparseRow, dots: &[f32], ex: Option<usize>, f: Feature, v: &mut [f32]) {
+fn lexical(lex: &Lexical, m: &Memory, row: &SparseRow, dots: &[f32], f: Feature, v: &mut [f32]) {
     if f == Feature::TfidfNearest {
-        for (i, (&d, &lab)) in dots.iter().zip(&m.labels).enumerate() {
-            if Some(i) != ex && (v[lab].is_nan() || d > v[lab]) {
+        for (&d, &lab) in dots.iter().zip(&m.labels) {
+            if v[lab].is_nan() || d > v[lab] {
                 v[lab] = d;
             }
         }
@@ -582,33 +551,11 @@ fn lexical(lex: &Lexical, m: &Memory, row: &SparseRow, dots: &[f32], ex: Option<
         }
     }
     for (j, out) in v.iter_mut().enumerate() {
-        let (mut d, mut sq, mut n) = (cdots[j], lex.label_sq[j], m.counts[j]);
-        if let Some(i) = ex.filter(|&i| m.labels[i] == j) {
-            let own = &lex.rows[i];
-            d -= sparse_dot(row, own);
-            sq += -2.0 * lex.self_dot[i] + sparse_dot(own, own);
-            n -= 1;
-        }
-        if n > 0 && sq > 1e-12 {
+        let (d, sq) = (cdots[j], lex.label_sq[j]);
+        if m.counts[j] > 0 && sq > 1e-12 {
             *out = d / sq.sqrt();
         }
     }
-}
-
-pub fn sparse_dot(a: &SparseRow, b: &SparseRow) -> f32 {
-    let (mut i, mut j, mut s) = (0, 0, 0f32);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                s += a[i].1 * b[j].1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    s
 }
 
 fn log_softmax(logits: &[f32], t: f32) -> Vec<f32> {
