@@ -1,7 +1,7 @@
 //! Diagnostic for the combination weights (issue #19, k = 20; models/flipkart-minilm/NOTES.md):
 //! `cargo run --release -p shelfwise-model --example adapt_folds -- MODEL TAXONOMY EXAMPLES.csv TEST.csv`.
 //! acc@1 on TEST of one adapted memory (all EXAMPLES) under three weight vectors:
-//! - `leave-one-out`: what `adapt` fits (the shipped rule);
+//! - `shipped`: what `adapt` fits (5-fold cross-fitted on the memory's stored int8 rows);
 //! - `5-fold`: every component cross-fitted: 5 memories each without one fold of the examples
 //!   (fold = rank within the label mod 5), the held-out titles scored by the memory that did not
 //!   see them (embedded fresh, as at classification), `adapt::fit_weights` on those;
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         right as f64 / gold_test.len() as f64
     };
     println!("test titles {} of {}, labels {}", gold_test.len(), test.len(), full.labels().len());
-    println!("leave-one-out {:.4} {:?}", acc(full.weights()), full.weights());
+    println!("shipped {:.4} {:?}", acc(full.weights()), full.weights());
     let mut rank = std::collections::HashMap::new();
     let fold: Vec<usize> = ex
         .iter()

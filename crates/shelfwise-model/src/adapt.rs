@@ -16,8 +16,9 @@
 //!   wholesale).
 //!
 //! The combination weights are chosen on the shop's own examples: each example whose label has
-//! another example is scored with itself left out of the memory (leave-one-out; its TF-IDF
-//! vectorizer still counts it in the document frequencies), and the weights maximise the
+//! another example is scored by a memory without it (5-fold cross-fitting, `crate::shop`'s refit:
+//! every component, the TF-IDF vectorizer and SVM included, fitted on the other folds), and the
+//! weights maximise the
 //! likelihood of the right labels under a Gaussian prior centred on [`PRIOR_WEIGHTS`]
 //! (weight [`PRIOR_STRENGTH`]), so a few examples move them little and many decide them. With no
 //! such example (k = 0 or 1 a label) the prior weights are used as they are.
@@ -37,7 +38,7 @@ pub const DEFAULT_MAX_EXAMPLES: usize = 20_000;
 
 /// Weights used where the shop's examples cannot choose them, in [`Feature::ALL`] order
 /// (name_path, name_leaf, head, emb_centroid, emb_nearest, tfidf_centroid, tfidf_nearest,
-/// tfidf_svm): the leave-one-out fit on the Myntra split at k = 5 with the shipped model,
+/// tfidf_svm): the fit (then leave-one-out) on the Myntra split at k = 5 with the shipped model,
 /// rounded (models/flipkart-minilm/NOTES.md); `head`, which Myntra cannot fit (no path in
 /// common), between 1 and the 2.6 of Flipkart's fit (optimistic there: the head was trained on
 /// those titles).
@@ -60,7 +61,7 @@ pub struct Report {
     pub evicted: usize,
     pub remembered: usize,
     pub fit_samples: usize,
-    /// "leave-one-out" or "prior".
+    /// "cross-fitted" or "prior".
     pub method: String,
     pub weights: Vec<(String, f32)>,
 }
