@@ -393,102 +393,10 @@ pub fn fit_gate(head: &[Vec<f32>], lexical: &[Vec<f32>], titles: &[&str], gold: 
         head: vec![0.0; P],
         lexical: vec![0.0; P],
     };
-    let phi: Vec<[f64; P]> = feats
-        .iter()
-        .map(|f| {
-            let z = gate.standardised(f);
-            let mut p = [1.0; P];
-            for k in 0..GATE_FEATURES {
-                p[k + 1] = z[k] as f64;
-            }
-            p
-        })
-        .collect();
-    // Loss, gradient and Hessian in w = [head weights, lexical weights].
-    let eval = |w: &[f64; 2 * P], second: bool| -> (f64, [f64; 2 * P], Vec<f64>) {
-        let (mut loss, mut g, mut hs) = (0.0, [0.0; 2 * P], vec![0.0; 4 * P * P]);
-        for &i in &labelled {
-            let y = gold[i].unwrap_or(0);
-            let p = &phi[i];
-            let a: f64 = (0..P).map(|j| w[j] * p[j]).sum();
-            let b: f64 = (0..P).map(|j| w[P + j] * p[j]).sum();
-            let z: Vec<f64> = h[i].iter().zip(&lexical[i]).map(|(&x, &v)| a * x as f64 + b * v as f64).collect();
-            let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
-            let sum: f64 = e.iter().sum();
-            loss += sum.ln() + max - z[y];
-            let (mut eh, mut es, mut ehh, mut ess, mut ehs) = (0.0, 0.0, 0.0, 0.0, 0.0);
-            for (k, &ek) in e.iter().enumerate() {
-                let q = ek / sum;
-                let (x, v) = (h[i][k] as f64, lexical[i][k] as f64);
-                eh += q * x;
-                es += q * v;
-                if second {
-                    ehh += q * x * x;
-                    ess += q * v * v;
-                    ehs += q * x * v;
-                }
-            }
-            let (ga, gb) = (eh - h[i][y] as f64, es - lexical[i][y] as f64);
-            for j in 0..P {
-                g[j] += ga * p[j];
-                g[P + j] += gb * p[j];
-            }
-            if second {
-                let c = [[ehh - eh * eh, ehs - eh * es], [ehs - eh * es, ess - es * es]];
-                for (r, cr) in c.iter().enumerate() {
-                    for (t, &crt) in cr.iter().enumerate() {
-                        for j in 0..P {
-                            for k in 0..P {
-                                hs[(r * P + j) * 2 * P + t * P + k] += crt * p[j] * p[k];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let m = labelled.len() as f64;
-        loss /= m;
-        g.iter_mut().for_each(|x| *x /= m);
-        hs.iter_mut().for_each(|x| *x /= m);
-        for r in 0..2 {
-            for j in 1..P {
-                let k = r * P + j;
-                loss += GATE_L2 * w[k] * w[k];
-                g[k] += 2.0 * GATE_L2 * w[k];
-                hs[k * 2 * P + k] += 2.0 * GATE_L2;
-            }
-        }
-        (loss, g, hs)
-    };
-    let mut w = [0.0; 2 * P];
-    (w[0], w[P]) = (1.0, 1.0);
-    let (mut loss, _, _) = eval(&w, false);
-    for _ in 0..50 {
-        let (_, g, mut hs) = eval(&w, true);
-        for k in 0..2 * P {
-            hs[k * 2 * P + k] += 1e-9;
-        }
-        let Some(step) = solve(&mut hs, g, 2 * P) else { break };
-        let mut t = 1.0;
-        let mut moved = false;
-        while t > 1e-4 {
-            let mut q = w;
-            for k in 0..2 * P {
-                q[k] -= t * step[k];
-            }
-            let (l, _, _) = eval(&q, false);
-            if l < loss {
-                moved = loss - l > 1e-10;
-                (w, loss) = (q, l);
-                break;
-            }
-            t *= 0.5;
-        }
-        if !moved {
-            break;
-        }
-    }
+    let phi: Vec<Vec<f64>> = feats.iter().map(|f| std::iter::once(1.0).chain(gate.standardised(f).iter().map(|&z| z as f64)).collect()).collect();
+    let mut start = [0.0; 2 * P];
+    (start[0], start[P]) = (1.0, 1.0);
+    let w = fit_linear_stack(&h, lexical, gold, &labelled, &phi, &start, &[false; 2 * P], GATE_L2);
     gate.head = w[..P].iter().map(|&x| x as f32).collect();
     gate.lexical = w[P..].iter().map(|&x| x as f32).collect();
     gate.is_valid().then_some(gate)
@@ -496,9 +404,8 @@ pub fn fit_gate(head: &[Vec<f32>], lexical: &[Vec<f32>], titles: &[&str], gold: 
 
 /// `a⁻¹ b` for a symmetric positive definite `n × n` matrix `a` (row-major) by Cholesky; `None`
 /// when it is not positive definite.
-fn solve<const N: usize>(a: &mut [f64], b: [f64; N], n: usize) -> Option<[f64; N]> {
+fn solve(a: &mut [f64], mut x: Vec<f64>, n: usize) -> Option<Vec<f64>> {
     crate::linalg::cholesky(a, n).ok()?;
-    let mut x = b;
     for i in 0..n {
         for k in 0..i {
             x[i] -= a[i * n + k] * x[k];
@@ -514,66 +421,105 @@ fn solve<const N: usize>(a: &mut [f64], b: [f64; N], n: usize) -> Option<[f64; N
     Some(x)
 }
 
-/// Mean NLL, its gradient and Hessian in `(a, b)` of `softmax(a·h + b·s)` over `idx`.
-fn nll_newton(h: &[Vec<f32>], s: &[Vec<f32>], gold: &[Option<usize>], idx: &[usize], a: f64, b: f64) -> (f64, [f64; 2], [f64; 3]) {
-    let (mut loss, mut g, mut hess) = (0.0, [0.0; 2], [0.0; 3]);
-    let mut n = 0usize;
-    for &i in idx {
-        let Some(y) = gold[i] else { continue };
-        let z: Vec<f64> = h[i].iter().zip(&s[i]).map(|(&x, &v)| a * x as f64 + b * v as f64).collect();
-        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
-        let sum: f64 = e.iter().sum();
-        loss += sum.ln() + max - z[y];
-        let (mut eh, mut es, mut ehh, mut ess, mut ehs) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (k, &ek) in e.iter().enumerate() {
-            let p = ek / sum;
-            let (x, v) = (h[i][k] as f64, s[i][k] as f64);
-            eh += p * x;
-            es += p * v;
-            ehh += p * x * x;
-            ess += p * v * v;
-            ehs += p * x * v;
-        }
-        g[0] += eh - h[i][y] as f64;
-        g[1] += es - s[i][y] as f64;
-        hess[0] += ehh - eh * eh;
-        hess[1] += ehs - eh * es;
-        hess[2] += ess - es * es;
-        n += 1;
-    }
-    let n = n.max(1) as f64;
-    (loss / n, [g[0] / n, g[1] / n], [hess[0] / n, hess[1] / n, hess[2] / n])
-}
-
-/// `(a, b)` minimising the held-out NLL over `idx` by damped Newton steps; `fix` pins one weight
-/// at 0 (`Some(0)`: the head alone, `Some(1)`: the lexical part alone).
-fn fit_pair(h: &[Vec<f32>], s: &[Vec<f32>], gold: &[Option<usize>], idx: &[usize], fix: Option<usize>) -> (f64, f64) {
-    let mut p = [if fix == Some(0) { 0.0 } else { 1.0 }, if fix == Some(1) { 0.0 } else { 1.0 }];
-    let (mut loss, _, _) = nll_newton(h, s, gold, idx, p[0], p[1]);
-    for _ in 0..50 {
-        let (_, g, [haa, hab, hbb]) = nll_newton(h, s, gold, idx, p[0], p[1]);
-        let ridge = 1e-6;
-        let step = match fix {
-            Some(0) => [0.0, g[1] / (hbb + ridge)],
-            Some(_) => [g[0] / (haa + ridge), 0.0],
-            None => {
-                let det = (haa + ridge) * (hbb + ridge) - hab * hab;
-                if det <= 0.0 {
-                    break;
-                }
-                [((hbb + ridge) * g[0] - hab * g[1]) / det, ((haa + ridge) * g[1] - hab * g[0]) / det]
+/// The stack `a(x)·h + b(x)·s` with `a = θ_a·φ(x)`, `b = θ_b·φ(x)` (`θ = [θ_a; θ_b]`, `P` =
+/// `phi[i].len()` each, `φ₀ = 1`: the intercept): `θ` minimising the mean log-loss over the
+/// labelled texts of `idx` plus `l2 · θ_k²` for every weight but the intercepts, by damped Newton
+/// steps from `start`; `pinned[k]` keeps `θ_k` at its start value. Convex in `θ`: one optimum.
+/// The gate ([`fit_gate`]: `φ` = 1 and the standardised features) and each length bucket
+/// ([`fit_stack`]: `φ` = 1) are this fit.
+#[allow(clippy::too_many_arguments)]
+fn fit_linear_stack(
+    h: &[Vec<f32>],
+    s: &[Vec<f32>],
+    gold: &[Option<usize>],
+    idx: &[usize],
+    phi: &[Vec<f64>],
+    start: &[f64],
+    pinned: &[bool],
+    l2: f64,
+) -> Vec<f64> {
+    let p = start.len() / 2;
+    let q = 2 * p;
+    let labelled: Vec<(usize, usize)> = idx.iter().filter_map(|&i| gold[i].map(|y| (i, y))).collect();
+    let m = labelled.len().max(1) as f64;
+    // Loss, gradient and (with `second`) Hessian in θ.
+    let eval = |w: &[f64], second: bool| -> (f64, Vec<f64>, Vec<f64>) {
+        let (mut loss, mut g, mut hs) = (0.0, vec![0.0; q], vec![0.0; if second { q * q } else { 0 }]);
+        for &(i, y) in &labelled {
+            let ph = &phi[i];
+            let a: f64 = (0..p).map(|j| w[j] * ph[j]).sum();
+            let b: f64 = (0..p).map(|j| w[p + j] * ph[j]).sum();
+            let z: Vec<f64> = h[i].iter().zip(&s[i]).map(|(&x, &v)| a * x as f64 + b * v as f64).collect();
+            let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            loss += sum.ln() + max - z[y];
+            let (mut eh, mut es, mut ehh, mut ess, mut ehs) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (k, &ek) in e.iter().enumerate() {
+                let pk = ek / sum;
+                let (x, v) = (h[i][k] as f64, s[i][k] as f64);
+                eh += pk * x;
+                es += pk * v;
+                ehh += pk * x * x;
+                ess += pk * v * v;
+                ehs += pk * x * v;
             }
-        };
+            let (ga, gb) = (eh - h[i][y] as f64, es - s[i][y] as f64);
+            for j in 0..p {
+                g[j] += ga * ph[j];
+                g[p + j] += gb * ph[j];
+            }
+            if second {
+                let c = [[ehh - eh * eh, ehs - eh * es], [ehs - eh * es, ess - es * es]];
+                for (r, cr) in c.iter().enumerate() {
+                    for (t, &crt) in cr.iter().enumerate() {
+                        for j in 0..p {
+                            for k in 0..p {
+                                hs[(r * p + j) * q + t * p + k] += crt * ph[j] * ph[k];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        loss /= m;
+        g.iter_mut().for_each(|x| *x /= m);
+        hs.iter_mut().for_each(|x| *x /= m);
+        for r in 0..2 {
+            for j in 1..p {
+                let k = r * p + j;
+                loss += l2 * w[k] * w[k];
+                g[k] += 2.0 * l2 * w[k];
+                if second {
+                    hs[k * q + k] += 2.0 * l2;
+                }
+            }
+        }
+        (loss, g, hs)
+    };
+    let mut w = start.to_vec();
+    let (mut loss, _, _) = eval(&w, false);
+    for _ in 0..50 {
+        let (_, mut g, mut hs) = eval(&w, true);
+        for k in 0..q {
+            if pinned[k] {
+                g[k] = 0.0;
+                for j in 0..q {
+                    (hs[k * q + j], hs[j * q + k]) = (0.0, 0.0);
+                }
+                hs[k * q + k] = 1.0;
+            }
+            hs[k * q + k] += 1e-9;
+        }
+        let Some(step) = solve(&mut hs, g, q) else { break };
         let mut t = 1.0;
         let mut moved = false;
         while t > 1e-4 {
-            let q = [p[0] - t * step[0], p[1] - t * step[1]];
-            let (l, _, _) = nll_newton(h, s, gold, idx, q[0], q[1]);
+            let next: Vec<f64> = w.iter().zip(&step).map(|(x, d)| x - t * d).collect();
+            let (l, _, _) = eval(&next, false);
             if l < loss {
-                moved = loss - l > 1e-9;
-                p = q;
-                loss = l;
+                moved = loss - l > 1e-10;
+                (w, loss) = (next, l);
                 break;
             }
             t *= 0.5;
@@ -582,7 +528,15 @@ fn fit_pair(h: &[Vec<f32>], s: &[Vec<f32>], gold: &[Option<usize>], idx: &[usize
             break;
         }
     }
-    (p[0], p[1])
+    w
+}
+
+/// `(a, b)` minimising the held-out NLL over `idx` ([`fit_linear_stack`] with `φ` = 1); `fix`
+/// pins one weight at 0 (`Some(0)`: the lexical part alone, `Some(1)`: the head alone).
+fn fit_pair(h: &[Vec<f32>], s: &[Vec<f32>], gold: &[Option<usize>], idx: &[usize], ones: &[Vec<f64>], fix: Option<usize>) -> (f64, f64) {
+    let start = [if fix == Some(0) { 0.0 } else { 1.0 }, if fix == Some(1) { 0.0 } else { 1.0 }];
+    let w = fit_linear_stack(h, s, gold, idx, ones, &start, &[fix == Some(0), fix == Some(1)], 0.0);
+    (w[0], w[1])
 }
 
 fn accuracy(h: &[Vec<f32>], s: &[Vec<f32>], gold: &[Option<usize>], idx: &[usize], a: f64, b: f64) -> usize {
@@ -603,8 +557,10 @@ fn accuracy(h: &[Vec<f32>], s: &[Vec<f32>], gold: &[Option<usize>], idx: &[usize
 /// part alone. A bucket with under 50 labelled texts takes the weights fitted on all texts.
 pub fn fit_stack(head: &[Vec<f32>], lexical: &[Vec<f32>], words: &[usize], gold: &[Option<usize>], bounds: &[u32]) -> Vec<StackBucket> {
     let h: Vec<Vec<f32>> = head.iter().map(|l| log_softmax(l)).collect();
+    let ones = vec![vec![1.0]; h.len()];
     let choose = |idx: &[usize]| -> (f64, f64) {
-        let fits = [fit_pair(&h, lexical, gold, idx, None), fit_pair(&h, lexical, gold, idx, Some(1)), fit_pair(&h, lexical, gold, idx, Some(0))];
+        let fits =
+            [fit_pair(&h, lexical, gold, idx, &ones, None), fit_pair(&h, lexical, gold, idx, &ones, Some(1)), fit_pair(&h, lexical, gold, idx, &ones, Some(0))];
         let mut best = (fits[0], accuracy(&h, lexical, gold, idx, fits[0].0, fits[0].1));
         for &f in &fits[1..] {
             let acc = accuracy(&h, lexical, gold, idx, f.0, f.1);
