@@ -18,7 +18,7 @@ from w = 1 (convex). The temperature (top-1 BCE, log t in [0.05, 20]) is fitted 
 
 Variants (VARIANTS): each input alone, two-input gates, three-input gates on 7 or 11 features,
 and "by mode": one gate for whole titles, another for prefixes (the caller would have to say which).
-A_DIR: `SHELFWISE_DUMP_STACK=A_DIR shelfwise train ...` (default run: files heldout.*);
+A_DIR: `shelfwise train ... --dump-stack A_DIR` (default run: files heldout.*);
 B_DIR: the dump_stack output of model B (`--prefix-fractions none`) on A's held-out texts.
 Accuracies count rows whose category the model lacks as wrong; ECE: 15 bins, whole titles.
 """

@@ -121,6 +121,10 @@ pub struct TrainArgs {
     /// once its stack with the head is fitted).
     #[arg(long)]
     pub no_lexical_refit: bool,
+    /// Debugging aid: write the stack's inputs on the held-out texts to DIR
+    /// (scripts/stack-experiment.py reads them).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub dump_stack: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -203,6 +207,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             prefix_fractions: a.lexical_prefixes.0.clone(),
             max_texts: a.lexical_max_texts,
             refit_all: !a.no_lexical_refit,
+            dump_stack: a.dump_stack.clone(),
         }),
     };
     if a.qat.is_some() && a.part.is_some() {
@@ -263,7 +268,8 @@ pub fn add_lexical(a: AddLexicalArgs) -> Result<()> {
     let file = ModelFile::from_bytes(&bytes)?;
     let train = read_labelled(&a.train, &a.text_col, &a.label_col)?;
     let heldout = read_labelled(&a.heldout, &a.text_col, &a.label_col)?;
-    let opts = LexicalOptions { max_weights: a.lexical_weights, prefix_fractions: Vec::new(), max_texts: a.lexical_max_texts, refit_all: false };
+    let opts =
+        LexicalOptions { max_weights: a.lexical_weights, prefix_fractions: Vec::new(), max_texts: a.lexical_max_texts, refit_all: false, dump_stack: None };
     let file = shelfwise_model::train::lexical::add_to_model(file, &train, &heldout, &source(&a.heldout)?, &opts, &Bars::default()).map_err(|e| match e {
         TrainError::HasLexical | TrainError::Adapted => anyhow!("{}: {e}", a.model.display()),
         e => cli_error(e, &a.heldout),

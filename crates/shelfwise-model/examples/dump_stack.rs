@@ -34,6 +34,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         head.extend(clf.head_logits(&refs)?);
         svm.extend(chunk.iter().map(|t| lex.scores(t)));
     }
-    dump_scores(std::path::Path::new(&args[3]), &args[4], &texts, &gold, &whole, &head, &svm);
+    dump_scores(std::path::Path::new(&args[3]), &args[4], &texts, &gold, &whole, &head, &svm)?;
     Ok(())
 }

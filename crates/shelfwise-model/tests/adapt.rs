@@ -225,7 +225,8 @@ fn an_adapted_file_is_not_calibrated_relexicalised_or_quantized_under_its_adapta
     let src = DataSource { file: Some("x.csv".into()), sha256: String::new() };
     let cal = shelfwise_model::train::prior::calibrate(file.clone(), &rows, &src, true, &Silent);
     assert!(matches!(cal, Err(TrainError::Adapted)), "{:?}", cal.err());
-    let opts = shelfwise_model::train::lexical::LexicalOptions { max_weights: 1000, prefix_fractions: vec![], max_texts: 100, refit_all: false };
+    let opts =
+        shelfwise_model::train::lexical::LexicalOptions { max_weights: 1000, prefix_fractions: vec![], max_texts: 100, refit_all: false, ..Default::default() };
     let lex = shelfwise_model::train::lexical::add_to_model(file.clone(), &rows, &rows, &src, &opts, &Silent);
     assert!(matches!(lex, Err(TrainError::Adapted)), "{:?}", lex.err());
     let q = QuantizeOptions { scheme: Scheme::Int8, keep_tokens: None, vocab_source: String::new(), calibration: vec![], calibration_source: String::new() };

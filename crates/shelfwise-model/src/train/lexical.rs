@@ -37,11 +37,14 @@ pub struct LexicalOptions {
     /// When the held-out rows are a split of the training CSV: fit the SVM again on all its rows
     /// once the stack is fitted (the stack's weights stay).
     pub refit_all: bool,
+    /// Debugging aid, not for users (`train --dump-stack DIR`, hidden): write the stack's inputs on
+    /// the held-out texts there ([`dump_scores`]).
+    pub dump_stack: Option<std::path::PathBuf>,
 }
 
 impl Default for LexicalOptions {
     fn default() -> Self {
-        Self { max_weights: DEFAULT_MAX_WEIGHTS, prefix_fractions: Vec::new(), max_texts: 60_000, refit_all: true }
+        Self { max_weights: DEFAULT_MAX_WEIGHTS, prefix_fractions: Vec::new(), max_texts: 60_000, refit_all: true, dump_stack: None }
     }
 }
 
@@ -240,10 +243,11 @@ pub struct StackFit {
 /// the held-out texts (5 folds by title, each fold scored by both fitted on the other four), it
 /// is right on at least as many whole titles and at least as many texts (titles and prefixes) as
 /// the buckets. The buckets are stored either way (what a file without a gate scores with).
-pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, progress: &dyn Progress) -> StackFit {
+/// `dump`: [`LexicalOptions::dump_stack`].
+pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, dump: Option<&std::path::Path>, progress: &dyn Progress) -> StackFit {
     let scores: Vec<Vec<f32>> = held.texts.iter().map(|t| fit.scores(t)).collect();
-    if let Some(dir) = std::env::var_os("SHELFWISE_DUMP_STACK") {
-        dump_scores(std::path::Path::new(&dir), "heldout", held.texts, held.gold, held.whole, head, &scores);
+    if let Some(Err(e)) = dump.map(|dir| dump_scores(dir, "heldout", held.texts, held.gold, held.whole, head, &scores)) {
+        progress.note(&format!("--dump-stack: {e}"));
     }
     let titles: Vec<&str> = held.texts.iter().map(String::as_str).collect();
     let StackChoice { buckets, gate, right_gate: right_g, right_buckets: right_b } = choose_stack(head, &scores, &titles, held.gold, held.whole, STACK_FOLDS);
@@ -278,19 +282,24 @@ pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, progress: &dyn 
     StackFit { buckets, gate, logits, choice }
 }
 
-/// Debugging aid, not for users (env `SHELFWISE_DUMP_STACK=DIR`): the stack's inputs on the
-/// held-out texts, as `NAME.json` (texts, gold, whole) and row-major f32 `NAME.head.f32` and
-/// `NAME.svm.f32`, for experiments with stackers outside Rust. Failures are only reported.
-pub fn dump_scores(dir: &std::path::Path, name: &str, texts: &[String], gold: &[Option<usize>], whole: &[bool], head: &[Vec<f32>], svm: &[Vec<f32>]) {
+/// Debugging aid, not for users (`train --dump-stack DIR`): the stack's inputs on the held-out
+/// texts, as `NAME.json` (texts, gold, whole) and row-major f32 `NAME.head.f32` and
+/// `NAME.svm.f32`, for experiments with stackers outside Rust (scripts/stack-experiment.py).
+pub fn dump_scores(
+    dir: &std::path::Path,
+    name: &str,
+    texts: &[String],
+    gold: &[Option<usize>],
+    whole: &[bool],
+    head: &[Vec<f32>],
+    svm: &[Vec<f32>],
+) -> std::io::Result<()> {
     let raw = |m: &[Vec<f32>]| m.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
     let meta = json!({ "texts": texts, "gold": gold, "whole": whole, "classes": head.first().map_or(0, Vec::len) });
-    let done = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(dir.join(format!("{name}.json")), meta.to_string()))
-        .and_then(|_| std::fs::write(dir.join(format!("{name}.head.f32")), raw(head)))
-        .and_then(|_| std::fs::write(dir.join(format!("{name}.svm.f32")), raw(svm)));
-    if let Err(e) = done {
-        eprintln!("SHELFWISE_DUMP_STACK: {e}");
-    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("{name}.json")), meta.to_string())?;
+    std::fs::write(dir.join(format!("{name}.head.f32")), raw(head))?;
+    std::fs::write(dir.join(format!("{name}.svm.f32")), raw(svm))
 }
 
 /// The manifest's record of a lexical part.
@@ -381,7 +390,7 @@ pub fn add_to_model(
     let (texts, gold, whole) = (&h.texts, &h.gold, &h.whole);
     let fit = self::fit(train, labels, opts, progress)?;
     let held = HeldTexts { texts, gold, whole, marker: h.marker.as_deref() };
-    let StackFit { buckets, gate, logits, choice } = stack(&held, &head, &fit.lexical, progress);
+    let StackFit { buckets, gate, logits, choice } = stack(&held, &head, &fit.lexical, opts.dump_stack.as_deref(), progress);
     let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) = (0..texts.len()).filter(|&i| whole[i]).map(|i| (logits[i].clone(), gold[i])).unzip();
     manifest.head.temperature = fit_temperature_top1(&l, &g);
     progress.note(&format!("temperature {:.4} (fitted on {} held-out titles)", manifest.head.temperature, l.len()));

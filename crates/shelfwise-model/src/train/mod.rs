@@ -294,7 +294,7 @@ pub fn run(
     if let (Some(lopts), Some(h), Some(logits)) = (&opts.lexical, &held, &held_logits) {
         let fit = self::lexical::fit(&train_rows, &labels, lopts, progress)?;
         let texts = self::lexical::HeldTexts { texts: &held_texts, gold: &h.labels, whole: &held_whole, marker };
-        let s = self::lexical::stack(&texts, logits, &fit.lexical, progress);
+        let s = self::lexical::stack(&texts, logits, &fit.lexical, lopts.dump_stack.as_deref(), progress);
         lexical_record = self::lexical::record(&fit, lopts, held_texts.len(), &s.choice);
         let cfg = LexicalConfig {
             analyzer: LEXICAL_ANALYZER.into(),
