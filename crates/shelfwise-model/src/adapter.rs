@@ -140,7 +140,7 @@ pub struct Memory {
 /// The TF-IDF side of the memory: rows, per-feature postings of examples and of label sums.
 struct Lexical {
     vectorizer: Arc<TfidfVectorizer>,
-    /// The number of examples (rows of `example_postings`' second index).
+    /// The number of examples (the next one's index in the postings).
     len: usize,
     example_postings: Vec<Vec<(u32, f32)>>,
     /// Per feature: (label, its examples' summed value), sorted by label.
