@@ -140,6 +140,13 @@ pub struct Shop {
     vectorizer_docs: usize,
 }
 
+/// How many of `ex_labels` each of `n` labels has.
+fn label_counts(ex_labels: &[usize], n: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; n];
+    ex_labels.iter().for_each(|&l| counts[l] += 1);
+    counts
+}
+
 /// A model's identity for its memories: the sha256 of its manifest, which holds the payload's
 /// sha256 (encoder, head, tokenizer) and the labels, so two files that embed or label
 /// differently never share a memory.
@@ -516,8 +523,7 @@ impl Shop {
 
     fn fit_samples(&self, labels: &LabelSpace) -> usize {
         let ex_labels: Vec<usize> = self.examples.iter().filter_map(|e| labels.find(&e.path)).collect();
-        let mut counts = vec![0; labels.len()];
-        ex_labels.iter().for_each(|&l| counts[l] += 1);
+        let counts = label_counts(&ex_labels, labels.len());
         self.fit_sample_ids(labels, &counts, &ex_labels).len()
     }
 
@@ -559,8 +565,7 @@ impl Shop {
         self.refit_vectorizer();
         self.svm = self.fit_svm(labels);
         self.weights = PRIOR_WEIGHTS.to_vec();
-        let a = self.adapter(clf)?;
-        let counts = a.memory().counts().to_vec();
+        let counts = label_counts(&ex_labels, labels.len());
         let samples = self.fit_sample_ids(labels, &counts, &ex_labels);
         if samples.len() < MIN_FIT_SAMPLES {
             self.method = "prior".into();
@@ -587,9 +592,9 @@ impl Shop {
             for chunk in held.chunks(64) {
                 let titles: Vec<&str> = chunk.iter().map(|&i| self.examples[i].title.as_str()).collect();
                 // The head reads the embedding's direction only: the stored unit rows stand in for
-                // the raw pooled ones, as in every later load of the memory.
+                // the raw pooled ones, read as every later load of the memory reads them.
                 let unit = Tensor::from_vec(
-                    chunk.iter().flat_map(|&i| a.memory().embedding(i).to_vec()).collect::<Vec<f32>>(),
+                    chunk.iter().flat_map(|&i| adapter::unit_row(&self.examples[i].codes, self.examples[i].scale)).collect::<Vec<f32>>(),
                     (chunk.len(), self.hidden),
                     &Device::Cpu,
                 )?;
