@@ -585,6 +585,34 @@ pub fn fit_stack(head: &[Vec<f32>], lexical: &[Vec<f32>], words: &[usize], gold:
         .collect()
 }
 
+/// One text's scores over the classes.
+#[cfg(any(test, feature = "test-util"))]
+type Scores = Vec<f32>;
+
+/// A stack on which only a gate is right everywhere (tests here and of shelfwise-model's
+/// `choose_stack`): 240 texts of three words, four classes; head logits, SVM scores, gold.
+/// Agreeing parts (head margin 3) are right; when they disagree, the SVM (margin 1) is right
+/// against a head of margin 4 and wrong against one of margin 2. One pair (a, b) would need
+/// b > 4a and b < 2a: no length bucket can have both, a weight that falls with the head's margin can.
+#[cfg(any(test, feature = "test-util"))]
+#[doc(hidden)]
+pub fn gate_fixture() -> (Vec<Scores>, Vec<Scores>, Vec<Option<usize>>) {
+    let one_hot = |c: usize, v: f32| (0..4).map(|k| if k == c { v } else { 0.0 }).collect::<Vec<f32>>();
+    let (mut head, mut lex, mut gold) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..240 {
+        let (y, other) = (i % 4, (i % 4 + 1 + i / 4 % 3) % 4);
+        let (h, s) = match i % 3 {
+            0 => (one_hot(y, 3.0), one_hot(y, 1.0)),
+            1 => (one_hot(other, 4.0), one_hot(y, 1.0)),
+            _ => (one_hot(y, 2.0), one_hot(other, 1.0)),
+        };
+        head.push(h);
+        lex.push(s);
+        gold.push(Some(y));
+    }
+    (head, lex, gold)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,24 +773,7 @@ mod tests {
 
     #[test]
     fn the_gate_follows_the_confident_part_where_length_cannot_tell() {
-        // Every text has three words. When the parts agree (head margin 3) both are right; when
-        // they disagree, the SVM (margin 1) is right against a head of margin 4 and wrong against
-        // one of margin 2. One pair (a, b) would need b > 4a and b < 2a: no length bucket can
-        // have both, a weight that falls with the head's margin can.
-        let (mut head, mut lex, mut gold) = (Vec::new(), Vec::new(), Vec::new());
-        let one_hot = |c: usize, v: f32| (0..4).map(|k| if k == c { v } else { 0.0 }).collect::<Vec<f32>>();
-        for i in 0..240 {
-            let y = i % 4;
-            let other = (y + 1 + i / 4 % 3) % 4;
-            let (h, s) = match i % 3 {
-                0 => (one_hot(y, 3.0), one_hot(y, 1.0)),
-                1 => (one_hot(other, 4.0), one_hot(y, 1.0)),
-                _ => (one_hot(y, 2.0), one_hot(other, 1.0)),
-            };
-            head.push(h);
-            lex.push(s);
-            gold.push(Some(y));
-        }
+        let (head, lex, gold) = gate_fixture();
         let titles = vec!["a b c"; 240];
         let gate = fit_gate(&head, &lex, &titles, &gold).unwrap();
         let right = |g: Option<&StackGate>, b: &[StackBucket]| {

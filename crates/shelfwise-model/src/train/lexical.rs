@@ -415,22 +415,8 @@ mod tests {
 
     #[test]
     fn the_gate_is_chosen_where_it_wins_cross_fitted_and_not_without_labels() {
-        // Three-word titles, four classes. Agreeing parts are right; when they disagree the SVM
-        // (margin 1) is right against a head of margin 4 and wrong against one of margin 2: no
-        // (a, b) pair gets both (b > 4a and b < 2a), a weight falling with the head's margin does.
-        let one_hot = |c: usize, v: f32| (0..4).map(|k| if k == c { v } else { 0.0 }).collect::<Vec<f32>>();
-        let (mut head, mut lex, mut gold) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..240 {
-            let (y, other) = (i % 4, (i % 4 + 1 + i / 4 % 3) % 4);
-            let (h, s) = match i % 3 {
-                0 => (one_hot(y, 3.0), one_hot(y, 1.0)),
-                1 => (one_hot(other, 4.0), one_hot(y, 1.0)),
-                _ => (one_hot(y, 2.0), one_hot(other, 1.0)),
-            };
-            head.push(h);
-            lex.push(s);
-            gold.push(Some(y));
-        }
+        // Only a gate is right on every text (shelfwise_core::lexical::gate_fixture's docs).
+        let (head, lex, gold) = shelfwise_core::lexical::gate_fixture();
         let titles = vec!["a b c"; 240];
         let c = choose_stack(&head, &lex, &titles, &gold, &[true; 240], 5);
         assert!(c.gate.is_some(), "{c:?}");
