@@ -376,13 +376,7 @@ impl Width for YmmBytes {
         unsafe {
             let mut h = [[_mm256_setzero_si256(); R]; W];
             for q in (0..GROUP).step_by(32) {
-                // One title streams every matrix once: the first tile asks for the next rows'
-                // bytes (rows are contiguous) while it sums these, as the AVX2 and quad tiles do.
-                if t.first {
-                    for w in &t.w {
-                        _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(o + q + W * t.groups * GROUP));
-                    }
-                }
+                t.prefetch_next(o + q);
                 let mut wv = [perm; W];
                 for (v, w) in wv.iter_mut().zip(&t.w) {
                     *v = _mm256_shuffle_epi8(_mm256_loadu_si256(w.add(o + q) as *const __m256i), perm);
@@ -444,6 +438,19 @@ impl<const W: usize, const R: usize> Rows<W, R> {
         Self { d, asc, w, ws, wsum, groups: kg / GROUP, first: i == 0 }
     }
 
+    /// One title streams every matrix once: the first tile of these weight rows, which reads them
+    /// from memory, asks for the next `W` rows' bytes at offset `at` (rows are contiguous) while it
+    /// sums these, as the AVX2 and quad tiles do. Only a hint: past the matrix it fetches nothing.
+    #[inline(always)]
+    fn prefetch_next(&self, at: usize) {
+        if self.first {
+            for w in &self.w {
+                // SAFETY: a prefetch reads nothing the program sees and faults on no address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(at + W * self.groups * GROUP)) };
+            }
+        }
+    }
+
     /// Group `g`'s integer sums, `[W][R]`, each in 16-byte lanes of four block sums to fold
     /// (the weights' share in the lowest).
     ///
@@ -460,12 +467,7 @@ impl<const W: usize, const R: usize> Rows<W, R> {
                 *sc = [L::start(_mm_loadu_si128(wsum.add(b) as *const __m128i)); R];
             }
             for q in (0..GROUP).step_by(L::BYTES) {
-                // As in YmmBytes: the first tile prefetches the next rows (only a hint).
-                if self.first {
-                    for w in &self.w {
-                        _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(o + q + W * self.groups * GROUP));
-                    }
-                }
+                self.prefetch_next(o + q);
                 let mut wv = [perm; W];
                 for (v, w) in wv.iter_mut().zip(&self.w) {
                     *v = L::shuffle(L::load(w.add(o + q) as *const u8), perm);
