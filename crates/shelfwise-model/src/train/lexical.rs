@@ -302,6 +302,11 @@ pub fn dump_scores(
     std::fs::write(dir.join(format!("{name}.svm.f32")), raw(svm))
 }
 
+/// The manifest's section for the lexical part `lex` stacked by `buckets` and `gate`.
+pub fn config(lex: &Lexical, buckets: Vec<StackBucket>, gate: Option<StackGate>) -> LexicalConfig {
+    LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: lex.n_features(), weights: lex.n_weights(), stack: buckets, gate }
+}
+
 /// The manifest's record of a lexical part.
 pub fn record(fit: &LexicalFit, opts: &LexicalOptions, held: usize, choice: &Value) -> Value {
     json!({
@@ -401,8 +406,7 @@ pub fn add_to_model(
     rec["train_rows"] = json!(train.len());
     manifest.training["lexical"] = rec;
     manifest.training["heldout_comparison"] = comparison;
-    manifest.lexical =
-        Some(LexicalConfig { analyzer: LEXICAL_ANALYZER.into(), features: fit.lexical.n_features(), weights: fit.lexical.n_weights(), stack: buckets, gate });
+    manifest.lexical = Some(config(&fit.lexical, buckets, gate));
     let mut tensors = load_tensors(&file.tensors)?;
     tensors.extend(crate::lexical::to_tensors(&fit.lexical)?);
     Ok(ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer: file.tokenizer })

@@ -26,7 +26,7 @@ pub use self::lexical::LexicalOptions;
 use crate::classifier::Embedder;
 use crate::encoder::CandleEncoder;
 use crate::error::Result;
-use crate::format::{BaseModel, EncoderConfig, EncoderWeights, HeadConfig, LexicalConfig, Manifest, ModelFile, PrunedVocab, LEXICAL_ANALYZER};
+use crate::format::{BaseModel, EncoderConfig, EncoderWeights, HeadConfig, Manifest, ModelFile, PrunedVocab};
 use crate::part::{merge_part, part_tensors};
 use crate::progress::Progress;
 use crate::quant::{prune_vocab, snap_tensors};
@@ -296,15 +296,8 @@ pub fn run(
         let texts = self::lexical::HeldTexts { texts: &held_texts, gold: &h.labels, whole: &held_whole, marker };
         let s = self::lexical::stack(&texts, logits, &fit.lexical, lopts.dump_stack.as_deref(), progress);
         lexical_record = self::lexical::record(&fit, lopts, held_texts.len(), &s.choice);
-        let cfg = LexicalConfig {
-            analyzer: LEXICAL_ANALYZER.into(),
-            features: fit.lexical.n_features(),
-            weights: fit.lexical.n_weights(),
-            stack: s.buckets,
-            gate: s.gate,
-        };
-        let stacked_logits = s.logits;
-        held_logits = Some(stacked_logits);
+        let cfg = self::lexical::config(&fit.lexical, s.buckets, s.gate);
+        held_logits = Some(s.logits);
         lexical = Some((cfg, crate::lexical::to_tensors(&fit.lexical)?, fit));
     } else if opts.lexical.is_some() {
         progress.note("no held-out texts: no lexical part (its stack is fitted on held-out data)");
