@@ -1,19 +1,14 @@
 //! The `shelfwise` binary end to end on a small fixture shop (tests/fixtures/shop_*.csv) and on
 //! the shipped model; error messages for bad input files.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{repo, shelfwise};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
-}
-
-fn shelfwise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shelfwise")).args(args).output().expect("run shelfwise")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -30,15 +25,7 @@ fn fails_with(args: &[&str], needle: &str) {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    // One scratch folder under the target dir, emptied once a run: the models these tests
-    // write are over a gigabyte in all, and a folder a process under /tmp was never removed.
-    static FRESH: std::sync::Once = std::sync::Once::new();
-    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shelfwise-cli-test");
-    FRESH.call_once(|| {
-        let _ = std::fs::remove_dir_all(&d);
-    });
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::scratch("shelfwise-cli-test", name)
 }
 
 fn s(p: &Path) -> &str {

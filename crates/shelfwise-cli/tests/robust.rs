@@ -2,27 +2,13 @@
 //! usage error naming it, never a panic), and CSVs as merchants' tools write them (BOM, CRLF,
 //! quoted newlines, a row that is not UTF-8, missing or extra cells, a title column named `Title`).
 
+mod common;
+
+use common::{repo, shelfwise};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shelfwise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shelfwise")).args(args).output().expect("run shelfwise")
-}
 
 fn tmp(name: &str) -> PathBuf {
-    // One scratch folder under the target dir, emptied once a run: the models these tests
-    // write are over a gigabyte in all, and a folder a process under /tmp was never removed.
-    static FRESH: std::sync::Once = std::sync::Once::new();
-    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shelfwise-robust");
-    FRESH.call_once(|| {
-        let _ = std::fs::remove_dir_all(&d);
-    });
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::scratch("shelfwise-robust", name)
 }
 
 fn s(p: &std::path::Path) -> String {
