@@ -8,6 +8,7 @@ pub mod decision;
 pub mod lexical;
 pub mod linalg;
 pub mod metrics;
+pub mod names;
 pub mod ngram;
 pub mod taxonomy;
 pub mod taxonomy_io;

@@ -2,7 +2,9 @@
 //! `cargo run --release -p shelfwise-model --example adapt_probe -- ADAPTED.shelfwise TEST.csv`
 //! (a diagnostic for models/flipkart-minilm/NOTES.md; the CSV's first two columns are title and path).
 //! With a third argument OUT.tsv, also writes the labels (first line, tab-separated paths) and a
-//! line a title (in the CSV's order, rows of known labels): gold label id, the combined logits (for trying a component offline).
+//! line a title (in the CSV's order, rows of known labels): gold label id, the combined logits;
+//! and OUT.tsv.z, every such title's z-scored components as little-endian f32, [titles][components][labels]
+//! (for trying a component or a weighting offline).
 
 #[path = "common/rows.rs"]
 mod rows;
@@ -20,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let c = a.features().len();
     let mut right = vec![0usize; c + 1];
     let mut dump = String::new();
+    let mut zdump: Vec<u8> = Vec::new();
     if args.len() > 3 {
         let paths: Vec<String> = a.labels().labels().iter().map(|p| shelfwise_core::taxonomy::join_path(p)).collect();
         dump.push_str(&paths.join("\t"));
@@ -35,6 +38,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for (f, zc) in zs.iter().enumerate() {
                 right[f] += usize::from(argmax(zc) == gold);
             }
+            for zc in zs {
+                for x in zc {
+                    zdump.extend_from_slice(&x.to_le_bytes());
+                }
+            }
             let comb = a.combine(zs);
             right[c] += usize::from(argmax(&comb) == gold);
             if args.len() > 3 {
@@ -44,6 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.len() > 3 {
         std::fs::write(&args[3], dump)?;
+        std::fs::write(format!("{}.z", args[3]), &zdump)?;
     }
     let n = rdr.len() as f64;
     for (f, r) in a.features().iter().zip(&right) {

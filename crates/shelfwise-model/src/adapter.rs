@@ -14,7 +14,10 @@
 //!   brand spellings;
 //! - `tfidf_svm`: the baseline's linear SVM (scikit-learn's `LinearSVC` recipe) trained on the
 //!   remembered titles, kept in its dual form (`adapt.svm_pair` / `adapt.svm_coef`: label,
-//!   example, `αᵢ yᵢ`), so the file holds no weight per feature and label.
+//!   example, `αᵢ yᵢ`), so the file holds no weight per feature and label;
+//! - `name_chars`: how much of the label's leaf name and path the title spells out, by character
+//!   n-grams (`shelfwise_core::names`, rebuilt from the labels when a file loads): a shop's titles
+//!   usually name its categories, which an encoder tuned on another shop's labels can miss.
 //!
 //! A label with no value for a component (no example; no head label) gets the lowest value any
 //! label got for that title (the TF-IDF scores: 0, no word in common), and each component is then z-scored over the labels (per title), so
@@ -29,6 +32,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use shelfwise_core::baseline::{SparseRow, TfidfVectorizer};
+use shelfwise_core::names::NameMatcher;
 use shelfwise_core::LabelSpace;
 
 use crate::error::{ModelError, Result};
@@ -58,10 +62,11 @@ pub enum Feature {
     TfidfCentroid,
     TfidfNearest,
     TfidfSvm,
+    NameChars,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 8] = [
+    pub const ALL: [Feature; 9] = [
         Feature::NamePath,
         Feature::NameLeaf,
         Feature::Head,
@@ -70,6 +75,7 @@ impl Feature {
         Feature::TfidfCentroid,
         Feature::TfidfNearest,
         Feature::TfidfSvm,
+        Feature::NameChars,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,11 +88,18 @@ impl Feature {
             Feature::TfidfCentroid => "tfidf_centroid",
             Feature::TfidfNearest => "tfidf_nearest",
             Feature::TfidfSvm => "tfidf_svm",
+            Feature::NameChars => crate::format::NAME_CHARS,
         }
     }
 
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    /// Weights in [`Self::ALL`] order from weights of `features`: 0 for a component they lack (a
+    /// file or memory from before `name_chars`), so it scores as it did until the next refit.
+    pub fn weights_of_all(features: &[Feature], weights: &[f32]) -> Vec<f32> {
+        Self::ALL.iter().map(|f| features.iter().position(|g| g == f).map_or(0.0, |i| weights[i])).collect()
     }
 }
 
@@ -285,23 +298,27 @@ pub struct Adapter {
     head_map: Vec<Option<usize>>,
     sums_t: Option<Tensor>,
     memory: Memory,
+    /// The names' character n-grams, where [`Feature::NameChars`] is a component.
+    name_chars: Option<Arc<NameMatcher>>,
 }
 
 impl Adapter {
     /// The layer of a file's `adaptation` section (validated by `crate::validate` beforehand);
     /// `head_labels` are the model's own. Tensors of the wrong shape or content are `MODEL_TENSORS`.
     pub fn from_tensors(a: &Adaptation, t: &HashMap<String, Tensor>, hidden: usize, head_labels: &LabelSpace) -> Result<Self> {
-        Self::from_tensors_with(a, t, hidden, head_labels, None)
+        Self::from_tensors_with(a, t, hidden, head_labels, None, None)
     }
 
     /// [`Self::from_tensors`] with the TF-IDF vectorizer given (a shop's frozen one) rather than
-    /// fitted on the remembered titles.
+    /// fitted on the remembered titles, and the labels' `name_chars` n-grams when already built
+    /// (for these labels, in this order).
     pub fn from_tensors_with(
         a: &Adaptation,
         t: &HashMap<String, Tensor>,
         hidden: usize,
         head_labels: &LabelSpace,
         vectorizer: Option<Arc<TfidfVectorizer>>,
+        names: Option<Arc<NameMatcher>>,
     ) -> Result<Self> {
         let labels = LabelSpace::from_raw_paths(a.labels.iter().map(String::as_str)).map_err(|e| ModelError::BadManifest(format!("adaptation.labels: {e}")))?;
         let l = labels.len();
@@ -373,7 +390,8 @@ impl Adapter {
             true => None,
             false => Some(Tensor::from_vec(memory.sums.concat(), (l, hidden), &Device::Cpu)?.t()?.contiguous()?),
         };
-        Ok(Self { labels, features, weights, path_t, leaf_t, head_map, sums_t, memory })
+        let name_chars = features.contains(&Feature::NameChars).then(|| names.unwrap_or_else(|| Arc::new(NameMatcher::new(labels.labels()))));
+        Ok(Self { labels, features, weights, path_t, leaf_t, head_map, sums_t, memory, name_chars })
     }
 
     pub fn labels(&self) -> &LabelSpace {
@@ -483,6 +501,11 @@ impl Adapter {
                 match f {
                     Feature::NamePath => v.copy_from_slice(&name_path[b]),
                     Feature::NameLeaf => v.copy_from_slice(&name_leaf[b]),
+                    Feature::NameChars => {
+                        if let Some(nm) = &self.name_chars {
+                            v.copy_from_slice(&nm.scores(titles[b]));
+                        }
+                    }
                     Feature::Head => {
                         let lp = log_softmax(&head_logits[b], head_t);
                         for (j, h) in self.head_map.iter().enumerate() {

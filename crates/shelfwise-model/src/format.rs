@@ -22,12 +22,16 @@ use sha2::{Digest, Sha256};
 use crate::error::{ModelError, Result};
 
 pub const MAGIC: &[u8; 8] = b"SHLFWISE";
-/// The newest format version this build reads and writes: 3 for a file whose lexical part has a
-/// stack gate (`LexicalConfig::gate`), 2 for a file with a lexical part (`Manifest::lexical`) or
-/// an adaptation section (`Manifest::adaptation`), so that a reader from before them refuses the
-/// file (`MODEL_VERSION`) instead of scoring without them (or over the model's own labels); every
+/// The newest format version this build reads and writes: 4 for a file whose adaptation weighs the
+/// `name_chars` component, 3 for a file whose lexical part has a stack gate
+/// (`LexicalConfig::gate`), 2 for a file with a lexical part (`Manifest::lexical`) or an adaptation
+/// section (`Manifest::adaptation`), so that a reader from before them refuses the file
+/// (`MODEL_VERSION`) instead of scoring without them (or over the model's own labels); every
 /// other file is still written as version 1, byte for byte what it was.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
+/// The version of a file whose lexical part has a stack gate and whose adaptation, if any, does
+/// not weigh `name_chars`.
+pub const FORMAT_VERSION_GATE: u32 = 3;
 /// The version of a file with a lexical part or an adaptation section, and no stack gate.
 pub const FORMAT_VERSION_LEXICAL: u32 = 2;
 /// The version of a file with neither.
@@ -139,8 +143,10 @@ pub struct BaseModel {
 impl Manifest {
     /// The format version a file of this manifest is written as, and must say when read.
     pub fn format_version(&self) -> u32 {
-        if self.lexical.as_ref().is_some_and(|l| l.gate.is_some()) {
+        if self.adaptation.as_ref().is_some_and(|a| a.features.iter().any(|f| f == NAME_CHARS)) {
             FORMAT_VERSION
+        } else if self.lexical.as_ref().is_some_and(|l| l.gate.is_some()) {
+            FORMAT_VERSION_GATE
         } else if self.lexical.is_some() || self.adaptation.is_some() {
             FORMAT_VERSION_LEXICAL
         } else {
@@ -189,7 +195,8 @@ pub struct Adaptation {
     /// The shop's label paths, `"A > B > C"`, distinct, normalised and sorted: what the file's
     /// suggestions are over (the head keeps `labels`, the model's own).
     pub labels: Vec<String>,
-    /// The component scores the combination weighs, in the order of the `adapt.weights` tensor.
+    /// The component scores the combination weighs, in the order of the `adapt.weights` tensor
+    /// (with [`NAME_CHARS`] among them the file is format version 4).
     pub features: Vec<String>,
     /// Titles in the example memory.
     pub examples: usize,
@@ -199,6 +206,9 @@ pub struct Adaptation {
     #[serde(default)]
     pub fit: serde_json::Value,
 }
+
+/// The adaptation component that came with format version 4 (`crate::adapter::Feature::NameChars`).
+pub const NAME_CHARS: &str = "name_chars";
 
 /// Which weights a model file stores quantized, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -372,7 +382,8 @@ impl<'a> ModelFileRef<'a> {
                 match manifest.format_version() {
                     FORMAT_VERSION_PLAIN => "without a lexical part or an adaptation section",
                     FORMAT_VERSION_LEXICAL => "with a lexical part (no stack gate) or an adaptation section",
-                    _ => "whose lexical part has a stack gate",
+                    FORMAT_VERSION_GATE => "whose lexical part has a stack gate",
+                    _ => "whose adaptation weighs name_chars",
                 },
                 manifest.format_version()
             )));

@@ -36,6 +36,7 @@ use safetensors::tensor::TensorView;
 use serde_json::json;
 use shelfwise_core::baseline::{Family, TfidfVectorizer};
 use shelfwise_core::calibration::softmax;
+use shelfwise_core::names::NameMatcher;
 use shelfwise_core::taxonomy::join_path;
 use shelfwise_core::taxonomy_io::leaves;
 use shelfwise_core::{CoreError, LabelSpace};
@@ -138,6 +139,9 @@ pub struct Shop {
     /// number of titles it was fitted on.
     vectorizer: Option<Arc<TfidfVectorizer>>,
     vectorizer_docs: usize,
+    /// The `name_chars` n-grams of the labels (as paths) they were built for: a refit builds six
+    /// scoring layers over the same labels, and a 20,000-path taxonomy takes ~1 s to index.
+    name_matcher: Option<(Vec<String>, Arc<NameMatcher>)>,
 }
 
 /// How many of `ex_labels` each of `n` labels has.
@@ -199,15 +203,14 @@ impl Shop {
             names: HashMap::new(),
             vectorizer: None,
             vectorizer_docs: 0,
+            name_matcher: None,
         };
         if let (Some(a), Some(ad)) = (clf.adapter(), m.adaptation.as_ref()) {
             let labels = a.labels();
             shop.taxonomy = Some(ad.labels.clone());
             shop.max_examples = ad.max_examples;
             shop.method = ad.fit.get("method").and_then(|v| v.as_str()).unwrap_or("prior").to_string();
-            if a.features() == Feature::ALL {
-                shop.weights = a.weights().to_vec();
-            }
+            shop.weights = Feature::weights_of_all(a.features(), a.weights());
             let mem = a.memory();
             for i in 0..mem.len() {
                 let (codes, scales) = adapter::quantize_rows(mem.embedding(i), shop.hidden);
@@ -429,6 +432,10 @@ impl Shop {
 
     /// Embeds the path and leaf texts of `labels` not embedded yet (stored f16-rounded, as a file).
     fn ensure_names(&mut self, clf: &Classifier, labels: &LabelSpace, progress: &dyn Progress) -> Result<()> {
+        let key: Vec<String> = (0..labels.len()).map(|i| labels.label_string(i)).collect();
+        if self.name_matcher.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.name_matcher = Some((key, Arc::new(NameMatcher::new(labels.labels()))));
+        }
         let mut missing: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         for p in labels.labels() {
@@ -498,7 +505,8 @@ impl Shop {
     /// The scoring layer of this state, as a file of [`Self::tensors`] would load it.
     pub fn adapter(&self, clf: &Classifier) -> Result<Adapter> {
         let (t, a) = self.tensors(clf)?;
-        Adapter::from_tensors_with(&a, &t, self.hidden, clf.head_labels(), self.vectorizer.clone())
+        let names = self.name_matcher.as_ref().filter(|(k, _)| *k == a.labels).map(|(_, m)| m.clone());
+        Adapter::from_tensors_with(&a, &t, self.hidden, clf.head_labels(), self.vectorizer.clone(), names)
     }
 
     /// Makes `clf` suggest through this state from its next call (embedding any category name
@@ -791,7 +799,10 @@ impl Shop {
         }
         let codes = get("codes", safetensors::Dtype::U8, &[n, hidden])?;
         let scales = f32s(get("scales", safetensors::Dtype::F32, &[n])?);
-        let weights = f32s(get("weights", safetensors::Dtype::F32, &[Feature::ALL.len()])?);
+        // Eight weights: a memory exported before `name_chars` (last in `Feature::ALL`).
+        let old = st.tensor("weights").is_ok_and(|t| t.shape() == [Feature::ALL.len() - 1]);
+        let weights = f32s(get("weights", safetensors::Dtype::F32, &[Feature::ALL.len() - usize::from(old)])?);
+        let weights = Feature::weights_of_all(&Feature::ALL[..weights.len()], &weights);
         let s = h.svm_labels.len();
         let svm_ex: Vec<u32> =
             get("svm_example", safetensors::Dtype::U32, &[s])?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();

@@ -109,6 +109,32 @@ fn example_centroids_and_neighbours() {
     close(&zs[0][1], &z(&[0.6, 0.8, 0.6]));
 }
 
+#[test]
+fn name_chars_is_the_titles_character_match_with_leaf_and_path() {
+    // Normalised, "B-y!" is "by" and "b y" is the path "B > y" exactly (its n-grams "b ", " y",
+    // "b y": cosine 1); one-letter leaves have no 2-gram, and the other paths share none: raw
+    // (0, 1, 0). A title of no shared n-gram is 0 everywhere: no spread, z 0.
+    let a = adapter(&[], &[(Feature::NameChars, 1.0)], &["Q > q"]);
+    let pooled = t(vec![1.0, 0.0, 0.0, 0.0], &[1, H]);
+    let zs = a.features_z(&["b y"], &pooled, &[vec![0.0]], 1.0).unwrap();
+    close(&zs[0][0], &z(&[0.0, 1.0, 0.0]));
+    let zs = a.features_z(&["qq"], &pooled, &[vec![0.0]], 1.0).unwrap();
+    close(&zs[0][0], &[0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn weights_of_a_file_from_before_name_chars_give_it_zero() {
+    let old = &Feature::ALL[..8];
+    let w: Vec<f32> = (1..=8).map(|i| i as f32).collect();
+    assert_eq!(Feature::weights_of_all(old, &w), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 0.0]);
+    assert_eq!(Feature::weights_of_all(&[Feature::NameChars, Feature::Head], &[0.5, 2.0]), vec![0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5]);
+    // Such a file is still written as version 2: an older reader loads it.
+    let mut m = ModelFile::from_bytes(&adapted_bytes()).unwrap().manifest;
+    assert_eq!(m.format_version(), 4);
+    m.adaptation.as_mut().unwrap().features.retain(|f| f != "name_chars");
+    assert_eq!(m.format_version(), 2);
+}
+
 fn ex(title: &str, path: &str) -> Example {
     Example { title: title.into(), path: path.split(" > ").map(String::from).collect() }
 }
@@ -118,7 +144,7 @@ fn paths(v: &[&str]) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn an_adapted_file_is_version_2_and_classifies_over_the_shops_labels() {
+fn an_adapted_file_is_version_4_and_classifies_over_the_shops_labels() {
     let tax = paths(&["Phones", "Phones > Smartphones", "Phones > Cases", "Garden > Hoses"]);
     let examples = vec![
         ex("iphone 15 pro 128gb", "Phones > Smartphones"),
@@ -134,7 +160,7 @@ fn an_adapted_file_is_version_2_and_classifies_over_the_shops_labels() {
     let (file, report) = adapt(tiny_file(), Some(&tax), examples, 100, &Silent).unwrap();
     assert_eq!((report.labels, report.added_labels, report.contradictions, report.remembered), (4, 1, 1, 6));
     let bytes = file.to_bytes().unwrap();
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4, "its components include name_chars");
     let clf = Classifier::from_bytes(&bytes).unwrap();
     let labels: Vec<String> = (0..clf.labels().len()).map(|i| clf.labels().label_string(i)).collect();
     // Leaves only ("Phones" has children), sorted, plus the added path.

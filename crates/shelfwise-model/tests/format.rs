@@ -47,9 +47,9 @@ fn not_a_model() {
 #[test]
 fn wrong_version() {
     let mut b = tiny_bytes();
-    b[8] = 4;
+    b[8] = 5;
     match Classifier::from_bytes(&b) {
-        Err(ModelError::UnsupportedVersion { found: 4, supported: 3 }) => {}
+        Err(ModelError::UnsupportedVersion { found: 5, supported: 4 }) => {}
         other => panic!("{:?}", other.err()),
     }
     // Version 2 is a file with a lexical part or an adaptation: a plain manifest under it is refused, not misread.

@@ -214,6 +214,46 @@ fn an_exported_memory_imports_into_its_model_only_and_hostile_bytes_are_typed_er
     }
 }
 
+/// A memory exported before `name_chars` (eight weights) imports with its weights as they were
+/// and 0 for the new component, so it scores as it did until its next refit.
+#[test]
+fn a_memory_exported_with_eight_weights_imports_with_name_chars_at_zero() {
+    let clf = tiny();
+    let mut shop = Shop::new(&clf);
+    shop.set_taxonomy(&clf, &paths(&TAX), &Silent).unwrap();
+    shop.add_examples(&clf, examples(), &Silent).unwrap();
+    let bytes = shop.export().unwrap();
+    let (magic, body) = bytes.split_at(8);
+    let st = safetensors::SafeTensors::deserialize(body).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(body).unwrap();
+    let weights: Vec<f32> = st.tensor("weights").unwrap().data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(weights.len(), 9);
+    // The same export with its first `n` weights only.
+    let with_weights = |n: usize| -> Vec<u8> {
+        let w: Vec<u8> = weights[..n].iter().flat_map(|w| w.to_le_bytes()).collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = st
+            .tensors()
+            .into_iter()
+            .map(|(name, v)| match name.as_str() {
+                "weights" => (name, safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n], &w).unwrap()),
+                _ => (name, v),
+            })
+            .collect();
+        let mut out = magic.to_vec();
+        out.extend(safetensors::serialize(views, meta.metadata().clone()).unwrap());
+        out
+    };
+
+    let mut fresh = tiny();
+    Shop::import(&fresh, &with_weights(8)).unwrap().apply(&mut fresh).unwrap();
+    let mut want = weights[..8].to_vec();
+    want.push(0.0);
+    assert_eq!(fresh.adapter().unwrap().weights(), want.as_slice());
+    // Seven weights is no memory this build or an older one wrote.
+    let bad = with_weights(7);
+    assert_eq!(Shop::import(&fresh, &bad).err().map(|e| e.code()), Some("MEMORY_CORRUPT"));
+}
+
 #[path = "common/shop_parity.rs"]
 mod shop_parity;
 
