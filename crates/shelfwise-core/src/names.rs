@@ -26,8 +26,10 @@ pub fn normalize(text: &str) -> String {
             if !out.is_empty() && !out.ends_with(' ') {
                 out.push(' ');
             }
-        } else if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
+        } else {
+            // Lower-cased first, then filtered, as Python's `lower()` then `[^\w\s]`: "İ" lowers
+            // to "i" and a combining dot, which is dropped.
+            out.extend(c.to_lowercase().filter(|l| l.is_alphanumeric()));
         }
     }
     if out.ends_with(' ') {
@@ -166,6 +168,7 @@ mod tests {
         assert_eq!(normalize("  Roadster Men's T-Shirt,  XL_2 "), "roadster mens tshirt xl2");
         assert_eq!(normalize("Ünïcode — 😀 Straße"), "ünïcode straße");
         assert_eq!(normalize("-_-"), "");
+        assert_eq!(normalize("İstanbul"), "istanbul");
     }
 
     /// Recorded with scikit-learn 1.9.1: `TfidfVectorizer(analyzer='char', ngram_range=(2, 5),
@@ -185,6 +188,18 @@ mod tests {
             for (g, w) in got.iter().zip(want) {
                 assert!((g - w).abs() < 1e-5, "{title}: {got:?} against {want:?}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Any Unicode, in titles and names: cosines, so each of the two in 0..=1, never NaN.
+        #[test]
+        fn scores_are_two_cosines_for_any_text(names in proptest::collection::vec("\\PC{1,12}( > \\PC{1,12}){0,2}", 1..6), title in "\\PC{0,80}") {
+            let m = NameMatcher::new(&names.iter().map(|p| p.split(" > ").map(str::to_string).collect()).collect::<Vec<_>>());
+            let s = m.scores(&title);
+            proptest::prop_assert_eq!(s.len(), names.len());
+            proptest::prop_assert!(s.iter().all(|x| x.is_finite() && (-1e-6..=2.0 + 1e-5).contains(x)), "{:?}", s);
+            proptest::prop_assert_eq!(normalize(&normalize(&title)), normalize(&title));
         }
     }
 
