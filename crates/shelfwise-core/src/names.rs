@@ -6,9 +6,9 @@
 //!
 //! As scikit-learn's `TfidfVectorizer(analyzer='char', ngram_range=(2, 5), sublinear_tf=True)`
 //! fitted on the leaf names and paths, with a preprocessor that lower-cases and drops everything
-//! but letters, digits and whitespace (so "T-shirt", "T shirt"'s neighbours and "Tshirts" share
-//! "tshirt", and n-grams may span words: "sports shoes" matches as a phrase); the score of a
-//! category is the title's cosine with its leaf name plus its cosine with its path.
+//! but letters, digits and whitespace (so "T-shirt" and "Tshirts" share "tshirt", and n-grams may
+//! span words: "sports shoes" matches as a phrase); the score of a category is the title's cosine
+//! with its leaf name plus its cosine with its path.
 
 use std::collections::HashMap;
 
