@@ -59,6 +59,15 @@ fn char_grams(lower: &str, mut f: impl FnMut(&str)) {
     }
 }
 
+/// Scales a sparse row (sorted by feature, so the norm's sum has one order) to unit length; an
+/// all-zero row stays as it is.
+pub(crate) fn l2_normalize(row: &mut [(u32, f32)]) {
+    let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        row.iter_mut().for_each(|(_, v)| *v /= norm);
+    }
+}
+
 /// Which of the recipe's two vectorizers an n-gram belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
@@ -88,7 +97,8 @@ impl std::fmt::Debug for TfidfVectorizer {
     }
 }
 
-fn smooth_idf(n_docs: usize, df: u32) -> f32 {
+/// scikit-learn's smoothed idf, `ln((1 + n) / (1 + df)) + 1` (also `crate::names`').
+pub(crate) fn smooth_idf(n_docs: usize, df: u32) -> f32 {
     (((1 + n_docs) as f64 / (1 + df) as f64).ln() + 1.0) as f32
 }
 
@@ -186,10 +196,7 @@ impl TfidfVectorizer {
             let mut part: SparseRow = tf.into_iter().map(|(id, c)| (id, (1.0 + c.ln()) * self.idf[id as usize])).collect();
             // In feature order before summing: HashMap order would change the norm's last bit run to run.
             part.sort_unstable_by_key(|&(id, _)| id);
-            let norm = part.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                part.iter_mut().for_each(|(_, v)| *v /= norm);
-            }
+            l2_normalize(&mut part);
             // Word ids come before character ids, so the row stays sorted by feature.
             row.extend(part);
         }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use crate::baseline::{l2_normalize, smooth_idf};
 use crate::ngram::fnv1a;
 
 /// Shortest and longest n-gram, in characters.
@@ -113,8 +114,7 @@ impl NameMatcher {
         // Sorted, so ids (and the sums below) do not depend on hash order.
         let mut grams: Vec<(u64, u32)> = df.into_iter().collect();
         grams.sort_unstable();
-        let n_docs = docs.len() as f64;
-        let idf: Vec<f32> = grams.iter().map(|&(_, d)| (((1.0 + n_docs) / (1.0 + d as f64)).ln() + 1.0) as f32).collect();
+        let idf: Vec<f32> = grams.iter().map(|&(_, d)| smooth_idf(docs.len(), d)).collect();
         let vocab: GramMap<u32> = grams.iter().enumerate().map(|(i, &(g, _))| (g, i as u32)).collect();
         let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); idf.len()];
         for (j, pair) in docs.chunks(2).enumerate() {
@@ -148,10 +148,7 @@ impl NameMatcher {
 fn unit_row(vocab: &GramMap<u32>, idf: &[f32], counts: &[(u64, f32)]) -> Vec<(u32, f32)> {
     let mut row: Vec<(u32, f32)> = counts.iter().filter_map(|(g, c)| vocab.get(g).map(|&id| (id, (1.0 + c.ln()) * idf[id as usize]))).collect();
     row.sort_unstable_by_key(|&(id, _)| id);
-    let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        row.iter_mut().for_each(|(_, v)| *v /= norm);
-    }
+    l2_normalize(&mut row);
     row
 }
 
