@@ -402,6 +402,12 @@ impl Adapter {
         &self.memory
     }
 
+    /// The labels' `name_chars` n-grams, where that is a component (a shop starting from this
+    /// layer reuses them).
+    pub fn name_matcher(&self) -> Option<&Arc<NameMatcher>> {
+        self.name_chars.as_ref()
+    }
+
     /// The TF-IDF vectorizer of the memory (`None` with no examples).
     pub fn vectorizer(&self) -> Option<&Arc<TfidfVectorizer>> {
         self.memory.tfidf.as_ref().map(|l| &l.vectorizer)

@@ -220,6 +220,8 @@ impl Shop {
             shop.svm = a.svm().iter().map(|&(l, i, c)| (labels.label_string(l as usize), shop.examples[i as usize].id, c)).collect();
             shop.vectorizer = a.vectorizer().cloned();
             shop.vectorizer_docs = mem.len();
+            // The file's index over these labels: the first change would otherwise build it again.
+            shop.name_matcher = a.name_matcher().map(|m| ((0..labels.len()).map(|i| labels.label_string(i)).collect(), m.clone()));
         }
         shop
     }

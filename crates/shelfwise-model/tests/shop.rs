@@ -254,6 +254,21 @@ fn a_memory_exported_with_eight_weights_imports_with_name_chars_at_zero() {
     assert_eq!(Shop::import(&fresh, &bad).err().map(|e| e.code()), Some("MEMORY_CORRUPT"));
 }
 
+/// A shop started from an adapted file keeps the file's `name_chars` index: applying it with the
+/// same labels does not build another (it is the same `Arc`), and new labels get a new one.
+#[test]
+fn a_shop_reuses_the_files_name_index_until_its_labels_change() {
+    let (file, _) = adapt(tiny_file(), Some(&paths(&TAX)), examples(), 100, &Silent).unwrap();
+    let mut clf = Classifier::from_bytes(&file.to_bytes().unwrap()).unwrap();
+    let loaded = clf.adapter().unwrap().name_matcher().unwrap().clone();
+    let mut shop = Shop::new(&clf);
+    shop.apply(&mut clf).unwrap();
+    assert!(std::sync::Arc::ptr_eq(clf.adapter().unwrap().name_matcher().unwrap(), &loaded));
+    shop.learn(&clf, "a brand new thing", "Garden > Sheds").unwrap();
+    shop.apply(&mut clf).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(clf.adapter().unwrap().name_matcher().unwrap(), &loaded), "a new label, a new index");
+}
+
 #[path = "common/shop_parity.rs"]
 mod shop_parity;
 
