@@ -27,7 +27,7 @@ part = os.path.exists(f"{d}/head.swpart")
 files = {"head.swpart": {"sha256": sha(f"{d}/head.swpart"), "bytes": os.path.getsize(f"{d}/head.swpart"), "committed": True}} if part else {}
 files |= {
     "model.shelfwise": {"sha256": sha(f"{d}/model.shelfwise"), "bytes": os.path.getsize(f"{d}/model.shelfwise"),
-                        "committed": True, "made_by": "shelfwise quantize from model.f32.shelfwise (see rebuild)" if part else "shelfwise quantize of the train --qat model, after calibrate if the rebuild has one (see rebuild)"},
+                        "committed": True, "made_by": "shelfwise quantize from model.f32.shelfwise (see rebuild)" if part else "shelfwise quantize of the train --qat model, after calibrate and before add-lexical where the rebuild has them (see rebuild)"},
     "model.f32.shelfwise": {"sha256": sha(f"{d}/model.f32.shelfwise"), "bytes": os.path.getsize(f"{d}/model.f32.shelfwise"),
                             "committed": False, "made_by": "scripts/setup.sh (shelfwise assemble --part head.swpart)" if part else "scripts/setup.sh (shelfwise dequantize model.shelfwise: the QAT weights exactly)"},
 }

@@ -40,7 +40,7 @@ import numpy as np
 BLOCK = 32
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
-DTYPES = {"F32": np.float32, "F16": np.float16, "U8": np.uint8, "U32": np.uint32, "I64": np.int64, "F64": np.float64}
+DTYPES = {"F32": np.float32, "F16": np.float16, "U8": np.uint8, "I16": np.int16, "U32": np.uint32, "I64": np.int64, "F64": np.float64}
 
 
 def read_model(path):
@@ -49,7 +49,8 @@ def read_model(path):
     version, m = struct.unpack("<II", b[8:16])
     (s,) = struct.unpack("<Q", b[16:24])
     (k,) = struct.unpack("<I", b[24:28])
-    assert version == 1 and 28 + m + s + k + 32 == len(b)
+    # Versions 2-4 add sections (lexical part, stack gate, adaptation) to the same layout.
+    assert 1 <= version <= 4 and 28 + m + s + k + 32 == len(b)
     assert hashlib.sha256(b[:-32]).digest() == b[-32:], "checksum"
     manifest = json.loads(b[28 : 28 + m])
     st = b[28 + m : 28 + m + s]

@@ -91,11 +91,14 @@ fn check_lexical(l: &LexicalConfig, labels: usize, t: &HashMap<String, Tensor>) 
     if l.stack.iter().any(|b| !(b.head.is_finite() && b.lexical.is_finite() && b.head.abs() <= MAX_STACK_WEIGHT && b.lexical.abs() <= MAX_STACK_WEIGHT)) {
         return Err(bad("lexical.stack", format!("weights must be finite and at most {MAX_STACK_WEIGHT} in magnitude")));
     }
-    if l.gate.as_ref().is_some_and(|g| !g.is_valid() || g.head.iter().chain(&g.lexical).any(|w| w.abs() > MAX_STACK_WEIGHT)) {
+    // Means and scales too: a feature standardised by a huge mean or scale is a constant, and one
+    // such field (finite, so `is_valid` passes) would put every title in one category.
+    let too_big = |g: &shelfwise_core::lexical::StackGate| g.head.iter().chain(&g.lexical).chain(&g.mean).chain(&g.scale).any(|w| w.abs() > MAX_STACK_WEIGHT);
+    if l.gate.as_ref().is_some_and(|g| !g.is_valid() || too_big(g)) {
         return Err(bad(
             "lexical.gate",
             format!(
-                "needs {} means and positive scales and {} weights a part, finite, at most {MAX_STACK_WEIGHT} in magnitude",
+                "needs {} means and positive scales and {} weights a part, finite, all at most {MAX_STACK_WEIGHT} in magnitude",
                 GATE_FEATURES,
                 GATE_FEATURES + 1
             ),
