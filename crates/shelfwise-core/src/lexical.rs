@@ -320,6 +320,10 @@ fn top2(x: &[f32]) -> (usize, f32, f32) {
     }
 }
 
+/// The largest magnitude of any number of the stack (bucket weights; the gate's weights, means
+/// and scales): far beyond what a fit gives, so a file holding more is damaged.
+pub const MAX_STACK_VALUE: f32 = 1e3;
+
 /// The stack's gate: `(a, b) = (head · [1, z], lexical · [1, z])` with `z` the standardised
 /// [`gate_features`], `(x - mean) / scale`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,17 +347,20 @@ impl StackGate {
         x.iter().zip(&self.mean).zip(&self.scale).map(|((x, m), s)| (x - m) / s).collect()
     }
 
-    /// Whether the gate is well formed: the lengths above, finite values, positive scales.
+    /// Whether the gate is well formed: the lengths above, every value finite and at most
+    /// [`MAX_STACK_VALUE`] in magnitude, positive scales. (A huge mean or scale, finite or not,
+    /// makes its feature a constant and can put every title in one category.)
     pub fn is_valid(&self) -> bool {
-        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        let bounded = |v: &[f32]| v.iter().all(|x| x.is_finite() && x.abs() <= MAX_STACK_VALUE);
         self.mean.len() == GATE_FEATURES
             && self.scale.len() == GATE_FEATURES
             && self.head.len() == GATE_FEATURES + 1
             && self.lexical.len() == GATE_FEATURES + 1
-            && finite(&self.mean)
-            && finite(&self.head)
-            && finite(&self.lexical)
-            && self.scale.iter().all(|s| s.is_finite() && *s > 0.0)
+            && bounded(&self.mean)
+            && bounded(&self.head)
+            && bounded(&self.lexical)
+            && bounded(&self.scale)
+            && self.scale.iter().all(|s| *s > 0.0)
     }
 }
 
@@ -769,6 +776,8 @@ mod tests {
         assert!((z[0] - (a * 0.25f32.ln() + 2.0)).abs() < 1e-5 && (z[1] - (a * 0.75f32.ln() - 2.0)).abs() < 1e-5, "{z:?}");
         let bad = StackGate { scale: vec![0.0; 7], ..gate.clone() };
         assert!(!bad.is_valid());
+        let huge = StackGate { mean: vec![1.8e19; 7], ..gate.clone() };
+        assert!(!huge.is_valid());
     }
 
     #[test]

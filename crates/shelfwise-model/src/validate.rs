@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor};
 
 use crate::encoder::{WORD_EMBEDDINGS, WORD_ROWS};
 use crate::error::{ModelError, Result};
-use shelfwise_core::lexical::GATE_FEATURES;
+use shelfwise_core::lexical::{GATE_FEATURES, MAX_STACK_VALUE};
 
 use crate::format::{Adaptation, EncoderConfig, HeadConfig, LexicalConfig, Manifest, Quantization, LEXICAL_ANALYZER};
 use crate::head::{BIAS, NGRAM_TABLE, NGRAM_WEIGHT};
@@ -28,7 +28,6 @@ const MAX_LAYER_NORM_EPS: f64 = 1e-2;
 const MAX_LEXICAL_FEATURES: usize = 1 << 24;
 const MAX_LEXICAL_WEIGHTS: usize = 1 << 28;
 const MAX_STACK_BUCKETS: usize = 16;
-const MAX_STACK_WEIGHT: f32 = 1e3;
 
 fn bad(field: &str, why: impl std::fmt::Display) -> ModelError {
     ModelError::BadManifest(format!("{field}: {why}"))
@@ -88,17 +87,14 @@ fn check_lexical(l: &LexicalConfig, labels: usize, t: &HashMap<String, Tensor>) 
     if l.stack.windows(2).any(|w| w[0].up_to_words >= w[1].up_to_words) || l.stack[0].up_to_words == 0 {
         return Err(bad("lexical.stack.up_to_words", "must be positive and strictly increasing"));
     }
-    if l.stack.iter().any(|b| !(b.head.is_finite() && b.lexical.is_finite() && b.head.abs() <= MAX_STACK_WEIGHT && b.lexical.abs() <= MAX_STACK_WEIGHT)) {
-        return Err(bad("lexical.stack", format!("weights must be finite and at most {MAX_STACK_WEIGHT} in magnitude")));
+    if l.stack.iter().any(|b| !(b.head.is_finite() && b.lexical.is_finite() && b.head.abs() <= MAX_STACK_VALUE && b.lexical.abs() <= MAX_STACK_VALUE)) {
+        return Err(bad("lexical.stack", format!("weights must be finite and at most {MAX_STACK_VALUE} in magnitude")));
     }
-    // Means and scales too: a feature standardised by a huge mean or scale is a constant, and one
-    // such field (finite, so `is_valid` passes) would put every title in one category.
-    let too_big = |g: &shelfwise_core::lexical::StackGate| g.head.iter().chain(&g.lexical).chain(&g.mean).chain(&g.scale).any(|w| w.abs() > MAX_STACK_WEIGHT);
-    if l.gate.as_ref().is_some_and(|g| !g.is_valid() || too_big(g)) {
+    if l.gate.as_ref().is_some_and(|g| !g.is_valid()) {
         return Err(bad(
             "lexical.gate",
             format!(
-                "needs {} means and positive scales and {} weights a part, finite, all at most {MAX_STACK_WEIGHT} in magnitude",
+                "needs {} means and positive scales and {} weights a part, finite, all at most {MAX_STACK_VALUE} in magnitude",
                 GATE_FEATURES,
                 GATE_FEATURES + 1
             ),
