@@ -120,6 +120,11 @@ impl LabelSpace {
         join_path(&self.labels[i])
     }
 
+    /// Every label as `"A > B > C"`, in label order.
+    pub fn label_strings(&self) -> Vec<String> {
+        self.labels.iter().map(|l| join_path(l)).collect()
+    }
+
     /// Index of a label given as `"A > B > C"` (normalised like [`parse_path`]).
     pub fn find(&self, raw: &str) -> Option<usize> {
         let p = parse_path(raw).ok()?;

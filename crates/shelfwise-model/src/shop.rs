@@ -221,7 +221,7 @@ impl Shop {
             shop.vectorizer = a.vectorizer().cloned();
             shop.vectorizer_docs = mem.len();
             // The file's index over these labels: the first change would otherwise build it again.
-            shop.name_matcher = a.name_matcher().map(|m| ((0..labels.len()).map(|i| labels.label_string(i)).collect(), m.clone()));
+            shop.name_matcher = a.name_matcher().map(|m| (labels.label_strings(), m.clone()));
         }
         shop
     }
@@ -254,7 +254,7 @@ impl Shop {
     fn label_space(&self, clf: &Classifier) -> Result<LabelSpace> {
         let base: Vec<String> = match &self.taxonomy {
             Some(t) => t.clone(),
-            None => (0..clf.head_labels().len()).map(|i| clf.head_labels().label_string(i)).collect(),
+            None => clf.head_labels().label_strings(),
         };
         Ok(LabelSpace::from_raw_paths(base.iter().chain(&self.added).map(String::as_str))?)
     }
@@ -272,7 +272,7 @@ impl Shop {
         let tax: Vec<String> = leaves(&norm).iter().map(|p| join_path(p)).collect();
         // Validated as a label space before anything changes.
         let ls = LabelSpace::from_raw_paths(tax.iter().map(String::as_str))?;
-        let set: HashSet<String> = (0..ls.len()).map(|i| ls.label_string(i)).collect();
+        let set: HashSet<String> = ls.label_strings().into_iter().collect();
         self.taxonomy = Some(set.iter().cloned().collect());
         self.added = self.examples.iter().map(|e| e.path.clone()).filter(|p| !set.contains(p)).collect();
         Ok(())
@@ -403,7 +403,7 @@ impl Shop {
         }
         let known: HashSet<String> = match &self.taxonomy {
             Some(t) => t.iter().cloned().collect(),
-            None => (0..clf.head_labels().len()).map(|i| clf.head_labels().label_string(i)).collect(),
+            None => clf.head_labels().label_strings().into_iter().collect(),
         };
         self.added.extend(next.iter().map(|e| e.path.clone()).filter(|p| !known.contains(p)));
         self.examples = next;
@@ -434,7 +434,7 @@ impl Shop {
 
     /// Embeds the path and leaf texts of `labels` not embedded yet (stored f16-rounded, as a file).
     fn ensure_names(&mut self, clf: &Classifier, labels: &LabelSpace, progress: &dyn Progress) -> Result<()> {
-        let key: Vec<String> = (0..labels.len()).map(|i| labels.label_string(i)).collect();
+        let key = labels.label_strings();
         if self.name_matcher.as_ref().is_none_or(|(k, _)| *k != key) {
             self.name_matcher = Some((key, Arc::new(NameMatcher::new(labels.labels()))));
         }
@@ -495,7 +495,7 @@ impl Shop {
             t.insert(adapter::SVM_COEF.into(), Tensor::from_vec(svm.iter().map(|s| s.2).collect::<Vec<f32>>(), nnz, &Device::Cpu)?);
         }
         let a = Adaptation {
-            labels: (0..l).map(|i| labels.label_string(i)).collect(),
+            labels: labels.label_strings(),
             features: Feature::ALL.iter().map(|f| f.name().to_string()).collect(),
             examples: n,
             max_examples: self.max_examples,
@@ -833,7 +833,7 @@ impl Shop {
         }
         let known: HashSet<String> = match &shop.taxonomy {
             Some(t) => t.iter().cloned().collect(),
-            None => (0..clf.head_labels().len()).map(|i| clf.head_labels().label_string(i)).collect(),
+            None => clf.head_labels().label_strings().into_iter().collect(),
         };
         shop.added.extend(shop.examples.iter().map(|e| e.path.clone()).filter(|p| !known.contains(p)));
         shop.svm = h

@@ -162,7 +162,7 @@ fn an_adapted_file_is_version_4_and_classifies_over_the_shops_labels() {
     let bytes = file.to_bytes().unwrap();
     assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4, "its components include name_chars");
     let clf = Classifier::from_bytes(&bytes).unwrap();
-    let labels: Vec<String> = (0..clf.labels().len()).map(|i| clf.labels().label_string(i)).collect();
+    let labels: Vec<String> = clf.labels().label_strings();
     // Leaves only ("Phones" has children), sorted, plus the added path.
     assert_eq!(labels, ["Garden > Hoses", "Garden > Seeds", "Phones > Cases", "Phones > Smartphones"]);
     assert_eq!(clf.head_labels().len(), 3, "the head keeps the model's own labels");

@@ -38,7 +38,7 @@ fn examples() -> Vec<Example> {
 }
 
 fn label_strings(clf: &Classifier) -> Vec<String> {
-    (0..clf.labels().len()).map(|i| clf.labels().label_string(i)).collect()
+    clf.labels().label_strings()
 }
 
 const TITLES: [&str; 4] = ["iphone 15 case", "garden hose", "galaxy s24", "tulip bulbs"];

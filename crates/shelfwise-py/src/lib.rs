@@ -153,7 +153,7 @@ impl PyClassifier {
     #[getter]
     fn labels(&self) -> Vec<String> {
         let l = self.model.labels();
-        (0..l.len()).map(|i| l.label_string(i)).collect()
+        l.label_strings()
     }
 
     /// The model's manifest name.

@@ -356,7 +356,7 @@ mod bindings {
 
         /// The categories suggested now (after a taxonomy or an added path: the shop's).
         pub fn labels(&self) -> Vec<String> {
-            (0..self.inner.labels().len()).map(|i| self.inner.labels().label_string(i)).collect()
+            self.inner.labels().label_strings()
         }
 
         /// Longest title accepted, in UTF-8 bytes.

@@ -364,7 +364,7 @@ pub fn run(
         encoder: enc_cfg.clone(),
         encoder_weights: EncoderWeights::Embedded,
         head: head_cfg,
-        labels: (0..labels.len()).map(|i| labels.label_string(i)).collect(),
+        labels: labels.label_strings(),
         training,
         metrics: json!({}),
         payload_sha256: String::new(),

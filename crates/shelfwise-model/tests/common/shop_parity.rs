@@ -48,7 +48,7 @@ pub fn run(model: &[u8], case: &Case) -> Case {
         paths: case.paths.clone(),
         learn: case.learn.clone(),
         queries: case.queries.clone(),
-        labels: (0..clf.labels().len()).map(|i| clf.labels().label_string(i)).collect(),
+        labels: clf.labels().label_strings(),
         probs,
         similar,
         explain,
