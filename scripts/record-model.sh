@@ -50,9 +50,9 @@ out = {
     "license": "Apache-2.0 (base model all-MiniLM-L6-v2: Apache-2.0; training data: see ../shared/data/flipkart/README.md)",
 }
 # The adaptation learning curve (scripts/adapt-curve.sh, issue #19) is recorded by hand: keep it.
-old = f"{d}/manifest.json"
-if os.path.exists(old) and "adaptation" in json.load(open(old)):
-    out["adaptation"] = json.load(open(old))["adaptation"]
+old = json.load(open(f"{d}/manifest.json")) if os.path.exists(f"{d}/manifest.json") else {}
+if "adaptation" in old:
+    out["adaptation"] = old["adaptation"]
 json.dump(out, open(f"{d}/manifest.json", "w"), indent=1)
 print(f"wrote {d}/manifest.json")
 PY
