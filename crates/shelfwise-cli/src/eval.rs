@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use shelfwise_core::baseline::{self, LinearSvm, TfidfVectorizer};
 use shelfwise_core::calibration::softmax;
 use shelfwise_core::decision::top_k;
-use shelfwise_core::metrics::{confusions, evaluate, per_category, reliability, Example, DEFAULT_THRESHOLDS};
+use shelfwise_core::metrics::{confusions, evaluate, per_category, reliability, Example, Paired, DEFAULT_THRESHOLDS};
 use shelfwise_core::{prefix, LabelSpace};
 use shelfwise_model::train::embed::in_length_batches;
 use shelfwise_model::Classifier;
@@ -48,23 +48,40 @@ pub struct EvalArgs {
 type Probs = Result<Vec<Vec<f32>>>;
 type Scorer<'a> = dyn Fn(&[String]) -> Probs + 'a;
 
+/// Which rows a scorer gets right at top-1: on whole titles and on their 60 % prefixes (for the
+/// paired comparison of model and baseline).
+struct Right {
+    whole: Vec<bool>,
+    prefix60: Vec<bool>,
+}
+
+fn right_at_1(space: &LabelSpace, rows: &[Row], probs: &[Vec<f32>]) -> Vec<bool> {
+    rows.iter().zip(probs).map(|(r, p)| top_k(p, 1).first().is_some_and(|&t| space.label_string(t) == r.label())).collect()
+}
+
 /// Metrics JSON for one scorer: whole titles plus prefix accuracy; with `detailed`, also what
 /// the HTML report draws (reliability bins, per-category scores, confusions, the typing curve).
-fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> Result<Value> {
+fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> Result<(Value, Right)> {
     let whole: Vec<String> = rows.iter().map(|r| r.title.clone()).collect();
     let probs = score(&whole)?;
+    let mut right = Right { whole: right_at_1(space, rows, &probs), prefix60: Vec::new() };
     let examples: Vec<Example> = rows.iter().zip(&probs).map(|(r, p)| Example { gold: &r.path, probs: p }).collect();
     let m = evaluate(space, &examples, &DEFAULT_THRESHOLDS);
     let mut v = serde_json::to_value(&m)?;
-    let prefix_acc = |f: f64| -> Result<f64> {
+    let prefix_scores = |f: f64| -> Result<(f64, Vec<Vec<f32>>)> {
         let texts: Vec<String> = rows.iter().map(|r| prefix(&r.title, f)).collect();
         let probs = score(&texts)?;
         let ex: Vec<Example> = rows.iter().zip(&probs).map(|(r, p)| Example { gold: &r.path, probs: p }).collect();
-        Ok(evaluate(space, &ex, &[]).acc_at_1)
+        Ok((evaluate(space, &ex, &[]).acc_at_1, probs))
     };
+    let prefix_acc = |f: f64| -> Result<f64> { Ok(prefix_scores(f)?.0) };
     let mut pre = serde_json::Map::new();
     for f in PREFIX_FRACTIONS {
-        pre.insert(f.to_string(), json!(prefix_acc(f)?));
+        let (acc, probs) = prefix_scores(f)?;
+        if f == 0.6 {
+            right.prefix60 = right_at_1(space, rows, &probs);
+        }
+        pre.insert(f.to_string(), json!(acc));
     }
     v["prefix_acc_at_1"] = Value::Object(pre.clone());
     if detailed {
@@ -99,7 +116,7 @@ fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> R
             "typing_curve": curve,
         });
     }
-    Ok(v)
+    Ok((v, right))
 }
 
 /// Calibrated probabilities for many titles, in length-sorted batches.
@@ -153,12 +170,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let clf = Classifier::from_bytes(&bytes)?;
     let rows = read_labelled(&a.data, &a.text_col, &a.label_col)?;
     let detailed = a.report.is_some();
-    let mut out = report(clf.labels(), &rows, &|t| model_probs(&clf, t, "eval"), detailed)?;
+    let (mut out, right) = report(clf.labels(), &rows, &|t| model_probs(&clf, t, "eval"), detailed)?;
+    let mut paired = Vec::new();
     if let Some(bt) = &a.baseline_train {
         let brows = read_labelled(bt, &a.text_col, &a.label_col)?;
         let (space, score) = baseline(&brows)?;
-        out["baseline"] = report(&space, &rows, &score, detailed)?;
+        let (base, base_right) = report(&space, &rows, &score, detailed)?;
+        out["baseline"] = base;
         out["baseline"]["train_csv"] = json!({ "file": bt.display().to_string(), "sha256": sha256_file(bt)? });
+        // Title by title, on the same rows: is the difference beyond the noise of this many titles?
+        paired = vec![("whole titles", Paired::new(&right.whole, &base_right.whole)), ("60 % of words", Paired::new(&right.prefix60, &base_right.prefix60))];
+        out["paired"] = json!({ "first": "model", "second": "baseline", "whole": paired[0].1, "prefix60": paired[1].1 });
     }
     out["model"] = json!({ "name": clf.manifest().name, "file_sha256": shelfwise_model::format::sha256_hex(&[&bytes]) });
     out["data"] = json!({ "file": a.data.display().to_string(), "sha256": sha256_file(&a.data)?, "rows": rows.len() });
@@ -177,6 +199,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
         };
         let b = if has_base { format!(" {:>12}", cell(&get(&out["baseline"]))) } else { String::new() };
         println!("{:<22} {:>12}{}", k, cell(&get(&out)), b);
+    }
+    if !paired.is_empty() {
+        println!("\nmodel against baseline, title by title:");
+        for (what, p) in &paired {
+            println!("  {what}: {}", p.describe("model", "baseline"));
+        }
     }
     println!("\nthreshold  coverage  accuracy  decision_precision");
     for t in out["thresholds"].as_array().into_iter().flatten() {

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use serde_json::Value;
+use shelfwise_core::metrics::Paired;
 
 const MODEL_COLOUR: &str = "#1f6feb";
 const BASELINE_COLOUR: &str = "#d97706";
@@ -209,6 +210,12 @@ figure{{margin:0}}figcaption{{font-weight:600;margin-bottom:.3em}}.scroll{{max-h
         h.push_str("</tr>");
     }
     h.push_str("</table>");
+    // Title by title: whether the differences above are beyond the noise of this many titles.
+    for (what, key) in [("Whole titles", "whole"), ("First 60 % of words", "prefix60")] {
+        if let Ok(p) = serde_json::from_value::<Paired>(out["paired"][key].clone()) {
+            let _ = write!(h, "<p>{}: {}.</p>", esc(what), esc(&p.describe("model", "baseline")));
+        }
+    }
 
     // Charts.
     h.push_str(r#"<div class="charts">"#);
@@ -317,5 +324,21 @@ mod tests {
         let page = html(&out);
         assert!(!page.contains("<script") && !page.contains("<b>bold"), "{page}");
         assert!(page.contains("&lt;b&gt;bold&lt;/b&gt;"));
+    }
+
+    #[test]
+    fn says_whether_the_difference_to_the_baseline_is_noise() {
+        let out = json!({
+            "acc_at_1": 0.5,
+            "baseline": { "acc_at_1": 0.4, "train_csv": { "file": "t.csv" } },
+            "paired": { "whole": { "only_first": 8, "only_second": 0, "p_value": 0.0078125 }, "prefix60": { "only_first": 2, "only_second": 3, "p_value": 1.0 } },
+        });
+        let page = html(&out);
+        assert!(page.contains("<p>Whole titles: only the model right on 8, only the baseline on 0 (exact McNemar p = 0.008: model ahead).</p>"), "{page}");
+        assert!(
+            page.contains("<p>First 60 % of words: only the model right on 2, only the baseline on 3 (exact McNemar p = 1.000: within noise).</p>"),
+            "{page}"
+        );
+        assert!(!html(&json!({ "acc_at_1": 0.5 })).contains("McNemar"), "no baseline: no paired line");
     }
 }

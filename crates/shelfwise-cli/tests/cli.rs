@@ -80,6 +80,17 @@ fn train_eval_classify_on_a_fixture_shop() {
     // Six well-separated categories: both models must get nearly all of them.
     assert!(j["acc_at_1"].as_f64().unwrap() >= 0.9, "{}", j["acc_at_1"]);
     assert!(j["baseline"]["acc_at_1"].as_f64().unwrap() >= 0.8, "{}", j["baseline"]["acc_at_1"]);
+    // Title by title: the titles only one of the two gets right differ by exactly the accuracy
+    // difference (counted separately from the metrics above), and the table says so.
+    for (pair, acc) in [("whole", &j["acc_at_1"]), ("prefix60", &j["prefix_acc_at_1"]["0.6"])] {
+        let p = &j["paired"][pair];
+        let base = if pair == "whole" { &j["baseline"]["acc_at_1"] } else { &j["baseline"]["prefix_acc_at_1"]["0.6"] };
+        let diff = p["only_first"].as_i64().unwrap() - p["only_second"].as_i64().unwrap();
+        assert_eq!(diff, ((acc.as_f64().unwrap() - base.as_f64().unwrap()) * 17.0).round() as i64, "{pair}: {p}");
+        assert!((0.0..=1.0).contains(&p["p_value"].as_f64().unwrap()), "{p}");
+    }
+    assert_eq!(j["paired"]["first"], "model");
+    assert!(table.contains("whole titles: only the model right on"), "{table}");
 
     let out = ok(&["classify", "--model", s(&model), "--json", "-k", "2", "Orbit 1.5 litre electric kettle", ""]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -434,7 +445,13 @@ fn add_lexical_gives_a_quantized_model_a_lexical_part_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("held out (17 titles") && err.contains("TF-IDF SVM"), "the comparison is printed:\n{err}");
+    assert!(err.contains("whole titles: only the model right on") && err.contains("exact McNemar"), "the paired split too:\n{err}");
     let file = read(&lex);
+    let cmp = &file.manifest.training["heldout_comparison"];
+    let p = &cmp["paired"]["whole"];
+    let diff = p["only_first"].as_i64().unwrap() - p["only_second"].as_i64().unwrap();
+    let acc_diff = cmp["model"]["acc_at_1"].as_f64().unwrap() - cmp["baseline"]["acc_at_1"].as_f64().unwrap();
+    assert_eq!(diff, (acc_diff * 17.0).round() as i64, "{cmp}");
     let l = file.manifest.lexical.as_ref().expect("a lexical part");
     assert_eq!(l.stack.len(), 4);
     assert!(file.manifest.quantization.is_some(), "still the quantized model");

@@ -105,6 +105,60 @@ pub fn ece(confidences: &[f32], correct: &[bool], bins: usize) -> f64 {
     reliability(confidences, correct, bins).iter().map(|b| b.count as f64 / n as f64 * (b.accuracy - b.confidence).abs()).sum()
 }
 
+/// Two models scored on the same items: how many only the first gets right, how many only the
+/// second, and the exact two-sided McNemar p-value of that split. Items both get right or both
+/// get wrong say nothing about which is better; a difference in accuracy on a few hundred titles
+/// is often noise, and this says when.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    pub only_first: usize,
+    pub only_second: usize,
+    /// The chance of a split at least this uneven if both models were equally accurate.
+    pub p_value: f64,
+}
+
+impl Paired {
+    /// Pairs `first[i]` with `second[i]` (right or not on item `i`; the shorter length counts).
+    pub fn new(first: &[bool], second: &[bool]) -> Self {
+        let (mut b, mut c) = (0, 0);
+        for (&x, &y) in first.iter().zip(second) {
+            b += usize::from(x && !y);
+            c += usize::from(y && !x);
+        }
+        Self { only_first: b, only_second: c, p_value: mcnemar_exact(b, c) }
+    }
+
+    /// One line for a person: the split, its p-value, and whether it is beyond noise (p < 0.05).
+    pub fn describe(&self, first: &str, second: &str) -> String {
+        let verdict = if self.p_value >= 0.05 {
+            "within noise".to_string()
+        } else if self.only_first > self.only_second {
+            format!("{first} ahead")
+        } else {
+            format!("{second} ahead")
+        };
+        let p = if self.p_value < 1e-3 { "p < 0.001".to_string() } else { format!("p = {:.3}", self.p_value) };
+        format!("only the {first} right on {}, only the {second} on {} (exact McNemar {p}: {verdict})", self.only_first, self.only_second)
+    }
+}
+
+/// Exact two-sided McNemar test: `2 · P(X ≤ min(b, c))` for `X ~ Binomial(b + c, ½)`, at most 1
+/// (1 when `b + c = 0`). Summed in log space, so large counts do not overflow.
+pub fn mcnemar_exact(b: usize, c: usize) -> f64 {
+    let n = b + c;
+    let k = b.min(c);
+    let ln_half_n = -(n as f64) * std::f64::consts::LN_2;
+    // ln C(n, i), built up from ln C(n, 0) = 0.
+    let (mut ln_choose, mut tail) = (0.0f64, 0.0f64);
+    for i in 0..=k {
+        if i > 0 {
+            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        tail += (ln_choose + ln_half_n).exp();
+    }
+    (2.0 * tail).min(1.0)
+}
+
 /// Precision, recall and F1 of one category, as a leaf prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoryScore {
@@ -275,6 +329,36 @@ pub fn evaluate(space: &LabelSpace, examples: &[Example<'_>], thresholds: &[f32]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mcnemar_exact_matches_hand_computed_binomial_tails() {
+        // 10 against 2: 2 · (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 2 · 79 / 4096.
+        assert!((mcnemar_exact(10, 2) - 158.0 / 4096.0).abs() < 1e-12);
+        assert!((mcnemar_exact(2, 10) - 158.0 / 4096.0).abs() < 1e-12);
+        // 6 against 0: 2 / 64. Equal splits and no discordant item: 1.
+        assert!((mcnemar_exact(6, 0) - 2.0 / 64.0).abs() < 1e-12);
+        assert_eq!(mcnemar_exact(5, 5), 1.0);
+        assert_eq!(mcnemar_exact(0, 0), 1.0);
+        assert_eq!(mcnemar_exact(1, 0), 1.0);
+        // Large counts stay finite: scipy.stats.binomtest(400, 1000).pvalue = 2.728464e-10.
+        let p = mcnemar_exact(400, 600);
+        assert!((p / 2.728464156e-10 - 1.0).abs() < 1e-6, "{p}");
+    }
+
+    #[test]
+    fn paired_counts_only_the_discordant_items() {
+        let model = [true, true, false, true, false, true];
+        let base = [true, false, false, false, true, true];
+        let p = Paired::new(&model, &base);
+        assert_eq!((p.only_first, p.only_second), (2, 1));
+        assert_eq!(p.p_value, 1.0);
+        assert!(p.describe("model", "baseline").contains("within noise"), "{}", p.describe("model", "baseline"));
+        let ahead = Paired::new(&[true; 8], &[false; 8]);
+        assert!((ahead.p_value - 2.0 / 256.0).abs() < 1e-12);
+        assert_eq!(ahead.describe("model", "baseline"), "only the model right on 8, only the baseline on 0 (exact McNemar p = 0.008: model ahead)");
+        let far = Paired { only_first: 3, only_second: 90, p_value: mcnemar_exact(3, 90) };
+        assert!(far.describe("model", "baseline").ends_with("(exact McNemar p < 0.001: baseline ahead)"));
+    }
 
     fn p(s: &str) -> Vec<String> {
         crate::taxonomy::parse_path(s).unwrap()
