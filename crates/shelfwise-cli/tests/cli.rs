@@ -53,6 +53,16 @@ fn train_eval_classify_on_a_fixture_shop() {
     let c = shelfwise_model::ModelFile::from_bytes(&std::fs::read(&assembled).unwrap()).unwrap();
     assert_eq!(c.manifest.payload_sha256, a.manifest.payload_sha256);
 
+    // A frozen encoder: the stack and the temperature are fitted on out-of-fold scores of every
+    // row (train and dev), not on the dev texts alone.
+    let t = &a.manifest.training;
+    assert!(t["lexical"]["stack"]["fitted_on"].as_str().unwrap().starts_with("out-of-fold"), "{}", t["lexical"]["stack"]);
+    assert_eq!(t["calibration"]["on"], "whole titles, out of fold");
+    let dev_rows = csv::Reader::from_path(&dev).unwrap().records().count() as u64;
+    let train_rows = csv::Reader::from_path(&train).unwrap().records().count() as u64;
+    assert!(t["calibration"]["n"].as_u64().unwrap() > dev_rows, "every row's title, not the dev's {dev_rows}: {}", t["calibration"]);
+    assert!(t["calibration"]["n"].as_u64().unwrap() <= dev_rows + train_rows, "{}", t["calibration"]);
+
     let table = ok(&["eval", "--model", s(&model), "--data", s(&dev), "--baseline-train", s(&train), "--json", s(&json)]);
     assert!(table.contains("acc_at_1") && table.contains("baseline"), "{table}");
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -149,6 +159,8 @@ fn fine_tuned_blocks_go_into_the_part_as_int8_deltas_and_assemble_to_the_same_mo
         shelfwise_model::ModelFile::from_bytes(&std::fs::read(&assembled).unwrap()).unwrap(),
     );
     assert_eq!(c.manifest.payload_sha256, a.manifest.payload_sha256);
+    // Fine-tuned: a head per fold would cost the training again; the stack stays on the dev texts.
+    assert_eq!(a.manifest.training["calibration"]["on"], "held-out whole titles");
 
     let out = ok(&["classify", "--model", s(&assembled), "--json", "-k", "2", "Orbit 1.5 litre electric kettle"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -250,11 +250,17 @@ pub struct StackFit {
 /// `dump`: [`LexicalOptions::dump_stack`].
 pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, dump: Option<&std::path::Path>, progress: &dyn Progress) -> StackFit {
     let scores: Vec<Vec<f32>> = held.texts.iter().map(|t| fit.scores(t)).collect();
-    if let Some(Err(e)) = dump.map(|dir| dump_scores(dir, "heldout", held.texts, held.gold, held.whole, head, &scores)) {
+    stack_scores(held, head, &scores, dump, progress)
+}
+
+/// [`stack`] on lexical scores already computed (`scores[i]` of `held.texts[i]`): e.g.
+/// out-of-fold scores, each from an SVM that did not see that text's title.
+pub fn stack_scores(held: &HeldTexts, head: &[Vec<f32>], scores: &[Vec<f32>], dump: Option<&std::path::Path>, progress: &dyn Progress) -> StackFit {
+    if let Some(Err(e)) = dump.map(|dir| dump_scores(dir, "heldout", held.texts, held.gold, held.whole, head, scores)) {
         progress.note(&format!("--dump-stack: {e}"));
     }
     let titles: Vec<&str> = held.texts.iter().map(String::as_str).collect();
-    let StackChoice { buckets, gate, right_gate: right_g, right_buckets: right_b } = choose_stack(head, &scores, &titles, held.gold, held.whole, STACK_FOLDS);
+    let StackChoice { buckets, gate, right_gate: right_g, right_buckets: right_b } = choose_stack(head, scores, &titles, held.gold, held.whole, STACK_FOLDS);
     let logits = (0..head.len()).map(|i| stacked(&head[i], &scores[i], titles[i], &buckets, gate.as_ref())).collect();
     let text: Vec<String> = buckets
         .iter()
@@ -263,10 +269,10 @@ pub fn stack(held: &HeldTexts, head: &[Vec<f32>], fit: &Lexical, dump: Option<&s
             format!("{upto}: {:.2}·head + {:.2}·svm", b.head, b.lexical)
         })
         .collect();
-    progress.note(&format!("stack buckets (fitted on {} held-out texts): {}", held.texts.len(), text.join("; ")));
+    progress.note(&format!("stack buckets (fitted on {} texts): {}", held.texts.len(), text.join("; ")));
     let n_whole = held.whole.iter().filter(|&&w| w).count();
     progress.note(&format!(
-        "stack gate, cross-fitted on held-out ({STACK_FOLDS} folds): right on {} / {} whole titles and {} / {} texts, the buckets on {} and {}: {}",
+        "stack gate, cross-fitted ({STACK_FOLDS} folds): right on {} / {} whole titles and {} / {} texts, the buckets on {} and {}: {}",
         right_g[0],
         n_whole,
         right_g[1],

@@ -130,6 +130,97 @@ struct Qat {
     embedder: Embedder<CandleEncoder>,
 }
 
+/// One score vector per text.
+type Scores = Vec<Vec<f32>>;
+
+/// Folds of the out-of-fold stacking data.
+const OOF_FOLDS: u64 = 5;
+/// Below this many held-out titles (shops under ~20k rows) the stack is fitted out of fold.
+const OOF_BELOW_HELDOUT_TITLES: usize = 2000;
+
+/// Every training text (train and held-out rows' titles and prefixes) with its frozen embedding.
+struct OofData {
+    texts: Vec<String>,
+    gold: Vec<Option<usize>>,
+    whole: Vec<bool>,
+    pooled: Tensor,
+    ngrams: Vec<Vec<u32>>,
+    weights: Vec<f32>,
+}
+
+/// A title's fold: by a hash of the lower-cased title (independent of the held-out split's
+/// `% 10`), so duplicates and a title's prefixes share one.
+fn oof_fold(title: &str) -> u64 {
+    shelfwise_core::ngram::fnv1a(title.to_lowercase().as_bytes()) / 10 % OOF_FOLDS
+}
+
+/// Out-of-fold stack inputs for every text of `all`: the head's logits (plus the label-name
+/// prior at its fitted weight) and the lexical part's scores, each from a head and an SVM trained
+/// on the other folds' rows. A prefix goes with its title's fold. Each head trains for at most
+/// `tcfg.epochs` (the main run's kept count) and keeps the epoch its fold scores best: an epoch
+/// choice is all a fold's own titles decide, a mild optimism.
+#[allow(clippy::too_many_arguments)]
+fn out_of_fold(
+    all: &OofData,
+    rows: &[Example],
+    labels: &LabelSpace,
+    head_cfg: &HeadConfig,
+    tcfg: &TrainConfig,
+    encoder: (&EncoderConfig, &HashMap<String, Tensor>),
+    prior: Option<&(f32, Tensor)>,
+    lopts: &LexicalOptions,
+    progress: &dyn Progress,
+) -> Result<[Scores; 2]> {
+    let mut fold = Vec::with_capacity(all.texts.len());
+    let mut current = 0;
+    for (t, &w) in all.texts.iter().zip(&all.whole) {
+        if w {
+            current = oof_fold(t);
+        }
+        fold.push(current);
+    }
+    let (mut head, mut svm) = (vec![Vec::new(); all.texts.len()], vec![Vec::new(); all.texts.len()]);
+    let silent = crate::progress::Silent;
+    for k in 0..OOF_FOLDS {
+        let (fit_idx, score_idx): (Vec<usize>, Vec<usize>) = (0..all.texts.len()).partition(|&i| fold[i] != k);
+        let fit_idx: Vec<usize> = fit_idx.into_iter().filter(|&i| all.gold[i].is_some()).collect();
+        if fit_idx.is_empty() || score_idx.is_empty() {
+            continue;
+        }
+        let subset = |idx: &[usize]| -> Result<Samples> {
+            let ids = Tensor::from_vec(idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(), idx.len(), all.pooled.device())?;
+            Ok(Samples {
+                inputs: Inputs::Pooled(all.pooled.index_select(&ids, 0)?),
+                ngrams: idx.iter().map(|&i| all.ngrams[i].clone()).collect(),
+                labels: idx.iter().map(|&i| all.gold[i]).collect(),
+                weights: idx.iter().map(|&i| all.weights[i]).collect(),
+            })
+        };
+        let (fit_s, score_s) = (subset(&fit_idx)?, subset(&score_idx)?);
+        progress.start(&format!("out-of-fold {}/{OOF_FOLDS}", k + 1), 1000);
+        let t = train_head(head_cfg, tcfg, encoder, labels.len(), &fit_s, Some(&score_s), |_| {}, |p| progress.set_position(p as u64))?;
+        progress.finish(true);
+        let mut logits = t.heldout_logits.unwrap_or_default();
+        if let (Some((weight, label_emb)), Inputs::Pooled(x)) = (prior, &score_s.inputs) {
+            let sims: Vec<Vec<f32>> = crate::head::normalize(x, 1.0)?.matmul(&label_emb.t()?)?.to_vec2()?;
+            logits = shelfwise_core::calibration::with_prior(&logits, &sims, *weight);
+        }
+        let fold_rows: Vec<Example> = rows.iter().filter(|r| oof_fold(&r.title) != k).cloned().collect();
+        let lex = self::lexical::fit(&fold_rows, labels, lopts, &silent)?;
+        for (j, &i) in score_idx.iter().enumerate() {
+            head[i] = logits.get(j).cloned().unwrap_or_default();
+            svm[i] = lex.lexical.scores(&all.texts[i]);
+        }
+    }
+    // A text no fold could score (a fold with no labelled row elsewhere): zeros, a tie.
+    for v in head.iter_mut().chain(svm.iter_mut()) {
+        if v.is_empty() {
+            *v = vec![0.0; labels.len()];
+        }
+    }
+    Ok([head, svm])
+}
+
 /// Trains a model on `data` from `base`; see the module docs.
 pub fn run(
     data: TrainData,
@@ -268,6 +359,7 @@ pub fn run(
     // held-out embeddings are then in the cache already).
     let mut prior = json!(null);
     let mut held_logits = trained.heldout_logits.take();
+    let mut prior_fit: Option<(f32, Tensor)> = None;
     if let (Some(h), Some(logits), true) = (&held, &held_logits, opts.label_prior) {
         let tokenizer_json = qat.as_ref().map_or(&base.tokenizer_json, |q| &q.tokenizer_json);
         let tuned;
@@ -285,17 +377,77 @@ pub fn run(
         progress.note(&format!("label prior: weight {} (fitted on {} held-out texts)", fit.weight, held_texts.len()));
         prior = prior::record(fit.weight, held_texts.len());
         held_logits = Some(fit.logits);
+        prior_fit = Some((fit.weight, fit.label_emb));
     }
 
     // The lexical part, and its stack with the head fitted on the held-out texts (titles and
     // prefixes): the head's logits become the stacked ones, which the temperature calibrates.
     let mut lexical = None;
     let mut lexical_record = json!(null);
+    // Where the encoder is frozen, a head trains in seconds to minutes: for a shop whose held-out
+    // split is small (under OOF_BELOW_HELDOUT_TITLES titles) the stack is then fitted on
+    // out-of-fold scores of every row (each row scored by a head and an SVM trained on the other
+    // folds), ten times the held-out texts, which a small shop's stack and temperature need. A
+    // larger held-out split is data enough, and five more heads would cost a large shop the most.
+    // Fine-tuned or QAT training keeps the held-out split (a head each fold would cost the whole
+    // training again).
+    let mut calib_on: Option<(Scores, Vec<Option<usize>>)> = None;
     if let (Some(lopts), Some(h), Some(logits)) = (&opts.lexical, &held, &held_logits) {
         let fit = self::lexical::fit(&train_rows, &labels, lopts, progress)?;
         let texts = self::lexical::HeldTexts { texts: &held_texts, gold: &h.labels, whole: &held_whole, marker };
-        let s = self::lexical::stack(&texts, logits, &fit.lexical, lopts.dump_stack.as_deref(), progress);
-        lexical_record = self::lexical::record(&fit, lopts, held_texts.len(), &s.choice);
+        let few = held_whole.iter().filter(|&&w| w).count() < OOF_BELOW_HELDOUT_TITLES;
+        let oof = match (finetune, &qat, &train.inputs, &h.inputs) {
+            (0, None, Inputs::Pooled(a), Inputs::Pooled(b)) if few => {
+                let rows: Vec<Example> = train_rows.iter().chain(&heldout_rows).cloned().collect();
+                let all = OofData {
+                    texts: train_texts.iter().chain(&held_texts).cloned().collect(),
+                    gold: train.labels.iter().chain(&h.labels).copied().collect(),
+                    whole: train_whole.iter().chain(&held_whole).copied().collect(),
+                    pooled: Tensor::cat(&[a, b], 0)?,
+                    ngrams: train.ngrams.iter().chain(&h.ngrams).cloned().collect(),
+                    weights: train.weights.iter().chain(&h.weights).copied().collect(),
+                };
+                let epochs = trained.best_epoch.max(1);
+                Some((
+                    out_of_fold(
+                        &all,
+                        &rows,
+                        &labels,
+                        &head_cfg,
+                        &TrainConfig { epochs, ..tcfg.clone() },
+                        (enc_cfg, start_tensors),
+                        prior_fit.as_ref(),
+                        lopts,
+                        progress,
+                    )?,
+                    all,
+                ))
+            }
+            _ => None,
+        };
+        let s = match &oof {
+            Some(([head_oof, svm_oof], all)) => {
+                let on = self::lexical::HeldTexts { texts: &all.texts, gold: &all.gold, whole: &all.whole, marker };
+                let s = self::lexical::stack_scores(&on, head_oof, svm_oof, lopts.dump_stack.as_deref(), progress);
+                // The temperature on every row's whole title, out of fold.
+                calib_on = Some((0..all.texts.len()).filter(|&i| all.whole[i]).map(|i| (s.logits[i].clone(), all.gold[i])).unzip());
+                // The held-out texts as the model scores them: its head, its SVM, this stack.
+                let logits = held_texts
+                    .iter()
+                    .zip(logits)
+                    .map(|(t, l)| shelfwise_core::lexical::stacked(l, &fit.lexical.scores(t), t, &s.buckets, s.gate.as_ref()))
+                    .collect();
+                self::lexical::StackFit { logits, ..s }
+            }
+            None => self::lexical::stack(&texts, logits, &fit.lexical, lopts.dump_stack.as_deref(), progress),
+        };
+        let n_stack = oof.as_ref().map_or(held_texts.len(), |(_, all)| all.texts.len());
+        lexical_record = self::lexical::record(&fit, lopts, n_stack, &s.choice);
+        if oof.is_some() {
+            lexical_record["stack"]["fitted_on"] = json!(format!(
+                "out-of-fold scores of every row's title and prefixes ({OOF_FOLDS} folds by title; each fold scored by a head and an SVM trained on the others); the temperature on the whole titles"
+            ));
+        }
         let cfg = self::lexical::config(&fit.lexical, s.buckets, s.gate);
         held_logits = Some(s.logits);
         lexical = Some((cfg, crate::lexical::to_tensors(&fit.lexical)?, fit));
@@ -306,10 +458,13 @@ pub fn run(
     // Calibrate on whole held-out titles: the confidence ECE is measured on.
     let mut calib = json!(null);
     if let (Some(h), Some(logits)) = (&held, &held_logits) {
-        let (l, g): (Vec<Vec<f32>>, Vec<Option<usize>>) = (0..h.len()).filter(|&i| held_whole[i]).map(|i| (logits[i].clone(), h.labels[i])).unzip();
+        let (on, (l, g)) = match calib_on.take() {
+            Some(lg) => ("whole titles, out of fold", lg),
+            None => ("held-out whole titles", (0..h.len()).filter(|&i| held_whole[i]).map(|i| (logits[i].clone(), h.labels[i])).unzip()),
+        };
         head_cfg.temperature = fit_temperature_top1(&l, &g);
-        calib = json!({ "temperature": head_cfg.temperature, "on": "held-out whole titles", "n": l.len() });
-        progress.note(&format!("temperature {:.4} (fitted on {} held-out titles)", head_cfg.temperature, l.len()));
+        calib = json!({ "temperature": head_cfg.temperature, "on": on, "n": l.len() });
+        progress.note(&format!("temperature {:.4} (fitted on {} {on})", head_cfg.temperature, l.len()));
     }
 
     // The held-out comparison with the baseline, so a merchant sees at once whether the model
@@ -400,4 +555,17 @@ pub fn run(
     };
     let model = ModelFile { manifest, tensors: tensors_to_bytes(&tensors)?, tokenizer };
     Ok(Trained { model, part, embed_secs, train_secs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_title_and_its_case_variants_share_a_fold_and_every_fold_is_used() {
+        assert_eq!(oof_fold("Red Cotton Shirt"), oof_fold("red cotton shirt"));
+        // Folds are used: 200 titles fall in all five.
+        let used: BTreeSet<u64> = (0..200).map(|i| oof_fold(&format!("title {i}"))).collect();
+        assert_eq!(used.len() as u64, OOF_FOLDS);
+    }
 }

@@ -32,6 +32,9 @@ pub struct PriorFit {
     pub weight: f32,
     /// The held-out logits with the prior added.
     pub logits: Vec<Vec<f32>>,
+    /// The categories' texts embedded and L2-normalised ([labels, hidden]): the prior of other
+    /// texts is `weight ·` their normalised embeddings times these.
+    pub label_emb: Tensor,
 }
 
 /// Embeds the category texts and `texts` (held-out titles and prefixes, `gold` their labels,
@@ -67,7 +70,7 @@ pub fn fit_and_fold<E: TitleEncoder>(
             snap_tensors(tensors, &targets)?;
         }
     }
-    Ok(PriorFit { weight, logits: with_prior(logits, &sims, weight) })
+    Ok(PriorFit { weight, logits: with_prior(logits, &sims, weight), label_emb })
 }
 
 /// The manifest's record of a fit.
