@@ -89,7 +89,6 @@ fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> R
         let gold: Vec<String> = rows.iter().map(Row::label).collect();
         let pred: Vec<String> = top.iter().map(|&t| space.label_string(t)).collect();
         let conf: Vec<f32> = probs.iter().zip(&top).map(|(p, &t)| p[t]).collect();
-        let correct: Vec<bool> = gold.iter().zip(&pred).map(|(g, p)| g == p).collect();
         let curve = CURVE_FRACTIONS
             .iter()
             .map(|&f| {
@@ -110,7 +109,7 @@ fn report(space: &LabelSpace, rows: &[Row], score: &Scorer, detailed: bool) -> R
             })
             .collect();
         v["details"] = json!({
-            "reliability": reliability(&conf, &correct, 10),
+            "reliability": reliability(&conf, &right.whole, 10),
             "per_category": per_category(&gold, &pred),
             "confusions": pairs,
             "typing_curve": curve,

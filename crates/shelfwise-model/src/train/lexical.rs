@@ -176,6 +176,9 @@ pub struct HeldTexts<'a> {
     pub marker: Option<&'a str>,
 }
 
+/// What a stack fitted on held-out data was fitted on, for the manifest.
+pub const HELD_OUT_TEXTS: &str = "held-out titles and prefixes";
+
 /// Folds of the cross-fitted choice between the gate and the length buckets.
 const STACK_FOLDS: usize = 5;
 
@@ -318,11 +321,12 @@ pub fn config(lex: &Lexical, buckets: Vec<StackBucket>, gate: Option<StackGate>)
 }
 
 /// The manifest's record of a lexical part.
-pub fn record(fit: &LexicalFit, opts: &LexicalOptions, held: usize, choice: &Value) -> Value {
+/// `fitted_on`: which texts the stack was fitted on (held-out ones, or every row's out of fold).
+pub fn record(fit: &LexicalFit, opts: &LexicalOptions, fitted_on: &str, held: usize, choice: &Value) -> Value {
     json!({
         "svm": { "recipe": "TfidfVectorizer word 1-2 + char_wb 2-5 (min_df 2), sublinear TF; LinearSVC C=0.5", "texts": fit.texts, "prefix_fractions": opts.prefix_fractions, "seconds": fit.seconds },
         "pruned": { "kept": fit.pruned.kept, "nonzero": fit.pruned.nonzero, "max_weights": opts.max_weights, "hash_collisions": fit.pruned.collisions },
-        "stack": { "fitted_on": "held-out titles and prefixes (log-loss; per length bucket the best of both parts / head / svm by acc@1; the gate on confidence features by L2-penalised log-loss, kept when it wins cross-fitted)", "n": held, "choice": choice },
+        "stack": { "fitted_on": format!("{fitted_on} (log-loss; per length bucket the best of both parts / head / svm by acc@1; the gate on confidence features by L2-penalised log-loss, kept when it wins cross-fitted)"), "n": held, "choice": choice },
     })
 }
 
@@ -425,7 +429,7 @@ pub fn add_to_model(
     manifest.head.temperature = fit_temperature_top1(&l, &g);
     progress.note(&format!("temperature {:.4} (fitted on {} held-out titles)", manifest.head.temperature, l.len()));
     let comparison = compare(&held, &logits, manifest.head.temperature, &fit, train, labels, opts, progress)?;
-    let mut rec = record(&fit, opts, texts.len(), &choice);
+    let mut rec = record(&fit, opts, HELD_OUT_TEXTS, texts.len(), &choice);
     rec["added_by"] = json!("shelfwise add-lexical");
     rec["heldout"] = json!({ "file": heldout_source.file, "sha256": heldout_source.sha256, "rows": heldout.len() });
     rec["train_rows"] = json!(train.len());

@@ -382,8 +382,6 @@ pub fn run(
 
     // The lexical part, and its stack with the head fitted on the held-out texts (titles and
     // prefixes): the head's logits become the stacked ones, which the temperature calibrates.
-    let mut lexical = None;
-    let mut lexical_record = json!(null);
     // Where the encoder is frozen, a head trains in seconds to minutes: for a shop whose held-out
     // split is small (under OOF_BELOW_HELDOUT_TITLES titles) the stack is then fitted on
     // out-of-fold scores of every row (each row scored by a head and an SVM trained on the other
@@ -391,6 +389,8 @@ pub fn run(
     // larger held-out split is data enough, and five more heads would cost a large shop the most.
     // Fine-tuned or QAT training keeps the held-out split (a head each fold would cost the whole
     // training again).
+    let mut lexical = None;
+    let mut lexical_record = json!(null);
     let mut calib_on: Option<(Scores, Vec<Option<usize>>)> = None;
     if let (Some(lopts), Some(h), Some(logits)) = (&opts.lexical, &held, &held_logits) {
         let fit = self::lexical::fit(&train_rows, &labels, lopts, progress)?;
@@ -441,13 +441,11 @@ pub fn run(
             }
             None => self::lexical::stack(&texts, logits, &fit.lexical, lopts.dump_stack.as_deref(), progress),
         };
-        let n_stack = oof.as_ref().map_or(held_texts.len(), |(_, all)| all.texts.len());
-        lexical_record = self::lexical::record(&fit, lopts, n_stack, &s.choice);
-        if oof.is_some() {
-            lexical_record["stack"]["fitted_on"] = json!(format!(
-                "out-of-fold scores of every row's title and prefixes ({OOF_FOLDS} folds by title; each fold scored by a head and an SVM trained on the others); the temperature on the whole titles"
-            ));
-        }
+        let (on, n_stack) = match &oof {
+            Some((_, all)) => (format!("out-of-fold scores of every row's title and prefixes ({OOF_FOLDS} folds by title; each fold scored by a head and an SVM trained on the others), the temperature on the whole titles"), all.texts.len()),
+            None => (self::lexical::HELD_OUT_TEXTS.to_string(), held_texts.len()),
+        };
+        lexical_record = self::lexical::record(&fit, lopts, &on, n_stack, &s.choice);
         let cfg = self::lexical::config(&fit.lexical, s.buckets, s.gate);
         held_logits = Some(s.logits);
         lexical = Some((cfg, crate::lexical::to_tensors(&fit.lexical)?, fit));
